@@ -19,6 +19,7 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/helpers/global-setup.ts'],
+          setupFiles: ['test/helpers/runtime-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

@@ -1,0 +1,150 @@
+/**
+ * The compaction activity: replaces a long transcript with a short one that keeps the session's
+ * fixed context, the user's own messages and a summary of the rest. Remote compaction uses the
+ * endpoint's `responses.compact`; local compaction asks the model for a handover summary (the
+ * fallback for endpoints without it).
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import OpenAI from 'openai';
+import type { CompactInput, CompactResult } from '../shared/activity-types.js';
+import type { MessageItem, TranscriptItem } from '../shared/items.js';
+import { messageText, userMessage } from '../shared/items.js';
+import { BASE_INSTRUCTIONS, COMPACTION_PROMPT, SUMMARY_PREFIX } from '../shared/prompt.js';
+import type { Usage } from '../shared/session-config.js';
+import { classifyModelError } from './model-errors.js';
+import { requestItems, toolDefinitions, usageOf } from './model-request.js';
+import type { TranscriptSource } from './transcript-source.js';
+
+export interface CompactDeps {
+  openai: () => OpenAI;
+  transcript: TranscriptSource;
+}
+
+/** Characters of the user's own messages kept verbatim by local compaction (beyond the task). */
+const USER_MESSAGES_BUDGET = 24_000;
+const SUMMARY_MAX_CHARS = 64_000;
+
+/** Items of a compacted response as transcript items (user messages keep their role). */
+function compactedItems(output: readonly unknown[]): TranscriptItem[] {
+  const items: TranscriptItem[] = [];
+  for (const raw of output) {
+    const item = raw as { type?: string; role?: string; content?: Array<{ type?: string; text?: string }> };
+    if (item.type === 'message' && Array.isArray(item.content)) {
+      const role = item.role === 'assistant' || item.role === 'developer' || item.role === 'system' ? item.role : 'user';
+      const text = item.content.map((part) => part.text ?? '').join('');
+      const partType = role === 'assistant' ? 'output_text' : 'input_text';
+      items.push({ type: 'message', role, content: [{ type: partType, text }] } as MessageItem);
+    } else if (item.type === 'compaction') {
+      items.push(raw as TranscriptItem);
+    }
+  }
+  return items;
+}
+
+/** Drops the older half of the history, cutting where an item can start a request. */
+function dropOlderHalf(history: TranscriptItem[]): TranscriptItem[] {
+  let cut = Math.floor(history.length / 2);
+  while (cut < history.length && history[cut]!.type !== 'message') cut += 1;
+  return history.slice(cut);
+}
+
+/** The task (first user message) and the most recent user messages within the budget, in order. */
+function userMessagesToKeep(history: readonly TranscriptItem[]): TranscriptItem[] {
+  const users = history.filter((item) => item.type === 'message' && item.role === 'user');
+  if (users.length === 0) return [];
+  const [task, ...rest] = users;
+  const kept: TranscriptItem[] = [];
+  let budget = USER_MESSAGES_BUDGET;
+  for (let i = rest.length - 1; i >= 0; i--) {
+    const size = messageText(rest[i]!).length;
+    if (size > budget) break;
+    budget -= size;
+    kept.unshift(rest[i]!);
+  }
+  return [task!, ...kept];
+}
+
+function isUnsupported(err: unknown): boolean {
+  return (
+    err instanceof OpenAI.NotFoundError ||
+    (err instanceof OpenAI.APIError && (err.status === 405 || err.status === 501))
+  );
+}
+
+export function createCompactActivity(deps: CompactDeps) {
+  return async function compact(input: CompactInput): Promise<CompactResult> {
+    const context = Context.current();
+    const client = deps.openai();
+    const endpoint = client.baseURL;
+    const signal = context.cancellationSignal;
+    const timer = setInterval(() => context.heartbeat({ phase: 'compaction' }), 2000);
+    try {
+      const entries = await deps.transcript.entries(input, input.upTo);
+      const items = entries.map((entry) => entry.item);
+
+      if (input.model.compaction !== 'local') {
+        try {
+          const response = await client.responses.compact(
+            {
+              model: input.model.name,
+              input: requestItems(items),
+              instructions: BASE_INSTRUCTIONS,
+              prompt_cache_key: input.sessionId,
+            },
+            { signal },
+          );
+          const compacted = compactedItems(response.output);
+          if (compacted.length === 0) {
+            throw ApplicationFailure.retryable('remote compaction returned no items', 'CompactionEmpty');
+          }
+          return { items: compacted, method: 'remote', usage: usageOf(response.usage) };
+        } catch (err) {
+          if (signal.aborted) throw signal.reason;
+          if (input.model.compaction === 'remote' || !isUnsupported(err)) throw classifyModelError(err, endpoint);
+        }
+      }
+
+      const fixed = items.slice(0, input.contextEntries);
+      let history = items.slice(input.contextEntries);
+      let usage: Usage | undefined;
+      let summary = '';
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const response = await client.responses.create(
+            {
+              model: input.model.name,
+              instructions: BASE_INSTRUCTIONS,
+              input: requestItems([...fixed, ...history, userMessage(COMPACTION_PROMPT)]),
+              // The same tools as every request keep the cached prefix; none may be called.
+              tools: toolDefinitions(),
+              tool_choice: 'none',
+              store: false,
+              prompt_cache_key: input.sessionId,
+            },
+            { signal },
+          );
+          summary = response.output_text.trim();
+          usage = usageOf(response.usage);
+          break;
+        } catch (err) {
+          if (signal.aborted) throw signal.reason;
+          const failure = classifyModelError(err, endpoint);
+          if (failure.type === 'ContextLengthExceeded' && history.length > 2 && attempt < 8) {
+            history = dropOlderHalf(history);
+            continue;
+          }
+          throw failure;
+        }
+      }
+      if (!summary) throw ApplicationFailure.retryable('the model wrote an empty summary', 'CompactionEmpty');
+      if (summary.length > SUMMARY_MAX_CHARS) summary = `${summary.slice(0, SUMMARY_MAX_CHARS)}\n[summary cut]`;
+      return {
+        items: [...fixed, ...userMessagesToKeep(items.slice(input.contextEntries)), userMessage(SUMMARY_PREFIX + summary)],
+        method: 'local',
+        usage,
+      };
+    } finally {
+      clearInterval(timer);
+    }
+  };
+}

@@ -1,0 +1,34 @@
+/**
+ * All of a session's activities, built from narrow dependencies so that tests and benchmarks can
+ * substitute any of them. Workflows are typed with `ReturnType<typeof createActivities>`.
+ */
+import type OpenAI from 'openai';
+import { createCompactActivity } from './compact.js';
+import { createModelActivity } from './model.js';
+import { createToolActivities } from './tool-activities.js';
+import type { TranscriptSource } from './transcript-source.js';
+import { createWorkspaceActivities } from './workspace.js';
+
+export interface ActivityDeps {
+  openai: () => OpenAI;
+  transcript: TranscriptSource;
+  commandEnv: Record<string, string>;
+  allowedRoots: readonly string[];
+  sandbox: string;
+  streamIdleTimeoutMs?: number;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  return {
+    model: createModelActivity({
+      openai: deps.openai,
+      transcript: deps.transcript,
+      streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
+    }),
+    compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript }),
+    ...createWorkspaceActivities({ allowedRoots: deps.allowedRoots, sandbox: deps.sandbox }),
+    ...createToolActivities({ transcript: deps.transcript, commandEnv: deps.commandEnv }),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,98 @@
+/**
+ * Model errors classified once, at the activity edge (DESIGN.md §7): whose fault it is decides
+ * whether Temporal retries. 429/408/409/5xx and broken streams retry (honouring retry-after);
+ * 400/401/403/404 do not; a context-length error is its own type, so the session compacts.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import OpenAI from 'openai';
+
+/** Delay the server asked for, from retry-after-ms or retry-after (seconds or an HTTP date). */
+export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
+  if (!headers) return undefined;
+  const ms = headers.get('retry-after-ms');
+  if (ms !== null && /^\d+(\.\d+)?$/.test(ms.trim())) return Math.ceil(Number(ms));
+  const value = headers.get('retry-after');
+  if (value === null) return undefined;
+  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.ceil(Number(value) * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function isContextLengthError(err: InstanceType<typeof OpenAI.APIError>): boolean {
+  if (err.code === 'context_length_exceeded') return true;
+  return /context (length|window)|maximum context|too many tokens|prompt is too long/i.test(err.message);
+}
+
+function retryable(message: string, type: string, cause: unknown, delayMs?: number): ApplicationFailure {
+  return ApplicationFailure.create({
+    message,
+    type,
+    nonRetryable: false,
+    cause: cause instanceof Error ? cause : undefined,
+    ...(delayMs !== undefined ? { nextRetryDelay: delayMs } : {}),
+  });
+}
+
+function fatal(message: string, type: string, cause: unknown): ApplicationFailure {
+  return ApplicationFailure.create({
+    message,
+    type,
+    nonRetryable: true,
+    cause: cause instanceof Error ? cause : undefined,
+  });
+}
+
+/** A model call (or compaction call) failure as an ApplicationFailure Temporal knows how to retry. */
+export function classifyModelError(err: unknown, endpoint: string): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof OpenAI.APIConnectionTimeoutError) {
+    return retryable(`the model endpoint ${endpoint} timed out`, 'ModelUnavailable', err);
+  }
+  if (err instanceof OpenAI.APIConnectionError) {
+    return retryable(`cannot reach the model endpoint ${endpoint}: ${err.message}`, 'ModelUnavailable', err);
+  }
+  if (err instanceof OpenAI.APIError) {
+    const status = err.status;
+    const detail = err.message;
+    if (status === undefined) {
+      // An error event inside a stream: the request was accepted, the generation failed.
+      return retryable(`the model stream failed: ${detail}`, 'ModelStreamFailed', err);
+    }
+    if (status === 429) {
+      if (err.code === 'insufficient_quota') {
+        return fatal(`the model endpoint refused the request: quota exceeded (429): ${detail}`, 'ModelQuotaExceeded', err);
+      }
+      return retryable(`rate limited by the model endpoint (429)`, 'ModelRateLimited', err, retryAfterMs(err.headers));
+    }
+    if (status === 408 || status === 409 || status >= 500) {
+      return retryable(`the model endpoint failed (${status}): ${detail}`, 'ModelUnavailable', err, retryAfterMs(err.headers));
+    }
+    if (status === 401) {
+      return fatal(
+        `the model endpoint ${endpoint} rejected the API key (401): check OPENAI_API_KEY on the worker`,
+        'ModelAuthenticationFailed',
+        err,
+      );
+    }
+    if (status === 403) {
+      return fatal(`the model endpoint ${endpoint} refused access (403): ${detail}`, 'ModelPermissionDenied', err);
+    }
+    if (status === 404) {
+      return fatal(
+        `the model endpoint ${endpoint} answered 404 (${detail}): check the model name (RATCHET_MODEL) and that ` +
+          'the endpoint serves the Responses API',
+        'ModelNotFound',
+        err,
+      );
+    }
+    if (status === 400 && isContextLengthError(err)) {
+      return fatal(`the request is longer than the model's context window: ${detail}`, 'ContextLengthExceeded', err);
+    }
+    return fatal(`the model endpoint rejected the request (${status}): ${detail}`, 'ModelBadRequest', err);
+  }
+  if (err instanceof SyntaxError) {
+    return retryable(`the model endpoint sent a malformed response: ${err.message}`, 'ModelBadResponse', err);
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return retryable(`the model call failed: ${message}`, 'ModelCallFailed', err);
+}

@@ -1,0 +1,92 @@
+/**
+ * The Responses API request a session sends, and the conversion of the model's output back into
+ * transcript items. Instructions and tools are fixed, so consecutive requests share their prefix.
+ */
+import type OpenAI from 'openai';
+import type { ResponseCreateParamsBase, ResponseInputItem } from 'openai/resources/responses/responses';
+import { z } from 'zod';
+import type { TranscriptItem } from '../shared/items.js';
+import { BASE_INSTRUCTIONS } from '../shared/prompt.js';
+import type { ModelSettings, Usage } from '../shared/session-config.js';
+import { toolSpecs } from '../shared/tools.js';
+
+type FunctionTool = OpenAI.Responses.FunctionTool;
+
+let cachedTools: FunctionTool[] | undefined;
+
+/** The tool list, as the Responses API takes it (JSON schemas generated from the zod specs). */
+export function toolDefinitions(): FunctionTool[] {
+  cachedTools ??= Object.values(toolSpecs).map((spec) => {
+    const { $schema: _schema, ...parameters } = z.toJSONSchema(spec.parameters, { io: 'input' }) as Record<
+      string,
+      unknown
+    >;
+    return { type: 'function', name: spec.name, description: spec.description, parameters, strict: false };
+  });
+  return cachedTools;
+}
+
+/**
+ * Items as they are sent back. Output-item ids and statuses are dropped: with `store: false` the
+ * server keeps nothing they could refer to. Reasoning items travel whole (their encrypted content).
+ */
+export function requestItems(items: readonly TranscriptItem[]): ResponseInputItem[] {
+  return items.map((item) => {
+    if (item.type === 'message' || item.type === 'function_call') {
+      const { id: _id, status: _status, ...rest } = item;
+      return rest as ResponseInputItem;
+    }
+    return item as unknown as ResponseInputItem;
+  });
+}
+
+export function buildRequest(
+  settings: ModelSettings,
+  sessionId: string,
+  items: readonly TranscriptItem[],
+): ResponseCreateParamsBase {
+  return {
+    model: settings.name,
+    instructions: BASE_INSTRUCTIONS,
+    input: requestItems(items),
+    tools: toolDefinitions(),
+    tool_choice: 'auto',
+    parallel_tool_calls: true,
+    store: false,
+    prompt_cache_key: sessionId,
+    ...(settings.reasoningEffort
+      ? { reasoning: { effort: settings.reasoningEffort, summary: 'auto' }, include: ['reasoning.encrypted_content'] }
+      : {}),
+  };
+}
+
+/** The model's output items as transcript items; items the session does not use are dropped. */
+export function outputItems(output: readonly OpenAI.Responses.ResponseOutputItem[]): TranscriptItem[] {
+  const items: TranscriptItem[] = [];
+  for (const item of output) {
+    if (item.type === 'message') {
+      const text = item.content
+        .map((part) => (part.type === 'output_text' ? part.text : `[refusal] ${part.refusal}`))
+        .join('');
+      items.push({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] });
+    } else if (item.type === 'function_call') {
+      items.push({ type: 'function_call', call_id: item.call_id, name: item.name, arguments: item.arguments });
+    } else if (item.type === 'reasoning') {
+      const { status: _status, ...reasoning } = item;
+      items.push({ ...reasoning, type: 'reasoning' });
+    } else if (item.type === 'compaction') {
+      items.push({ ...item, type: 'compaction' });
+    }
+  }
+  return items;
+}
+
+export function usageOf(usage: OpenAI.Responses.ResponseUsage | undefined | null): Usage {
+  return {
+    inputTokens: usage?.input_tokens ?? 0,
+    cachedInputTokens: usage?.input_tokens_details?.cached_tokens ?? 0,
+    outputTokens: usage?.output_tokens ?? 0,
+    reasoningTokens: usage?.output_tokens_details?.reasoning_tokens ?? 0,
+    totalTokens: usage?.total_tokens ?? 0,
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * The model activity: one streamed Responses API call. It rebuilds the request from the
+ * transcript reference, heartbeats while the stream runs (a dead worker is noticed within the
+ * heartbeat timeout), abandons a stream that sends nothing for the idle timeout (then Temporal
+ * retries), and classifies errors at this edge.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type OpenAI from 'openai';
+import type { ModelCallInput, ModelReply } from '../shared/activity-types.js';
+import { classifyModelError } from './model-errors.js';
+import { buildRequest, outputItems, usageOf } from './model-request.js';
+import type { TranscriptSource } from './transcript-source.js';
+
+export interface ModelDeps {
+  /** The configured client; throws a clear error when the worker has no model configuration. */
+  openai: () => OpenAI;
+  transcript: TranscriptSource;
+  /** Stream idle timeout (ms) unless the session sets one. */
+  streamIdleTimeoutMs: number;
+}
+
+class StreamIdle extends Error {
+  override name = 'StreamIdle';
+}
+
+function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 4);
+}
+
+export function createModelActivity(deps: ModelDeps) {
+  return async function model(input: ModelCallInput): Promise<ModelReply> {
+    const context = Context.current();
+    const client = deps.openai();
+    const endpoint = client.baseURL;
+    const entries = await deps.transcript.entries(input, input.upTo);
+    const request = buildRequest(
+      input.model,
+      input.sessionId,
+      entries.map((entry) => entry.item),
+    );
+
+    const idleTimeoutMs = input.streamIdleTimeoutMs ?? deps.streamIdleTimeoutMs;
+    const heartbeatEveryMs = Math.max(200, Math.floor((context.info.heartbeatTimeoutMs ?? 30_000) / 3));
+    const abort = new AbortController();
+    const onCancel = () => abort.abort(context.cancellationSignal.reason);
+    context.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+
+    const started = Date.now();
+    let lastEventAt = started;
+    let events = 0;
+    let tokens = 0;
+    const progress = () => ({ turn: input.turn, events, tokens, elapsedMs: Date.now() - started });
+    const timer = setInterval(() => {
+      if (Date.now() - lastEventAt > idleTimeoutMs) {
+        abort.abort(new StreamIdle(`the model stream sent nothing for ${Math.round(idleTimeoutMs / 1000)} s`));
+        return;
+      }
+      context.heartbeat(progress());
+    }, heartbeatEveryMs);
+    context.heartbeat(progress());
+
+    let completed: OpenAI.Responses.Response | undefined;
+    try {
+      const stream = await client.responses.create({ ...request, stream: true }, { signal: abort.signal });
+      for await (const event of stream) {
+        lastEventAt = Date.now();
+        events += 1;
+        switch (event.type) {
+          case 'response.output_text.delta':
+          case 'response.function_call_arguments.delta':
+          case 'response.reasoning_summary_text.delta':
+            tokens += estimateTokens(event.delta);
+            break;
+          case 'response.completed':
+          case 'response.incomplete':
+            completed = event.response;
+            break;
+          case 'response.failed':
+            throw ApplicationFailure.retryable(
+              `the model reported a failed response: ${event.response.error?.message ?? 'no reason given'}`,
+              'ModelResponseFailed',
+            );
+          case 'error':
+            throw ApplicationFailure.retryable(`the model stream reported an error: ${event.message}`, 'ModelStreamFailed');
+          default:
+            break;
+        }
+      }
+      // An aborted stream ends the loop without an error.
+      if (abort.signal.aborted) throw abort.signal.reason;
+    } catch (err) {
+      if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
+      if (abort.signal.reason instanceof StreamIdle) {
+        throw ApplicationFailure.retryable(abort.signal.reason.message, 'ModelStreamStalled');
+      }
+      throw classifyModelError(err, endpoint);
+    } finally {
+      clearInterval(timer);
+      context.cancellationSignal.removeEventListener('abort', onCancel);
+    }
+
+    if (!completed) {
+      throw ApplicationFailure.retryable('the model stream ended before the response was complete', 'ModelStreamCut');
+    }
+    const output = outputItems(completed.output);
+    if (!output.some((item) => item.type === 'message' || item.type === 'function_call')) {
+      throw ApplicationFailure.retryable('the model returned an empty response', 'ModelEmptyResponse');
+    }
+    return { output, usage: usageOf(completed.usage), responseId: completed.id ?? null };
+  };
+}

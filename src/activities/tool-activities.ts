@@ -1,0 +1,106 @@
+/**
+ * The tool activities: each takes a reference to a function call, gets its arguments (inline, or
+ * from the transcript when large), checks the workspace is still there, runs the tool and returns
+ * what the model and a person read. A tool's own failures are results; only infrastructure
+ * faults throw.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { stat } from 'node:fs/promises';
+import type { z } from 'zod';
+import type { ToolCallInput } from '../shared/activity-types.js';
+import type { ToolName, ToolOutcome } from '../shared/tools.js';
+import { applyPatchArgs, grepFilesArgs, listDirArgs, readFileArgs, shellArgs } from '../shared/tools.js';
+import { applyPatch } from './tools/apply-patch.js';
+import type { ToolContext } from './tools/context.js';
+import { executeGrepFiles } from './tools/grep-files.js';
+import { executeListDir } from './tools/list-dir.js';
+import { executeReadFile } from './tools/read-file.js';
+import { executeShell } from './tools/shell.js';
+import type { TranscriptSource } from './transcript-source.js';
+
+export interface ToolDeps {
+  transcript: TranscriptSource;
+  /** The environment commands run with (secrets removed). */
+  commandEnv: Record<string, string>;
+}
+
+type Runner<Args> = (args: Args, context: ToolContext, input: ToolCallInput) => Promise<ToolOutcome>;
+
+function failure(tool: string, output: string, display: string): ToolOutcome {
+  return { output, display: `${tool} · ${display}`, success: false };
+}
+
+export function createToolActivities(deps: ToolDeps) {
+  async function argumentsOf(input: ToolCallInput): Promise<string> {
+    if (input.arguments !== undefined) return input.arguments;
+    const entries = await deps.transcript.entries(input, input.itemIndex + 1);
+    const item = entries[input.itemIndex]?.item;
+    if (item?.type !== 'function_call' || item.call_id !== input.callId) {
+      throw ApplicationFailure.nonRetryable(
+        `transcript entry ${input.itemIndex} of ${input.sessionId} is not call ${input.callId}`,
+        'TranscriptMismatch',
+      );
+    }
+    return item.arguments;
+  }
+
+  function tool<Args>(name: Exclude<ToolName, 'update_plan'>, schema: z.ZodType<Args>, run: Runner<Args>) {
+    return async (input: ToolCallInput): Promise<ToolOutcome> => {
+      const activity = Context.current();
+      let raw: unknown;
+      try {
+        raw = JSON.parse(await argumentsOf(input));
+      } catch (err) {
+        if (err instanceof ApplicationFailure) throw err;
+        return failure(name, `The arguments are not valid JSON: ${(err as Error).message}`, 'malformed arguments');
+      }
+      const parsed = schema.safeParse(raw);
+      if (!parsed.success) {
+        return failure(name, `Invalid arguments: ${parsed.error.issues.map((i) => i.message).join('; ')}`, 'invalid arguments');
+      }
+      try {
+        if (!(await stat(input.workspace)).isDirectory()) throw new Error('not a directory');
+      } catch {
+        return failure(
+          name,
+          `The workspace ${input.workspace} no longer exists on the worker (it was moved or deleted). ` +
+            'Nothing was run. Tell the user; the task cannot continue without it.',
+          'workspace missing',
+        );
+      }
+
+      // Heartbeat on a timer as well as on the tool's own progress, so that cancellation is
+      // delivered and a lost worker is noticed even when a tool reports nothing.
+      let details: Record<string, unknown> = { tool: name };
+      const everyMs = Math.max(200, Math.floor((activity.info.heartbeatTimeoutMs ?? 30_000) / 3));
+      const timer = setInterval(() => activity.heartbeat(details), everyMs);
+      activity.heartbeat(details);
+      const context: ToolContext = {
+        workspace: input.workspace,
+        signal: activity.cancellationSignal,
+        heartbeat: (progress) => {
+          details = { tool: name, ...progress };
+          activity.heartbeat(details);
+        },
+      };
+      try {
+        return await run(parsed.data, context, input);
+      } catch (err) {
+        if (activity.cancellationSignal.aborted) throw activity.cancellationSignal.reason;
+        throw err;
+      } finally {
+        clearInterval(timer);
+      }
+    };
+  }
+
+  return {
+    shell: tool('shell', shellArgs, (args, context, input) =>
+      executeShell(args, context, { defaultTimeoutMs: input.timeoutMs ?? 10 * 60_000, env: deps.commandEnv }),
+    ),
+    apply_patch: tool('apply_patch', applyPatchArgs, (args, context) => applyPatch(args.input, context)),
+    read_file: tool('read_file', readFileArgs, (args, context) => executeReadFile(args, context)),
+    list_dir: tool('list_dir', listDirArgs, (args, context) => executeListDir(args, context)),
+    grep_files: tool('grep_files', grepFilesArgs, (args, context) => executeGrepFiles(args, context)),
+  };
+}

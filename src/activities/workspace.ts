@@ -1,0 +1,195 @@
+/**
+ * Workspace activities: check that a session may work in a directory and take note of its
+ * starting point (git HEAD, files already modified, AGENTS.md); at the end, list what changed.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { execa } from 'execa';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type {
+  PrepareWorkspaceInput,
+  PreparedWorkspace,
+  WorkspaceChangesInput,
+} from '../shared/activity-types.js';
+import { AGENTS_MD_MAX_BYTES } from '../shared/prompt.js';
+import type { FileChange } from '../shared/session-api.js';
+
+export interface WorkspaceDeps {
+  /** Directories sessions may work in (and below); empty means anywhere but system folders. */
+  allowedRoots: readonly string[];
+  /** What the environment context tells the model about command isolation. */
+  sandbox: string;
+}
+
+const SYSTEM_DIRS = ['/', '/bin', '/boot', '/dev', '/etc', '/lib', '/lib64', '/proc', '/root', '/sbin', '/sys', '/usr', '/var'];
+const MAX_TRACKED_DIRTY = 2000;
+
+function rejected(message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(message, 'WorkspaceRejected');
+}
+
+function inside(root: string, candidate: string): boolean {
+  const rel = path.relative(root, candidate);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+async function git(cwd: string, args: string[]): Promise<string> {
+  const result = await execa('git', args, { cwd, reject: false, stripFinalNewline: false, stdin: 'ignore' });
+  if (result.exitCode !== 0) {
+    throw new Error(`git ${args.join(' ')} failed in ${cwd}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+  }
+  return result.stdout;
+}
+
+async function repositoryTop(root: string): Promise<string> {
+  return realpath((await git(root, ['rev-parse', '--show-toplevel'])).trim());
+}
+
+/**
+ * Paths under `root` with uncommitted changes (porcelain v1, NUL separated; renames as their new
+ * path), relative to the repository's top directory as git reports them.
+ */
+async function dirtyPaths(root: string): Promise<Map<string, string>> {
+  const out = await git(root, ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--', '.']);
+  const fields = out.split('\0');
+  const paths = new Map<string, string>();
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
+    if (field.length < 4) continue;
+    const status = field.slice(0, 2).trim() || field.slice(0, 2);
+    paths.set(field.slice(3), status);
+    if (status.startsWith('R') || status.startsWith('C')) i += 1; // the next field is the old path
+  }
+  return paths;
+}
+
+/** Content hashes (git's blob ids) of files relative to the repository top; "absent" when missing. */
+async function hashes(top: string, files: readonly string[]): Promise<Map<string, string>> {
+  const result = new Map<string, string>();
+  const present: string[] = [];
+  for (const file of files) {
+    try {
+      if ((await stat(path.join(top, file))).isFile()) present.push(file);
+      else result.set(file, 'not-a-file');
+    } catch {
+      result.set(file, 'absent');
+    }
+  }
+  if (present.length > 0) {
+    const out = await execa('git', ['hash-object', '--stdin-paths'], { cwd: top, input: present.join('\n') });
+    const ids = out.stdout.trim().split('\n');
+    present.forEach((file, i) => result.set(file, ids[i] ?? 'unknown'));
+  }
+  return result;
+}
+
+async function readAgentsMd(gitTop: string, root: string): Promise<string | null> {
+  // AGENTS.md files from the repository root down to the workspace; deeper files come later
+  // and take precedence.
+  const dirs: string[] = [];
+  for (let dir = root; inside(gitTop, dir); dir = path.dirname(dir)) {
+    dirs.unshift(dir);
+    if (dir === gitTop || dir === path.dirname(dir)) break;
+  }
+  const parts: string[] = [];
+  let budget = AGENTS_MD_MAX_BYTES;
+  for (const dir of dirs) {
+    let text: string;
+    try {
+      text = await readFile(path.join(dir, 'AGENTS.md'), 'utf8');
+    } catch {
+      continue;
+    }
+    if (text.length > budget) text = `${text.slice(0, budget)}\n[AGENTS.md cut at ${AGENTS_MD_MAX_BYTES} bytes]`;
+    budget -= text.length;
+    parts.push(dirs.length > 1 ? `<!-- ${path.join(dir, 'AGENTS.md')} -->\n${text}` : text);
+    if (budget <= 0) break;
+  }
+  return parts.length ? parts.join('\n\n') : null;
+}
+
+export function createWorkspaceActivities(deps: WorkspaceDeps) {
+  async function prepareWorkspace(input: PrepareWorkspaceInput): Promise<PreparedWorkspace> {
+    if (!path.isAbsolute(input.workspace)) throw rejected(`workspace ${input.workspace} is not an absolute path`);
+    let root: string;
+    try {
+      root = await realpath(input.workspace);
+      if (!(await stat(root)).isDirectory()) throw rejected(`workspace ${input.workspace} is not a directory`);
+    } catch (err) {
+      if (err instanceof ApplicationFailure) throw err;
+      throw rejected(`workspace ${input.workspace} does not exist on this worker`);
+    }
+    if (deps.allowedRoots.length > 0) {
+      if (!deps.allowedRoots.some((allowed) => inside(allowed, root))) {
+        throw rejected(
+          `workspace ${root} is outside the directories this worker serves (${deps.allowedRoots.join(', ')}; ` +
+            'set RATCHET_WORKSPACE_ROOTS on the worker)',
+        );
+      }
+    } else if (SYSTEM_DIRS.includes(root)) {
+      throw rejected(`workspace ${root} is a system directory; choose a project directory`);
+    }
+
+    let gitTop: string;
+    try {
+      gitTop = await repositoryTop(root);
+    } catch {
+      throw rejected(`workspace ${root} is not a git working copy (run git init there first)`);
+    }
+    let gitHead: string | null = null;
+    try {
+      gitHead = (await git(root, ['rev-parse', '--verify', '-q', 'HEAD'])).trim() || null;
+    } catch {
+      gitHead = null;
+    }
+    const dirty = [...(await dirtyPaths(root)).keys()].slice(0, MAX_TRACKED_DIRTY);
+    const initiallyDirty = Object.fromEntries(await hashes(gitTop, dirty));
+    const agentsMd = await readAgentsMd(gitTop, root);
+    return {
+      info: { root, gitHead, initiallyDirty, agentsMd: agentsMd !== null },
+      agentsMd,
+      shell: path.basename(process.env.SHELL ?? 'bash'),
+      sandbox: deps.sandbox,
+    };
+  }
+
+  async function workspaceChanges(input: WorkspaceChangesInput): Promise<FileChange[]> {
+    const { root, gitHead, initiallyDirty } = input.workspace;
+    try {
+      await stat(root);
+    } catch {
+      throw rejected(`workspace ${root} no longer exists`);
+    }
+    const changes = new Map<string, string>();
+    const now = await dirtyPaths(root);
+    const top = await repositoryTop(root);
+    const nowHashes = await hashes(top, [...now.keys()].filter((p) => p in initiallyDirty));
+    for (const [file, status] of now) {
+      if (file in initiallyDirty && nowHashes.get(file) === initiallyDirty[file]) continue;
+      changes.set(file, status);
+    }
+    for (const file of Object.keys(initiallyDirty)) {
+      if (!now.has(file)) changes.set(file, 'restored');
+    }
+    const head = (await git(root, ['rev-parse', '--verify', '-q', 'HEAD']).catch(() => '')).trim();
+    if (gitHead && head && head !== gitHead) {
+      const committed = await git(root, ['diff', '--name-status', '-z', gitHead, head, '--', '.']);
+      const fields = committed.split('\0').filter(Boolean);
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const status = fields[i]!;
+        const file = fields[i + 1]!;
+        if (status.startsWith('R') || status.startsWith('C')) {
+          i += 1;
+          if (!changes.has(fields[i + 1]!)) changes.set(fields[i + 1]!, status.slice(0, 1));
+        } else if (!changes.has(file)) {
+          changes.set(file, `${status} (committed)`);
+        }
+      }
+    }
+    return [...changes]
+      .map(([file, status]) => ({ path: file, status }))
+      .sort((a, b) => a.path.localeCompare(b.path));
+  }
+
+  return { prepareWorkspace, workspaceChanges };
+}

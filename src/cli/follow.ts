@@ -1,0 +1,193 @@
+/**
+ * Following a session from a terminal: new transcript entries and status changes as they happen,
+ * read through the `status` and `transcript` queries (not recorded in history), and, when a person
+ * is at the terminal, approval prompts.
+ */
+import pc from 'picocolors';
+import { createInterface } from 'node:readline/promises';
+import type { RatchetClient } from '../client.js';
+import { RatchetError } from '../client.js';
+import type { PendingApproval, StatusView } from '../shared/session-api.js';
+import { renderApproval, renderEntry, renderStatusLine } from './render.js';
+
+export interface FollowOptions {
+  /** JSON lines instead of text. */
+  json: boolean;
+  /** Prompt for approvals on the terminal. */
+  interactive: boolean;
+  out?: NodeJS.WritableStream;
+  pollMs?: number;
+  /** Stops following (the session goes on). */
+  signal?: AbortSignal;
+}
+
+export interface FollowResult {
+  status: StatusView['status'] | 'detached';
+  view?: StatusView;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
+
+type Answer = { kind: 'approve' | 'approve_for_session' } | { kind: 'deny'; reason?: string } | { kind: 'abort'; message?: string };
+
+/**
+ * Asks y/a/d/n for one pending call. Resolves undefined when the call was decided elsewhere
+ * (Web UI, another terminal) while the question was open.
+ */
+async function ask(
+  ratchet: RatchetClient,
+  sessionId: string,
+  approval: PendingApproval,
+  out: NodeJS.WritableStream,
+  signal?: AbortSignal,
+): Promise<Answer | undefined> {
+  const rl = createInterface({ input: process.stdin, output: out, terminal: Boolean(process.stdin.isTTY) });
+  const controller = new AbortController();
+  signal?.addEventListener('abort', () => controller.abort(), { once: true });
+  const watcher = (async () => {
+    while (!controller.signal.aborted) {
+      await sleep(1000, controller.signal);
+      if (controller.signal.aborted) return;
+      try {
+        const view = await ratchet.status(sessionId);
+        if (!view.pendingApprovals.some((p) => p.callId === approval.callId)) controller.abort();
+      } catch {
+        // keep asking
+      }
+    }
+  })();
+  const question = (text: string) => rl.question(text, { signal: controller.signal });
+  try {
+    for (;;) {
+      const key = (
+        await question(
+          `${pc.bold('[y]')} approve  ${pc.bold('[a]')} approve for this session  ${pc.bold('[d]')} deny  ` +
+            `${pc.bold('[n]')} no, stop and tell Ratchet what to do › `,
+        )
+      )
+        .trim()
+        .toLowerCase();
+      if (key === 'y' || key === 'yes') return { kind: 'approve' };
+      if (key === 'a') return { kind: 'approve_for_session' };
+      if (key === 'd') {
+        const reason = (await question('reason (optional) › ')).trim();
+        return { kind: 'deny', ...(reason ? { reason } : {}) };
+      }
+      if (key === 'n' || key === 'no') {
+        const message = (await question('what should Ratchet do instead? (optional) › ')).trim();
+        return { kind: 'abort', ...(message ? { message } : {}) };
+      }
+      out.write(pc.dim('answer y, a, d or n\n'));
+    }
+  } catch (err) {
+    if (controller.signal.aborted) return undefined;
+    throw err;
+  } finally {
+    controller.abort();
+    rl.close();
+    await watcher;
+  }
+}
+
+export async function followSession(
+  ratchet: RatchetClient,
+  sessionId: string,
+  options: FollowOptions,
+): Promise<FollowResult> {
+  const out = options.out ?? process.stdout;
+  const pollMs = options.pollMs ?? 400;
+  const emit = (event: Record<string, unknown>) => out.write(`${JSON.stringify(event)}\n`);
+  let index = 0;
+  let epoch = 0;
+  let lastLine = '';
+  const prompted = new Set<string>();
+
+  for (;;) {
+    if (options.signal?.aborted) return { status: 'detached' };
+    let view: StatusView;
+    try {
+      view = await ratchet.status(sessionId);
+    } catch (err) {
+      if (err instanceof RatchetError) throw err;
+      await sleep(pollMs, options.signal);
+      continue;
+    }
+
+    if (view.epoch !== epoch) {
+      epoch = view.epoch;
+      index = 0;
+      if (options.json) emit({ type: 'compacted', epoch });
+      else out.write(`${pc.dim('— earlier turns were compacted —')}\n`);
+      index = view.transcriptLength;
+    }
+    while (index < view.transcriptLength) {
+      const page = await ratchet.transcript(sessionId, index);
+      if (page.epoch !== epoch || page.entries.length === 0) break;
+      for (const entry of page.entries) {
+        if (options.json) emit({ type: 'entry', index, entry });
+        else {
+          const text = renderEntry(entry);
+          if (text) out.write(`${text}\n`);
+        }
+        index += 1;
+      }
+    }
+
+    const line = options.json
+      ? JSON.stringify({ status: view.status, turn: view.turn, current: view.current?.label, notice: view.notice })
+      : renderStatusLine(view);
+    if (line !== lastLine) {
+      if (options.json) emit({ type: 'status', sessionId, ...view });
+      else out.write(`${line}\n`);
+      lastLine = line;
+    }
+
+    if (TERMINAL.has(view.status)) return { status: view.status, view };
+
+    const next = view.pendingApprovals.find((p) => !prompted.has(p.callId));
+    if (next && !options.json) {
+      prompted.add(next.callId);
+      out.write(`${renderApproval(next)}\n`);
+      if (options.interactive) {
+        const answer = await ask(ratchet, sessionId, next, out, options.signal);
+        if (!answer) {
+          out.write(pc.dim(`${next.callId} was decided elsewhere\n`));
+        } else {
+          try {
+            if (answer.kind === 'deny') {
+              await ratchet.decide(sessionId, 'deny', { callId: next.callId, reason: answer.reason, by: 'terminal' });
+            } else if (answer.kind === 'abort') {
+              await ratchet.decide(sessionId, 'abort', { callId: next.callId, reason: answer.message, by: 'terminal' });
+              if (answer.message) await ratchet.send(sessionId, answer.message);
+            } else {
+              await ratchet.decide(sessionId, answer.kind, { callId: next.callId, by: 'terminal' });
+            }
+          } catch (err) {
+            out.write(pc.red(`${err instanceof Error ? err.message : String(err)}\n`));
+          }
+        }
+        continue;
+      }
+      out.write(
+        pc.dim(`  decide with: ratchet approve ${sessionId} ${next.callId}   (or deny, or the Web UI)\n`),
+      );
+    } else if (next && options.json) {
+      prompted.add(next.callId);
+    }
+    await sleep(pollMs, options.signal);
+  }
+}

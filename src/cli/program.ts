@@ -1,0 +1,365 @@
+/**
+ * The `ratchet` command line: a thin layer over RatchetClient and the worker.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import pc from 'picocolors';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { RatchetClient } from '../client.js';
+import { RatchetError } from '../client.js';
+import type { ApprovalPolicy } from '../shared/policy.js';
+import { approvalPolicies } from '../shared/policy.js';
+import { sessionStatuses } from '../shared/session-api.js';
+import type { SessionStatus } from '../shared/session-api.js';
+import { followSession } from './follow.js';
+import { statusColor } from './render.js';
+import type { Services } from './services.js';
+import { connect, connectForRun, startEmbeddedServer, startInProcessWorker } from './services.js';
+
+export const DEFAULT_MODEL = 'gpt-5.1-codex';
+
+interface Io {
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
+}
+
+function print(io: Io, text: string): void {
+  io.out.write(`${text}\n`);
+}
+
+function json(io: Io, value: unknown): void {
+  io.out.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+async function withClient<T>(fn: (ratchet: RatchetClient, services: Services) => Promise<T>): Promise<T> {
+  const services = await connect();
+  try {
+    return await fn(services.ratchet, services);
+  } finally {
+    await services.close();
+  }
+}
+
+function parsePolicy(value: string): ApprovalPolicy {
+  if (!(approvalPolicies as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`expected one of ${approvalPolicies.join(', ')}`);
+  }
+  return value as ApprovalPolicy;
+}
+
+function parseStatus(value: string): SessionStatus {
+  if (!(sessionStatuses as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`expected one of ${sessionStatuses.join(', ')}`);
+  }
+  return value as SessionStatus;
+}
+
+function parsePositiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}
+
+/** Resolves and checks --repo before anything is started. */
+function workspacePath(repo: string): string {
+  const dir = path.resolve(repo);
+  if (!existsSync(dir)) throw new RatchetError(`--repo ${repo}: no such directory`);
+  if (!statSync(dir).isDirectory()) throw new RatchetError(`--repo ${repo}: not a directory`);
+  if (!existsSync(path.join(dir, '.git'))) {
+    // A subdirectory of a repository is fine; the worker checks with git.
+    let up = dir;
+    while (up !== path.dirname(up) && !existsSync(path.join(up, '.git'))) up = path.dirname(up);
+    if (!existsSync(path.join(up, '.git'))) {
+      throw new RatchetError(`--repo ${repo}: not inside a git working copy (run git init there first)`);
+    }
+  }
+  return dir;
+}
+
+function waitForSignal(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+export function buildProgram(io: Io = { out: process.stdout, err: process.stderr }): Command {
+  const program = new Command('ratchet')
+    .description('A durable coding agent: each session is a Temporal workflow that survives crashes and waits for your approval.')
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      writeOut: (text) => io.out.write(text),
+      writeErr: (text) => io.err.write(text),
+    })
+    .exitOverride();
+
+  program
+    .command('run')
+    .description('start a session on a git repository and follow it (starts Temporal and a worker if needed)')
+    .argument('<task...>', 'what the agent should do')
+    .option('--repo <dir>', 'the git working copy to work in', '.')
+    .addOption(
+      new Option('--approval <policy>', `approval policy: ${approvalPolicies.join(', ')}`)
+        .default('untrusted')
+        .argParser(parsePolicy),
+    )
+    .option('--model <name>', 'model name (default: $RATCHET_MODEL or ' + DEFAULT_MODEL + ')')
+    .option('--max-turns <n>', 'stop and wait for a message after this many model turns', parsePositiveInt)
+    .option('--detach', 'start the session and return (needs a running server and worker)')
+    .option('--json', 'machine-readable output (JSON lines when following)')
+    .action(
+      async (
+        words: string[],
+        opts: { repo: string; approval: ApprovalPolicy; model?: string; maxTurns?: number; detach?: boolean; json?: boolean },
+      ) => {
+        const task = words.join(' ').trim();
+        if (!task) throw new RatchetError('the task is empty');
+        const workspace = workspacePath(opts.repo);
+        const log = (message: string) => {
+          if (!opts.json) io.err.write(pc.dim(`${message}\n`));
+        };
+        const services = opts.detach ? await connect() : await connectForRun({ log, worker: true });
+        try {
+          const config = {
+            task,
+            workspace,
+            model: { name: opts.model ?? process.env.RATCHET_MODEL ?? DEFAULT_MODEL },
+            approvalPolicy: opts.approval,
+            ...(opts.maxTurns ? { limits: { maxTurns: opts.maxTurns } } : {}),
+          };
+          const { sessionId } = await services.ratchet.start(config);
+          const uiUrl = services.ratchet.uiUrl(sessionId) ?? null;
+          if (opts.detach) {
+            if (opts.json) json(io, { sessionId, uiUrl });
+            else {
+              print(io, sessionId);
+              if (uiUrl) print(io, pc.dim(uiUrl));
+            }
+            return;
+          }
+          if (opts.json) io.out.write(`${JSON.stringify({ type: 'started', sessionId, uiUrl })}\n`);
+          else print(io, `${pc.bold('session')} ${sessionId}${uiUrl ? pc.dim(`  ${uiUrl}`) : ''}`);
+          const stop = waitForSignal();
+          try {
+            const result = await followSession(services.ratchet, sessionId, {
+              json: Boolean(opts.json),
+              interactive: Boolean(process.stdin.isTTY) && !opts.json,
+              out: io.out,
+              signal: stop.signal,
+            });
+            if (result.status === 'detached') {
+              io.err.write(
+                `\nLeft session ${sessionId} (it is saved). Resume with: ratchet watch ${sessionId}` +
+                  ('worker' in services && services.worker ? ' (a worker must be running: ratchet server or ratchet worker)' : '') +
+                  '\n',
+              );
+            } else if (result.status === 'failed' || result.status === 'cancelled') {
+              process.exitCode = 1;
+            }
+          } finally {
+            stop.dispose();
+          }
+        } finally {
+          await services.close();
+        }
+      },
+    );
+
+  program
+    .command('status')
+    .description("show a session's status")
+    .argument('<id>', 'session id')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, opts: { json?: boolean }) =>
+      withClient(async (ratchet) => {
+        const view = await ratchet.status(id);
+        if (opts.json) return json(io, view);
+        print(io, `${pc.bold(id)}  ${statusColor(view.status)(view.status)}`);
+        print(io, `task       ${view.task}`);
+        print(io, `repository ${view.workspace}`);
+        print(io, `model      ${view.model} · policy ${view.approvalPolicy}`);
+        print(io, `turn       ${view.turn} · runs ${view.runs} · compactions ${view.compactions}`);
+        print(
+          io,
+          `tokens     ${view.usage.inputTokens} in (${view.usage.cachedInputTokens} cached) · ${view.usage.outputTokens} out`,
+        );
+        if (view.current) print(io, `now        ${view.current.label}`);
+        if (view.notice) print(io, `notice     ${view.notice}`);
+        for (const step of view.plan) print(io, `plan       [${step.status === 'completed' ? 'x' : step.status === 'in_progress' ? '>' : ' '}] ${step.step}`);
+        for (const p of view.pendingApprovals) print(io, pc.yellow(`pending    ${p.callId} · ${p.summary} · ${p.reason}`));
+        if (view.lastMessage) print(io, `last message\n${view.lastMessage}`);
+        const uiUrl = ratchet.uiUrl(id);
+        if (uiUrl) print(io, pc.dim(uiUrl));
+      }),
+    );
+
+  program
+    .command('list')
+    .description('list sessions')
+    .addOption(new Option('--status <status>', `only sessions in this state: ${sessionStatuses.join(', ')}`).argParser(parseStatus))
+    .option('--limit <n>', 'most sessions to show', parsePositiveInt, 50)
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { status?: SessionStatus; limit: number; json?: boolean }) =>
+      withClient(async (ratchet) => {
+        const sessions = await ratchet.list({ status: opts.status, limit: opts.limit });
+        if (opts.json) return json(io, sessions);
+        if (sessions.length === 0) return print(io, pc.dim('no sessions'));
+        for (const s of sessions) {
+          print(
+            io,
+            `${s.sessionId}  ${statusColor(s.status)(s.status.padEnd(17))} turn ${String(s.turn ?? '-').padStart(3)}  ` +
+              `${s.pendingApprovals ? pc.yellow(`${s.pendingApprovals} pending  `) : ''}${pc.dim(s.task || s.repo || '')}`,
+          );
+        }
+      }),
+    );
+
+  program
+    .command('watch')
+    .description('follow a session as it works')
+    .argument('<id>', 'session id')
+    .option('--json', 'JSON lines')
+    .action(async (id: string, opts: { json?: boolean }) =>
+      withClient(async (ratchet) => {
+        await ratchet.session(id);
+        const stop = waitForSignal();
+        try {
+          const result = await followSession(ratchet, id, {
+            json: Boolean(opts.json),
+            interactive: Boolean(process.stdin.isTTY) && !opts.json,
+            out: io.out,
+            signal: stop.signal,
+          });
+          if (result.status === 'failed' || result.status === 'cancelled') process.exitCode = 1;
+        } finally {
+          stop.dispose();
+        }
+      }),
+    );
+
+  const decision = (name: string, kind: 'approve' | 'deny' | 'abort', description: string) => {
+    const command = program
+      .command(name)
+      .description(description)
+      .argument('<id>', 'session id')
+      .argument('[callId]', 'the pending call (optional when only one is pending)')
+      .option('--reason <text>', 'why (the model reads it)')
+      .option('--json', 'machine-readable output');
+    if (kind === 'approve') command.option('--for-session', 'also approve the same command for the rest of the session');
+    command.action(async (id: string, callId: string | undefined, opts: { reason?: string; forSession?: boolean; json?: boolean }) =>
+      withClient(async (ratchet) => {
+        const decided = kind === 'approve' && opts.forSession ? 'approve_for_session' : kind;
+        const ack = await ratchet.decide(id, decided, { callId, reason: opts.reason, by: process.env.USER ?? 'cli' });
+        if (opts.json) return json(io, ack);
+        print(io, `${ack.decision.replace(/_/g, ' ')}: ${ack.callId}${ack.alsoApproved.length ? ` (also approved ${ack.alsoApproved.join(', ')})` : ''}`);
+      }),
+    );
+  };
+  decision('approve', 'approve', 'approve a pending tool call');
+  decision('deny', 'deny', 'deny a pending tool call (the model is told, with your reason)');
+  decision('abort', 'abort', "deny a pending call and stop the turn; the session waits for your message");
+
+  program
+    .command('send')
+    .description('send a message to a session (delivered at the next turn boundary)')
+    .argument('<id>', 'session id')
+    .argument('<text...>', 'the message')
+    .action(async (id: string, words: string[]) =>
+      withClient(async (ratchet) => {
+        await ratchet.send(id, words.join(' '));
+        print(io, 'sent');
+      }),
+    );
+
+  program
+    .command('interrupt')
+    .description('stop what the session is doing now; it waits for your message')
+    .argument('<id>', 'session id')
+    .option('--reason <text>', 'why')
+    .action(async (id: string, opts: { reason?: string }) =>
+      withClient(async (ratchet) => {
+        await ratchet.interrupt(id, opts.reason);
+        print(io, 'interrupt sent');
+      }),
+    );
+
+  program
+    .command('cancel')
+    .description('end a session (running commands are stopped)')
+    .argument('<id>', 'session id')
+    .action(async (id: string) =>
+      withClient(async (ratchet) => {
+        await ratchet.cancel(id);
+        print(io, 'cancellation requested');
+      }),
+    );
+
+  program
+    .command('history')
+    .description("a session's recorded steps, from Temporal's event history")
+    .argument('<id>', 'session id')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, opts: { json?: boolean }) =>
+      withClient(async (ratchet) => {
+        const lines = await ratchet.history(id);
+        if (opts.json) return json(io, lines);
+        for (const line of lines) print(io, `${pc.dim(line.time.replace('T', ' ').slice(0, 19))}  ${line.text}`);
+      }),
+    );
+
+  program
+    .command('server')
+    .description('run the embedded Temporal dev server (SQLite, Web UI) and a worker, in the foreground')
+    .option('--no-worker', 'do not run a worker in this process')
+    .action(async (opts: { worker: boolean }) => {
+      const log = (message: string) => io.err.write(pc.dim(`${message}\n`));
+      const server = await startEmbeddedServer(log);
+      print(io, `Temporal server  ${server.address}`);
+      print(io, `Web UI           ${server.uiUrl ?? '(off)'}`);
+      const stop = waitForSignal();
+      try {
+        if (opts.worker) {
+          const services = await connect({ ...process.env, TEMPORAL_ADDRESS: server.address });
+          const { worker, run } = await startInProcessWorker(services.target, services.client, services.ratchet.taskQueue);
+          print(io, `Worker           task queue ${services.ratchet.taskQueue}`);
+          stop.signal.addEventListener('abort', () => worker.shutdown(), { once: true });
+          await run;
+          await services.close();
+        } else {
+          await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+        }
+      } finally {
+        stop.dispose();
+        await server.stop();
+      }
+    });
+
+  program
+    .command('worker')
+    .description('run a worker for the configured Temporal service (TEMPORAL_ADDRESS, profiles)')
+    .action(async () => {
+      const services = await connect();
+      const { worker, run } = await startInProcessWorker(services.target, services.client, services.ratchet.taskQueue);
+      print(io, `worker polling task queue ${services.ratchet.taskQueue} at ${services.target.address} (Ctrl-C stops it)`);
+      const stop = waitForSignal();
+      stop.signal.addEventListener('abort', () => worker.shutdown(), { once: true });
+      try {
+        await run;
+      } finally {
+        stop.dispose();
+        await services.close();
+      }
+    });
+
+  return program;
+}

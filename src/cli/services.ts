@@ -1,0 +1,154 @@
+/**
+ * What a CLI command needs from Temporal: a client to the configured service, or — for `run` with
+ * nothing configured and nothing listening — the embedded dev server and an in-process worker.
+ */
+import type { Client } from '@temporalio/client';
+import type { NativeConnection, Worker } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
+import os from 'node:os';
+import path from 'node:path';
+import { RatchetClient, RatchetError } from '../client.js';
+import { DEFAULT_TASK_QUEUE } from '../shared/session-api.js';
+import type { TemporalTarget } from '../temporal/connection.js';
+import { DEFAULT_UI_PORT, connectClient, connectWorkerConnection, temporalTarget } from '../temporal/connection.js';
+import { DevServer, isTemporalReachable } from '../temporal/dev-server.js';
+import { ensureTemporalCli } from '../temporal/provision.js';
+import { cachedWorkflowBundle, createRatchetWorker } from '../worker.js';
+
+export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.RATCHET_HOME) return path.resolve(env.RATCHET_HOME);
+  const base = env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share');
+  return path.join(base, 'ratchet');
+}
+
+export function taskQueueFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  return env.RATCHET_TASK_QUEUE || DEFAULT_TASK_QUEUE;
+}
+
+/** The Web UI's base URL for links: RATCHET_UI_URL, else the local dev server's, else Temporal Cloud's. */
+export function uiBaseUrl(target: TemporalTarget, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.RATCHET_UI_URL) return env.RATCHET_UI_URL;
+  const host = target.address.split(':')[0] ?? '';
+  if (['127.0.0.1', 'localhost', '0.0.0.0', '::1'].includes(host)) return `http://127.0.0.1:${DEFAULT_UI_PORT}`;
+  if (target.address.includes('.tmprl.cloud')) return 'https://cloud.temporal.io';
+  return undefined;
+}
+
+function unreachable(target: TemporalTarget): RatchetError {
+  return new RatchetError(
+    `cannot reach Temporal at ${target.address}` +
+      (target.configured
+        ? ' (check TEMPORAL_ADDRESS / your temporal profile)'
+        : '; start it with `ratchet server` (or set TEMPORAL_ADDRESS for another cluster)'),
+  );
+}
+
+export interface Services {
+  target: TemporalTarget;
+  client: Client;
+  ratchet: RatchetClient;
+  close(): Promise<void>;
+}
+
+/** A client to the configured Temporal service; a one-line error when it does not answer. */
+export async function connect(env: NodeJS.ProcessEnv = process.env): Promise<Services> {
+  const target = temporalTarget(env);
+  let client: Client;
+  try {
+    client = await connectClient(target, 3000);
+  } catch {
+    throw unreachable(target);
+  }
+  return {
+    target,
+    client,
+    ratchet: new RatchetClient(client, { taskQueue: taskQueueFromEnv(env), uiBaseUrl: uiBaseUrl(target, env) }),
+    close: () => client.connection.close(),
+  };
+}
+
+export interface EmbeddedOptions {
+  log: (message: string) => void;
+  /** Start a worker in this process when none polls the task queue. */
+  worker: boolean;
+}
+
+export interface RunServices extends Services {
+  server?: DevServer;
+  worker?: Worker;
+  workerRun?: Promise<void>;
+}
+
+export async function startEmbeddedServer(log: (message: string) => void, uiPort: number | false = DEFAULT_UI_PORT): Promise<DevServer> {
+  const cli = await ensureTemporalCli(log);
+  const dbFile = path.join(dataDir(), 'temporal.db');
+  try {
+    return await DevServer.start({ cliPath: cli.path, ip: '127.0.0.1', port: 7233, uiPort, dbFile });
+  } catch (err) {
+    throw new RatchetError(`could not start the embedded Temporal server: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+export async function hasPollers(client: Client, taskQueue: string): Promise<boolean> {
+  const response = await client.workflowService.describeTaskQueue({
+    namespace: client.options.namespace,
+    taskQueue: { name: taskQueue },
+    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+  });
+  return (response.pollers ?? []).length > 0;
+}
+
+export async function startInProcessWorker(
+  target: TemporalTarget,
+  client: Client,
+  taskQueue: string,
+): Promise<{ worker: Worker; connection: NativeConnection; run: Promise<void> }> {
+  const connection = await connectWorkerConnection(target);
+  const { worker } = await createRatchetWorker({
+    connection,
+    client,
+    namespace: target.namespace,
+    taskQueue,
+    workflowBundle: await cachedWorkflowBundle(path.join(dataDir(), 'bundles')),
+    workerOptions: { shutdownGraceTime: '10s' },
+  });
+  const run = worker.run().finally(() => connection.close());
+  return { worker, connection, run };
+}
+
+/**
+ * For `run`: the configured service, or the embedded one when nothing is configured and nothing
+ * answers; plus a worker in this process when no worker polls the task queue.
+ */
+export async function connectForRun(options: EmbeddedOptions, env: NodeJS.ProcessEnv = process.env): Promise<RunServices> {
+  const target = temporalTarget(env);
+  let server: DevServer | undefined;
+  if (!(await isTemporalReachable(target.address, 2000))) {
+    if (target.configured) throw unreachable(target);
+    options.log(`No Temporal server at ${target.address}; starting the embedded one …`);
+    server = await startEmbeddedServer(options.log);
+    options.log(`Temporal server ${server.address} · Web UI ${server.uiUrl ?? '(off)'}`);
+  }
+  const services = await connect(env);
+  const taskQueue = services.ratchet.taskQueue;
+  let worker: Worker | undefined;
+  let workerRun: Promise<void> | undefined;
+  if (options.worker && (server || !(await hasPollers(services.client, taskQueue)))) {
+    if (!server) options.log(`No worker polls task queue ${taskQueue}; running one in this process.`);
+    const started = await startInProcessWorker(target, services.client, taskQueue);
+    worker = started.worker;
+    workerRun = started.run;
+  }
+  return {
+    ...services,
+    server,
+    worker,
+    workerRun,
+    async close() {
+      if (worker && worker.getState() === 'RUNNING') worker.shutdown();
+      await workerRun?.catch(() => {});
+      await services.close();
+      await server?.stop();
+    },
+  };
+}

@@ -1,0 +1,388 @@
+/**
+ * The client side of Ratchet: start sessions and talk to them. The CLI is a thin layer over this.
+ * Errors a person can act on are `RatchetError`s with one-line messages.
+ */
+import type { Client, WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { randomBytes } from 'node:crypto';
+import {
+  RatchetPendingApprovals,
+  RatchetRepo,
+  RatchetStatus,
+  RatchetTurn,
+  searchAttributeDefinitions,
+} from './shared/search-attributes.js';
+import type {
+  ApprovalAck,
+  ApprovalDecisionKind,
+  SessionResult,
+  SessionStatus,
+  StatusView,
+  TranscriptPage,
+} from './shared/session-api.js';
+import {
+  DEFAULT_TASK_QUEUE,
+  WORKFLOW_TYPE,
+  approveUpdate,
+  interruptSignal,
+  statusQuery,
+  transcriptQuery,
+  userMessageSignal,
+} from './shared/session-api.js';
+import type { SessionConfig, SessionConfigInput, SessionInput } from './shared/session-config.js';
+import { SESSION_SCHEMA_VERSION, describeZodError, sessionConfigSchema } from './shared/session-config.js';
+
+/** An error with a message meant for the person at the terminal. */
+export class RatchetError extends Error {
+  override name = 'RatchetError';
+}
+
+export interface SessionSummary {
+  sessionId: string;
+  status: SessionStatus | 'unknown';
+  workflowStatus: string;
+  task: string;
+  repo: string | undefined;
+  turn: number | undefined;
+  pendingApprovals: number | undefined;
+  startTime: string;
+  closeTime: string | undefined;
+}
+
+export interface HistoryLine {
+  eventId: number;
+  time: string;
+  runId: string;
+  text: string;
+}
+
+function firstLine(text: string, max = 120): string {
+  const line = text.trim().split('\n')[0] ?? '';
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}
+
+function slug(text: string): string {
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .split('-')
+      .slice(0, 6)
+      .join('-')
+      .slice(0, 40) || 'session'
+  );
+}
+
+export function newSessionId(task: string): string {
+  return `ratchet-${slug(task)}-${randomBytes(4).toString('hex')}`;
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof WorkflowUpdateFailedError) return err.cause?.message ?? err.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+const terminalWorkflowStatus: Record<string, SessionStatus> = {
+  COMPLETED: 'completed',
+  FAILED: 'failed',
+  CANCELLED: 'cancelled',
+  TERMINATED: 'cancelled',
+  TIMED_OUT: 'failed',
+};
+
+export interface RatchetClientOptions {
+  taskQueue?: string;
+  /** Base URL of the Temporal Web UI, for links. */
+  uiBaseUrl?: string;
+}
+
+export class RatchetClient {
+  readonly taskQueue: string;
+  readonly uiBaseUrl: string | undefined;
+
+  constructor(
+    readonly client: Client,
+    options: RatchetClientOptions = {},
+  ) {
+    this.taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
+    this.uiBaseUrl = options.uiBaseUrl;
+  }
+
+  get namespace(): string {
+    return this.client.options.namespace;
+  }
+
+  uiUrl(sessionId: string): string | undefined {
+    if (!this.uiBaseUrl) return undefined;
+    return `${this.uiBaseUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(this.namespace)}/workflows/${encodeURIComponent(sessionId)}`;
+  }
+
+  /** True when the namespace has Ratchet's search attributes registered. */
+  async hasSearchAttributes(): Promise<boolean> {
+    try {
+      const response = await this.client.connection.operatorService.listSearchAttributes({
+        namespace: this.namespace,
+      });
+      const custom = response.customAttributes ?? {};
+      return Object.keys(searchAttributeDefinitions).every((name) => name in custom);
+    } catch {
+      return false;
+    }
+  }
+
+  async start(input: SessionConfigInput, sessionId?: string): Promise<{ sessionId: string; runId: string }> {
+    const parsed = sessionConfigSchema.safeParse(input);
+    if (!parsed.success) throw new RatchetError(`invalid session: ${describeZodError(parsed.error)}`);
+    const config: SessionConfig = { ...parsed.data };
+    if (config.searchAttributes) config.searchAttributes = await this.hasSearchAttributes();
+    const workflowId = sessionId ?? newSessionId(config.task);
+    const args: [SessionInput] = [{ schemaVersion: SESSION_SCHEMA_VERSION, config }];
+    const handle = await this.client.workflow.start(WORKFLOW_TYPE, {
+      taskQueue: this.taskQueue,
+      workflowId,
+      args,
+      staticSummary: firstLine(config.task, 200),
+      memo: { task: firstLine(config.task, 200) },
+      staticDetails: [
+        `**Task:** ${config.task.length > 2000 ? `${config.task.slice(0, 2000)}…` : config.task}`,
+        `**Repository:** ${config.workspace}`,
+        `**Model:** ${config.model.name}`,
+        `**Approval policy:** ${config.approvalPolicy}`,
+      ].join('\n\n'),
+      ...(config.searchAttributes
+        ? {
+            typedSearchAttributes: [
+              { key: RatchetStatus, value: 'running' },
+              { key: RatchetRepo, value: config.workspace },
+              { key: RatchetTurn, value: 0 },
+              { key: RatchetPendingApprovals, value: 0 },
+            ],
+          }
+        : {}),
+    });
+    return { sessionId: workflowId, runId: handle.firstExecutionRunId };
+  }
+
+  /** A handle to an existing session; RatchetError when there is none with that id. */
+  async session(sessionId: string): Promise<WorkflowHandle> {
+    const handle = this.client.workflow.getHandle(sessionId);
+    try {
+      const description = await handle.describe();
+      if (description.type !== WORKFLOW_TYPE) {
+        throw new RatchetError(`${sessionId} is a ${description.type} workflow, not a Ratchet session`);
+      }
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new RatchetError(`no session with id ${sessionId}`);
+      throw err;
+    }
+    return handle;
+  }
+
+  async status(sessionId: string): Promise<StatusView & { sessionId: string }> {
+    const handle = await this.session(sessionId);
+    const description = await handle.describe();
+    const closed = description.status.name !== 'RUNNING';
+    try {
+      const view = await this.client.connection.withDeadline(Date.now() + (closed ? 5000 : 15_000), () =>
+        handle.query(statusQuery),
+      );
+      if (closed) view.status = terminalWorkflowStatus[description.status.name] ?? view.status;
+      return { sessionId, ...view };
+    } catch (err) {
+      if (!closed) throw new RatchetError(`session ${sessionId} did not answer (${errorMessage(err)}); is a worker running?`);
+      // A closed session is answered by replaying its history on a worker; without one, say what is known.
+      return {
+        sessionId,
+        status: terminalWorkflowStatus[description.status.name] ?? 'failed',
+        task: (await description.staticSummary()) ?? '',
+        workspace: String(description.typedSearchAttributes.get(RatchetRepo) ?? ''),
+        model: '',
+        approvalPolicy: 'untrusted',
+        turn: Number(description.typedSearchAttributes.get(RatchetTurn) ?? 0),
+        pendingApprovals: [],
+        usage: { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, reasoningTokens: 0, totalTokens: 0 },
+        plan: [],
+        lastMessage: null,
+        notice: 'details unavailable: no worker answered the status query',
+        current: null,
+        transcriptLength: 0,
+        epoch: 0,
+        runs: 1,
+        compactions: 0,
+        queuedMessages: 0,
+      };
+    }
+  }
+
+  async transcript(sessionId: string, fromIndex = 0): Promise<TranscriptPage> {
+    const handle = this.client.workflow.getHandle(sessionId);
+    return handle.query(transcriptQuery, { fromIndex });
+  }
+
+  async result(sessionId: string): Promise<SessionResult> {
+    const handle = await this.session(sessionId);
+    return (await handle.result()) as SessionResult;
+  }
+
+  /**
+   * Decides a pending call. Without a call id, the only pending call; with several pending, an
+   * error that lists them.
+   */
+  async decide(
+    sessionId: string,
+    decision: ApprovalDecisionKind,
+    options: { callId?: string; reason?: string; by?: string } = {},
+  ): Promise<ApprovalAck> {
+    const handle = await this.session(sessionId);
+    let callId = options.callId;
+    if (!callId) {
+      const { pendingApprovals, status } = await this.status(sessionId);
+      if (pendingApprovals.length === 0) {
+        throw new RatchetError(`session ${sessionId} has no pending approval (status: ${status})`);
+      }
+      if (pendingApprovals.length > 1) {
+        const list = pendingApprovals.map((p) => `${p.callId} (${p.summary})`).join(', ');
+        throw new RatchetError(`session ${sessionId} has ${pendingApprovals.length} pending approvals; name one: ${list}`);
+      }
+      callId = pendingApprovals[0]!.callId;
+    }
+    try {
+      return await handle.executeUpdate(approveUpdate, {
+        args: [{ callId, decision, ...(options.reason ? { reason: options.reason } : {}), ...(options.by ? { by: options.by } : {}) }],
+      });
+    } catch (err) {
+      throw new RatchetError(`cannot ${decision.replace(/_/g, ' ')} ${callId}: ${errorMessage(err)}`);
+    }
+  }
+
+  async send(sessionId: string, text: string): Promise<void> {
+    if (!text.trim()) throw new RatchetError('the message is empty');
+    const handle = await this.requireRunning(sessionId);
+    await handle.signal(userMessageSignal, { text });
+  }
+
+  async interrupt(sessionId: string, reason?: string): Promise<void> {
+    const handle = await this.requireRunning(sessionId);
+    await handle.signal(interruptSignal, reason ? { reason } : {});
+  }
+
+  async cancel(sessionId: string): Promise<void> {
+    const handle = await this.requireRunning(sessionId);
+    await handle.cancel();
+  }
+
+  private async requireRunning(sessionId: string): Promise<WorkflowHandle> {
+    const handle = await this.session(sessionId);
+    const description = await handle.describe();
+    if (description.status.name !== 'RUNNING') {
+      throw new RatchetError(`session ${sessionId} has ended (${description.status.name.toLowerCase()})`);
+    }
+    return handle;
+  }
+
+  async list(options: { status?: SessionStatus; limit?: number } = {}): Promise<SessionSummary[]> {
+    const clauses = [`WorkflowType = '${WORKFLOW_TYPE}'`];
+    if (options.status) clauses.push(`${RatchetStatus.name} = '${options.status}'`);
+    const sessions: SessionSummary[] = [];
+    for await (const info of this.client.workflow.list({ query: clauses.join(' AND ') })) {
+      sessions.push(this.summarize(info));
+      if (sessions.length >= (options.limit ?? 50)) break;
+    }
+    return sessions;
+  }
+
+  private summarize(info: WorkflowExecutionInfo): SessionSummary {
+    const recorded = info.typedSearchAttributes.get(RatchetStatus) as SessionStatus | undefined;
+    const running = info.status.name === 'RUNNING';
+    return {
+      sessionId: info.workflowId,
+      status: running ? (recorded ?? 'unknown') : (terminalWorkflowStatus[info.status.name] ?? 'unknown'),
+      workflowStatus: info.status.name,
+      task: typeof info.memo?.task === 'string' ? info.memo.task : '',
+      repo: info.typedSearchAttributes.get(RatchetRepo) as string | undefined,
+      turn: info.typedSearchAttributes.get(RatchetTurn) as number | undefined,
+      pendingApprovals: info.typedSearchAttributes.get(RatchetPendingApprovals) as number | undefined,
+      startTime: info.startTime.toISOString(),
+      closeTime: info.closeTime?.toISOString(),
+    };
+  }
+
+  /** Every run's events (continue-as-new followed), as lines a person reads. */
+  async history(sessionId: string): Promise<HistoryLine[]> {
+    const handle = await this.session(sessionId);
+    const description = await handle.describe();
+    const EventType = temporal.api.enums.v1.EventType;
+    const lines: HistoryLine[] = [];
+    let runId: string | undefined = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
+    const scheduled = new Map<string, string>();
+    while (runId) {
+      const history = await this.client.workflow.getHandle(sessionId, runId).fetchHistory();
+      let next: string | undefined;
+      for (const event of history.events ?? []) {
+        const id = Number(event.eventId ?? 0);
+        const time = event.eventTime?.seconds
+          ? new Date(Number(event.eventTime.seconds) * 1000 + Math.floor((event.eventTime.nanos ?? 0) / 1e6)).toISOString()
+          : '';
+        const summary = event.userMetadata?.summary?.data ? Buffer.from(event.userMetadata.summary.data).toString('utf8') : '';
+        const label = summary.startsWith('"') ? (JSON.parse(summary) as string) : summary;
+        let text: string | undefined;
+        switch (event.eventType) {
+          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            text = lines.length === 0 ? 'session started' : 'run continued';
+            break;
+          case EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: {
+            const name = label || event.activityTaskScheduledEventAttributes?.activityType?.name || 'activity';
+            scheduled.set(String(id), name);
+            text = `▸ ${name}`;
+            break;
+          }
+          case EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            text = `✓ ${scheduled.get(String(event.activityTaskCompletedEventAttributes?.scheduledEventId)) ?? 'activity'}`;
+            break;
+          case EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+            text = `✗ ${scheduled.get(String(event.activityTaskFailedEventAttributes?.scheduledEventId)) ?? 'activity'}: ${event.activityTaskFailedEventAttributes?.failure?.message ?? ''}`;
+            break;
+          case EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+            text = `✗ ${scheduled.get(String(event.activityTaskTimedOutEventAttributes?.scheduledEventId)) ?? 'activity'}: timed out`;
+            break;
+          case EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+            text = `✗ ${scheduled.get(String(event.activityTaskCanceledEventAttributes?.scheduledEventId)) ?? 'activity'}: cancelled`;
+            break;
+          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            text = `signal ${event.workflowExecutionSignaledEventAttributes?.signalName ?? ''}`;
+            break;
+          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            text = `update ${event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? ''}`;
+            break;
+          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+            next = event.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
+            text = 'continued as new';
+            break;
+          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+            text = 'session completed';
+            break;
+          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+            text = `session failed: ${event.workflowExecutionFailedEventAttributes?.failure?.message ?? ''}`;
+            break;
+          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
+            text = 'session cancelled';
+            break;
+          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+            text = 'cancellation requested';
+            break;
+          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+            text = 'session terminated';
+            break;
+          default:
+            break;
+        }
+        if (text) lines.push({ eventId: id, time, runId, text });
+      }
+      runId = next;
+    }
+    return lines;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Inputs and results of the session's activities. The model and tool activities take a reference
+ * to the transcript (session, epoch, length), not the transcript itself, so that each item enters
+ * the event history once.
+ */
+import type { TranscriptItem } from './items.js';
+import type { ModelSettings, Usage, WorkspaceInfo } from './session-config.js';
+
+export interface TranscriptRef {
+  /** The session's workflow id. */
+  sessionId: string;
+  /** Transcript epoch (incremented by compaction): indexes are stable within one. */
+  epoch: number;
+}
+
+export interface ModelCallInput extends TranscriptRef {
+  /** The request carries transcript entries [0, upTo). */
+  upTo: number;
+  model: ModelSettings;
+  turn: number;
+  /** Abandon (and retry) a stream that sends nothing for this long. */
+  streamIdleTimeoutMs?: number;
+}
+
+export interface ModelReply {
+  output: TranscriptItem[];
+  usage: Usage;
+  responseId: string | null;
+}
+
+export interface CompactInput extends TranscriptRef {
+  upTo: number;
+  model: ModelSettings;
+  /** How many leading entries are the session's fixed context (AGENTS.md, environment). */
+  contextEntries: number;
+}
+
+export interface CompactResult {
+  items: TranscriptItem[];
+  method: 'remote' | 'local';
+  usage: Usage;
+}
+
+export interface PrepareWorkspaceInput {
+  workspace: string;
+}
+
+export interface PreparedWorkspace {
+  info: WorkspaceInfo;
+  agentsMd: string | null;
+  shell: string;
+  sandbox: string;
+}
+
+export interface ToolCallInput extends TranscriptRef {
+  /** Workspace root (real path). */
+  workspace: string;
+  callId: string;
+  /** Index of the function_call entry, for arguments too large to pass inline. */
+  itemIndex: number;
+  /** The call's JSON arguments when small; otherwise fetched from the transcript. */
+  arguments?: string;
+  /** Default command timeout (shell). */
+  timeoutMs?: number;
+}
+
+export interface WorkspaceChangesInput {
+  workspace: WorkspaceInfo;
+}
+
+/** Arguments larger than this are not copied into the tool activity's input. */
+export const INLINE_ARGUMENTS_MAX_BYTES = 2048;

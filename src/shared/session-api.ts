@@ -1,0 +1,135 @@
+/**
+ * The public API of a session workflow: its name, task queue, messages and the shapes they carry.
+ * Client, worker, workflow and tests all import it from here.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+import type { ApprovalPolicy } from './policy.js';
+import { approvalPolicies } from './policy.js';
+import type { TranscriptEntry, Usage } from './session-config.js';
+import type { PlanStep } from './tools.js';
+
+export const WORKFLOW_TYPE = 'agentSession';
+export const DEFAULT_TASK_QUEUE = 'ratchet';
+
+export const sessionStatuses = [
+  'running',
+  'awaiting_approval',
+  'idle',
+  'completed',
+  'failed',
+  'cancelled',
+] as const;
+export type SessionStatus = (typeof sessionStatuses)[number];
+
+export const approvalDecisions = ['approve', 'approve_for_session', 'deny', 'abort'] as const;
+export type ApprovalDecisionKind = (typeof approvalDecisions)[number];
+
+export const approvalSchema = z
+  .object({
+    callId: z.string().min(1, 'callId is required'),
+    decision: z.enum(approvalDecisions),
+    reason: z.string().max(4000).optional(),
+    /** Who decided (a user name, "web-ui", …), recorded with the decision. */
+    by: z.string().max(200).optional(),
+  })
+  .strict();
+export type Approval = z.infer<typeof approvalSchema>;
+
+export const userMessageSchema = z.object({ text: z.string().trim().min(1, 'the message is empty') }).strict();
+export type UserMessage = z.infer<typeof userMessageSchema>;
+
+export const interruptSchema = z.object({ reason: z.string().max(4000).optional() }).strict();
+export type Interrupt = z.infer<typeof interruptSchema>;
+
+export const setPolicySchema = z.object({ policy: z.enum(approvalPolicies) }).strict();
+export type SetPolicy = z.infer<typeof setPolicySchema>;
+
+export interface ApprovalAck {
+  callId: string;
+  decision: ApprovalDecisionKind;
+  /** Other pending calls that the new session rule approved too. */
+  alsoApproved: string[];
+}
+
+export interface PendingApproval {
+  callId: string;
+  tool: string;
+  /** The call's arguments, parsed. */
+  arguments: unknown;
+  /** The command or patch summary a person reads. */
+  summary: string;
+  /** Why the policy asks. */
+  reason: string;
+  turn: number;
+  /** Workflow time when the approval was requested (ISO 8601). */
+  requestedAt: string;
+}
+
+export interface CurrentStep {
+  kind: 'model' | 'tool' | 'compaction' | 'approval' | 'workspace';
+  label: string;
+  since: string;
+}
+
+export interface StatusView {
+  status: SessionStatus;
+  task: string;
+  workspace: string;
+  model: string;
+  approvalPolicy: ApprovalPolicy;
+  turn: number;
+  pendingApprovals: PendingApproval[];
+  usage: Usage;
+  plan: PlanStep[];
+  lastMessage: string | null;
+  /** Something a person should know: an error that stopped the session, a limit reached. */
+  notice: string | null;
+  current: CurrentStep | null;
+  transcriptLength: number;
+  epoch: number;
+  runs: number;
+  compactions: number;
+  queuedMessages: number;
+}
+
+export interface TranscriptRequest {
+  fromIndex?: number;
+  /** Most entries to return (default: as many as fit in maxBytes). */
+  limit?: number;
+  /** Serialized size budget for one page (default 1 MiB; a query answer is one gRPC message ≤ 4 MB). */
+  maxBytes?: number;
+}
+
+export interface TranscriptPage {
+  epoch: number;
+  fromIndex: number;
+  entries: TranscriptEntry[];
+  /** Index to ask for next; equals `total` when the page reached the end. */
+  nextIndex: number;
+  total: number;
+}
+
+export interface FileChange {
+  path: string;
+  /** Git's porcelain status letters, e.g. "M", "A", "D", "??". */
+  status: string;
+}
+
+export interface SessionResult {
+  status: 'completed';
+  finalMessage: string;
+  turns: number;
+  usage: Usage;
+  filesChanged: FileChange[];
+  compactions: number;
+  runs: number;
+}
+
+export const approveUpdate = defineUpdate<ApprovalAck, [Approval]>('approve');
+export const approveSignal = defineSignal<[Approval]>('approve');
+export const userMessageSignal = defineSignal<[UserMessage]>('userMessage');
+export const interruptSignal = defineSignal<[Interrupt?]>('interrupt');
+export const setPolicyUpdate = defineUpdate<ApprovalPolicy, [SetPolicy]>('setPolicy');
+export const statusQuery = defineQuery<StatusView>('status');
+export const transcriptQuery = defineQuery<TranscriptPage, [TranscriptRequest?]>('transcript');

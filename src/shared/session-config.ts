@@ -1,0 +1,164 @@
+/**
+ * The session's input and the state it carries across continue-as-new, as zod schemas with a
+ * schema version. Old shapes that must still parse live in test/fixtures/.
+ */
+import { z } from 'zod';
+import type { TranscriptItem } from './items.js';
+import { approvalPolicies } from './policy.js';
+import { planStepStatus } from './tools.js';
+
+export const SESSION_SCHEMA_VERSION = 1;
+
+export const policyRuleSchema = z
+  .object({
+    tool: z.string().min(1),
+    prefix: z.array(z.string()).optional(),
+    action: z.enum(['allow', 'ask', 'deny']),
+  })
+  .strict();
+
+export const modelSettingsSchema = z
+  .object({
+    /** Model name as the endpoint knows it. */
+    name: z.string().min(1),
+    reasoningEffort: z.enum(['minimal', 'low', 'medium', 'high']).optional(),
+    /** Context window in tokens; compaction triggers at `compactAtRatio` of it. */
+    contextWindow: z.number().int().positive().default(200_000),
+    compactAtRatio: z.number().min(0.05).max(1).default(0.8),
+    /** remote: the endpoint's responses.compact; local: a summary written by the model; auto: remote, else local. */
+    compaction: z.enum(['auto', 'remote', 'local']).default('auto'),
+  })
+  .strict();
+
+export const limitsSchema = z
+  .object({
+    /** Model turns before the session stops and waits for a message. */
+    maxTurns: z.number().int().positive().default(200),
+    /** Default per-command timeout for the shell tool. */
+    commandTimeoutMs: z.number().int().positive().default(10 * 60_000),
+    /** Serialized transcript size that triggers compaction (a continue-as-new input is one payload, ≤ 2 MiB). */
+    maxTranscriptBytes: z.number().int().positive().default(1024 * 1024),
+    /** A model call whose worker stops heartbeating for this long is retried elsewhere. */
+    modelHeartbeatTimeoutMs: z.number().int().positive().default(10_000),
+    /** A streamed model response that sends nothing for this long is abandoned and retried. */
+    modelStreamIdleTimeoutMs: z.number().int().positive().default(120_000),
+    /** Attempts for one model call before the session stops and waits (non-retryable errors stop at once). */
+    modelMaxAttempts: z.number().int().positive().default(10),
+    /** A tool activity whose worker stops heartbeating for this long is considered lost. */
+    toolHeartbeatTimeoutMs: z.number().int().positive().default(15_000),
+  })
+  .strict();
+
+export const sessionConfigSchema = z
+  .object({
+    task: z.string().trim().min(1, 'the task is empty'),
+    /** Absolute path of the git working copy the session works in. */
+    workspace: z.string().min(1),
+    model: modelSettingsSchema,
+    approvalPolicy: z.enum(approvalPolicies).default('untrusted'),
+    /** Standing rules (from configuration) evaluated before the policy. */
+    rules: z.array(policyRuleSchema).default([]),
+    limits: limitsSchema.default(limitsSchema.parse({})),
+    /** Keep Ratchet's search attributes current (the namespace must have them registered). */
+    searchAttributes: z.boolean().default(true),
+  })
+  .strict();
+
+const usageSchema = z
+  .object({
+    inputTokens: z.number(),
+    cachedInputTokens: z.number(),
+    outputTokens: z.number(),
+    reasoningTokens: z.number(),
+    totalTokens: z.number(),
+  })
+  .strict();
+
+/** A transcript item as the workflow holds it (the Responses API item plus what a person reads). */
+export const transcriptEntrySchema = z
+  .object({
+    item: z.custom<TranscriptItem>(
+      (value) =>
+        typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string',
+      'a transcript item needs a string "type"',
+    ),
+    /** Model turn that produced or consumed it. */
+    turn: z.number().int().nonnegative(),
+    /** One-line summary for a person (tool outcomes). */
+    display: z.string().optional(),
+    /** For tool outputs: whether the tool did what was asked. */
+    success: z.boolean().optional(),
+  })
+  .strict();
+
+export const workspaceInfoSchema = z
+  .object({
+    root: z.string(),
+    gitHead: z.string().nullable(),
+    /** Files that were already modified when the session started, with their content hash. */
+    initiallyDirty: z.record(z.string(), z.string()),
+    agentsMd: z.boolean(),
+  })
+  .strict();
+
+export const carriedStateSchema = z
+  .object({
+    entries: z.array(transcriptEntrySchema),
+    /** Incremented by every compaction: transcript indexes are stable within an epoch. */
+    epoch: z.number().int().nonnegative(),
+    turn: z.number().int().nonnegative(),
+    /** Turn at which the turn limit stops the session (raised when a person sends a message). */
+    turnLimit: z.number().int().positive(),
+    usage: usageSchema,
+    lastInputTokens: z.number().int().nonnegative(),
+    plan: z.array(z.object({ step: z.string(), status: planStepStatus }).strict()),
+    sessionRules: z.array(policyRuleSchema),
+    approvalPolicy: z.enum(approvalPolicies),
+    queuedMessages: z.array(z.string()),
+    idle: z.boolean(),
+    lastMessage: z.string().nullable(),
+    notice: z.string().nullable(),
+    workspace: workspaceInfoSchema,
+    runs: z.number().int().positive(),
+    compactions: z.number().int().nonnegative(),
+    /** How many leading entries are the fixed context (AGENTS.md, environment) that compaction keeps. */
+    contextEntries: z.number().int().nonnegative(),
+    /** Turn at which the transcript was last compacted (a second overflow there stops the session). */
+    lastCompactionTurn: z.number().int().nonnegative().nullable(),
+  })
+  .strict();
+
+export const sessionInputSchema = z
+  .object({
+    schemaVersion: z.literal(SESSION_SCHEMA_VERSION),
+    config: sessionConfigSchema,
+    /** Present when the session continues from an earlier run (continue-as-new). */
+    carried: carriedStateSchema.optional(),
+  })
+  .strict();
+
+export type SessionConfig = z.infer<typeof sessionConfigSchema>;
+export type SessionConfigInput = z.input<typeof sessionConfigSchema>;
+export type ModelSettings = z.infer<typeof modelSettingsSchema>;
+export type SessionLimits = z.infer<typeof limitsSchema>;
+export type Usage = z.infer<typeof usageSchema>;
+export type TranscriptEntry = z.infer<typeof transcriptEntrySchema>;
+export type WorkspaceInfo = z.infer<typeof workspaceInfoSchema>;
+export type CarriedState = z.infer<typeof carriedStateSchema>;
+export type SessionInput = z.infer<typeof sessionInputSchema>;
+export type PolicyRuleData = z.infer<typeof policyRuleSchema>;
+
+export const emptyUsage: Usage = {
+  inputTokens: 0,
+  cachedInputTokens: 0,
+  outputTokens: 0,
+  reasoningTokens: 0,
+  totalTokens: 0,
+};
+
+/** One-line, human-readable list of what is wrong with an input, for errors. */
+export function describeZodError(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : 'input'}: ${issue.message}`)
+    .join('; ');
+}

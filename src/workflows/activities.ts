@@ -1,0 +1,116 @@
+/**
+ * Activity stubs for the session, with the options that carry DESIGN.md's decisions: model calls
+ * and read-only tools retry; a command that may change the workspace gets one attempt; long
+ * activities heartbeat so that a lost worker is noticed within the heartbeat timeout.
+ */
+import type { ActivityOptions } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  TimeoutFailure,
+  proxyActivities,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities/index.js';
+import type { ModelCallInput, ToolCallInput } from '../shared/activity-types.js';
+import type { SessionLimits } from '../shared/session-config.js';
+import type { ToolOutcome } from '../shared/tools.js';
+import type { ToolCall } from './tool-calls.js';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** Model errors that no retry or message can fix: the session fails with the message. */
+const FATAL_MODEL_ERRORS = new Set([
+  'ModelAuthenticationFailed',
+  'ModelPermissionDenied',
+  'ModelNotFound',
+  'ModelNotConfigured',
+]);
+
+export type ModelFailure =
+  | { kind: 'overflow' }
+  | { kind: 'fatal'; message: string; type: string }
+  | { kind: 'gave_up'; message: string };
+
+export function modelFailureKind(err: ActivityFailure): ModelFailure {
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure) {
+    if (cause.type === 'ContextLengthExceeded') return { kind: 'overflow' };
+    if (cause.type && FATAL_MODEL_ERRORS.has(cause.type)) {
+      return { kind: 'fatal', message: cause.message, type: cause.type };
+    }
+    return { kind: 'gave_up', message: `the model call failed (${cause.type ?? 'error'}): ${cause.message}` };
+  }
+  if (cause instanceof TimeoutFailure) {
+    return { kind: 'gave_up', message: `the model call timed out (${cause.timeoutType ?? 'timeout'})` };
+  }
+  return { kind: 'gave_up', message: `the model call failed: ${cause?.message ?? err.message}` };
+}
+
+/** What the model reads when a tool activity failed as infrastructure, not as a tool result. */
+export function toolFailureOutput(call: ToolCall, err: ActivityFailure): string {
+  const cause = err.cause;
+  const detail =
+    cause instanceof TimeoutFailure
+      ? 'the worker running it stopped responding'
+      : (cause?.message ?? err.message);
+  if (!call.readOnly) {
+    return (
+      `The ${call.tool} call was interrupted before it reported a result (${detail}), so its effect on the ` +
+      'workspace is unknown. It was not run again. Check the state of the workspace (for example git status, ' +
+      'or read the files involved) before deciding whether to run it again.'
+    );
+  }
+  return `The ${call.tool} call failed: ${detail}`;
+}
+
+export function createSessionActivities(limits: SessionLimits) {
+  const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
+  const model = proxyActivities<Activities>({
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: seconds(limits.modelHeartbeatTimeoutMs),
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '60s',
+      maximumAttempts: limits.modelMaxAttempts,
+    },
+  });
+  const workspace = proxyActivities<Activities>({
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes: ['WorkspaceRejected'] },
+  });
+  const toolBase: ActivityOptions = {
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: seconds(limits.toolHeartbeatTimeoutMs),
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1s', maximumAttempts: 3 },
+  };
+  const tools = proxyActivities<Activities>(toolBase);
+
+  function toolOptions(call: ToolCall): ActivityOptions {
+    const options: ActivityOptions = { summary: call.summary };
+    if (call.tool === 'shell') {
+      const timeoutMs = (call.args as { timeout_ms?: number }).timeout_ms ?? limits.commandTimeoutMs;
+      options.startToCloseTimeout = seconds(timeoutMs + 60_000);
+      // A command that may change the workspace runs at most once (DESIGN.md §4).
+      if (!call.readOnly) options.retry = { maximumAttempts: 1 };
+    }
+    return options;
+  }
+
+  return {
+    model(turn: number, input: ModelCallInput) {
+      return model.model.executeWithOptions({ summary: `model · turn ${turn}` }, [input]);
+    },
+    compact: (input: Parameters<Activities['compact']>[0]) =>
+      model.compact.executeWithOptions({ summary: 'compaction' }, [input]),
+    prepareWorkspace: (input: Parameters<Activities['prepareWorkspace']>[0]) =>
+      workspace.prepareWorkspace.executeWithOptions({ summary: `workspace · prepare ${input.workspace}` }, [input]),
+    workspaceChanges: (input: Parameters<Activities['workspaceChanges']>[0]) =>
+      workspace.workspaceChanges.executeWithOptions({ summary: 'workspace · changed files' }, [input]),
+    runTool(call: ToolCall, input: ToolCallInput): Promise<ToolOutcome> {
+      return tools[call.tool].executeWithOptions(toolOptions(call), [input]);
+    },
+  };
+}

@@ -1,0 +1,470 @@
+/**
+ * The agent session: the Codex agent loop as a Temporal workflow. Build the request → model →
+ * run the tool calls it asks for (after the policy, and a person where the policy asks) → append
+ * the results → model again, until the model answers without a tool call.
+ *
+ * This file wires state (session-state.ts) to Temporal; it does no I/O.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  ContinueAsNew,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { FunctionCallItem } from '../shared/items.js';
+import { isFunctionCall, userMessage } from '../shared/items.js';
+import { agentsMdMessage, environmentContextMessage } from '../shared/prompt.js';
+import {
+  RatchetPendingApprovals,
+  RatchetRepo,
+  RatchetStatus,
+  RatchetTurn,
+} from '../shared/search-attributes.js';
+import type { SessionResult } from '../shared/session-api.js';
+import {
+  approvalSchema,
+  approveSignal,
+  approveUpdate,
+  interruptSignal,
+  setPolicySchema,
+  setPolicyUpdate,
+  statusQuery,
+  transcriptQuery,
+  userMessageSchema,
+  userMessageSignal,
+} from '../shared/session-api.js';
+import type { SessionInput } from '../shared/session-config.js';
+import { SESSION_SCHEMA_VERSION, describeZodError, sessionInputSchema } from '../shared/session-config.js';
+import { createSessionActivities, modelFailureKind, toolFailureOutput } from './activities.js';
+import { SessionState } from './session-state.js';
+import type { PreparedCall, ToolCall } from './tool-calls.js';
+import { prepareCall } from './tool-calls.js';
+
+interface ToolResult {
+  output: string;
+  display: string;
+  success: boolean;
+}
+
+type TurnOutcome = 'final' | 'continue' | 'stopped' | 'overflow';
+
+interface StopRequest {
+  kind: 'interrupt' | 'abort';
+  reason?: string;
+}
+
+function firstLine(text: string, max = 100): string {
+  const line = text.trim().split('\n')[0] ?? '';
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}
+
+export async function agentSession(input: SessionInput): Promise<SessionResult> {
+  const parsed = sessionInputSchema.safeParse(input);
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(
+      `invalid session input: ${describeZodError(parsed.error)}`,
+      'InvalidSessionInput',
+    );
+  }
+  const { config, carried } = parsed.data;
+  const state = new SessionState(config, carried);
+  const sessionId = workflowInfo().workflowId;
+  const activities = createSessionActivities(config.limits);
+
+  let turnScope: CancellationScope | null = null;
+  let stopRequest: StopRequest | null = null;
+
+  // ── visibility ──────────────────────────────────────────────────────────
+  let shown = { status: '', turn: -1, pending: -1, details: '' };
+  function publish(): void {
+    const status = state.status;
+    const pending = state.pendingApprovals().length;
+    if (config.searchAttributes && (status !== shown.status || state.turn !== shown.turn || pending !== shown.pending)) {
+      upsertSearchAttributes([
+        { key: RatchetStatus, value: status },
+        { key: RatchetTurn, value: state.turn },
+        { key: RatchetPendingApprovals, value: pending },
+        ...(shown.status === '' ? [{ key: RatchetRepo, value: config.workspace }] : []),
+      ]);
+    }
+    const details =
+      `**${firstLine(config.task)}**\n\n` +
+      `status: ${status} · turn ${state.turn} · run ${state.runs}` +
+      (state.compactions ? ` · ${state.compactions} compactions` : '') +
+      (state.current ? `\n\nnow: ${state.current.label}` : '') +
+      (state.notice ? `\n\n${state.notice}` : '');
+    if (details !== shown.details) setCurrentDetails(details);
+    shown = { status, turn: state.turn, pending, details };
+  }
+
+  function setCurrent(kind: 'model' | 'tool' | 'compaction' | 'approval' | 'workspace', label: string): void {
+    state.current = { kind, label, since: new Date().toISOString() };
+    publish();
+  }
+
+  // ── handlers ────────────────────────────────────────────────────────────
+  setHandler(statusQuery, () => state.statusView());
+  setHandler(transcriptQuery, (request) => state.transcriptPage(request ?? {}));
+
+  setHandler(
+    approveUpdate,
+    (approval) => {
+      const ack = state.applyApproval(approvalSchema.parse(approval));
+      log.info('approval decided', { callId: ack.callId, decision: ack.decision, by: approval.by, via: 'update' });
+      publish();
+      return ack;
+    },
+    {
+      validator: (approval) => {
+        const checked = approvalSchema.safeParse(approval);
+        if (!checked.success) {
+          throw ApplicationFailure.nonRetryable(`malformed approval: ${describeZodError(checked.error)}`, 'InvalidApproval');
+        }
+        try {
+          state.validateApproval(checked.data);
+        } catch (err) {
+          throw ApplicationFailure.nonRetryable((err as Error).message, 'InvalidApproval');
+        }
+      },
+    },
+  );
+
+  setHandler(approveSignal, (approval) => {
+    const checked = approvalSchema.safeParse(approval);
+    if (!checked.success) {
+      log.warn('ignored a malformed approval signal', { problem: describeZodError(checked.error) });
+      return;
+    }
+    try {
+      const ack = state.applyApproval(checked.data);
+      log.info('approval decided', { callId: ack.callId, decision: ack.decision, by: checked.data.by, via: 'signal' });
+      publish();
+    } catch (err) {
+      log.warn('ignored an approval signal', { callId: checked.data.callId, problem: (err as Error).message });
+    }
+  });
+
+  setHandler(userMessageSignal, (message) => {
+    const checked = userMessageSchema.safeParse(message);
+    if (!checked.success) {
+      log.warn('ignored a malformed user message', { problem: describeZodError(checked.error) });
+      return;
+    }
+    if (state.ended) {
+      log.warn('ignored a user message after the session ended', { status: state.ended });
+      return;
+    }
+    state.queueMessage(checked.data.text);
+    publish();
+  });
+
+  setHandler(interruptSignal, (request) => {
+    if (state.ended || state.idle) return;
+    stopRequest = { kind: 'interrupt', reason: request?.reason };
+    turnScope?.cancel();
+  });
+
+  setHandler(
+    setPolicyUpdate,
+    ({ policy }) => {
+      state.approvalPolicy = policy;
+      state.approveCoveredCalls(`policy changed to ${policy}`);
+      publish();
+      return policy;
+    },
+    {
+      validator: (request) => {
+        const checked = setPolicySchema.safeParse(request);
+        if (!checked.success) {
+          throw ApplicationFailure.nonRetryable(`malformed policy change: ${describeZodError(checked.error)}`, 'InvalidPolicy');
+        }
+        if (state.ended) throw ApplicationFailure.nonRetryable(`the session has ended (${state.ended})`, 'SessionEnded');
+      },
+    },
+  );
+
+  // ── tools ───────────────────────────────────────────────────────────────
+  async function runTool(prepared: ToolCall, itemIndex: number): Promise<ToolResult> {
+    setCurrent('tool', prepared.summary);
+    const input = {
+      sessionId,
+      epoch: state.epoch,
+      workspace: state.workspace!.root,
+      callId: prepared.call.call_id,
+      itemIndex,
+      timeoutMs: config.limits.commandTimeoutMs,
+      ...(prepared.call.arguments.length <= 2048 ? { arguments: prepared.call.arguments } : {}),
+    };
+    try {
+      const outcome = await activities.runTool(prepared, input);
+      return { output: outcome.output, display: outcome.display, success: outcome.success };
+    } catch (err) {
+      if (err instanceof ActivityFailure) {
+        return { output: toolFailureOutput(prepared, err), display: `${prepared.summary} · failed`, success: false };
+      }
+      throw err;
+    }
+  }
+
+  async function awaitDecision(prepared: ToolCall): Promise<'run' | ToolResult> {
+    setCurrent('approval', `approval · ${prepared.summary}`);
+    await condition(() => state.decisionFor(prepared.call.call_id) !== undefined);
+    const decision = state.decisionFor(prepared.call.call_id)!;
+    state.settle(prepared.call.call_id);
+    publish();
+    switch (decision.decision) {
+      case 'approve':
+      case 'approve_for_session':
+        return 'run';
+      case 'deny': {
+        const why = decision.reason ? `: ${decision.reason}` : '.';
+        return {
+          output: `The user denied this ${prepared.tool} call${why} Do not retry it as it was; adapt your approach.`,
+          display: `${prepared.summary} · denied${decision.reason ? ` (${decision.reason})` : ''}`,
+          success: false,
+        };
+      }
+      case 'abort':
+        stopRequest = { kind: 'abort', reason: decision.reason };
+        turnScope?.cancel();
+        throw new CancelledFailure('turn aborted by the user');
+    }
+  }
+
+  async function runCalls(calls: FunctionCallItem[], firstIndex: number): Promise<void> {
+    const prepared: PreparedCall[] = calls.map((call) => prepareCall(call, (request) => state.decidePolicy(request)));
+    const indexOf = new Map(calls.map((call, i) => [call.call_id, firstIndex + i] as const));
+    for (const p of prepared) {
+      if (p.kind === 'tool' && p.decision.action === 'ask') {
+        state.requestApproval(
+          {
+            callId: p.call.call_id,
+            tool: p.tool,
+            arguments: p.args,
+            summary: p.summary,
+            reason: p.decision.reason,
+            turn: state.turn,
+            requestedAt: new Date().toISOString(),
+          },
+          p.request,
+        );
+      }
+    }
+    publish();
+
+    const results = new Map<string, ToolResult>();
+    // Read-only calls run concurrently; their promises never reject (a rejection nobody awaits
+    // would fail the workflow task), the first error is rethrown where they are awaited.
+    let readers: Promise<void>[] = [];
+    let readerError: unknown;
+    const awaitReaders = async () => {
+      await Promise.all(readers);
+      readers = [];
+      if (readerError !== undefined) throw readerError;
+    };
+    for (const p of prepared) {
+      const id = p.call.call_id;
+      if (p.kind === 'rejected') {
+        results.set(id, { output: p.output, display: p.display, success: false });
+      } else if (p.kind === 'plan') {
+        state.plan = p.args.plan;
+        results.set(id, { output: 'Plan updated.', display: `update_plan · ${p.args.plan.length} steps`, success: true });
+      } else if (p.decision.action === 'deny') {
+        results.set(id, {
+          output: `This ${p.tool} call is not allowed: ${p.decision.reason}`,
+          display: `${p.summary} · denied by policy`,
+          success: false,
+        });
+      } else if (p.readOnly && p.decision.action === 'allow') {
+        readers.push(
+          runTool(p, indexOf.get(id)!).then(
+            (result) => void results.set(id, result),
+            (err: unknown) => void (readerError ??= err),
+          ),
+        );
+      } else {
+        // Anything that may change the workspace waits for the calls before it, and the
+        // calls after it wait for it.
+        await awaitReaders();
+        const verdict = p.decision.action === 'ask' ? await awaitDecision(p) : 'run';
+        results.set(id, verdict === 'run' ? await runTool(p, indexOf.get(id)!) : verdict);
+      }
+    }
+    await awaitReaders();
+    for (const call of calls) {
+      state.appendToolOutput(call.call_id, results.get(call.call_id)!);
+    }
+  }
+
+  // ── one turn ────────────────────────────────────────────────────────────
+  async function runTurn(): Promise<TurnOutcome> {
+    state.turn += 1;
+    const turn = state.turn;
+    let calls: FunctionCallItem[] = [];
+    const scope = new CancellationScope();
+    turnScope = scope;
+    try {
+      return await scope.run(async () => {
+        setCurrent('model', `model · turn ${turn}`);
+        const reply = await activities.model(turn, {
+          sessionId,
+          epoch: state.epoch,
+          upTo: state.entries.length,
+          model: config.model,
+          turn,
+          streamIdleTimeoutMs: config.limits.modelStreamIdleTimeoutMs,
+        });
+        state.addUsage(reply.usage);
+        const firstIndex = state.entries.length;
+        for (const item of reply.output) state.append(item);
+        state.recordAssistantText(reply.output);
+        calls = reply.output.filter(isFunctionCall);
+        if (calls.length === 0) return 'final';
+        await runCalls(calls, firstIndex + reply.output.findIndex(isFunctionCall));
+        return 'continue';
+      });
+    } catch (err) {
+      if (isCancellation(err) && !CancellationScope.current().consideredCancelled) {
+        const request: StopRequest = stopRequest ?? { kind: 'interrupt' };
+        const label = request.kind === 'abort' ? 'aborted' : 'interrupted';
+        const why = request.reason ? ` (${request.reason})` : '';
+        state.closeOpenCalls(calls, `The user ${label} this turn before the call ran or finished${why}.`);
+        state.clearApprovals();
+        state.goIdle(`turn ${turn} ${label} by the user${why}; waiting for a message`);
+        return 'stopped';
+      }
+      if (err instanceof ActivityFailure) {
+        const failure = modelFailureKind(err);
+        if (failure.kind === 'overflow') {
+          state.turn -= 1;
+          return 'overflow';
+        }
+        if (failure.kind === 'fatal') {
+          throw ApplicationFailure.nonRetryable(failure.message, failure.type);
+        }
+        state.turn -= 1;
+        state.goIdle(`${failure.message}; send a message to try again`);
+        return 'stopped';
+      }
+      throw err;
+    } finally {
+      turnScope = null;
+      stopRequest = null;
+      state.current = null;
+      publish();
+    }
+  }
+
+  // ── continue-as-new and compaction ──────────────────────────────────────
+  async function continueAsNewNow(): Promise<never> {
+    await condition(allHandlersFinished);
+    log.info('continuing as new', { turn: state.turn, entries: state.entries.length, bytes: state.bytes });
+    return continueAsNew<typeof agentSession>({
+      schemaVersion: SESSION_SCHEMA_VERSION,
+      config,
+      carried: state.carry(),
+    });
+  }
+
+  async function compactAndContinue(reason: string): Promise<never> {
+    setCurrent('compaction', `compaction · ${reason}`);
+    log.info('compacting', { reason, entries: state.entries.length, bytes: state.bytes });
+    const result = await activities.compact({
+      sessionId,
+      epoch: state.epoch,
+      upTo: state.entries.length,
+      model: config.model,
+      contextEntries: state.contextEntries,
+    });
+    state.addUsage(result.usage);
+    state.replaceTranscript(result.items);
+    state.lastCompactionTurn = state.turn;
+    return continueAsNewNow();
+  }
+
+  // ── the session ─────────────────────────────────────────────────────────
+  try {
+    if (!state.workspace) {
+      setCurrent('workspace', 'workspace · prepare');
+      const prepared = await activities.prepareWorkspace({ workspace: config.workspace });
+      state.workspace = prepared.info;
+      if (prepared.agentsMd !== null) state.append(userMessage(agentsMdMessage(prepared.info.root, prepared.agentsMd)));
+      state.append(
+        userMessage(
+          environmentContextMessage({
+            cwd: prepared.info.root,
+            approvalPolicy: state.approvalPolicy,
+            sandbox: prepared.sandbox,
+            shell: prepared.shell,
+          }),
+        ),
+      );
+      state.contextEntries = state.entries.length;
+      state.append(userMessage(config.task));
+      state.current = null;
+    }
+    publish();
+
+    for (;;) {
+      state.deliverQueuedMessages();
+      if (state.idle) {
+        publish();
+        await condition(() => state.queuedMessages.length > 0);
+        continue;
+      }
+      if (state.turn >= state.turnLimit) {
+        state.goIdle(`stopped after ${state.turn} turns (the turn limit); send a message to continue`);
+        continue;
+      }
+      const reason = state.compactionReason();
+      if (reason) await compactAndContinue(reason);
+      if (workflowInfo().continueAsNewSuggested) await continueAsNewNow();
+
+      const outcome = await runTurn();
+      if (outcome === 'overflow') {
+        if (state.lastCompactionTurn === state.turn) {
+          state.goIdle('the transcript does not fit the model context even after compaction; send a message to continue');
+          continue;
+        }
+        await compactAndContinue("the model rejected the request as longer than its context window");
+      }
+      if (outcome === 'final' && state.queuedMessages.length === 0) break;
+    }
+
+    setCurrent('workspace', 'workspace · collect changes');
+    const filesChanged = await activities.workspaceChanges({ workspace: state.workspace });
+    state.ended = 'completed';
+    state.current = null;
+    publish();
+    await condition(allHandlersFinished);
+    return {
+      status: 'completed',
+      finalMessage: state.lastMessage ?? '',
+      turns: state.turn,
+      usage: state.usage,
+      filesChanged,
+      compactions: state.compactions,
+      runs: state.runs,
+    };
+  } catch (err) {
+    if (err instanceof ContinueAsNew) throw err;
+    state.ended = isCancellation(err) ? 'cancelled' : 'failed';
+    state.current = null;
+    if (state.ended === 'failed') state.notice = err instanceof Error ? err.message : String(err);
+    await CancellationScope.nonCancellable(async () => {
+      publish();
+      await condition(allHandlersFinished);
+    });
+    throw err;
+  }
+}

@@ -1,0 +1,346 @@
+/**
+ * A session's state and its transitions, as a plain class: the workflow wires it to Temporal
+ * (activities, handlers, timers) and unit tests drive it without a server. Everything here is
+ * deterministic.
+ */
+import type { FunctionCallItem, TranscriptItem } from '../shared/items.js';
+import { functionOutput, messageText, userMessage } from '../shared/items.js';
+import type { ApprovalPolicy, PolicyDecision, PolicyRule, ToolRequest } from '../shared/policy.js';
+import { decide, sessionRuleFor } from '../shared/policy.js';
+import type {
+  Approval,
+  ApprovalAck,
+  CurrentStep,
+  PendingApproval,
+  SessionStatus,
+  StatusView,
+  TranscriptPage,
+  TranscriptRequest,
+} from '../shared/session-api.js';
+import type {
+  CarriedState,
+  SessionConfig,
+  TranscriptEntry,
+  Usage,
+  WorkspaceInfo,
+} from '../shared/session-config.js';
+import { emptyUsage } from '../shared/session-config.js';
+import type { PlanStep } from '../shared/tools.js';
+
+export const DEFAULT_PAGE_BYTES = 1024 * 1024;
+
+/** A decision the session is waiting for, with the policy's reason for asking. */
+interface WaitingCall {
+  view: PendingApproval;
+  request: ToolRequest;
+  decision?: Approval;
+}
+
+export class ApprovalRejected extends Error {
+  override name = 'ApprovalRejected';
+}
+
+function entryBytes(entry: TranscriptEntry): number {
+  return JSON.stringify(entry).length;
+}
+
+export class SessionState {
+  entries: TranscriptEntry[];
+  epoch: number;
+  turn: number;
+  turnLimit: number;
+  usage: Usage;
+  lastInputTokens: number;
+  plan: PlanStep[];
+  sessionRules: PolicyRule[];
+  approvalPolicy: ApprovalPolicy;
+  queuedMessages: string[];
+  idle: boolean;
+  lastMessage: string | null;
+  notice: string | null;
+  workspace: WorkspaceInfo | null;
+  runs: number;
+  compactions: number;
+  contextEntries: number;
+  lastCompactionTurn: number | null;
+  /** Terminal status, once the session has ended. */
+  ended: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'> | null = null;
+  current: CurrentStep | null = null;
+  private transcriptBytes: number;
+  private readonly waiting = new Map<string, WaitingCall>();
+  private readonly decided = new Set<string>();
+
+  constructor(
+    readonly config: SessionConfig,
+    carried?: CarriedState,
+  ) {
+    this.entries = carried?.entries ?? [];
+    this.epoch = carried?.epoch ?? 0;
+    this.turn = carried?.turn ?? 0;
+    this.turnLimit = carried?.turnLimit ?? config.limits.maxTurns;
+    this.usage = carried?.usage ?? { ...emptyUsage };
+    this.lastInputTokens = carried?.lastInputTokens ?? 0;
+    this.plan = carried?.plan ?? [];
+    this.sessionRules = carried?.sessionRules ?? [];
+    this.approvalPolicy = carried?.approvalPolicy ?? config.approvalPolicy;
+    this.queuedMessages = carried?.queuedMessages ?? [];
+    this.idle = carried?.idle ?? false;
+    this.lastMessage = carried?.lastMessage ?? null;
+    this.notice = carried?.notice ?? null;
+    this.workspace = carried?.workspace ?? null;
+    this.runs = carried?.runs ?? 1;
+    this.compactions = carried?.compactions ?? 0;
+    this.contextEntries = carried?.contextEntries ?? 0;
+    this.lastCompactionTurn = carried?.lastCompactionTurn ?? null;
+    this.transcriptBytes = this.entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
+  }
+
+  // ── transcript ────────────────────────────────────────────────────────────
+
+  append(item: TranscriptItem, note?: { display: string; success: boolean }): void {
+    const entry: TranscriptEntry = note ? { item, turn: this.turn, ...note } : { item, turn: this.turn };
+    this.entries.push(entry);
+    this.transcriptBytes += entryBytes(entry);
+  }
+
+  get bytes(): number {
+    return this.transcriptBytes;
+  }
+
+  /** Replaces the transcript with a compacted one; indexes restart in a new epoch. */
+  replaceTranscript(items: TranscriptItem[]): void {
+    this.entries = [];
+    this.transcriptBytes = 0;
+    this.epoch += 1;
+    this.compactions += 1;
+    this.lastInputTokens = 0;
+    for (const item of items) this.append(item);
+  }
+
+  transcriptPage(request: TranscriptRequest = {}): TranscriptPage {
+    const fromIndex = Math.max(0, Math.min(request.fromIndex ?? 0, this.entries.length));
+    const maxBytes = request.maxBytes ?? DEFAULT_PAGE_BYTES;
+    const limit = request.limit ?? Number.POSITIVE_INFINITY;
+    const entries: TranscriptEntry[] = [];
+    let bytes = 0;
+    for (let i = fromIndex; i < this.entries.length && entries.length < limit; i++) {
+      const entry = this.entries[i]!;
+      const size = entryBytes(entry);
+      // Always return at least one entry, so that a reader makes progress.
+      if (entries.length > 0 && bytes + size > maxBytes) break;
+      entries.push(entry);
+      bytes += size;
+    }
+    return {
+      epoch: this.epoch,
+      fromIndex,
+      entries,
+      nextIndex: fromIndex + entries.length,
+      total: this.entries.length,
+    };
+  }
+
+  // ── model turns ───────────────────────────────────────────────────────────
+
+  addUsage(usage: Usage): void {
+    this.usage = {
+      inputTokens: this.usage.inputTokens + usage.inputTokens,
+      cachedInputTokens: this.usage.cachedInputTokens + usage.cachedInputTokens,
+      outputTokens: this.usage.outputTokens + usage.outputTokens,
+      reasoningTokens: this.usage.reasoningTokens + usage.reasoningTokens,
+      totalTokens: this.usage.totalTokens + usage.totalTokens,
+    };
+    this.lastInputTokens = usage.inputTokens + usage.outputTokens;
+  }
+
+  /** Why the transcript must be compacted before the next model call, or null. */
+  compactionReason(): string | null {
+    const { contextWindow, compactAtRatio } = this.config.model;
+    const tokenLimit = Math.floor(contextWindow * compactAtRatio);
+    if (this.lastInputTokens >= tokenLimit) {
+      return `the last request used ${this.lastInputTokens} of ${contextWindow} tokens (limit ${tokenLimit})`;
+    }
+    if (this.transcriptBytes >= this.config.limits.maxTranscriptBytes) {
+      return `the transcript is ${this.transcriptBytes} bytes (limit ${this.config.limits.maxTranscriptBytes})`;
+    }
+    return null;
+  }
+
+  // ── messages from people ──────────────────────────────────────────────────
+
+  queueMessage(text: string): void {
+    this.queuedMessages.push(text);
+  }
+
+  /** Moves queued messages into the transcript; true if there were any. */
+  deliverQueuedMessages(): boolean {
+    if (this.queuedMessages.length === 0) return false;
+    for (const text of this.queuedMessages) this.append(userMessage(text));
+    this.queuedMessages = [];
+    this.idle = false;
+    this.notice = null;
+    if (this.turn >= this.turnLimit) this.turnLimit = this.turn + this.config.limits.maxTurns;
+    return true;
+  }
+
+  goIdle(notice: string | null): void {
+    this.idle = true;
+    this.notice = notice;
+    this.current = null;
+  }
+
+  // ── approvals ─────────────────────────────────────────────────────────────
+
+  decidePolicy(request: ToolRequest): PolicyDecision {
+    return decide(request, this.approvalPolicy, [...this.config.rules, ...this.sessionRules]);
+  }
+
+  requestApproval(view: PendingApproval, request: ToolRequest): void {
+    this.waiting.set(view.callId, { view, request });
+  }
+
+  /** The decision for a call, once a person (or a session rule) has made it. */
+  decisionFor(callId: string): Approval | undefined {
+    return this.waiting.get(callId)?.decision;
+  }
+
+  /** Forgets a call once its decision has been acted on. */
+  settle(callId: string): void {
+    if (this.waiting.delete(callId)) this.decided.add(callId);
+  }
+
+  /** Throws ApprovalRejected with a message for the caller when the approval cannot be applied. */
+  validateApproval(approval: Approval): void {
+    if (this.ended) throw new ApprovalRejected(`the session has ended (${this.ended}); nothing to approve`);
+    const waiting = this.waiting.get(approval.callId);
+    if (!waiting) {
+      if (this.decided.has(approval.callId)) {
+        throw new ApprovalRejected(`call ${approval.callId} was already decided`);
+      }
+      const pending = this.pendingApprovals().map((p) => p.callId);
+      throw new ApprovalRejected(
+        `no pending approval for call ${approval.callId}` +
+          (pending.length ? ` (pending: ${pending.join(', ')})` : ' (nothing is pending)'),
+      );
+    }
+    if (waiting.decision) throw new ApprovalRejected(`call ${approval.callId} was already decided`);
+  }
+
+  /** Records a decision (validate first). "approve_for_session" also approves what its rule covers. */
+  applyApproval(approval: Approval): ApprovalAck {
+    this.validateApproval(approval);
+    const waiting = this.waiting.get(approval.callId)!;
+    waiting.decision = approval;
+    let alsoApproved: string[] = [];
+    if (approval.decision === 'approve_for_session') {
+      this.sessionRules.push(sessionRuleFor(waiting.request));
+      alsoApproved = this.approveCoveredCalls(`covered by the session rule from ${approval.callId}`);
+    }
+    return { callId: approval.callId, decision: approval.decision, alsoApproved };
+  }
+
+  /** Approves the waiting calls that the policy and rules now allow (after a new rule or policy). */
+  approveCoveredCalls(reason: string): string[] {
+    const approved: string[] = [];
+    for (const [callId, waiting] of this.waiting) {
+      if (waiting.decision) continue;
+      if (this.decidePolicy(waiting.request).action === 'allow') {
+        waiting.decision = { callId, decision: 'approve', reason };
+        approved.push(callId);
+      }
+    }
+    return approved;
+  }
+
+  /** Ends every wait (turn aborted or interrupted): calls not yet decided are dropped. */
+  clearApprovals(): void {
+    for (const callId of this.waiting.keys()) this.decided.add(callId);
+    this.waiting.clear();
+  }
+
+  pendingApprovals(): PendingApproval[] {
+    return [...this.waiting.values()].filter((w) => !w.decision).map((w) => w.view);
+  }
+
+  // ── status ────────────────────────────────────────────────────────────────
+
+  get status(): SessionStatus {
+    if (this.ended) return this.ended;
+    if (this.pendingApprovals().length > 0) return 'awaiting_approval';
+    if (this.idle) return 'idle';
+    return 'running';
+  }
+
+  statusView(): StatusView {
+    return {
+      status: this.status,
+      task: this.config.task,
+      workspace: this.config.workspace,
+      model: this.config.model.name,
+      approvalPolicy: this.approvalPolicy,
+      turn: this.turn,
+      pendingApprovals: this.pendingApprovals(),
+      usage: this.usage,
+      plan: this.plan,
+      lastMessage: this.lastMessage,
+      notice: this.notice,
+      current: this.current,
+      transcriptLength: this.entries.length,
+      epoch: this.epoch,
+      runs: this.runs,
+      compactions: this.compactions,
+      queuedMessages: this.queuedMessages.length,
+    };
+  }
+
+  appendToolOutput(callId: string, result: { output: string; display: string; success: boolean }): void {
+    this.append(functionOutput(callId, result.output), { display: result.display, success: result.success });
+  }
+
+  /** Keeps the model's latest text (its final answer once it stops calling tools). */
+  recordAssistantText(items: TranscriptItem[]): void {
+    const text = items
+      .filter((item) => item.type === 'message')
+      .map((item) => messageText(item))
+      .join('\n')
+      .trim();
+    if (text) this.lastMessage = text;
+  }
+
+  /** Answers every call of a turn that has no output yet, so the transcript stays well-formed. */
+  closeOpenCalls(calls: FunctionCallItem[], output: string): void {
+    const answered = new Set(
+      this.entries.flatMap((e) => (e.item.type === 'function_call_output' ? [e.item.call_id] : [])),
+    );
+    for (const call of calls) {
+      if (!answered.has(call.call_id)) {
+        this.append(functionOutput(call.call_id, output), { display: `${call.name} · not run`, success: false });
+      }
+    }
+  }
+
+  /** The state the next run starts from (continue-as-new). */
+  carry(): CarriedState {
+    if (!this.workspace) throw new Error('cannot carry a session whose workspace was never prepared');
+    return {
+      entries: this.entries,
+      epoch: this.epoch,
+      turn: this.turn,
+      turnLimit: this.turnLimit,
+      usage: this.usage,
+      lastInputTokens: this.lastInputTokens,
+      plan: this.plan,
+      sessionRules: this.sessionRules,
+      approvalPolicy: this.approvalPolicy,
+      queuedMessages: this.queuedMessages,
+      idle: this.idle,
+      lastMessage: this.lastMessage,
+      notice: this.notice,
+      workspace: this.workspace,
+      runs: this.runs + 1,
+      compactions: this.compactions,
+      contextEntries: this.contextEntries,
+      lastCompactionTurn: this.lastCompactionTurn,
+    };
+  }
+}

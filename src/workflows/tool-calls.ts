@@ -1,0 +1,97 @@
+/**
+ * Turns the model's function calls into work the session can schedule: arguments parsed and
+ * validated, the tool's kind looked up, the policy asked. Pure; the workflow runs it.
+ */
+import type { FunctionCallItem } from '../shared/items.js';
+import { parsePatch, patchPaths } from '../shared/patch.js';
+import type { PolicyDecision, ToolRequest } from '../shared/policy.js';
+import { isKnownSafeCommand } from '../shared/safe-commands.js';
+import { toolCallSummary } from '../shared/tool-summary.js';
+import type { ToolName, UpdatePlanArgs } from '../shared/tools.js';
+import { isToolName, toolNames, toolSpecs } from '../shared/tools.js';
+
+/** A call that goes back to the model as an error without running anything. */
+export interface RejectedCall {
+  kind: 'rejected';
+  call: FunctionCallItem;
+  output: string;
+  display: string;
+}
+
+export interface PlanCall {
+  kind: 'plan';
+  call: FunctionCallItem;
+  args: UpdatePlanArgs;
+}
+
+export interface ToolCall {
+  kind: 'tool';
+  call: FunctionCallItem;
+  tool: Exclude<ToolName, 'update_plan'>;
+  args: unknown;
+  request: ToolRequest;
+  /** Safe to run concurrently with other read-only calls and to retry. */
+  readOnly: boolean;
+  /** One line for people: "shell · npm test", "apply_patch · 3 files". */
+  summary: string;
+  decision: PolicyDecision;
+}
+
+export type PreparedCall = RejectedCall | PlanCall | ToolCall;
+
+function editPaths(tool: ToolName, args: Record<string, unknown>): string[] | undefined {
+  if (tool !== 'apply_patch') return undefined;
+  try {
+    return patchPaths(parsePatch(args.input as string));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Validates one call and asks the policy about it. `decide` is the session's policy (with its
+ * rules), passed in so that this stays a plain function.
+ */
+export function prepareCall(call: FunctionCallItem, decide: (request: ToolRequest) => PolicyDecision): PreparedCall {
+  if (!isToolName(call.name)) {
+    return {
+      kind: 'rejected',
+      call,
+      output: `Unknown tool "${call.name}". Available tools: ${toolNames.join(', ')}.`,
+      display: `${call.name} · unknown tool`,
+    };
+  }
+  let raw: unknown;
+  try {
+    raw = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
+  } catch (err) {
+    return {
+      kind: 'rejected',
+      call,
+      output: `The arguments for ${call.name} are not valid JSON (${(err as Error).message}). Send a JSON object.`,
+      display: `${call.name} · malformed arguments`,
+    };
+  }
+  const spec = toolSpecs[call.name];
+  const parsed = spec.parameters.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues
+      .map((issue) => `${issue.path.length ? issue.path.join('.') : 'arguments'}: ${issue.message}`)
+      .join('; ');
+    return {
+      kind: 'rejected',
+      call,
+      output: `Invalid arguments for ${call.name}: ${problems}.`,
+      display: `${call.name} · invalid arguments`,
+    };
+  }
+  if (call.name === 'update_plan') {
+    return { kind: 'plan', call, args: parsed.data as UpdatePlanArgs };
+  }
+  const tool = call.name;
+  const args = parsed.data as Record<string, unknown>;
+  const command = tool === 'shell' ? (args.command as string[]) : undefined;
+  const request: ToolRequest = { tool, kind: spec.kind, command, paths: editPaths(tool, args) };
+  const readOnly = spec.kind === 'read' || (command !== undefined && isKnownSafeCommand(command));
+  return { kind: 'tool', call, tool, args, request, readOnly, summary: toolCallSummary(tool, args), decision: decide(request) };
+}

@@ -1,0 +1,107 @@
+/**
+ * What an integration test needs: a client and worker connection to the suite's dev server (or
+ * another), a scripted model, a unique task queue, and helpers to start and watch sessions.
+ */
+import { Client, Connection } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { RatchetClient } from '../../src/client.js';
+import type { StatusView } from '../../src/shared/session-api.js';
+import { statusQuery } from '../../src/shared/session-api.js';
+import type { SessionConfigInput } from '../../src/shared/session-config.js';
+import type { ScriptedModelOptions } from '../../src/testing/scripted-model.js';
+import { ScriptedModel } from '../../src/testing/scripted-model.js';
+import type { RatchetWorker, RatchetWorkerOptions } from '../../src/worker.js';
+import { createRatchetWorker } from '../../src/worker.js';
+
+export interface HarnessOptions {
+  address?: string;
+  model?: ScriptedModelOptions;
+}
+
+export class Harness {
+  readonly taskQueue = `test-${randomUUID()}`;
+  readonly ratchet: RatchetClient;
+  private readonly workers: RatchetWorker[] = [];
+
+  private constructor(
+    readonly address: string,
+    readonly client: Client,
+    readonly nativeConnection: NativeConnection,
+    readonly model: ScriptedModel,
+  ) {
+    this.ratchet = new RatchetClient(client, { taskQueue: this.taskQueue });
+  }
+
+  static async create(options: HarnessOptions = {}): Promise<Harness> {
+    const address = options.address ?? inject('temporalAddress');
+    const connection = await Connection.connect({ address });
+    const client = new Client({ connection, namespace: 'default' });
+    const nativeConnection = await NativeConnection.connect({ address });
+    const model = await ScriptedModel.start(options.model);
+    return new Harness(address, client, nativeConnection, model);
+  }
+
+  /** A worker on this harness's task queue, using the suite's prebuilt workflow bundle. */
+  async worker(options: Partial<RatchetWorkerOptions> = {}): Promise<RatchetWorker> {
+    const worker = await createRatchetWorker({
+      connection: this.nativeConnection,
+      client: this.client,
+      taskQueue: this.taskQueue,
+      workflowBundle: { codePath: inject('workflowBundlePath') },
+      endpoint: { apiKey: 'test-key', baseURL: this.model.baseUrl },
+      allowedRoots: [],
+      ...options,
+    });
+    this.workers.push(worker);
+    return worker;
+  }
+
+  /** Session settings for tests: the scripted model, short timeouts. */
+  config(overrides: Partial<SessionConfigInput> & { task: string; workspace: string }): SessionConfigInput {
+    return {
+      model: { name: 'scripted-model', contextWindow: 200_000 },
+      approvalPolicy: 'untrusted',
+      ...overrides,
+      limits: {
+        modelHeartbeatTimeoutMs: 3000,
+        toolHeartbeatTimeoutMs: 3000,
+        modelStreamIdleTimeoutMs: 5000,
+        ...overrides.limits,
+      },
+    };
+  }
+
+  async start(overrides: Partial<SessionConfigInput> & { task: string; workspace: string }): Promise<WorkflowHandle> {
+    const { sessionId } = await this.ratchet.start(this.config(overrides));
+    return this.client.workflow.getHandle(sessionId);
+  }
+
+  async close(): Promise<void> {
+    await this.model.close();
+    await this.nativeConnection.close();
+    await this.client.connection.close();
+  }
+}
+
+/** Polls the status query until `predicate` holds; fails with the last status seen. */
+export async function waitForStatus(
+  handle: WorkflowHandle,
+  predicate: (status: StatusView) => boolean,
+  timeoutMs = 30_000,
+): Promise<StatusView> {
+  const deadline = Date.now() + timeoutMs;
+  let last: StatusView | undefined;
+  while (Date.now() < deadline) {
+    try {
+      last = await handle.query(statusQuery);
+      if (predicate(last)) return last;
+    } catch {
+      // Not started yet, or between runs.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for the session; last status: ${JSON.stringify(last)}`);
+}

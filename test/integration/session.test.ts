@@ -1,0 +1,239 @@
+/**
+ * Whole sessions against the real dev server, the real worker and the real `openai` client
+ * talking to the scripted model over HTTP.
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RatchetError } from '../../src/client.js';
+import type { SessionResult } from '../../src/shared/session-api.js';
+import { approveSignal, approveUpdate, interruptSignal, userMessageSignal } from '../../src/shared/session-api.js';
+import { createTempRepo } from '../helpers/git-repo.js';
+import type { TempRepo } from '../helpers/git-repo.js';
+import { Harness, waitForStatus } from '../helpers/harness.js';
+
+const GREET = `export function greet(name) {\n  return 'Hello ' + name;\n}\n`;
+const TEST = `import { greet } from './src/greet.js';\nif (greet('Ada') !== 'Hi Ada') { console.error('FAIL', greet('Ada')); process.exit(1); }\nconsole.log('ok');\n`;
+
+const PATCH = [
+  '*** Begin Patch',
+  '*** Update File: src/greet.js',
+  '@@ export function greet(name) {',
+  "-  return 'Hello ' + name;",
+  "+  return 'Hi ' + name;",
+  ' }',
+  '*** End Patch',
+].join('\n');
+
+interface RequestBody {
+  input: Array<Record<string, unknown>>;
+  prompt_cache_key?: string;
+  tools?: Array<{ name: string }>;
+}
+
+function outputsOf(body: RequestBody): string[] {
+  return body.input.filter((item) => item.type === 'function_call_output').map((item) => String(item.output));
+}
+
+let harness: Harness;
+let repo: TempRepo;
+
+beforeAll(async () => {
+  harness = await Harness.create();
+});
+
+afterAll(async () => {
+  await harness?.close();
+});
+
+describe('a session', () => {
+  it('reads, patches, runs an approved command and finishes with the file changed', async () => {
+    repo = await createTempRepo({ 'src/greet.js': GREET, 'test.js': TEST, 'package.json': '{"type":"module"}\n' });
+    const { model } = harness;
+    model
+      .call('list_dir', { dir_path: '.' })
+      .call('read_file', { file_path: 'src/greet.js' })
+      .call('apply_patch', { input: PATCH })
+      .call('shell', { command: ['bash', '-lc', 'node test.js'] })
+      .reply('greet now says Hi; node test.js passes.');
+
+    const { worker } = await harness.worker();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'Make greet say Hi instead of Hello', workspace: repo.dir });
+
+      // The patch asks (policy untrusted): approved through the update.
+      const patchWait = await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
+      expect(patchWait.pendingApprovals).toHaveLength(1);
+      expect(patchWait.pendingApprovals[0]!.tool).toBe('apply_patch');
+      expect(patchWait.pendingApprovals[0]!.summary).toBe('apply_patch · src/greet.js');
+      const ack = await handle.executeUpdate(approveUpdate, {
+        args: [{ callId: patchWait.pendingApprovals[0]!.callId, decision: 'approve', by: 'test' }],
+      });
+      expect(ack.decision).toBe('approve');
+
+      // The command asks too: approved through the signal of the same shape.
+      const shellWait = await waitForStatus(
+        handle,
+        (s) => s.status === 'awaiting_approval' && s.pendingApprovals[0]?.tool === 'shell',
+      );
+      await handle.signal(approveSignal, { callId: shellWait.pendingApprovals[0]!.callId, decision: 'approve' });
+      return (await handle.result()) as SessionResult;
+    });
+
+    expect(result.status).toBe('completed');
+    expect(result.finalMessage).toBe('greet now says Hi; node test.js passes.');
+    expect(result.turns).toBe(5);
+    expect(result.filesChanged).toEqual([{ path: 'src/greet.js', status: 'M' }]);
+    expect(result.usage.inputTokens).toBeGreaterThan(0);
+    expect(await readFile(path.join(repo.dir, 'src/greet.js'), 'utf8')).toContain("'Hi ' + name");
+
+    const bodies = model.requests.map((r) => r.body as RequestBody);
+    expect(bodies).toHaveLength(5);
+    const sessionId = result && bodies[0]!.prompt_cache_key;
+    expect(sessionId).toMatch(/^ratchet-make-greet-say-hi/);
+    for (const body of bodies) {
+      expect(body.prompt_cache_key).toBe(sessionId);
+      expect(body.tools?.map((t) => t.name)).toEqual([
+        'shell',
+        'apply_patch',
+        'read_file',
+        'list_dir',
+        'grep_files',
+        'update_plan',
+      ]);
+    }
+    // Each request is the previous one plus new items: a stable, cacheable prefix.
+    for (let i = 1; i < bodies.length; i++) {
+      expect(bodies[i]!.input.slice(0, bodies[i - 1]!.input.length)).toEqual(bodies[i - 1]!.input);
+    }
+    const lastOutputs = outputsOf(bodies[4]!);
+    expect(lastOutputs[0]).toContain('src/greet.js'); // list_dir
+    expect(lastOutputs[1]).toContain("L2:   return 'Hello ' + name;"); // read_file
+    expect(lastOutputs[2]).toMatch(/^Success/); // apply_patch
+    expect(JSON.parse(lastOutputs[3]!)).toMatchObject({ output: 'ok\n', metadata: { exit_code: 0 } });
+    model.assertDone();
+  });
+
+  it('returns a denial with its reason to the model', async () => {
+    repo = await createTempRepo({ 'README.md': '# x\n' });
+    const { model } = harness;
+    model.call('shell', { command: ['rm', '-rf', 'build'] }).reply('Understood, I left build/ alone.');
+    const { worker } = await harness.worker();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'clean up', workspace: repo.dir });
+      await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
+      const ack = await harness.ratchet.decide(handle.workflowId, 'deny', { reason: 'keep build, it is cached' });
+      expect(ack.decision).toBe('deny');
+      return (await handle.result()) as SessionResult;
+    });
+    expect(result.finalMessage).toBe('Understood, I left build/ alone.');
+    const outputs = outputsOf(model.requests.at(-1)!.body as RequestBody);
+    expect(outputs[0]).toContain('The user denied this shell call: keep build, it is cached');
+    model.assertDone();
+  });
+
+  it('rejects approvals for unknown, decided or malformed calls and keeps working', async () => {
+    repo = await createTempRepo({ 'README.md': '# x\n' });
+    const { model } = harness;
+    model.call('shell', { command: ['touch', 'made-by-agent'] }).reply('done');
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'touch a file', workspace: repo.dir });
+      const waiting = await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
+      const callId = waiting.pendingApprovals[0]!.callId;
+
+      await expect(harness.ratchet.decide(handle.workflowId, 'approve', { callId: 'call_nope' })).rejects.toThrow(
+        /no pending approval for call call_nope \(pending: call_/,
+      );
+      await expect(
+        handle.executeUpdate(approveUpdate, { args: [{ callId, decision: 'maybe' } as never] }),
+      ).rejects.toThrow(/malformed approval/);
+      // A malformed signal is ignored (and logged), not fatal.
+      await handle.signal(approveSignal, { nonsense: true } as never);
+      await expect(harness.ratchet.decide('no-such-session', 'approve')).rejects.toThrow(RatchetError);
+
+      expect((await waitForStatus(handle, (s) => s.status === 'awaiting_approval')).pendingApprovals).toHaveLength(1);
+      await harness.ratchet.decide(handle.workflowId, 'approve');
+      await expect(harness.ratchet.decide(handle.workflowId, 'approve', { callId })).rejects.toThrow(
+        /already decided|no pending approval/,
+      );
+      const result = (await handle.result()) as SessionResult;
+      expect(result.filesChanged).toEqual([{ path: 'made-by-agent', status: '??' }]);
+      // After the end: nothing to decide.
+      await expect(harness.ratchet.decide(handle.workflowId, 'approve', { callId })).rejects.toThrow(RatchetError);
+    });
+    model.assertDone();
+  });
+
+  it('stops on interrupt and carries on with a follow-up message', async () => {
+    repo = await createTempRepo({ 'README.md': '# x\n' });
+    const { model } = harness;
+    model.enqueue({ kind: 'hang' }).reply('Switched to the docs as you asked.');
+    const { worker } = await harness.worker();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'refactor everything', workspace: repo.dir });
+      await model.waitForRequest(1);
+      await handle.signal(interruptSignal, { reason: 'wrong direction' });
+      const idle = await waitForStatus(handle, (s) => s.status === 'idle');
+      expect(idle.notice).toMatch(/interrupted by the user \(wrong direction\)/);
+      await handle.signal(userMessageSignal, { text: 'only update the docs' });
+      return (await handle.result()) as SessionResult;
+    });
+    expect(result.finalMessage).toBe('Switched to the docs as you asked.');
+    const lastInput = (model.requests.at(-1)!.body as RequestBody).input;
+    expect(JSON.stringify(lastInput.at(-1))).toContain('only update the docs');
+    model.assertDone();
+  });
+
+  it('interrupts a running command by killing it', async () => {
+    repo = await createTempRepo({ 'README.md': '# x\n' });
+    const { model } = harness;
+    model.call('shell', { command: ['bash', '-lc', 'sleep 60'] }).reply('ok, stopped.');
+    const { worker } = await harness.worker();
+    const started = Date.now();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'wait', workspace: repo.dir, approvalPolicy: 'never' });
+      await waitForStatus(handle, (s) => s.current?.kind === 'tool');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await harness.ratchet.interrupt(handle.workflowId);
+      await waitForStatus(handle, (s) => s.status === 'idle');
+      await harness.ratchet.send(handle.workflowId, 'never mind');
+      return (await handle.result()) as SessionResult;
+    });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(result.finalMessage).toBe('ok, stopped.');
+    const outputs = outputsOf(model.requests.at(-1)!.body as RequestBody);
+    expect(outputs[0]).toMatch(/interrupted this turn/);
+    model.assertDone();
+  });
+
+  it('ends as cancelled when the workflow is cancelled', async () => {
+    repo = await createTempRepo({ 'README.md': '# x\n' });
+    const { model } = harness;
+    model.call('shell', { command: ['bash', '-lc', 'sleep 60'] });
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'wait', workspace: repo.dir, approvalPolicy: 'never' });
+      await waitForStatus(handle, (s) => s.current?.kind === 'tool');
+      await harness.ratchet.cancel(handle.workflowId);
+      await expect(handle.result()).rejects.toThrow(WorkflowFailedError);
+      const description = await handle.describe();
+      expect(description.status.name).toBe('CANCELLED');
+      const view = await harness.ratchet.status(handle.workflowId);
+      expect(view.status).toBe('cancelled');
+    });
+    model.assertDone();
+  });
+
+  it('fails at once with a clear message when the workspace is not a git working copy', async () => {
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'anything', workspace: '/' });
+      await expect(handle.result()).rejects.toThrow(WorkflowFailedError);
+      const view = await harness.ratchet.status(handle.workflowId);
+      expect(view.status).toBe('failed');
+      expect(view.notice).toMatch(/system directory/);
+    });
+  });
+});

@@ -1,0 +1,559 @@
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { applyPatch } from '../../src/activities/tools/apply-patch.js';
+import type { ToolContext } from '../../src/activities/tools/context.js';
+
+let workspace: string;
+let outside: string;
+let ctx: ToolContext;
+
+beforeEach(async () => {
+  workspace = await realpath(await mkdtemp(path.join(tmpdir(), 'ratchet-apply-patch-')));
+  outside = await realpath(await mkdtemp(path.join(tmpdir(), 'ratchet-outside-')));
+  ctx = { workspace, signal: new AbortController().signal, heartbeat: () => {} };
+});
+
+afterEach(async () => {
+  await rm(workspace, { recursive: true, force: true });
+  await rm(outside, { recursive: true, force: true });
+});
+
+function patch(...body: string[]): string {
+  return ['*** Begin Patch', ...body, '*** End Patch'].join('\n');
+}
+
+async function put(relative: string, content: string, root = workspace): Promise<void> {
+  const absolute = path.join(root, relative);
+  await mkdir(path.dirname(absolute), { recursive: true });
+  await writeFile(absolute, content);
+}
+
+async function text(relative: string, root = workspace): Promise<string> {
+  return readFile(path.join(root, relative), 'utf8');
+}
+
+/** Every file under `root` (links shown as such) with its content: compares whole trees. */
+async function tree(root: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
+    const absolute = path.join(entry.parentPath, entry.name);
+    const relative = path.relative(root, absolute);
+    if (entry.isSymbolicLink()) files[relative] = '<link>';
+    else if (entry.isFile()) files[relative] = await readFile(absolute, 'utf8');
+  }
+  return files;
+}
+
+const greeter = [
+  'export function greet(name: string): string {',
+  '  const greeting = "Hello";',
+  '  return `${greeting}, ${name}`;',
+  '}',
+  '',
+  'export function part(name: string): string {',
+  '  const greeting = "Hello";',
+  '  return `${greeting}, ${name}`;',
+  '}',
+  '',
+].join('\n');
+
+describe('applyPatch', () => {
+  it('adds a file, creating its directories, and ends it with a newline', async () => {
+    const outcome = await applyPatch(patch('*** Add File: deep/er/new.txt', '+first', '+second'), ctx);
+    expect(outcome).toEqual({
+      output: 'Success. Updated the following files:\nA deep/er/new.txt',
+      display: 'apply_patch · 1 file (1 added)',
+      success: true,
+      changedFiles: ['deep/er/new.txt'],
+    });
+    expect(await text('deep/er/new.txt')).toBe('first\nsecond\n');
+  });
+
+  it('updates a file with context lines, leaving the rest alone', async () => {
+    await put('src/app.ts', 'one\ntwo\nthree\nfour\nfive\n');
+    const outcome = await applyPatch(
+      patch('*** Update File: src/app.ts', '@@', ' two', '-three', '+THREE', '+three and a half', ' four'),
+      ctx,
+    );
+    expect(outcome).toEqual({
+      output: 'Success. Updated the following files:\nM src/app.ts',
+      display: 'apply_patch · 1 file (1 updated)',
+      success: true,
+      changedFiles: ['src/app.ts'],
+    });
+    expect(await text('src/app.ts')).toBe('one\ntwo\nTHREE\nthree and a half\nfour\nfive\n');
+  });
+
+  it('locates a hunk below its "@@" header line', async () => {
+    await put('greet.ts', greeter);
+    const outcome = await applyPatch(
+      patch(
+        '*** Update File: greet.ts',
+        '@@ export function part(name: string): string {',
+        '-  const greeting = "Hello";',
+        '+  const greeting = "Bye";',
+      ),
+      ctx,
+    );
+    expect(outcome.success).toBe(true);
+    expect(await text('greet.ts')).toBe(greeter.replace(/("Hello";)(?![\s\S]*"Hello";)/, '"Bye";'));
+  });
+
+  it('applies several hunks in order, each searched below the one before', async () => {
+    await put('list.txt', 'x\na\nx\nb\nx\nc\n');
+    const outcome = await applyPatch(
+      patch('*** Update File: list.txt', '@@', '-x', '+X1', '@@', '-x', '+X2'),
+      ctx,
+    );
+    expect(outcome.success).toBe(true);
+    expect(await text('list.txt')).toBe('X1\na\nX2\nb\nx\nc\n');
+  });
+
+  it('anchors an "*** End of File" hunk to the end of the file', async () => {
+    await put('end.txt', 'same\nmiddle\nsame\n');
+    const outcome = await applyPatch(
+      patch('*** Update File: end.txt', '@@', '-same', '+last', '*** End of File'),
+      ctx,
+    );
+    expect(outcome.success).toBe(true);
+    expect(await text('end.txt')).toBe('same\nmiddle\nlast\n');
+  });
+
+  it('matches context whose whitespace drifted, keeping the file’s own context lines', async () => {
+    await put('drift.py', 'def f():\n    x = 1   \n\ty = 2\n    return x + y\n');
+    const outcome = await applyPatch(
+      patch('*** Update File: drift.py', '@@', ' x = 1', '  y = 2', '-  return x + y', '+    return x * y'),
+      ctx,
+    );
+    expect(outcome.success).toBe(true);
+    expect(await text('drift.py')).toBe('def f():\n    x = 1   \n\ty = 2\n    return x * y\n');
+  });
+
+  it('prefers an exact match to an earlier match that ignores whitespace', async () => {
+    await put('ws.txt', '  value\nvalue\n');
+    const outcome = await applyPatch(patch('*** Update File: ws.txt', '@@', '-value', '+changed'), ctx);
+    expect(outcome.success).toBe(true);
+    expect(await text('ws.txt')).toBe('  value\nchanged\n');
+  });
+
+  it('prefers a match that only ignores trailing whitespace to one that ignores indentation', async () => {
+    await put('ws.txt', '  value \nvalue \n');
+    const outcome = await applyPatch(patch('*** Update File: ws.txt', '@@', '-value', '+changed'), ctx);
+    expect(outcome.success).toBe(true);
+    expect(await text('ws.txt')).toBe('  value \nchanged\n');
+  });
+
+  it('applies later operations to the result of earlier ones on the same file', async () => {
+    const outcome = await applyPatch(
+      patch('*** Add File: a.txt', '+one', '+two', '*** Update File: a.txt', '@@', ' one', '-two', '+2'),
+      ctx,
+    );
+    expect(outcome.output).toBe('Success. Updated the following files:\nA a.txt\nM a.txt');
+    expect(outcome.changedFiles).toEqual(['a.txt']);
+    expect(await text('a.txt')).toBe('one\n2\n');
+  });
+
+  it('deletes a file', async () => {
+    await put('old/gone.txt', 'bye\n');
+    const outcome = await applyPatch(patch('*** Delete File: old/gone.txt'), ctx);
+    expect(outcome).toEqual({
+      output: 'Success. Updated the following files:\nD old/gone.txt',
+      display: 'apply_patch · 1 file (1 deleted)',
+      success: true,
+      changedFiles: ['old/gone.txt'],
+    });
+    expect(await tree(workspace)).toEqual({});
+  });
+
+  it('moves and updates a file', async () => {
+    await put('src/app.ts', 'const a = 1;\nexport { a };\n');
+    const outcome = await applyPatch(
+      patch(
+        '*** Update File: src/app.ts',
+        '*** Move to: lib/main.ts',
+        '@@',
+        '-const a = 1;',
+        '+const a = 2;',
+      ),
+      ctx,
+    );
+    expect(outcome).toEqual({
+      output: 'Success. Updated the following files:\nM lib/main.ts (moved from src/app.ts)',
+      display: 'apply_patch · 1 file (1 moved)',
+      success: true,
+      changedFiles: ['src/app.ts', 'lib/main.ts'],
+    });
+    expect(await tree(workspace)).toEqual({ [path.join('lib', 'main.ts')]: 'const a = 2;\nexport { a };\n' });
+  });
+
+  it('applies a patch touching several files', async () => {
+    await put('path/old.txt', 'old\n');
+    await put('src/app.ts', 'hello\n');
+    const outcome = await applyPatch(
+      patch(
+        '*** Add File: path/new.txt',
+        '+new',
+        '*** Delete File: path/old.txt',
+        '*** Update File: src/app.ts',
+        '*** Move to: src/main.ts',
+        '@@',
+        '-hello',
+        '+goodbye',
+      ),
+      ctx,
+    );
+    expect(outcome).toEqual({
+      output: [
+        'Success. Updated the following files:',
+        'A path/new.txt',
+        'D path/old.txt',
+        'M src/main.ts (moved from src/app.ts)',
+      ].join('\n'),
+      display: 'apply_patch · 3 files (1 added, 1 moved, 1 deleted)',
+      success: true,
+      changedFiles: ['path/new.txt', 'path/old.txt', 'src/app.ts', 'src/main.ts'],
+    });
+    expect(await tree(workspace)).toEqual({
+      [path.join('path', 'new.txt')]: 'new\n',
+      [path.join('src', 'main.ts')]: 'goodbye\n',
+    });
+  });
+
+  it('writes nothing when a hunk is not found, not even for the other files of the patch', async () => {
+    await put('keep.txt', 'keep\n');
+    await put('src/app.ts', 'alpha\nbeta\ngamma\n');
+    await put('b.txt', 'b\n');
+    const before = await tree(workspace);
+    const outcome = await applyPatch(
+      patch(
+        '*** Add File: fresh.txt',
+        '+fresh',
+        '*** Delete File: keep.txt',
+        '*** Update File: b.txt',
+        '@@',
+        '-b',
+        '+B',
+        '*** Update File: src/app.ts',
+        '@@',
+        ' alpha',
+        '-delta',
+        '+epsilon',
+        ' gamma',
+      ),
+      ctx,
+    );
+    expect(outcome.success).toBe(false);
+    expect(outcome.display).toBe('apply_patch · failed');
+    expect(outcome.changedFiles).toBeUndefined();
+    expect(outcome.output).toContain('nothing was changed');
+    expect(outcome.output).toContain(
+      'src/app.ts: could not find the lines of the hunk. Expected:\n    alpha\n    delta\n    gamma',
+    );
+    expect(await tree(workspace)).toEqual(before);
+  });
+
+  it('reports a missing header and shows only the first old lines of a long hunk', async () => {
+    await put('a.txt', 'one\ntwo\n');
+    const missingHeader = await applyPatch(
+      patch('*** Update File: a.txt', '@@ function nowhere() {', '-one'),
+      ctx,
+    );
+    expect(missingHeader.success).toBe(false);
+    expect(missingHeader.output).toContain('a.txt: could not find the line "@@ function nowhere() {"');
+
+    const long = Array.from({ length: 9 }, (_, i) => ` missing ${i + 1}`);
+    const outcome = await applyPatch(patch('*** Update File: a.txt', '@@', ' one', '@@', ...long), ctx);
+    expect(outcome.output).toContain('hunk 2 of 2');
+    expect(outcome.output).toContain('    missing 6\n    … (3 more lines)');
+    expect(outcome.output).not.toContain('missing 7');
+    expect(await text('a.txt')).toBe('one\ntwo\n');
+  });
+
+  it('reports a missing file to update, and every problem of the patch at once', async () => {
+    await mkdir(path.join(workspace, 'adir'));
+    const outcome = await applyPatch(
+      patch(
+        '*** Update File: nope.txt',
+        '@@',
+        '-a',
+        '+b',
+        '*** Add File: adir',
+        '+x',
+        '*** Add File: ok.txt',
+        '+ok',
+      ),
+      ctx,
+    );
+    expect(outcome.success).toBe(false);
+    expect(outcome.display).toBe('apply_patch · 2 problems');
+    expect(outcome.output).toContain('nope.txt: cannot update it: the file does not exist');
+    expect(outcome.output).toContain('adir: it is a directory');
+    expect(await tree(workspace)).toEqual({});
+  });
+
+  it('refuses to update a binary file', async () => {
+    await writeFile(path.join(workspace, 'bin.dat'), Buffer.from([0x61, 0x00, 0x0a]));
+    const outcome = await applyPatch(patch('*** Update File: bin.dat', '@@', '-a', '+b'), ctx);
+    expect(outcome.success).toBe(false);
+    expect(outcome.output).toContain('bin.dat: cannot update it: it is a binary file');
+  });
+
+  it('turns a parse error into a failure that names the line', async () => {
+    const outcome = await applyPatch(patch('*** Add File: a.txt', 'no plus'), ctx);
+    expect(outcome.success).toBe(false);
+    expect(outcome.display).toBe('apply_patch · invalid patch');
+    expect(outcome.output).toContain('line 3: expected a line starting with "+"');
+    expect(await tree(workspace)).toEqual({});
+  });
+
+  describe('paths outside the workspace', () => {
+    it.each([
+      ['a path with ".."', () => '../escape.txt'],
+      ['an absolute path elsewhere', () => path.join(outside, 'escape.txt')],
+      ['a symbolic link that points outside', () => 'link/escape.txt'],
+      ['a move target outside', () => '../moved.txt'],
+    ])('refuses %s and writes nothing', async (name, escaping) => {
+      await symlink(outside, path.join(workspace, 'link'));
+      await put('inside.txt', 'inside\n');
+      const before = await tree(workspace);
+      const operation =
+        name === 'a move target outside'
+          ? ['*** Update File: inside.txt', `*** Move to: ${escaping()}`, '@@', '-inside', '+moved']
+          : ['*** Add File: ' + escaping(), '+escaped'];
+      const outcome = await applyPatch(
+        patch('*** Add File: fine.txt', '+fine', '*** Delete File: inside.txt', ...operation),
+        ctx,
+      );
+      expect(outcome.success).toBe(false);
+      expect(outcome.display).toBe('apply_patch · path outside the workspace');
+      expect(outcome.output).toContain(JSON.stringify(escaping()));
+      expect(await tree(workspace)).toEqual(before);
+      expect(await tree(outside)).toEqual({});
+      for (const name of ['escape.txt', 'moved.txt']) {
+        await expect(stat(path.join(workspace, '..', name))).rejects.toThrow(/ENOENT/);
+      }
+    });
+
+    it('accepts an absolute path inside the workspace', async () => {
+      const outcome = await applyPatch(patch(`*** Add File: ${path.join(workspace, 'abs.txt')}`, '+x'), ctx);
+      expect(outcome.output).toBe('Success. Updated the following files:\nA abs.txt');
+      expect(await text('abs.txt')).toBe('x\n');
+    });
+
+    it('writes through a symbolic link inside the workspace, keeping the link', async () => {
+      await put('real/target.txt', 'before\n');
+      await symlink(path.join(workspace, 'real/target.txt'), path.join(workspace, 'alias.txt'));
+      const outcome = await applyPatch(patch('*** Update File: alias.txt', '@@', '-before', '+after'), ctx);
+      expect(outcome.success).toBe(true);
+      expect(await tree(workspace)).toEqual({
+        'alias.txt': '<link>',
+        [path.join('real', 'target.txt')]: 'after\n',
+      });
+    });
+  });
+
+  describe('files as they are', () => {
+    it('keeps CRLF line endings, for changed and added lines too', async () => {
+      await put('win.txt', 'one\r\ntwo\r\nthree\r\n');
+      const outcome = await applyPatch(
+        patch('*** Update File: win.txt', '@@', ' one', '-two', '+TWO', '+2.5'),
+        ctx,
+      );
+      expect(outcome.success).toBe(true);
+      expect(await text('win.txt')).toBe('one\r\nTWO\r\n2.5\r\nthree\r\n');
+    });
+
+    it('applies a CRLF patch to an LF file without bringing in carriage returns', async () => {
+      await put('unix.txt', 'one\ntwo\n');
+      const outcome = await applyPatch(
+        patch('*** Update File: unix.txt', '@@', '-two', '+2').replaceAll('\n', '\r\n'),
+        ctx,
+      );
+      expect(outcome.success).toBe(true);
+      expect(await text('unix.txt')).toBe('one\n2\n');
+    });
+
+    it('keeps a missing trailing newline, also when lines are added at the end', async () => {
+      await put('nonl.txt', 'one\ntwo');
+      expect((await applyPatch(patch('*** Update File: nonl.txt', '@@', '-two', '+TWO'), ctx)).success).toBe(
+        true,
+      );
+      expect(await text('nonl.txt')).toBe('one\nTWO');
+      const appended = await applyPatch(
+        patch('*** Update File: nonl.txt', '@@', ' TWO', '+three', '*** End of File'),
+        ctx,
+      );
+      expect(appended.success).toBe(true);
+      expect(await text('nonl.txt')).toBe('one\nTWO\nthree');
+    });
+
+    it('keeps the mode of an updated or moved file', async () => {
+      await put('run.sh', '#!/bin/sh\necho hi\n');
+      await chmod(path.join(workspace, 'run.sh'), 0o775);
+      const outcome = await applyPatch(
+        patch('*** Update File: run.sh', '*** Move to: bin/run.sh', '@@', '-echo hi', '+echo bye'),
+        ctx,
+      );
+      expect(outcome.success).toBe(true);
+      expect((await stat(path.join(workspace, 'bin/run.sh'))).mode & 0o777).toBe(0o775);
+    });
+
+    it('leaves no temporary files behind', async () => {
+      await put('src/a.txt', 'a\n');
+      await applyPatch(
+        patch('*** Update File: src/a.txt', '@@', '-a', '+b', '*** Add File: src/c.txt', '+c'),
+        ctx,
+      );
+      expect((await readdir(path.join(workspace, 'src'))).sort()).toEqual(['a.txt', 'c.txt']);
+    });
+  });
+
+  describe('idempotency', () => {
+    it('re-applies an add: the file ends the same and is reported as already applied', async () => {
+      const edit = patch('*** Add File: a/new.txt', '+hello');
+      expect((await applyPatch(edit, ctx)).success).toBe(true);
+      const again = await applyPatch(edit, ctx);
+      expect(again).toEqual({
+        output:
+          'Success. Updated the following files:\n' +
+          'A a/new.txt (already applied: the file already had this content)\n' +
+          '1 operation had already been applied (the files already looked as the patch leaves them); nothing was changed for it.',
+        display: 'apply_patch · 1 file (1 already applied)',
+        success: true,
+        changedFiles: ['a/new.txt'],
+      });
+      expect(await tree(workspace)).toEqual({ [path.join('a', 'new.txt')]: 'hello\n' });
+    });
+
+    it('lets an add overwrite a file with other content', async () => {
+      await put('a.txt', 'old\n');
+      const outcome = await applyPatch(patch('*** Add File: a.txt', '+new'), ctx);
+      expect(outcome.output).toBe('Success. Updated the following files:\nA a.txt');
+      expect(await text('a.txt')).toBe('new\n');
+    });
+
+    it('re-applies an update', async () => {
+      await put('a.txt', 'one\ntwo\nthree\n');
+      const edit = patch('*** Update File: a.txt', '@@', ' one', '-two', '+TWO', ' three');
+      expect((await applyPatch(edit, ctx)).success).toBe(true);
+      const again = await applyPatch(edit, ctx);
+      expect(again.success).toBe(true);
+      expect(again.output).toContain('M a.txt (already applied: the file already contains these changes)');
+      expect(again.display).toBe('apply_patch · 1 file (1 already applied)');
+      expect(await text('a.txt')).toBe('one\nTWO\nthree\n');
+    });
+
+    it('does not add the lines of a pure addition twice', async () => {
+      await put('imports.ts', '// imports\nimport a from "a";\n');
+      const edit = patch('*** Update File: imports.ts', '@@ // imports', '+import b from "b";');
+      expect((await applyPatch(edit, ctx)).success).toBe(true);
+      expect(await text('imports.ts')).toBe('// imports\nimport b from "b";\nimport a from "a";\n');
+      const again = await applyPatch(edit, ctx);
+      expect(again.output).toContain('already applied');
+      expect(await text('imports.ts')).toBe('// imports\nimport b from "b";\nimport a from "a";\n');
+    });
+
+    it('re-applies a delete of a file that is gone', async () => {
+      await put('gone.txt', 'x\n');
+      const edit = patch('*** Delete File: gone.txt');
+      expect((await applyPatch(edit, ctx)).success).toBe(true);
+      const again = await applyPatch(edit, ctx);
+      expect(again.success).toBe(true);
+      expect(again.output).toContain('D gone.txt (already applied: the file did not exist)');
+    });
+
+    it('re-applies a move whose target already holds the result', async () => {
+      await put('src/app.ts', 'a\nb\n');
+      const edit = patch('*** Update File: src/app.ts', '*** Move to: src/main.ts', '@@', ' a', '-b', '+c');
+      expect((await applyPatch(edit, ctx)).success).toBe(true);
+      const again = await applyPatch(edit, ctx);
+      expect(again.success).toBe(true);
+      expect(again.output).toContain(
+        'M src/main.ts (moved from src/app.ts; already applied: the file was already moved and updated)',
+      );
+      expect(again.changedFiles).toEqual(['src/app.ts', 'src/main.ts']);
+      expect(await tree(workspace)).toEqual({ [path.join('src', 'main.ts')]: 'a\nc\n' });
+    });
+
+    it('finishes a move whose target was written before a crash, and still refuses a move from nowhere', async () => {
+      await put('src/app.ts', 'a\nb\n');
+      await put('src/main.ts', 'a\nc\n');
+      const edit = patch('*** Update File: src/app.ts', '*** Move to: src/main.ts', '@@', ' a', '-b', '+c');
+      expect((await applyPatch(edit, ctx)).success).toBe(true);
+      expect(await tree(workspace)).toEqual({ [path.join('src', 'main.ts')]: 'a\nc\n' });
+
+      await put('src/main.ts', 'something else\n');
+      const refused = await applyPatch(edit, ctx);
+      expect(refused.success).toBe(false);
+      expect(refused.output).toContain('src/app.ts: cannot update it: the file does not exist');
+    });
+
+    it('applies a whole patch twice with the same result, and finishes one that was half applied', async () => {
+      await put('path/old.txt', 'old\n');
+      await put('src/app.ts', 'hello\nworld\n');
+      await put('notes.md', 'a\nb\n');
+      const edit = patch(
+        '*** Add File: path/new.txt',
+        '+new',
+        '*** Delete File: path/old.txt',
+        '*** Update File: src/app.ts',
+        '*** Move to: src/main.ts',
+        '@@',
+        '-hello',
+        '+goodbye',
+        '*** Update File: notes.md',
+        '@@',
+        ' a',
+        '+a2',
+        ' b',
+      );
+      const first = await applyPatch(edit, ctx);
+      const after = await tree(workspace);
+      const second = await applyPatch(edit, ctx);
+      expect(first.success && second.success).toBe(true);
+      expect(second.display).toBe('apply_patch · 4 files (4 already applied)');
+      expect(await tree(workspace)).toEqual(after);
+      expect(after).toEqual({
+        [path.join('path', 'new.txt')]: 'new\n',
+        [path.join('src', 'main.ts')]: 'goodbye\nworld\n',
+        'notes.md': 'a\na2\nb\n',
+      });
+
+      // As if a worker died after writing two of the files.
+      await rm(workspace, { recursive: true });
+      await mkdir(workspace);
+      await put('path/new.txt', 'new\n');
+      await put('src/main.ts', 'goodbye\nworld\n');
+      await put('src/app.ts', 'hello\nworld\n');
+      await put('path/old.txt', 'old\n');
+      await put('notes.md', 'a\nb\n');
+      const resumed = await applyPatch(edit, ctx);
+      expect(resumed.success).toBe(true);
+      expect(resumed.output).toContain('A path/new.txt (already applied');
+      expect(await tree(workspace)).toEqual(after);
+    });
+  });
+
+  it('throws the abort reason when cancelled before writing, and writes nothing', async () => {
+    const controller = new AbortController();
+    const reason = new Error('cancelled');
+    controller.abort(reason);
+    await expect(
+      applyPatch(patch('*** Add File: a.txt', '+x'), { ...ctx, signal: controller.signal }),
+    ).rejects.toBe(reason);
+    expect(await tree(workspace)).toEqual({});
+  });
+});

@@ -1,0 +1,331 @@
+import { chmod, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ToolContext } from '../../src/activities/tools/context.js';
+import { commandEnvironment } from '../../src/activities/tools/env.js';
+import { describeCommand, executeShell } from '../../src/activities/tools/shell.js';
+import type { ShellArgs, ToolOutcome } from '../../src/shared/tools.js';
+
+interface ShellResult {
+  output: string;
+  metadata: { exit_code: number; duration_seconds: number; timed_out?: true; truncated_bytes?: number };
+}
+
+let workspace: string;
+let ctx: ToolContext;
+const options = { defaultTimeoutMs: 10_000, env: commandEnvironment(process.env) };
+
+beforeEach(async () => {
+  workspace = await realpath(await mkdtemp(path.join(tmpdir(), 'ratchet-shell-')));
+  ctx = { workspace, signal: new AbortController().signal, heartbeat: () => {} };
+});
+
+afterEach(async () => {
+  await rm(workspace, { recursive: true, force: true });
+});
+
+function parse(outcome: ToolOutcome): ShellResult {
+  return JSON.parse(outcome.output) as ShellResult;
+}
+
+async function shell(
+  args: ShellArgs,
+  context: ToolContext = ctx,
+): Promise<{ outcome: ToolOutcome; result: ShellResult }> {
+  const outcome = await executeShell(args, context, options);
+  return { outcome, result: parse(outcome) };
+}
+
+/** A pid that no longer runs; a zombie waiting for its reaper counts as gone. */
+async function isGone(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat === '' || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+}
+
+/** Waits up to a second for the pid to be reaped. */
+async function expectGone(pid: number): Promise<void> {
+  for (let i = 0; i < 20 && !(await isGone(pid)); i++) await sleep(50);
+  expect(await isGone(pid), `process ${pid} still runs`).toBe(true);
+}
+
+/** V8's full garbage collection, made callable without restarting Node with --expose-gc. */
+function garbageCollector(): () => void {
+  setFlagsFromString('--expose-gc');
+  const gc: unknown = runInNewContext('gc');
+  if (typeof gc !== 'function') throw new Error('could not expose the garbage collector');
+  return () => void (gc as () => unknown)();
+}
+
+/** Memory that JavaScript objects and buffers hold. */
+function liveBytes(): number {
+  const { heapUsed, arrayBuffers } = process.memoryUsage();
+  return heapUsed + arrayBuffers;
+}
+
+function firstPid(output: string): number {
+  const pid = Number(/^(\d+)$/m.exec(output)?.[1]);
+  if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no pid in ${JSON.stringify(output)}`);
+  return pid;
+}
+
+describe('executeShell', () => {
+  it('runs a command and reports its output, exit code and duration', async () => {
+    const { outcome, result } = await shell({ command: ['echo', 'hello world'] });
+    expect(outcome.success).toBe(true);
+    expect(result.output).toBe('hello world\n');
+    expect(result.metadata.exit_code).toBe(0);
+    expect(result.metadata.duration_seconds).toBeLessThan(5);
+    expect(Object.keys(result.metadata)).toEqual(['exit_code', 'duration_seconds']);
+    expect(outcome.display).toMatch(/^shell · echo 'hello world' · exit 0 · \d+(\.\d)? s$/);
+  });
+
+  it('interleaves stdout and stderr and reports a failing exit code', async () => {
+    const { outcome, result } = await shell({
+      command: ['bash', '-c', 'echo out; sleep 0.1; echo err >&2; sleep 0.1; echo out2; exit 3'],
+    });
+    expect(outcome.success).toBe(false);
+    expect(result.output).toBe('out\nerr\nout2\n');
+    expect(result.metadata.exit_code).toBe(3);
+    expect(outcome.display).toMatch(/^shell · echo out; sleep 0\.1; .* · exit 3 · /);
+  });
+
+  it('gives the command an empty standard input', async () => {
+    const started = Date.now();
+    const { result } = await shell({ command: ['cat'], timeout_ms: 5000 });
+    expect(result.metadata).toMatchObject({ exit_code: 0 });
+    expect(result.output).toBe('');
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('runs in workdir, which must be a directory inside the workspace', async () => {
+    await mkdir(path.join(workspace, 'sub'));
+    await writeFile(path.join(workspace, 'file.txt'), '');
+    const { result } = await shell({ command: ['pwd'], workdir: 'sub' });
+    expect(result.output).toBe(`${path.join(workspace, 'sub')}\n`);
+
+    for (const [workdir, message] of [
+      ['..', 'outside the workspace'],
+      ['/', 'outside the workspace'],
+      ['missing', 'does not exist'],
+      ['file.txt', 'not a directory'],
+    ] as const) {
+      const outcome = await executeShell({ command: ['pwd'], workdir }, ctx, options);
+      expect(outcome.success, workdir).toBe(false);
+      expect(outcome.output, workdir).toContain(message);
+    }
+  });
+
+  it('says so when the program is missing or cannot be executed', async () => {
+    const missing = await executeShell({ command: ['no-such-program-ratchet'] }, ctx, options);
+    expect(missing).toMatchObject({ success: false, display: 'shell · no-such-program-ratchet · error' });
+    expect(missing.output).toContain('command not found');
+
+    await writeFile(path.join(workspace, 'script.sh'), '#!/bin/sh\necho hi\n');
+    await chmod(path.join(workspace, 'script.sh'), 0o644);
+    const notExecutable = await executeShell({ command: ['./script.sh'] }, ctx, options);
+    expect(notExecutable.success).toBe(false);
+    expect(notExecutable.output).toContain('not executable');
+
+    const relativeMissing = await executeShell({ command: ['./nope.sh'] }, ctx, options);
+    expect(relativeMissing.success).toBe(false);
+    expect(relativeMissing.output).toContain('no such file');
+
+    await chmod(path.join(workspace, 'script.sh'), 0o755);
+    const runs = await shell({ command: ['./script.sh'] });
+    expect(runs.result.output).toBe('hi\n');
+  });
+
+  it('reports death by a signal as 128 plus the signal number', async () => {
+    const { outcome, result } = await shell({ command: ['bash', '-c', 'kill -KILL $$'] });
+    expect(outcome.success).toBe(false);
+    expect(result.metadata.exit_code).toBe(137);
+  });
+
+  it('on timeout kills the whole process group, grandchildren included', async () => {
+    const started = Date.now();
+    const { outcome, result } = await shell({
+      command: ['bash', '-c', 'sleep 100 & echo $!; sleep 100'],
+      timeout_ms: 500,
+    });
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(outcome.success).toBe(false);
+    expect(result.metadata).toMatchObject({ exit_code: 124, timed_out: true });
+    expect(result.output).toMatch(/\[command timed out after 500 ms and was killed\]$/);
+    expect(outcome.display).toMatch(/ · exit 124 · [\d.]+ s · timed out$/);
+    await expectGone(firstPid(result.output));
+  });
+
+  it('follows SIGTERM with SIGKILL for processes that ignore it', async () => {
+    const started = Date.now();
+    const { result } = await shell({
+      command: ['bash', '-c', 'trap "" TERM; sleep 100 & echo $!; wait'],
+      timeout_ms: 300,
+    });
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(2000);
+    expect(elapsed).toBeLessThan(6000);
+    expect(result.metadata).toMatchObject({ exit_code: 124, timed_out: true });
+    await expectGone(firstPid(result.output));
+  });
+
+  it('returns when the command exits, even if a background process holds its output open', async () => {
+    const started = Date.now();
+    const { result } = await shell({ command: ['bash', '-c', 'sleep 30 & echo $!'], timeout_ms: 20_000 });
+    const pid = firstPid(result.output);
+    try {
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(result.metadata).toEqual({ exit_code: 0, duration_seconds: expect.any(Number) as number });
+    } finally {
+      process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('on cancellation kills the process group and throws the abort reason', async () => {
+    const controller = new AbortController();
+    const reason = new Error('interrupted by the user');
+    await writeFile(path.join(workspace, 'pids'), '');
+    const run = executeShell(
+      { command: ['bash', '-c', 'sleep 100 & echo $! > pids; sleep 100'] },
+      { ...ctx, signal: controller.signal },
+      options,
+    );
+    let grandchild = '';
+    for (let i = 0; i < 100 && grandchild === ''; i++) {
+      await sleep(50);
+      grandchild = (await readFile(path.join(workspace, 'pids'), 'utf8')).trim();
+    }
+    const started = Date.now();
+    controller.abort(reason);
+    await expect(run).rejects.toBe(reason);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await expectGone(Number(grandchild));
+  });
+
+  it('throws at once when already cancelled', async () => {
+    const controller = new AbortController();
+    controller.abort(new Error('already cancelled'));
+    await expect(
+      executeShell({ command: ['true'] }, { ...ctx, signal: controller.signal }, options),
+    ).rejects.toThrow('already cancelled');
+  });
+
+  it('heartbeats about once a second with the bytes seen so far', async () => {
+    const beats: Record<string, unknown>[] = [];
+    await executeShell(
+      { command: ['bash', '-c', 'echo 12345; sleep 2.5'] },
+      { ...ctx, heartbeat: (details) => beats.push(details) },
+      options,
+    );
+    expect(beats.length).toBeGreaterThanOrEqual(2);
+    expect(beats.length).toBeLessThanOrEqual(3);
+    expect(beats.at(-1)).toMatchObject({ bytes: 6 });
+    const elapsed = beats.map((beat) => beat.elapsedMs as number);
+    expect(elapsed[0]).toBeGreaterThanOrEqual(900);
+    expect(elapsed[1]).toBeGreaterThan(elapsed[0] ?? Infinity);
+  });
+
+  it.each([
+    ['a long line', "head -c 50000000 /dev/zero | tr '\\0' a"],
+    ['many short lines', 'yes | head -c 50000000'],
+  ])('keeps 50 MB of output (%s) to a few kilobytes, with bounded memory', async (name, script) => {
+    const collectGarbage = garbageCollector();
+    collectGarbage();
+    const baseline = liveBytes();
+    const baselineRss = process.memoryUsage().rss;
+    let peakLive = 0;
+    let peakRss = 0;
+    let samples = 0;
+    // Sampled after a full collection, so only memory something still references counts: a
+    // tool that kept the stream would show tens of megabytes here halfway through.
+    const sampler = setInterval(() => {
+      peakRss = Math.max(peakRss, process.memoryUsage().rss - baselineRss);
+      collectGarbage();
+      peakLive = Math.max(peakLive, liveBytes() - baseline);
+      samples += 1;
+    }, 25);
+    const started = Date.now();
+    let outcome: ToolOutcome;
+    try {
+      outcome = await executeShell({ command: ['bash', '-c', script] }, ctx, options);
+    } finally {
+      clearInterval(sampler);
+    }
+    const elapsed = Date.now() - started;
+    const result = parse(outcome);
+    expect(result.metadata.exit_code).toBe(0);
+    expect(result.metadata.truncated_bytes).toBe(50_000_000 - 16 * 1024);
+    expect(Buffer.byteLength(result.output)).toBeLessThan(20 * 1024);
+    // JSON escapes each newline as two characters: 16 KiB of "y\n" grows by half.
+    expect(Buffer.byteLength(outcome.output)).toBeLessThan(26 * 1024);
+    expect(result.output).toMatch(/\[… [\d,]+ bytes \([\d,]+ lines\) omitted …\]/);
+    expect(samples).toBeGreaterThan(2);
+    expect(peakLive).toBeLessThan(8 * 1024 * 1024);
+    if (process.env.RATCHET_REPORT_FIGURES) {
+      const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1);
+      process.stdout.write(
+        `${name}: ${elapsed} ms, ${samples} samples, peak live growth ${mib(peakLive)} MiB, ` +
+          `peak RSS growth ${mib(peakRss)} MiB\n`,
+      );
+    }
+  });
+
+  it('shows binary output as a note', async () => {
+    const { result } = await shell({ command: ['head', '-c', '100000', '/dev/urandom'] });
+    expect(result.output).toBe('[binary output: 100,000 bytes]');
+    expect(result.metadata.truncated_bytes).toBe(100_000 - 16 * 1024);
+  });
+
+  it('keeps secrets in the parent environment away from the command', async () => {
+    const parentEnv: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: '/home/someone',
+      OPENAI_API_KEY: 'sk-live-openai-value',
+      TEMPORAL_API_KEY: 'temporal-api-key-value',
+      MY_SECRET_TOKEN: 'my-secret-token-value',
+    };
+    const outcome = await executeShell({ command: ['env'] }, ctx, {
+      defaultTimeoutMs: 10_000,
+      env: commandEnvironment(parentEnv),
+    });
+    const printed = parse(outcome).output;
+    expect(printed).toContain('HOME=/home/someone\n');
+    expect(printed).toContain('PAGER=cat\n');
+    for (const leaked of [
+      'OPENAI_API_KEY',
+      'TEMPORAL_API_KEY',
+      'MY_SECRET_TOKEN',
+      'sk-live-openai-value',
+      'temporal-api-key-value',
+      'my-secret-token-value',
+    ]) {
+      expect(printed).not.toContain(leaked);
+    }
+  });
+});
+
+describe('describeCommand', () => {
+  it('shows a shell script as the script itself', () => {
+    expect(describeCommand(['bash', '-lc', 'npm test'])).toBe('npm test');
+    expect(describeCommand(['/bin/sh', '-c', 'make\n  all'])).toBe('make all');
+  });
+
+  it('quotes arguments as a person would type them', () => {
+    expect(describeCommand(['rg', '-n', 'TODO: fix', "it's"])).toBe(`rg -n 'TODO: fix' 'it'\\''s'`);
+    expect(describeCommand(['git', 'status'])).toBe('git status');
+  });
+
+  it('shortens long commands to about 60 characters', () => {
+    const shown = describeCommand(['bash', '-lc', `echo ${'x'.repeat(200)}`]);
+    expect(shown).toHaveLength(60);
+    expect(shown.endsWith('…')).toBe(true);
+  });
+});
