@@ -8,7 +8,10 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'bin/*.js'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        projectService: { allowDefaultProject: ['*.js', 'bin/*.js'] },
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
     plugins: { 'import-x': importX },
     rules: {
@@ -35,17 +38,34 @@ export default tseslint.config(
           patterns: [
             { group: ['node:*'], message: 'Workflow code must not use Node built-ins.' },
             {
-              group: ['fs', 'fs/*', 'path', 'os', 'child_process', 'crypto', 'http', 'https', 'net', 'process'],
+              group: [
+                'fs',
+                'fs/*',
+                'path',
+                'os',
+                'child_process',
+                'crypto',
+                'http',
+                'https',
+                'net',
+                'process',
+              ],
               message: 'Workflow code must not use Node built-ins.',
             },
             { group: ['openai', 'openai/*', 'execa'], message: 'Side effects belong in activities.' },
-            { group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity'], message: 'Not for workflow code.' },
+            {
+              group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity'],
+              message: 'Not for workflow code.',
+            },
             {
               group: ['**/activities/**', '**/activities', '../activities/*'],
               allowTypeImports: true,
               message: 'Import activities as types only.',
             },
-            { group: ['**/temporal/**', '**/cli/**', '../client*', '../worker*'], message: 'Not for workflow code.' },
+            {
+              group: ['**/temporal/**', '**/cli/**', '../client*', '../worker*'],
+              message: 'Not for workflow code.',
+            },
           ],
         },
       ],

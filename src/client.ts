@@ -192,7 +192,10 @@ export class RatchetClient {
       if (closed) view.status = terminalWorkflowStatus[description.status.name] ?? view.status;
       return { sessionId, ...view };
     } catch (err) {
-      if (!closed) throw new RatchetError(`session ${sessionId} did not answer (${errorMessage(err)}); is a worker running?`);
+      if (!closed)
+        throw new RatchetError(
+          `session ${sessionId} did not answer (${errorMessage(err)}); is a worker running?`,
+        );
       // A closed session is answered by replaying its history on a worker; without one, say what is known.
       return {
         sessionId,
@@ -245,13 +248,22 @@ export class RatchetClient {
       }
       if (pendingApprovals.length > 1) {
         const list = pendingApprovals.map((p) => `${p.callId} (${p.summary})`).join(', ');
-        throw new RatchetError(`session ${sessionId} has ${pendingApprovals.length} pending approvals; name one: ${list}`);
+        throw new RatchetError(
+          `session ${sessionId} has ${pendingApprovals.length} pending approvals; name one: ${list}`,
+        );
       }
       callId = pendingApprovals[0]!.callId;
     }
     try {
       return await handle.executeUpdate(approveUpdate, {
-        args: [{ callId, decision, ...(options.reason ? { reason: options.reason } : {}), ...(options.by ? { by: options.by } : {}) }],
+        args: [
+          {
+            callId,
+            decision,
+            ...(options.reason ? { reason: options.reason } : {}),
+            ...(options.by ? { by: options.by } : {}),
+          },
+        ],
       });
     } catch (err) {
       throw new RatchetError(`cannot ${decision.replace(/_/g, ' ')} ${callId}: ${errorMessage(err)}`);
@@ -302,9 +314,9 @@ export class RatchetClient {
       status: running ? (recorded ?? 'unknown') : (terminalWorkflowStatus[info.status.name] ?? 'unknown'),
       workflowStatus: info.status.name,
       task: typeof info.memo?.task === 'string' ? info.memo.task : '',
-      repo: info.typedSearchAttributes.get(RatchetRepo) as string | undefined,
-      turn: info.typedSearchAttributes.get(RatchetTurn) as number | undefined,
-      pendingApprovals: info.typedSearchAttributes.get(RatchetPendingApprovals) as number | undefined,
+      repo: info.typedSearchAttributes.get(RatchetRepo),
+      turn: info.typedSearchAttributes.get(RatchetTurn),
+      pendingApprovals: info.typedSearchAttributes.get(RatchetPendingApprovals),
       startTime: info.startTime.toISOString(),
       closeTime: info.closeTime?.toISOString(),
     };
@@ -324,9 +336,13 @@ export class RatchetClient {
       for (const event of history.events ?? []) {
         const id = Number(event.eventId ?? 0);
         const time = event.eventTime?.seconds
-          ? new Date(Number(event.eventTime.seconds) * 1000 + Math.floor((event.eventTime.nanos ?? 0) / 1e6)).toISOString()
+          ? new Date(
+              Number(event.eventTime.seconds) * 1000 + Math.floor((event.eventTime.nanos ?? 0) / 1e6),
+            ).toISOString()
           : '';
-        const summary = event.userMetadata?.summary?.data ? Buffer.from(event.userMetadata.summary.data).toString('utf8') : '';
+        const summary = event.userMetadata?.summary?.data
+          ? Buffer.from(event.userMetadata.summary.data).toString('utf8')
+          : '';
         const label = summary.startsWith('"') ? (JSON.parse(summary) as string) : summary;
         let text: string | undefined;
         switch (event.eventType) {
@@ -334,7 +350,8 @@ export class RatchetClient {
             text = lines.length === 0 ? 'session started' : 'run continued';
             break;
           case EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: {
-            const name = label || event.activityTaskScheduledEventAttributes?.activityType?.name || 'activity';
+            const name =
+              label || event.activityTaskScheduledEventAttributes?.activityType?.name || 'activity';
             scheduled.set(String(id), name);
             text = `▸ ${name}`;
             break;

@@ -7,7 +7,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
 import type { CompactInput, CompactResult } from '../shared/activity-types.js';
-import type { MessageItem, TranscriptItem } from '../shared/items.js';
+import type { TranscriptItem } from '../shared/items.js';
 import { messageText, userMessage } from '../shared/items.js';
 import { BASE_INSTRUCTIONS, COMPACTION_PROMPT, SUMMARY_PREFIX } from '../shared/prompt.js';
 import type { Usage } from '../shared/session-config.js';
@@ -30,10 +30,11 @@ function compactedItems(output: readonly unknown[]): TranscriptItem[] {
   for (const raw of output) {
     const item = raw as { type?: string; role?: string; content?: Array<{ type?: string; text?: string }> };
     if (item.type === 'message' && Array.isArray(item.content)) {
-      const role = item.role === 'assistant' || item.role === 'developer' || item.role === 'system' ? item.role : 'user';
+      const role =
+        item.role === 'assistant' || item.role === 'developer' || item.role === 'system' ? item.role : 'user';
       const text = item.content.map((part) => part.text ?? '').join('');
       const partType = role === 'assistant' ? 'output_text' : 'input_text';
-      items.push({ type: 'message', role, content: [{ type: partType, text }] } as MessageItem);
+      items.push({ type: 'message', role, content: [{ type: partType, text }] });
     } else if (item.type === 'compaction') {
       items.push(raw as TranscriptItem);
     }
@@ -100,7 +101,8 @@ export function createCompactActivity(deps: CompactDeps) {
           return { items: compacted, method: 'remote', usage: usageOf(response.usage) };
         } catch (err) {
           if (signal.aborted) throw signal.reason;
-          if (input.model.compaction === 'remote' || !isUnsupported(err)) throw classifyModelError(err, endpoint);
+          if (input.model.compaction === 'remote' || !isUnsupported(err))
+            throw classifyModelError(err, endpoint);
         }
       }
 
@@ -137,9 +139,14 @@ export function createCompactActivity(deps: CompactDeps) {
         }
       }
       if (!summary) throw ApplicationFailure.retryable('the model wrote an empty summary', 'CompactionEmpty');
-      if (summary.length > SUMMARY_MAX_CHARS) summary = `${summary.slice(0, SUMMARY_MAX_CHARS)}\n[summary cut]`;
+      if (summary.length > SUMMARY_MAX_CHARS)
+        summary = `${summary.slice(0, SUMMARY_MAX_CHARS)}\n[summary cut]`;
       return {
-        items: [...fixed, ...userMessagesToKeep(items.slice(input.contextEntries)), userMessage(SUMMARY_PREFIX + summary)],
+        items: [
+          ...fixed,
+          ...userMessagesToKeep(items.slice(input.contextEntries)),
+          userMessage(SUMMARY_PREFIX + summary),
+        ],
         method: 'local',
         usage,
       };

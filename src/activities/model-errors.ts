@@ -18,7 +18,15 @@ export function retryAfterMs(headers: Headers | undefined, now = Date.now()): nu
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-function isContextLengthError(err: InstanceType<typeof OpenAI.APIError>): boolean {
+/** The parts of the SDK's APIError this module reads (its generic parameters are `any`). */
+interface ApiErrorFields {
+  status: number | undefined;
+  headers: Headers | undefined;
+  code: string | null | undefined;
+  message: string;
+}
+
+function isContextLengthError(err: ApiErrorFields): boolean {
   if (err.code === 'context_length_exceeded') return true;
   return /context (length|window)|maximum context|too many tokens|prompt is too long/i.test(err.message);
 }
@@ -52,20 +60,39 @@ export function classifyModelError(err: unknown, endpoint: string): ApplicationF
     return retryable(`cannot reach the model endpoint ${endpoint}: ${err.message}`, 'ModelUnavailable', err);
   }
   if (err instanceof OpenAI.APIError) {
-    const status = err.status;
-    const detail = err.message;
+    const fields: ApiErrorFields = {
+      status: err.status as number | undefined,
+      headers: err.headers as Headers | undefined,
+      code: err.code,
+      message: err.message,
+    };
+    const { status, headers, message: detail } = fields;
     if (status === undefined) {
       // An error event inside a stream: the request was accepted, the generation failed.
       return retryable(`the model stream failed: ${detail}`, 'ModelStreamFailed', err);
     }
     if (status === 429) {
-      if (err.code === 'insufficient_quota') {
-        return fatal(`the model endpoint refused the request: quota exceeded (429): ${detail}`, 'ModelQuotaExceeded', err);
+      if (fields.code === 'insufficient_quota') {
+        return fatal(
+          `the model endpoint refused the request: quota exceeded (429): ${detail}`,
+          'ModelQuotaExceeded',
+          err,
+        );
       }
-      return retryable(`rate limited by the model endpoint (429)`, 'ModelRateLimited', err, retryAfterMs(err.headers));
+      return retryable(
+        `rate limited by the model endpoint (429)`,
+        'ModelRateLimited',
+        err,
+        retryAfterMs(headers),
+      );
     }
     if (status === 408 || status === 409 || status >= 500) {
-      return retryable(`the model endpoint failed (${status}): ${detail}`, 'ModelUnavailable', err, retryAfterMs(err.headers));
+      return retryable(
+        `the model endpoint failed (${status}): ${detail}`,
+        'ModelUnavailable',
+        err,
+        retryAfterMs(headers),
+      );
     }
     if (status === 401) {
       return fatal(
@@ -75,7 +102,11 @@ export function classifyModelError(err: unknown, endpoint: string): ApplicationF
       );
     }
     if (status === 403) {
-      return fatal(`the model endpoint ${endpoint} refused access (403): ${detail}`, 'ModelPermissionDenied', err);
+      return fatal(
+        `the model endpoint ${endpoint} refused access (403): ${detail}`,
+        'ModelPermissionDenied',
+        err,
+      );
     }
     if (status === 404) {
       return fatal(
@@ -85,8 +116,12 @@ export function classifyModelError(err: unknown, endpoint: string): ApplicationF
         err,
       );
     }
-    if (status === 400 && isContextLengthError(err)) {
-      return fatal(`the request is longer than the model's context window: ${detail}`, 'ContextLengthExceeded', err);
+    if (status === 400 && isContextLengthError(fields)) {
+      return fatal(
+        `the request is longer than the model's context window: ${detail}`,
+        'ContextLengthExceeded',
+        err,
+      );
     }
     return fatal(`the model endpoint rejected the request (${status}): ${detail}`, 'ModelBadRequest', err);
   }

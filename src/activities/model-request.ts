@@ -55,7 +55,10 @@ export function buildRequest(
     store: false,
     prompt_cache_key: sessionId,
     ...(settings.reasoningEffort
-      ? { reasoning: { effort: settings.reasoningEffort, summary: 'auto' }, include: ['reasoning.encrypted_content'] }
+      ? {
+          reasoning: { effort: settings.reasoningEffort, summary: 'auto' },
+          include: ['reasoning.encrypted_content'],
+        }
       : {}),
   };
 }
@@ -70,7 +73,12 @@ export function outputItems(output: readonly OpenAI.Responses.ResponseOutputItem
         .join('');
       items.push({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] });
     } else if (item.type === 'function_call') {
-      items.push({ type: 'function_call', call_id: item.call_id, name: item.name, arguments: item.arguments });
+      items.push({
+        type: 'function_call',
+        call_id: item.call_id,
+        name: item.name,
+        arguments: item.arguments,
+      });
     } else if (item.type === 'reasoning') {
       const { status: _status, ...reasoning } = item;
       items.push({ ...reasoning, type: 'reasoning' });

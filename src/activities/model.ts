@@ -52,7 +52,9 @@ export function createModelActivity(deps: ModelDeps) {
     const progress = () => ({ turn: input.turn, events, tokens, elapsedMs: Date.now() - started });
     const timer = setInterval(() => {
       if (Date.now() - lastEventAt > idleTimeoutMs) {
-        abort.abort(new StreamIdle(`the model stream sent nothing for ${Math.round(idleTimeoutMs / 1000)} s`));
+        abort.abort(
+          new StreamIdle(`the model stream sent nothing for ${Math.round(idleTimeoutMs / 1000)} s`),
+        );
         return;
       }
       context.heartbeat(progress());
@@ -81,7 +83,10 @@ export function createModelActivity(deps: ModelDeps) {
               'ModelResponseFailed',
             );
           case 'error':
-            throw ApplicationFailure.retryable(`the model stream reported an error: ${event.message}`, 'ModelStreamFailed');
+            throw ApplicationFailure.retryable(
+              `the model stream reported an error: ${event.message}`,
+              'ModelStreamFailed',
+            );
           default:
             break;
         }
@@ -100,7 +105,10 @@ export function createModelActivity(deps: ModelDeps) {
     }
 
     if (!completed) {
-      throw ApplicationFailure.retryable('the model stream ended before the response was complete', 'ModelStreamCut');
+      throw ApplicationFailure.retryable(
+        'the model stream ended before the response was complete',
+        'ModelStreamCut',
+      );
     }
     const output = outputItems(completed.output);
     if (!output.some((item) => item.type === 'message' || item.type === 'function_call')) {

@@ -52,11 +52,19 @@ export function createToolActivities(deps: ToolDeps) {
         raw = JSON.parse(await argumentsOf(input));
       } catch (err) {
         if (err instanceof ApplicationFailure) throw err;
-        return failure(name, `The arguments are not valid JSON: ${(err as Error).message}`, 'malformed arguments');
+        return failure(
+          name,
+          `The arguments are not valid JSON: ${(err as Error).message}`,
+          'malformed arguments',
+        );
       }
       const parsed = schema.safeParse(raw);
       if (!parsed.success) {
-        return failure(name, `Invalid arguments: ${parsed.error.issues.map((i) => i.message).join('; ')}`, 'invalid arguments');
+        return failure(
+          name,
+          `Invalid arguments: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
+          'invalid arguments',
+        );
       }
       try {
         if (!(await stat(input.workspace)).isDirectory()) throw new Error('not a directory');

@@ -21,7 +21,21 @@ export interface WorkspaceDeps {
   sandbox: string;
 }
 
-const SYSTEM_DIRS = ['/', '/bin', '/boot', '/dev', '/etc', '/lib', '/lib64', '/proc', '/root', '/sbin', '/sys', '/usr', '/var'];
+const SYSTEM_DIRS = [
+  '/',
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/lib',
+  '/lib64',
+  '/proc',
+  '/root',
+  '/sbin',
+  '/sys',
+  '/usr',
+  '/var',
+];
 const MAX_TRACKED_DIRTY = 2000;
 
 function rejected(message: string): ApplicationFailure {
@@ -36,7 +50,9 @@ function inside(root: string, candidate: string): boolean {
 async function git(cwd: string, args: string[]): Promise<string> {
   const result = await execa('git', args, { cwd, reject: false, stripFinalNewline: false, stdin: 'ignore' });
   if (result.exitCode !== 0) {
-    throw new Error(`git ${args.join(' ')} failed in ${cwd}: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+    throw new Error(
+      `git ${args.join(' ')} failed in ${cwd}: ${result.stderr.trim() || `exit ${result.exitCode}`}`,
+    );
   }
   return result.stdout;
 }
@@ -100,7 +116,8 @@ async function readAgentsMd(gitTop: string, root: string): Promise<string | null
     } catch {
       continue;
     }
-    if (text.length > budget) text = `${text.slice(0, budget)}\n[AGENTS.md cut at ${AGENTS_MD_MAX_BYTES} bytes]`;
+    if (text.length > budget)
+      text = `${text.slice(0, budget)}\n[AGENTS.md cut at ${AGENTS_MD_MAX_BYTES} bytes]`;
     budget -= text.length;
     parts.push(dirs.length > 1 ? `<!-- ${path.join(dir, 'AGENTS.md')} -->\n${text}` : text);
     if (budget <= 0) break;
@@ -110,11 +127,13 @@ async function readAgentsMd(gitTop: string, root: string): Promise<string | null
 
 export function createWorkspaceActivities(deps: WorkspaceDeps) {
   async function prepareWorkspace(input: PrepareWorkspaceInput): Promise<PreparedWorkspace> {
-    if (!path.isAbsolute(input.workspace)) throw rejected(`workspace ${input.workspace} is not an absolute path`);
+    if (!path.isAbsolute(input.workspace))
+      throw rejected(`workspace ${input.workspace} is not an absolute path`);
     let root: string;
     try {
       root = await realpath(input.workspace);
-      if (!(await stat(root)).isDirectory()) throw rejected(`workspace ${input.workspace} is not a directory`);
+      if (!(await stat(root)).isDirectory())
+        throw rejected(`workspace ${input.workspace} is not a directory`);
     } catch (err) {
       if (err instanceof ApplicationFailure) throw err;
       throw rejected(`workspace ${input.workspace} does not exist on this worker`);
@@ -163,7 +182,10 @@ export function createWorkspaceActivities(deps: WorkspaceDeps) {
     const changes = new Map<string, string>();
     const now = await dirtyPaths(root);
     const top = await repositoryTop(root);
-    const nowHashes = await hashes(top, [...now.keys()].filter((p) => p in initiallyDirty));
+    const nowHashes = await hashes(
+      top,
+      [...now.keys()].filter((p) => p in initiallyDirty),
+    );
     for (const [file, status] of now) {
       if (file in initiallyDirty && nowHashes.get(file) === initiallyDirty[file]) continue;
       changes.set(file, status);

@@ -42,7 +42,10 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-type Answer = { kind: 'approve' | 'approve_for_session' } | { kind: 'deny'; reason?: string } | { kind: 'abort'; message?: string };
+type Answer =
+  | { kind: 'approve' | 'approve_for_session' }
+  | { kind: 'deny'; reason?: string }
+  | { kind: 'abort'; message?: string };
 
 /**
  * Asks y/a/d/n for one pending call. Resolves undefined when the call was decided elsewhere
@@ -148,7 +151,12 @@ export async function followSession(
     }
 
     const line = options.json
-      ? JSON.stringify({ status: view.status, turn: view.turn, current: view.current?.label, notice: view.notice })
+      ? JSON.stringify({
+          status: view.status,
+          turn: view.turn,
+          current: view.current?.label,
+          notice: view.notice,
+        })
       : renderStatusLine(view);
     if (line !== lastLine) {
       if (options.json) emit({ type: 'status', sessionId, ...view });
@@ -169,9 +177,17 @@ export async function followSession(
         } else {
           try {
             if (answer.kind === 'deny') {
-              await ratchet.decide(sessionId, 'deny', { callId: next.callId, reason: answer.reason, by: 'terminal' });
+              await ratchet.decide(sessionId, 'deny', {
+                callId: next.callId,
+                reason: answer.reason,
+                by: 'terminal',
+              });
             } else if (answer.kind === 'abort') {
-              await ratchet.decide(sessionId, 'abort', { callId: next.callId, reason: answer.message, by: 'terminal' });
+              await ratchet.decide(sessionId, 'abort', {
+                callId: next.callId,
+                reason: answer.message,
+                by: 'terminal',
+              });
               if (answer.message) await ratchet.send(sessionId, answer.message);
             } else {
               await ratchet.decide(sessionId, answer.kind, { callId: next.callId, by: 'terminal' });

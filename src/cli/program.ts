@@ -95,7 +95,9 @@ function waitForSignal(): { signal: AbortSignal; dispose(): void } {
 
 export function buildProgram(io: Io = { out: process.stdout, err: process.stderr }): Command {
   const program = new Command('ratchet')
-    .description('A durable coding agent: each session is a Temporal workflow that survives crashes and waits for your approval.')
+    .description(
+      'A durable coding agent: each session is a Temporal workflow that survives crashes and waits for your approval.',
+    )
     .showSuggestionAfterError(true)
     .configureOutput({
       writeOut: (text) => io.out.write(text),
@@ -120,7 +122,14 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .action(
       async (
         words: string[],
-        opts: { repo: string; approval: ApprovalPolicy; model?: string; maxTurns?: number; detach?: boolean; json?: boolean },
+        opts: {
+          repo: string;
+          approval: ApprovalPolicy;
+          model?: string;
+          maxTurns?: number;
+          detach?: boolean;
+          json?: boolean;
+        },
       ) => {
         const task = words.join(' ').trim();
         if (!task) throw new RatchetError('the task is empty');
@@ -160,7 +169,9 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
             if (result.status === 'detached') {
               io.err.write(
                 `\nLeft session ${sessionId} (it is saved). Resume with: ratchet watch ${sessionId}` +
-                  ('worker' in services && services.worker ? ' (a worker must be running: ratchet server or ratchet worker)' : '') +
+                  ('worker' in services && services.worker
+                    ? ' (a worker must be running: ratchet server or ratchet worker)'
+                    : '') +
                   '\n',
               );
             } else if (result.status === 'failed' || result.status === 'cancelled') {
@@ -195,8 +206,13 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         );
         if (view.current) print(io, `now        ${view.current.label}`);
         if (view.notice) print(io, `notice     ${view.notice}`);
-        for (const step of view.plan) print(io, `plan       [${step.status === 'completed' ? 'x' : step.status === 'in_progress' ? '>' : ' '}] ${step.step}`);
-        for (const p of view.pendingApprovals) print(io, pc.yellow(`pending    ${p.callId} · ${p.summary} · ${p.reason}`));
+        for (const step of view.plan)
+          print(
+            io,
+            `plan       [${step.status === 'completed' ? 'x' : step.status === 'in_progress' ? '>' : ' '}] ${step.step}`,
+          );
+        for (const p of view.pendingApprovals)
+          print(io, pc.yellow(`pending    ${p.callId} · ${p.summary} · ${p.reason}`));
         if (view.lastMessage) print(io, `last message\n${view.lastMessage}`);
         const uiUrl = ratchet.uiUrl(id);
         if (uiUrl) print(io, pc.dim(uiUrl));
@@ -206,7 +222,11 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
   program
     .command('list')
     .description('list sessions')
-    .addOption(new Option('--status <status>', `only sessions in this state: ${sessionStatuses.join(', ')}`).argParser(parseStatus))
+    .addOption(
+      new Option('--status <status>', `only sessions in this state: ${sessionStatuses.join(', ')}`).argParser(
+        parseStatus,
+      ),
+    )
     .option('--limit <n>', 'most sessions to show', parsePositiveInt, 50)
     .option('--json', 'machine-readable output')
     .action(async (opts: { status?: SessionStatus; limit: number; json?: boolean }) =>
@@ -255,19 +275,32 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       .argument('[callId]', 'the pending call (optional when only one is pending)')
       .option('--reason <text>', 'why (the model reads it)')
       .option('--json', 'machine-readable output');
-    if (kind === 'approve') command.option('--for-session', 'also approve the same command for the rest of the session');
-    command.action(async (id: string, callId: string | undefined, opts: { reason?: string; forSession?: boolean; json?: boolean }) =>
-      withClient(async (ratchet) => {
-        const decided = kind === 'approve' && opts.forSession ? 'approve_for_session' : kind;
-        const ack = await ratchet.decide(id, decided, { callId, reason: opts.reason, by: process.env.USER ?? 'cli' });
-        if (opts.json) return json(io, ack);
-        print(io, `${ack.decision.replace(/_/g, ' ')}: ${ack.callId}${ack.alsoApproved.length ? ` (also approved ${ack.alsoApproved.join(', ')})` : ''}`);
-      }),
+    if (kind === 'approve')
+      command.option('--for-session', 'also approve the same command for the rest of the session');
+    command.action(
+      async (
+        id: string,
+        callId: string | undefined,
+        opts: { reason?: string; forSession?: boolean; json?: boolean },
+      ) =>
+        withClient(async (ratchet) => {
+          const decided = kind === 'approve' && opts.forSession ? 'approve_for_session' : kind;
+          const ack = await ratchet.decide(id, decided, {
+            callId,
+            reason: opts.reason,
+            by: process.env.USER ?? 'cli',
+          });
+          if (opts.json) return json(io, ack);
+          print(
+            io,
+            `${ack.decision.replace(/_/g, ' ')}: ${ack.callId}${ack.alsoApproved.length ? ` (also approved ${ack.alsoApproved.join(', ')})` : ''}`,
+          );
+        }),
     );
   };
   decision('approve', 'approve', 'approve a pending tool call');
   decision('deny', 'deny', 'deny a pending tool call (the model is told, with your reason)');
-  decision('abort', 'abort', "deny a pending call and stop the turn; the session waits for your message");
+  decision('abort', 'abort', 'deny a pending call and stop the turn; the session waits for your message');
 
   program
     .command('send')
@@ -313,7 +346,8 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       withClient(async (ratchet) => {
         const lines = await ratchet.history(id);
         if (opts.json) return json(io, lines);
-        for (const line of lines) print(io, `${pc.dim(line.time.replace('T', ' ').slice(0, 19))}  ${line.text}`);
+        for (const line of lines)
+          print(io, `${pc.dim(line.time.replace('T', ' ').slice(0, 19))}  ${line.text}`);
       }),
     );
 
@@ -330,13 +364,19 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       try {
         if (opts.worker) {
           const services = await connect({ ...process.env, TEMPORAL_ADDRESS: server.address });
-          const { worker, run } = await startInProcessWorker(services.target, services.client, services.ratchet.taskQueue);
+          const { worker, run } = await startInProcessWorker(
+            services.target,
+            services.client,
+            services.ratchet.taskQueue,
+          );
           print(io, `Worker           task queue ${services.ratchet.taskQueue}`);
           stop.signal.addEventListener('abort', () => worker.shutdown(), { once: true });
           await run;
           await services.close();
         } else {
-          await new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }));
+          await new Promise<void>((resolve) =>
+            stop.signal.addEventListener('abort', () => resolve(), { once: true }),
+          );
         }
       } finally {
         stop.dispose();
@@ -349,8 +389,15 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .description('run a worker for the configured Temporal service (TEMPORAL_ADDRESS, profiles)')
     .action(async () => {
       const services = await connect();
-      const { worker, run } = await startInProcessWorker(services.target, services.client, services.ratchet.taskQueue);
-      print(io, `worker polling task queue ${services.ratchet.taskQueue} at ${services.target.address} (Ctrl-C stops it)`);
+      const { worker, run } = await startInProcessWorker(
+        services.target,
+        services.client,
+        services.ratchet.taskQueue,
+      );
+      print(
+        io,
+        `worker polling task queue ${services.ratchet.taskQueue} at ${services.target.address} (Ctrl-C stops it)`,
+      );
       const stop = waitForSignal();
       stop.signal.addEventListener('abort', () => worker.shutdown(), { once: true });
       try {

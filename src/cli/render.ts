@@ -2,7 +2,6 @@
  * How sessions look in a terminal: transcript entries, statuses, approvals.
  */
 import pc from 'picocolors';
-import type { FunctionCallItem } from '../shared/items.js';
 import { messageText } from '../shared/items.js';
 import type { PendingApproval, StatusView } from '../shared/session-api.js';
 import type { TranscriptEntry } from '../shared/session-config.js';
@@ -28,7 +27,8 @@ export function renderEntry(entry: TranscriptEntry): string | null {
       if (!text) return null;
       if (item.role === 'assistant') return `${pc.bold(pc.magenta('ratchet'))} ${text}`;
       if (isContextMessage(text)) return null;
-      if (text.startsWith('Summary of the session so far')) return pc.dim('[earlier turns compacted into a summary]');
+      if (text.startsWith('Summary of the session so far'))
+        return pc.dim('[earlier turns compacted into a summary]');
       return `${pc.bold(pc.cyan('you'))} ${text}`;
     }
     case 'function_call':
@@ -39,7 +39,10 @@ export function renderEntry(entry: TranscriptEntry): string | null {
     }
     case 'reasoning': {
       const summary = Array.isArray(item.summary)
-        ? (item.summary as Array<{ text?: string }>).map((part) => part.text ?? '').join('\n').trim()
+        ? (item.summary as Array<{ text?: string }>)
+            .map((part) => part.text ?? '')
+            .join('\n')
+            .trim()
         : '';
       return summary ? pc.dim(indent(summary, '  … ')) : null;
     }
@@ -93,13 +96,11 @@ export function renderApproval(approval: PendingApproval): string {
     pc.dim(`  ${approval.reason}`),
   ];
   const args = approval.arguments as { input?: unknown; command?: unknown; workdir?: unknown };
-  if (approval.tool === 'apply_patch' && typeof args.input === 'string') lines.push(renderPatchPreview(args.input));
+  if (approval.tool === 'apply_patch' && typeof args.input === 'string')
+    lines.push(renderPatchPreview(args.input));
   if (approval.tool === 'shell' && Array.isArray(args.command)) {
-    lines.push(pc.dim(`    argv: ${JSON.stringify(args.command)}${args.workdir ? `  in ${String(args.workdir)}` : ''}`));
+    const workdir = typeof args.workdir === 'string' ? `  in ${args.workdir}` : '';
+    lines.push(pc.dim(`    argv: ${JSON.stringify(args.command)}${workdir}`));
   }
   return lines.join('\n');
-}
-
-export function renderCallForLog(call: FunctionCallItem): string {
-  return summarizeRawCall(call.name, call.arguments);
 }

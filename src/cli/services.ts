@@ -10,7 +10,12 @@ import path from 'node:path';
 import { RatchetClient, RatchetError } from '../client.js';
 import { DEFAULT_TASK_QUEUE } from '../shared/session-api.js';
 import type { TemporalTarget } from '../temporal/connection.js';
-import { DEFAULT_UI_PORT, connectClient, connectWorkerConnection, temporalTarget } from '../temporal/connection.js';
+import {
+  DEFAULT_UI_PORT,
+  connectClient,
+  connectWorkerConnection,
+  temporalTarget,
+} from '../temporal/connection.js';
 import { DevServer, isTemporalReachable } from '../temporal/dev-server.js';
 import { ensureTemporalCli } from '../temporal/provision.js';
 import { cachedWorkflowBundle, createRatchetWorker } from '../worker.js';
@@ -29,7 +34,8 @@ export function taskQueueFromEnv(env: NodeJS.ProcessEnv = process.env): string {
 export function uiBaseUrl(target: TemporalTarget, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.RATCHET_UI_URL) return env.RATCHET_UI_URL;
   const host = target.address.split(':')[0] ?? '';
-  if (['127.0.0.1', 'localhost', '0.0.0.0', '::1'].includes(host)) return `http://127.0.0.1:${DEFAULT_UI_PORT}`;
+  if (['127.0.0.1', 'localhost', '0.0.0.0', '::1'].includes(host))
+    return `http://127.0.0.1:${DEFAULT_UI_PORT}`;
   if (target.address.includes('.tmprl.cloud')) return 'https://cloud.temporal.io';
   return undefined;
 }
@@ -62,7 +68,10 @@ export async function connect(env: NodeJS.ProcessEnv = process.env): Promise<Ser
   return {
     target,
     client,
-    ratchet: new RatchetClient(client, { taskQueue: taskQueueFromEnv(env), uiBaseUrl: uiBaseUrl(target, env) }),
+    ratchet: new RatchetClient(client, {
+      taskQueue: taskQueueFromEnv(env),
+      uiBaseUrl: uiBaseUrl(target, env),
+    }),
     close: () => client.connection.close(),
   };
 }
@@ -79,13 +88,18 @@ export interface RunServices extends Services {
   workerRun?: Promise<void>;
 }
 
-export async function startEmbeddedServer(log: (message: string) => void, uiPort: number | false = DEFAULT_UI_PORT): Promise<DevServer> {
+export async function startEmbeddedServer(
+  log: (message: string) => void,
+  uiPort: number | false = DEFAULT_UI_PORT,
+): Promise<DevServer> {
   const cli = await ensureTemporalCli(log);
   const dbFile = path.join(dataDir(), 'temporal.db');
   try {
     return await DevServer.start({ cliPath: cli.path, ip: '127.0.0.1', port: 7233, uiPort, dbFile });
   } catch (err) {
-    throw new RatchetError(`could not start the embedded Temporal server: ${(err as Error).message.split('\n')[0]}`);
+    throw new RatchetError(
+      `could not start the embedded Temporal server: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -120,7 +134,10 @@ export async function startInProcessWorker(
  * For `run`: the configured service, or the embedded one when nothing is configured and nothing
  * answers; plus a worker in this process when no worker polls the task queue.
  */
-export async function connectForRun(options: EmbeddedOptions, env: NodeJS.ProcessEnv = process.env): Promise<RunServices> {
+export async function connectForRun(
+  options: EmbeddedOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunServices> {
   const target = temporalTarget(env);
   let server: DevServer | undefined;
   if (!(await isTemporalReachable(target.address, 2000))) {

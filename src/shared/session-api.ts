@@ -36,7 +36,9 @@ export const approvalSchema = z
   .strict();
 export type Approval = z.infer<typeof approvalSchema>;
 
-export const userMessageSchema = z.object({ text: z.string().trim().min(1, 'the message is empty') }).strict();
+export const userMessageSchema = z
+  .object({ text: z.string().trim().min(1, 'the message is empty') })
+  .strict();
 export type UserMessage = z.infer<typeof userMessageSchema>;
 
 export const interruptSchema = z.object({ reason: z.string().max(4000).optional() }).strict();

@@ -35,9 +35,17 @@ export const limitsSchema = z
     /** Model turns before the session stops and waits for a message. */
     maxTurns: z.number().int().positive().default(200),
     /** Default per-command timeout for the shell tool. */
-    commandTimeoutMs: z.number().int().positive().default(10 * 60_000),
+    commandTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(10 * 60_000),
     /** Serialized transcript size that triggers compaction (a continue-as-new input is one payload, ≤ 2 MiB). */
-    maxTranscriptBytes: z.number().int().positive().default(1024 * 1024),
+    maxTranscriptBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(1024 * 1024),
     /** A model call whose worker stops heartbeating for this long is retried elsewhere. */
     modelHeartbeatTimeoutMs: z.number().int().positive().default(10_000),
     /** A streamed model response that sends nothing for this long is abandoned and retried. */

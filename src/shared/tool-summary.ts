@@ -20,7 +20,9 @@ export function toolCallSummary(tool: string, args: Record<string, unknown>): st
     case 'apply_patch': {
       try {
         const paths = patchPaths(parsePatch(String(args.input)));
-        return paths.length === 1 ? `apply_patch · ${shorten(paths[0]!, 60)}` : `apply_patch · ${paths.length} files`;
+        return paths.length === 1
+          ? `apply_patch · ${shorten(paths[0]!, 60)}`
+          : `apply_patch · ${paths.length} files`;
       } catch {
         return 'apply_patch · invalid patch';
       }
@@ -30,7 +32,7 @@ export function toolCallSummary(tool: string, args: Record<string, unknown>): st
     case 'list_dir':
       return `list_dir · ${shorten(String(args.dir_path), 60)}`;
     case 'grep_files':
-      return `grep_files · ${shorten(String(args.pattern), 40)}${args.path ? ` in ${shorten(String(args.path), 30)}` : ''}`;
+      return `grep_files · ${shorten(String(args.pattern), 40)}${typeof args.path === 'string' && args.path ? ` in ${shorten(args.path, 30)}` : ''}`;
     case 'update_plan':
       return `update_plan · ${Array.isArray(args.plan) ? args.plan.length : 0} steps`;
     default:

@@ -52,7 +52,12 @@ export const listDirArgs = z
       .min(1)
       .optional()
       .describe('How many levels to descend (default 2; 1 lists only the directory itself).'),
-    offset: z.number().int().min(1).optional().describe('First entry to return, counting from 1 (default 1).'),
+    offset: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('First entry to return, counting from 1 (default 1).'),
     limit: z.number().int().min(1).optional().describe('Most entries to return (default 50).'),
   })
   .strict();

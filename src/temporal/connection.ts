@@ -38,7 +38,10 @@ export function temporalTarget(env: NodeJS.ProcessEnv = process.env): TemporalTa
 }
 
 export async function connectClient(target: TemporalTarget, connectTimeoutMs = 5000): Promise<Client> {
-  const connection = await Connection.connect({ ...target.connectionOptions, connectTimeout: connectTimeoutMs });
+  const connection = await Connection.connect({
+    ...target.connectionOptions,
+    connectTimeout: connectTimeoutMs,
+  });
   return new Client({ connection, namespace: target.namespace });
 }
 

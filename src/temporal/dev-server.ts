@@ -120,7 +120,9 @@ export class DevServer {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     await server.stop();
-    throw new Error(`the Temporal dev server did not answer at ${address} within ${options.readyTimeoutMs ?? 60_000} ms`);
+    throw new Error(
+      `the Temporal dev server did not answer at ${address} within ${options.readyTimeoutMs ?? 60_000} ms`,
+    );
   }
 
   /** Stops the server (SIGTERM, then SIGKILL after `graceMs`). */

@@ -3,10 +3,9 @@
  * and read-only tools retry; a command that may change the workspace gets one attempt; long
  * activities heartbeat so that a lost worker is noticed within the heartbeat timeout.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityFailure, ActivityOptions } from '@temporalio/workflow';
 import {
   ActivityCancellationType,
-  ActivityFailure,
   ApplicationFailure,
   TimeoutFailure,
   proxyActivities,
@@ -106,7 +105,9 @@ export function createSessionActivities(limits: SessionLimits) {
     compact: (input: Parameters<Activities['compact']>[0]) =>
       model.compact.executeWithOptions({ summary: 'compaction' }, [input]),
     prepareWorkspace: (input: Parameters<Activities['prepareWorkspace']>[0]) =>
-      workspace.prepareWorkspace.executeWithOptions({ summary: `workspace · prepare ${input.workspace}` }, [input]),
+      workspace.prepareWorkspace.executeWithOptions({ summary: `workspace · prepare ${input.workspace}` }, [
+        input,
+      ]),
     workspaceChanges: (input: Parameters<Activities['workspaceChanges']>[0]) =>
       workspace.workspaceChanges.executeWithOptions({ summary: 'workspace · changed files' }, [input]),
     runTool(call: ToolCall, input: ToolCallInput): Promise<ToolOutcome> {

@@ -63,6 +63,13 @@ interface StopRequest {
   reason?: string;
 }
 
+/** The innermost message of a failure chain (ActivityFailure → ApplicationFailure → …). */
+function rootMessage(err: unknown): string {
+  let current: unknown = err;
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
+
 function firstLine(text: string, max = 100): string {
   const line = text.trim().split('\n')[0] ?? '';
   return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
@@ -89,7 +96,10 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   function publish(): void {
     const status = state.status;
     const pending = state.pendingApprovals().length;
-    if (config.searchAttributes && (status !== shown.status || state.turn !== shown.turn || pending !== shown.pending)) {
+    if (
+      config.searchAttributes &&
+      (status !== shown.status || state.turn !== shown.turn || pending !== shown.pending)
+    ) {
       upsertSearchAttributes([
         { key: RatchetStatus, value: status },
         { key: RatchetTurn, value: state.turn },
@@ -120,7 +130,12 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     approveUpdate,
     (approval) => {
       const ack = state.applyApproval(approvalSchema.parse(approval));
-      log.info('approval decided', { callId: ack.callId, decision: ack.decision, by: approval.by, via: 'update' });
+      log.info('approval decided', {
+        callId: ack.callId,
+        decision: ack.decision,
+        by: approval.by,
+        via: 'update',
+      });
       publish();
       return ack;
     },
@@ -128,7 +143,10 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       validator: (approval) => {
         const checked = approvalSchema.safeParse(approval);
         if (!checked.success) {
-          throw ApplicationFailure.nonRetryable(`malformed approval: ${describeZodError(checked.error)}`, 'InvalidApproval');
+          throw ApplicationFailure.nonRetryable(
+            `malformed approval: ${describeZodError(checked.error)}`,
+            'InvalidApproval',
+          );
         }
         try {
           state.validateApproval(checked.data);
@@ -147,10 +165,18 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     }
     try {
       const ack = state.applyApproval(checked.data);
-      log.info('approval decided', { callId: ack.callId, decision: ack.decision, by: checked.data.by, via: 'signal' });
+      log.info('approval decided', {
+        callId: ack.callId,
+        decision: ack.decision,
+        by: checked.data.by,
+        via: 'signal',
+      });
       publish();
     } catch (err) {
-      log.warn('ignored an approval signal', { callId: checked.data.callId, problem: (err as Error).message });
+      log.warn('ignored an approval signal', {
+        callId: checked.data.callId,
+        problem: (err as Error).message,
+      });
     }
   });
 
@@ -186,9 +212,13 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       validator: (request) => {
         const checked = setPolicySchema.safeParse(request);
         if (!checked.success) {
-          throw ApplicationFailure.nonRetryable(`malformed policy change: ${describeZodError(checked.error)}`, 'InvalidPolicy');
+          throw ApplicationFailure.nonRetryable(
+            `malformed policy change: ${describeZodError(checked.error)}`,
+            'InvalidPolicy',
+          );
         }
-        if (state.ended) throw ApplicationFailure.nonRetryable(`the session has ended (${state.ended})`, 'SessionEnded');
+        if (state.ended)
+          throw ApplicationFailure.nonRetryable(`the session has ended (${state.ended})`, 'SessionEnded');
       },
     },
   );
@@ -209,8 +239,12 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       const outcome = await activities.runTool(prepared, input);
       return { output: outcome.output, display: outcome.display, success: outcome.success };
     } catch (err) {
-      if (err instanceof ActivityFailure) {
-        return { output: toolFailureOutput(prepared, err), display: `${prepared.summary} · failed`, success: false };
+      if (err instanceof ActivityFailure && !isCancellation(err)) {
+        return {
+          output: toolFailureOutput(prepared, err),
+          display: `${prepared.summary} · failed`,
+          success: false,
+        };
       }
       throw err;
     }
@@ -242,7 +276,9 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   }
 
   async function runCalls(calls: FunctionCallItem[], firstIndex: number): Promise<void> {
-    const prepared: PreparedCall[] = calls.map((call) => prepareCall(call, (request) => state.decidePolicy(request)));
+    const prepared: PreparedCall[] = calls.map((call) =>
+      prepareCall(call, (request) => state.decidePolicy(request)),
+    );
     const indexOf = new Map(calls.map((call, i) => [call.call_id, firstIndex + i] as const));
     for (const p of prepared) {
       if (p.kind === 'tool' && p.decision.action === 'ask') {
@@ -266,7 +302,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     // Read-only calls run concurrently; their promises never reject (a rejection nobody awaits
     // would fail the workflow task), the first error is rethrown where they are awaited.
     let readers: Promise<void>[] = [];
-    let readerError: unknown;
+    let readerError: Error | undefined;
     const awaitReaders = async () => {
       await Promise.all(readers);
       readers = [];
@@ -278,7 +314,11 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         results.set(id, { output: p.output, display: p.display, success: false });
       } else if (p.kind === 'plan') {
         state.plan = p.args.plan;
-        results.set(id, { output: 'Plan updated.', display: `update_plan · ${p.args.plan.length} steps`, success: true });
+        results.set(id, {
+          output: 'Plan updated.',
+          display: `update_plan · ${p.args.plan.length} steps`,
+          success: true,
+        });
       } else if (p.decision.action === 'deny') {
         results.set(id, {
           output: `This ${p.tool} call is not allowed: ${p.decision.reason}`,
@@ -289,7 +329,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         readers.push(
           runTool(p, indexOf.get(id)!).then(
             (result) => void results.set(id, result),
-            (err: unknown) => void (readerError ??= err),
+            (err: unknown) => void (readerError ??= err instanceof Error ? err : new Error(String(err))),
           ),
         );
       } else {
@@ -396,9 +436,18 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   try {
     if (!state.workspace) {
       setCurrent('workspace', 'workspace · prepare');
-      const prepared = await activities.prepareWorkspace({ workspace: config.workspace });
+      const prepared = await activities
+        .prepareWorkspace({ workspace: config.workspace })
+        .catch((err: unknown) => {
+          // The session cannot start: fail with the reason itself, not "Activity task failed".
+          if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+            throw ApplicationFailure.nonRetryable(err.cause.message, err.cause.type ?? 'WorkspaceRejected');
+          }
+          throw err;
+        });
       state.workspace = prepared.info;
-      if (prepared.agentsMd !== null) state.append(userMessage(agentsMdMessage(prepared.info.root, prepared.agentsMd)));
+      if (prepared.agentsMd !== null)
+        state.append(userMessage(agentsMdMessage(prepared.info.root, prepared.agentsMd)));
       state.append(
         userMessage(
           environmentContextMessage({
@@ -433,10 +482,12 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       const outcome = await runTurn();
       if (outcome === 'overflow') {
         if (state.lastCompactionTurn === state.turn) {
-          state.goIdle('the transcript does not fit the model context even after compaction; send a message to continue');
+          state.goIdle(
+            'the transcript does not fit the model context even after compaction; send a message to continue',
+          );
           continue;
         }
-        await compactAndContinue("the model rejected the request as longer than its context window");
+        await compactAndContinue('the model rejected the request as longer than its context window');
       }
       if (outcome === 'final' && state.queuedMessages.length === 0) break;
     }
@@ -460,7 +511,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     if (err instanceof ContinueAsNew) throw err;
     state.ended = isCancellation(err) ? 'cancelled' : 'failed';
     state.current = null;
-    if (state.ended === 'failed') state.notice = err instanceof Error ? err.message : String(err);
+    if (state.ended === 'failed') state.notice = rootMessage(err);
     await CancellationScope.nonCancellable(async () => {
       publish();
       await condition(allHandlersFinished);

@@ -314,7 +314,10 @@ export class SessionState {
     );
     for (const call of calls) {
       if (!answered.has(call.call_id)) {
-        this.append(functionOutput(call.call_id, output), { display: `${call.name} · not run`, success: false });
+        this.append(functionOutput(call.call_id, output), {
+          display: `${call.name} · not run`,
+          success: false,
+        });
       }
     }
   }

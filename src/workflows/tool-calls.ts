@@ -52,7 +52,10 @@ function editPaths(tool: ToolName, args: Record<string, unknown>): string[] | un
  * Validates one call and asks the policy about it. `decide` is the session's policy (with its
  * rules), passed in so that this stays a plain function.
  */
-export function prepareCall(call: FunctionCallItem, decide: (request: ToolRequest) => PolicyDecision): PreparedCall {
+export function prepareCall(
+  call: FunctionCallItem,
+  decide: (request: ToolRequest) => PolicyDecision,
+): PreparedCall {
   if (!isToolName(call.name)) {
     return {
       kind: 'rejected',
@@ -93,5 +96,14 @@ export function prepareCall(call: FunctionCallItem, decide: (request: ToolReques
   const command = tool === 'shell' ? (args.command as string[]) : undefined;
   const request: ToolRequest = { tool, kind: spec.kind, command, paths: editPaths(tool, args) };
   const readOnly = spec.kind === 'read' || (command !== undefined && isKnownSafeCommand(command));
-  return { kind: 'tool', call, tool, args, request, readOnly, summary: toolCallSummary(tool, args), decision: decide(request) };
+  return {
+    kind: 'tool',
+    call,
+    tool,
+    args,
+    request,
+    readOnly,
+    summary: toolCallSummary(tool, args),
+    decision: decide(request),
+  };
 }

@@ -30,9 +30,22 @@ export class Harness {
     readonly address: string,
     readonly client: Client,
     readonly nativeConnection: NativeConnection,
-    readonly model: ScriptedModel,
+    private scripted: ScriptedModel,
+    private readonly modelOptions: ScriptedModelOptions | undefined,
   ) {
     this.ratchet = new RatchetClient(client, { taskQueue: this.taskQueue });
+  }
+
+  /** The scripted model that workers created from now on talk to. */
+  get model(): ScriptedModel {
+    return this.scripted;
+  }
+
+  /** A new scripted model (so that one test's leftovers cannot leak into the next). */
+  async freshModel(options: ScriptedModelOptions | undefined = this.modelOptions): Promise<ScriptedModel> {
+    await this.scripted.close();
+    this.scripted = await ScriptedModel.start(options);
+    return this.scripted;
   }
 
   static async create(options: HarnessOptions = {}): Promise<Harness> {
@@ -41,7 +54,7 @@ export class Harness {
     const client = new Client({ connection, namespace: 'default' });
     const nativeConnection = await NativeConnection.connect({ address });
     const model = await ScriptedModel.start(options.model);
-    return new Harness(address, client, nativeConnection, model);
+    return new Harness(address, client, nativeConnection, model, options.model);
   }
 
   /** A worker on this harness's task queue, using the suite's prebuilt workflow bundle. */
@@ -74,7 +87,9 @@ export class Harness {
     };
   }
 
-  async start(overrides: Partial<SessionConfigInput> & { task: string; workspace: string }): Promise<WorkflowHandle> {
+  async start(
+    overrides: Partial<SessionConfigInput> & { task: string; workspace: string },
+  ): Promise<WorkflowHandle> {
     const { sessionId } = await this.ratchet.start(this.config(overrides));
     return this.client.workflow.getHandle(sessionId);
   }

@@ -9,7 +9,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const historiesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'histories');
+export const historiesDir = path.join(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  'fixtures',
+  'histories',
+);
 
 /** Saves every run of the session's history when recording is switched on. */
 export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {

@@ -2,13 +2,18 @@
  * Whole sessions against the real dev server, the real worker and the real `openai` client
  * talking to the scripted model over HTTP.
  */
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RatchetError } from '../../src/client.js';
 import type { SessionResult } from '../../src/shared/session-api.js';
-import { approveSignal, approveUpdate, interruptSignal, userMessageSignal } from '../../src/shared/session-api.js';
+import {
+  approveSignal,
+  approveUpdate,
+  interruptSignal,
+  userMessageSignal,
+} from '../../src/shared/session-api.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';
@@ -43,13 +48,21 @@ beforeAll(async () => {
   harness = await Harness.create();
 });
 
+beforeEach(async () => {
+  await harness.freshModel();
+});
+
 afterAll(async () => {
   await harness?.close();
 });
 
 describe('a session', () => {
   it('reads, patches, runs an approved command and finishes with the file changed', async () => {
-    repo = await createTempRepo({ 'src/greet.js': GREET, 'test.js': TEST, 'package.json': '{"type":"module"}\n' });
+    repo = await createTempRepo({
+      'src/greet.js': GREET,
+      'test.js': TEST,
+      'package.json': '{"type":"module"}\n',
+    });
     const { model } = harness;
     model
       .call('list_dir', { dir_path: '.' })
@@ -77,7 +90,10 @@ describe('a session', () => {
         handle,
         (s) => s.status === 'awaiting_approval' && s.pendingApprovals[0]?.tool === 'shell',
       );
-      await handle.signal(approveSignal, { callId: shellWait.pendingApprovals[0]!.callId, decision: 'approve' });
+      await handle.signal(approveSignal, {
+        callId: shellWait.pendingApprovals[0]!.callId,
+        decision: 'approve',
+      });
       return (await handle.result()) as SessionResult;
     });
 
@@ -108,7 +124,7 @@ describe('a session', () => {
       expect(bodies[i]!.input.slice(0, bodies[i - 1]!.input.length)).toEqual(bodies[i - 1]!.input);
     }
     const lastOutputs = outputsOf(bodies[4]!);
-    expect(lastOutputs[0]).toContain('src/greet.js'); // list_dir
+    expect(lastOutputs[0]).toMatch(/src\/\n\s+greet\.js/); // list_dir
     expect(lastOutputs[1]).toContain("L2:   return 'Hello ' + name;"); // read_file
     expect(lastOutputs[2]).toMatch(/^Success/); // apply_patch
     expect(JSON.parse(lastOutputs[3]!)).toMatchObject({ output: 'ok\n', metadata: { exit_code: 0 } });
@@ -123,7 +139,9 @@ describe('a session', () => {
     const result = await worker.runUntil(async () => {
       const handle = await harness.start({ task: 'clean up', workspace: repo.dir });
       await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
-      const ack = await harness.ratchet.decide(handle.workflowId, 'deny', { reason: 'keep build, it is cached' });
+      const ack = await harness.ratchet.decide(handle.workflowId, 'deny', {
+        reason: 'keep build, it is cached',
+      });
       expect(ack.decision).toBe('deny');
       return (await handle.result()) as SessionResult;
     });
@@ -143,17 +161,21 @@ describe('a session', () => {
       const waiting = await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
       const callId = waiting.pendingApprovals[0]!.callId;
 
-      await expect(harness.ratchet.decide(handle.workflowId, 'approve', { callId: 'call_nope' })).rejects.toThrow(
-        /no pending approval for call call_nope \(pending: call_/,
-      );
       await expect(
-        handle.executeUpdate(approveUpdate, { args: [{ callId, decision: 'maybe' } as never] }),
-      ).rejects.toThrow(/malformed approval/);
+        harness.ratchet.decide(handle.workflowId, 'approve', { callId: 'call_nope' }),
+      ).rejects.toThrow(/no pending approval for call call_nope \(pending: call_/);
+      const malformed = await handle
+        .executeUpdate(approveUpdate, { args: [{ callId, decision: 'maybe' } as never] })
+        .catch((err: unknown) => err);
+      expect(malformed).toBeInstanceOf(WorkflowUpdateFailedError);
+      expect((malformed as WorkflowUpdateFailedError).cause?.message).toMatch(/malformed approval: decision/);
       // A malformed signal is ignored (and logged), not fatal.
       await handle.signal(approveSignal, { nonsense: true } as never);
       await expect(harness.ratchet.decide('no-such-session', 'approve')).rejects.toThrow(RatchetError);
 
-      expect((await waitForStatus(handle, (s) => s.status === 'awaiting_approval')).pendingApprovals).toHaveLength(1);
+      expect(
+        (await waitForStatus(handle, (s) => s.status === 'awaiting_approval')).pendingApprovals,
+      ).toHaveLength(1);
       await harness.ratchet.decide(handle.workflowId, 'approve');
       await expect(harness.ratchet.decide(handle.workflowId, 'approve', { callId })).rejects.toThrow(
         /already decided|no pending approval/,
@@ -161,7 +183,9 @@ describe('a session', () => {
       const result = (await handle.result()) as SessionResult;
       expect(result.filesChanged).toEqual([{ path: 'made-by-agent', status: '??' }]);
       // After the end: nothing to decide.
-      await expect(harness.ratchet.decide(handle.workflowId, 'approve', { callId })).rejects.toThrow(RatchetError);
+      await expect(harness.ratchet.decide(handle.workflowId, 'approve', { callId })).rejects.toThrow(
+        RatchetError,
+      );
     });
     model.assertDone();
   });

@@ -15,7 +15,11 @@ function config(overrides: Partial<SessionConfig> = {}): SessionConfig {
 }
 
 const npmTest: ToolRequest = { tool: 'shell', kind: 'execute', command: ['npm', 'test'] };
-const npmTestWatch: ToolRequest = { tool: 'shell', kind: 'execute', command: ['npm', 'test', '--', '--watch'] };
+const npmTestWatch: ToolRequest = {
+  tool: 'shell',
+  kind: 'execute',
+  command: ['npm', 'test', '--', '--watch'],
+};
 const rmRf: ToolRequest = { tool: 'shell', kind: 'execute', command: ['rm', '-rf', 'build'] };
 
 function pending(state: SessionState, callId: string, request: ToolRequest): void {
@@ -36,7 +40,9 @@ describe('SessionState approvals', () => {
     expect(() => state.validateApproval({ callId: 'call_1', decision: 'deny' })).toThrow(/already decided/);
     state.settle('call_1');
     expect(() => state.validateApproval({ callId: 'call_1', decision: 'deny' })).toThrow(/already decided/);
-    expect(() => state.validateApproval({ callId: 'call_9', decision: 'deny' })).toThrow(/nothing is pending/);
+    expect(() => state.validateApproval({ callId: 'call_9', decision: 'deny' })).toThrow(
+      /nothing is pending/,
+    );
   });
 
   it('rejects decisions once the session has ended', () => {
@@ -66,7 +72,9 @@ describe('SessionState approvals', () => {
     pending(state, 'call_1', npmTest);
     state.clearApprovals();
     expect(state.pendingApprovals()).toEqual([]);
-    expect(() => state.validateApproval({ callId: 'call_1', decision: 'approve' })).toThrow(/already decided/);
+    expect(() => state.validateApproval({ callId: 'call_1', decision: 'approve' })).toThrow(
+      /already decided/,
+    );
   });
 });
 
@@ -86,7 +94,13 @@ describe('SessionState transcript', () => {
   it('triggers compaction on tokens and on bytes', () => {
     const state = new SessionState(config({ limits: { ...config().limits, maxTranscriptBytes: 5000 } }));
     expect(state.compactionReason()).toBeNull();
-    state.addUsage({ inputTokens: 450, cachedInputTokens: 0, outputTokens: 60, reasoningTokens: 0, totalTokens: 510 });
+    state.addUsage({
+      inputTokens: 450,
+      cachedInputTokens: 0,
+      outputTokens: 60,
+      reasoningTokens: 0,
+      totalTokens: 510,
+    });
     expect(state.compactionReason()).toMatch(/510 of 1000 tokens/);
     state.replaceTranscript([userMessage('summary')]);
     expect(state.compactionReason()).toBeNull();

@@ -23,7 +23,11 @@ async function realpathOfExistingPrefix(p: string): Promise<string> {
       const real = await realpath(current);
       return rest.length === 0 ? real : path.join(real, ...rest.reverse());
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
+      if (
+        (err as NodeJS.ErrnoException).code !== 'ENOENT' &&
+        (err as NodeJS.ErrnoException).code !== 'ENOTDIR'
+      )
+        throw err;
       const parent = path.dirname(current);
       if (parent === current) return p;
       rest.push(path.basename(current));
