@@ -5,7 +5,7 @@
 import type { Client, WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { randomBytes } from 'node:crypto';
 import {
   RatchetPendingApprovals,
@@ -326,7 +326,7 @@ export class RatchetClient {
   async history(sessionId: string): Promise<HistoryLine[]> {
     const handle = await this.session(sessionId);
     const description = await handle.describe();
-    const EventType = temporal.api.enums.v1.EventType;
+    const EventType = proto.temporal.api.enums.v1.EventType;
     const lines: HistoryLine[] = [];
     let runId: string | undefined = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
     const scheduled = new Map<string, string>();

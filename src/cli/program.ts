@@ -13,7 +13,10 @@ import { sessionStatuses } from '../shared/session-api.js';
 import type { SessionStatus } from '../shared/session-api.js';
 import { followSession } from './follow.js';
 import { statusColor } from './render.js';
-import type { Services } from './services.js';
+import type { SessionConfigInput } from '../shared/session-config.js';
+import { ScriptedModel } from '../testing/scripted-model.js';
+import { DEMO_TASK, createDemoRepo, demoResponder } from './demo.js';
+import type { RunServices, Services } from './services.js';
 import { connect, connectForRun, startEmbeddedServer, startInProcessWorker } from './services.js';
 
 export const DEFAULT_MODEL = 'gpt-5.1-codex';
@@ -93,6 +96,52 @@ function waitForSignal(): { signal: AbortSignal; dispose(): void } {
   };
 }
 
+/** Starts a session and, unless detached, follows it until it ends or the user leaves. */
+async function startAndFollow(
+  io: Io,
+  services: RunServices | Services,
+  config: SessionConfigInput,
+  opts: { detach: boolean; json: boolean },
+): Promise<void> {
+  try {
+    const { sessionId } = await services.ratchet.start(config);
+    const uiUrl = services.ratchet.uiUrl(sessionId) ?? null;
+    if (opts.detach) {
+      if (opts.json) json(io, { sessionId, uiUrl });
+      else {
+        print(io, sessionId);
+        if (uiUrl) print(io, pc.dim(uiUrl));
+      }
+      return;
+    }
+    if (opts.json) io.out.write(`${JSON.stringify({ type: 'started', sessionId, uiUrl })}\n`);
+    else print(io, `${pc.bold('session')} ${sessionId}${uiUrl ? pc.dim(`  ${uiUrl}`) : ''}`);
+    const stop = waitForSignal();
+    try {
+      const result = await followSession(services.ratchet, sessionId, {
+        json: opts.json,
+        interactive: Boolean(process.stdin.isTTY) && !opts.json,
+        out: io.out,
+        signal: stop.signal,
+      });
+      if (result.status === 'detached') {
+        const inProcess = 'worker' in services && services.worker !== undefined;
+        io.err.write(
+          `\nLeft session ${sessionId}; it is saved. Follow it again with: ratchet watch ${sessionId}` +
+            (inProcess ? ' (it continues once a worker runs: ratchet server, or ratchet worker)' : '') +
+            '\n',
+        );
+      } else if (result.status === 'failed' || result.status === 'cancelled') {
+        process.exitCode = 1;
+      }
+    } finally {
+      stop.dispose();
+    }
+  } finally {
+    await services.close();
+  }
+}
+
 export function buildProgram(io: Io = { out: process.stdout, err: process.stderr }): Command {
   const program = new Command('ratchet')
     .description(
@@ -101,7 +150,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .showSuggestionAfterError(true)
     .configureOutput({
       writeOut: (text) => io.out.write(text),
-      writeErr: (text) => io.err.write(text),
+      writeErr: (text) => io.err.write(text.startsWith('error:') ? `ratchet: ${text}` : text),
     })
     .exitOverride();
 
@@ -138,53 +187,56 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
           if (!opts.json) io.err.write(pc.dim(`${message}\n`));
         };
         const services = opts.detach ? await connect() : await connectForRun({ log, worker: true });
-        try {
-          const config = {
+        await startAndFollow(
+          io,
+          services,
+          {
             task,
             workspace,
             model: { name: opts.model ?? process.env.RATCHET_MODEL ?? DEFAULT_MODEL },
             approvalPolicy: opts.approval,
             ...(opts.maxTurns ? { limits: { maxTurns: opts.maxTurns } } : {}),
-          };
-          const { sessionId } = await services.ratchet.start(config);
-          const uiUrl = services.ratchet.uiUrl(sessionId) ?? null;
-          if (opts.detach) {
-            if (opts.json) json(io, { sessionId, uiUrl });
-            else {
-              print(io, sessionId);
-              if (uiUrl) print(io, pc.dim(uiUrl));
-            }
-            return;
-          }
-          if (opts.json) io.out.write(`${JSON.stringify({ type: 'started', sessionId, uiUrl })}\n`);
-          else print(io, `${pc.bold('session')} ${sessionId}${uiUrl ? pc.dim(`  ${uiUrl}`) : ''}`);
-          const stop = waitForSignal();
-          try {
-            const result = await followSession(services.ratchet, sessionId, {
-              json: Boolean(opts.json),
-              interactive: Boolean(process.stdin.isTTY) && !opts.json,
-              out: io.out,
-              signal: stop.signal,
-            });
-            if (result.status === 'detached') {
-              io.err.write(
-                `\nLeft session ${sessionId} (it is saved). Resume with: ratchet watch ${sessionId}` +
-                  ('worker' in services && services.worker
-                    ? ' (a worker must be running: ratchet server or ratchet worker)'
-                    : '') +
-                  '\n',
-              );
-            } else if (result.status === 'failed' || result.status === 'cancelled') {
-              process.exitCode = 1;
-            }
-          } finally {
-            stop.dispose();
-          }
-        } finally {
-          await services.close();
-        }
+          },
+          { detach: Boolean(opts.detach), json: Boolean(opts.json) },
+        );
       },
     );
+
+  program
+    .command('demo')
+    .description('a whole session on a sample repository with a scripted model (no API key needed)')
+    .addOption(
+      new Option('--approval <policy>', `approval policy: ${approvalPolicies.join(', ')}`)
+        .default('untrusted')
+        .argParser(parsePolicy),
+    )
+    .option('--json', 'JSON lines')
+    .action(async (opts: { approval: ApprovalPolicy; json?: boolean }) => {
+      const log = (message: string) => {
+        if (!opts.json) io.err.write(pc.dim(`${message}\n`));
+      };
+      const workspace = await createDemoRepo();
+      log(`Sample repository: ${workspace}`);
+      const model = await ScriptedModel.start({ responder: demoResponder });
+      try {
+        const services = await connectForRun({
+          log,
+          worker: true,
+          // A queue of its own, so that the demo's scripted model is the one that answers.
+          taskQueue: `ratchet-demo-${process.pid}`,
+          endpoint: { apiKey: 'demo', baseURL: model.baseUrl },
+        });
+        await startAndFollow(
+          io,
+          services,
+          { task: DEMO_TASK, workspace, model: { name: 'ratchet-demo' }, approvalPolicy: opts.approval },
+          { detach: false, json: Boolean(opts.json) },
+        );
+        if (!opts.json) log(`The changed repository is ${workspace}`);
+      } finally {
+        await model.close();
+      }
+    });
 
   program
     .command('status')

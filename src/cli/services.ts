@@ -4,16 +4,17 @@
  */
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import os from 'node:os';
 import path from 'node:path';
 import { RatchetClient, RatchetError } from '../client.js';
 import { DEFAULT_TASK_QUEUE } from '../shared/session-api.js';
 import type { TemporalTarget } from '../temporal/connection.js';
+import type { ModelEndpoint } from '../activities/openai-client.js';
 import {
-  DEFAULT_UI_PORT,
   connectClient,
   connectWorkerConnection,
+  embeddedPorts,
   temporalTarget,
 } from '../temporal/connection.js';
 import { DevServer, isTemporalReachable } from '../temporal/dev-server.js';
@@ -34,8 +35,9 @@ export function taskQueueFromEnv(env: NodeJS.ProcessEnv = process.env): string {
 export function uiBaseUrl(target: TemporalTarget, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.RATCHET_UI_URL) return env.RATCHET_UI_URL;
   const host = target.address.split(':')[0] ?? '';
-  if (['127.0.0.1', 'localhost', '0.0.0.0', '::1'].includes(host))
-    return `http://127.0.0.1:${DEFAULT_UI_PORT}`;
+  if (['127.0.0.1', 'localhost', '0.0.0.0', '::1'].includes(host)) {
+    return `http://127.0.0.1:${embeddedPorts(env).uiPort}`;
+  }
   if (target.address.includes('.tmprl.cloud')) return 'https://cloud.temporal.io';
   return undefined;
 }
@@ -80,6 +82,10 @@ export interface EmbeddedOptions {
   log: (message: string) => void;
   /** Start a worker in this process when none polls the task queue. */
   worker: boolean;
+  /** Task queue (default RATCHET_TASK_QUEUE or "ratchet"). */
+  taskQueue?: string;
+  /** Model endpoint for the in-process worker (default: OPENAI_* variables). */
+  endpoint?: ModelEndpoint;
 }
 
 export interface RunServices extends Services {
@@ -88,14 +94,12 @@ export interface RunServices extends Services {
   workerRun?: Promise<void>;
 }
 
-export async function startEmbeddedServer(
-  log: (message: string) => void,
-  uiPort: number | false = DEFAULT_UI_PORT,
-): Promise<DevServer> {
+export async function startEmbeddedServer(log: (message: string) => void): Promise<DevServer> {
   const cli = await ensureTemporalCli(log);
   const dbFile = path.join(dataDir(), 'temporal.db');
+  const { port, uiPort } = embeddedPorts();
   try {
-    return await DevServer.start({ cliPath: cli.path, ip: '127.0.0.1', port: 7233, uiPort, dbFile });
+    return await DevServer.start({ cliPath: cli.path, ip: '127.0.0.1', port, uiPort, dbFile });
   } catch (err) {
     throw new RatchetError(
       `could not start the embedded Temporal server: ${(err as Error).message.split('\n')[0]}`,
@@ -107,7 +111,7 @@ export async function hasPollers(client: Client, taskQueue: string): Promise<boo
   const response = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     taskQueue: { name: taskQueue },
-    taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
   });
   return (response.pollers ?? []).length > 0;
 }
@@ -116,6 +120,7 @@ export async function startInProcessWorker(
   target: TemporalTarget,
   client: Client,
   taskQueue: string,
+  endpoint?: ModelEndpoint,
 ): Promise<{ worker: Worker; connection: NativeConnection; run: Promise<void> }> {
   const connection = await connectWorkerConnection(target);
   const { worker } = await createRatchetWorker({
@@ -123,6 +128,7 @@ export async function startInProcessWorker(
     client,
     namespace: target.namespace,
     taskQueue,
+    endpoint,
     workflowBundle: await cachedWorkflowBundle(path.join(dataDir(), 'bundles')),
     workerOptions: { shutdownGraceTime: '10s' },
   });
@@ -146,13 +152,13 @@ export async function connectForRun(
     server = await startEmbeddedServer(options.log);
     options.log(`Temporal server ${server.address} · Web UI ${server.uiUrl ?? '(off)'}`);
   }
-  const services = await connect(env);
+  const services = await connect(options.taskQueue ? { ...env, RATCHET_TASK_QUEUE: options.taskQueue } : env);
   const taskQueue = services.ratchet.taskQueue;
   let worker: Worker | undefined;
   let workerRun: Promise<void> | undefined;
   if (options.worker && (server || !(await hasPollers(services.client, taskQueue)))) {
     if (!server) options.log(`No worker polls task queue ${taskQueue}; running one in this process.`);
-    const started = await startInProcessWorker(target, services.client, taskQueue);
+    const started = await startInProcessWorker(target, services.client, taskQueue, options.endpoint);
     worker = started.worker;
     workerRun = started.run;
   }

@@ -9,8 +9,13 @@ import type { ConnectionOptions } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { NativeConnection } from '@temporalio/worker';
 
-export const DEFAULT_ADDRESS = '127.0.0.1:7233';
-export const DEFAULT_UI_PORT = 8233;
+/** Ports of the embedded dev server (RATCHET_EMBEDDED_PORT / RATCHET_EMBEDDED_UI_PORT to move it). */
+export function embeddedPorts(env: NodeJS.ProcessEnv = process.env): { port: number; uiPort: number } {
+  return {
+    port: Number(env.RATCHET_EMBEDDED_PORT) || 7233,
+    uiPort: Number(env.RATCHET_EMBEDDED_UI_PORT) || 8233,
+  };
+}
 
 export interface TemporalTarget {
   connectionOptions: ConnectionOptions;
@@ -28,7 +33,7 @@ export function temporalTarget(env: NodeJS.ProcessEnv = process.env): TemporalTa
     ),
   });
   const configured = Boolean(loaded.connectionOptions.address);
-  const address = loaded.connectionOptions.address ?? DEFAULT_ADDRESS;
+  const address = loaded.connectionOptions.address ?? `127.0.0.1:${embeddedPorts(env).port}`;
   return {
     connectionOptions: { ...loaded.connectionOptions, address },
     address,
