@@ -69,6 +69,9 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
     taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     activities,
+    // A dead worker's sticky queue holds the session's workflow tasks and queries until this
+    // passes; the SDK's 10 s default would dominate recovery after a crash.
+    stickyQueueScheduleToStartTimeout: '3s',
     ...options.workerOptions,
   });
   return { worker, transcript };

@@ -11,6 +11,7 @@ import type { TranscriptItem } from '../shared/items.js';
 import { messageText, userMessage } from '../shared/items.js';
 import { BASE_INSTRUCTIONS, COMPACTION_PROMPT, SUMMARY_PREFIX } from '../shared/prompt.js';
 import type { Usage } from '../shared/session-config.js';
+import { keepHeartbeating } from './heartbeat.js';
 import { classifyModelError } from './model-errors.js';
 import { requestItems, toolDefinitions, usageOf } from './model-request.js';
 import type { TranscriptSource } from './transcript-source.js';
@@ -78,7 +79,7 @@ export function createCompactActivity(deps: CompactDeps) {
     const client = deps.openai();
     const endpoint = client.baseURL;
     const signal = context.cancellationSignal;
-    const timer = setInterval(() => context.heartbeat({ phase: 'compaction' }), 2000);
+    const stopHeartbeat = keepHeartbeating(context, () => ({ phase: 'compaction' }));
     try {
       const entries = await deps.transcript.entries(input, input.upTo);
       const items = entries.map((entry) => entry.item);
@@ -151,7 +152,7 @@ export function createCompactActivity(deps: CompactDeps) {
         usage,
       };
     } finally {
-      clearInterval(timer);
+      stopHeartbeat();
     }
   };
 }

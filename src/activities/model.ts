@@ -5,8 +5,9 @@
  * retries), and classifies errors at this edge.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type OpenAI from 'openai';
+import OpenAI from 'openai';
 import type { ModelCallInput, ModelReply } from '../shared/activity-types.js';
+import { keepHeartbeating } from './heartbeat.js';
 import { classifyModelError } from './model-errors.js';
 import { buildRequest, outputItems, usageOf } from './model-request.js';
 import type { TranscriptSource } from './transcript-source.js';
@@ -32,38 +33,40 @@ export function createModelActivity(deps: ModelDeps) {
     const context = Context.current();
     const client = deps.openai();
     const endpoint = client.baseURL;
-    const entries = await deps.transcript.entries(input, input.upTo);
-    const request = buildRequest(
-      input.model,
-      input.sessionId,
-      entries.map((entry) => entry.item),
-    );
-
     const idleTimeoutMs = input.streamIdleTimeoutMs ?? deps.streamIdleTimeoutMs;
-    const heartbeatEveryMs = Math.max(200, Math.floor((context.info.heartbeatTimeoutMs ?? 30_000) / 3));
     const abort = new AbortController();
     const onCancel = () => abort.abort(context.cancellationSignal.reason);
     context.cancellationSignal.addEventListener('abort', onCancel, { once: true });
 
     const started = Date.now();
-    let lastEventAt = started;
+    /** Time of the last stream event; undefined until the request is sent. */
+    let lastEventAt: number | undefined;
     let events = 0;
     let tokens = 0;
-    const progress = () => ({ turn: input.turn, events, tokens, elapsedMs: Date.now() - started });
-    const timer = setInterval(() => {
-      if (Date.now() - lastEventAt > idleTimeoutMs) {
-        abort.abort(
-          new StreamIdle(`the model stream sent nothing for ${Math.round(idleTimeoutMs / 1000)} s`),
-        );
-        return;
-      }
-      context.heartbeat(progress());
-    }, heartbeatEveryMs);
-    context.heartbeat(progress());
+    const stopHeartbeat = keepHeartbeating(
+      context,
+      () => ({ turn: input.turn, events, tokens, elapsedMs: Date.now() - started }),
+      () => {
+        if (lastEventAt !== undefined && Date.now() - lastEventAt > idleTimeoutMs) {
+          abort.abort(
+            new StreamIdle(`the model stream sent nothing for ${Math.round(idleTimeoutMs / 1000)} s`),
+          );
+        }
+      },
+    );
 
     let completed: OpenAI.Responses.Response | undefined;
+    let streaming = false;
     try {
+      const entries = await deps.transcript.entries(input, input.upTo);
+      const request = buildRequest(
+        input.model,
+        input.sessionId,
+        entries.map((entry) => entry.item),
+      );
+      lastEventAt = Date.now();
       const stream = await client.responses.create({ ...request, stream: true }, { signal: abort.signal });
+      streaming = true;
       for await (const event of stream) {
         lastEventAt = Date.now();
         events += 1;
@@ -98,9 +101,21 @@ export function createModelActivity(deps: ModelDeps) {
       if (abort.signal.reason instanceof StreamIdle) {
         throw ApplicationFailure.retryable(abort.signal.reason.message, 'ModelStreamStalled');
       }
+      if (
+        streaming &&
+        !(err instanceof ApplicationFailure || err instanceof OpenAI.APIError || err instanceof SyntaxError)
+      ) {
+        // The connection broke under the stream (undici throws a bare TypeError "terminated").
+        throw ApplicationFailure.create({
+          type: 'ModelStreamCut',
+          nonRetryable: false,
+          message: `the model stream broke off after ${events} events: ${err instanceof Error ? err.message : String(err)}`,
+          cause: err instanceof Error ? err : undefined,
+        });
+      }
       throw classifyModelError(err, endpoint);
     } finally {
-      clearInterval(timer);
+      stopHeartbeat();
       context.cancellationSignal.removeEventListener('abort', onCancel);
     }
 

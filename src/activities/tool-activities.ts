@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import type { ToolCallInput } from '../shared/activity-types.js';
 import type { ToolName, ToolOutcome } from '../shared/tools.js';
 import { applyPatchArgs, grepFilesArgs, listDirArgs, readFileArgs, shellArgs } from '../shared/tools.js';
+import { keepHeartbeating } from './heartbeat.js';
 import { applyPatch } from './tools/apply-patch.js';
 import type { ToolContext } from './tools/context.js';
 import { executeGrepFiles } from './tools/grep-files.js';
@@ -47,57 +48,54 @@ export function createToolActivities(deps: ToolDeps) {
   function tool<Args>(name: Exclude<ToolName, 'update_plan'>, schema: z.ZodType<Args>, run: Runner<Args>) {
     return async (input: ToolCallInput): Promise<ToolOutcome> => {
       const activity = Context.current();
-      let raw: unknown;
-      try {
-        raw = JSON.parse(await argumentsOf(input));
-      } catch (err) {
-        if (err instanceof ApplicationFailure) throw err;
-        return failure(
-          name,
-          `The arguments are not valid JSON: ${(err as Error).message}`,
-          'malformed arguments',
-        );
-      }
-      const parsed = schema.safeParse(raw);
-      if (!parsed.success) {
-        return failure(
-          name,
-          `Invalid arguments: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
-          'invalid arguments',
-        );
-      }
-      try {
-        if (!(await stat(input.workspace)).isDirectory()) throw new Error('not a directory');
-      } catch {
-        return failure(
-          name,
-          `The workspace ${input.workspace} no longer exists on the worker (it was moved or deleted). ` +
-            'Nothing was run. Tell the user; the task cannot continue without it.',
-          'workspace missing',
-        );
-      }
-
       // Heartbeat on a timer as well as on the tool's own progress, so that cancellation is
       // delivered and a lost worker is noticed even when a tool reports nothing.
       let details: Record<string, unknown> = { tool: name };
-      const everyMs = Math.max(200, Math.floor((activity.info.heartbeatTimeoutMs ?? 30_000) / 3));
-      const timer = setInterval(() => activity.heartbeat(details), everyMs);
-      activity.heartbeat(details);
-      const context: ToolContext = {
-        workspace: input.workspace,
-        signal: activity.cancellationSignal,
-        heartbeat: (progress) => {
-          details = { tool: name, ...progress };
-          activity.heartbeat(details);
-        },
-      };
+      const stopHeartbeat = keepHeartbeating(activity, () => details);
       try {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(await argumentsOf(input));
+        } catch (err) {
+          if (err instanceof ApplicationFailure) throw err;
+          return failure(
+            name,
+            `The arguments are not valid JSON: ${(err as Error).message}`,
+            'malformed arguments',
+          );
+        }
+        const parsed = schema.safeParse(raw);
+        if (!parsed.success) {
+          return failure(
+            name,
+            `Invalid arguments: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
+            'invalid arguments',
+          );
+        }
+        try {
+          if (!(await stat(input.workspace)).isDirectory()) throw new Error('not a directory');
+        } catch {
+          return failure(
+            name,
+            `The workspace ${input.workspace} no longer exists on the worker (it was moved or deleted). ` +
+              'Nothing was run. Tell the user; the task cannot continue without it.',
+            'workspace missing',
+          );
+        }
+        const context: ToolContext = {
+          workspace: input.workspace,
+          signal: activity.cancellationSignal,
+          heartbeat: (progress) => {
+            details = { tool: name, ...progress };
+            activity.heartbeat(details);
+          },
+        };
         return await run(parsed.data, context, input);
       } catch (err) {
         if (activity.cancellationSignal.aborted) throw activity.cancellationSignal.reason;
         throw err;
       } finally {
-        clearInterval(timer);
+        stopHeartbeat();
       }
     };
   }

@@ -150,7 +150,12 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .showSuggestionAfterError(true)
     .configureOutput({
       writeOut: (text) => io.out.write(text),
-      writeErr: (text) => io.err.write(text.startsWith('error:') ? `ratchet: ${text}` : text),
+      writeErr: (text) => {
+        // Errors on one line (commander puts "(Did you mean …?)" on a line of its own); help
+        // written to stderr stays as it is.
+        if (!text.startsWith('error:')) return void io.err.write(text);
+        io.err.write(`ratchet: ${text.trim().replace(/\s*\n\s*/g, ' ')}\n`);
+      },
     })
     .exitOverride();
 

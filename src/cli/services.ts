@@ -31,12 +31,15 @@ export function taskQueueFromEnv(env: NodeJS.ProcessEnv = process.env): string {
   return env.RATCHET_TASK_QUEUE || DEFAULT_TASK_QUEUE;
 }
 
-/** The Web UI's base URL for links: RATCHET_UI_URL, else the local dev server's, else Temporal Cloud's. */
+/**
+ * The Web UI's base URL for links: RATCHET_UI_URL; the embedded server's UI when the address is
+ * the embedded server's; Temporal Cloud's for a cloud address; otherwise none (unknown).
+ */
 export function uiBaseUrl(target: TemporalTarget, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.RATCHET_UI_URL) return env.RATCHET_UI_URL;
-  const host = target.address.split(':')[0] ?? '';
-  if (['127.0.0.1', 'localhost', '0.0.0.0', '::1'].includes(host)) {
-    return `http://127.0.0.1:${embeddedPorts(env).uiPort}`;
+  const { port, uiPort } = embeddedPorts(env);
+  if (!target.configured || ['127.0.0.1', 'localhost'].some((host) => target.address === `${host}:${port}`)) {
+    return `http://127.0.0.1:${uiPort}`;
   }
   if (target.address.includes('.tmprl.cloud')) return 'https://cloud.temporal.io';
   return undefined;

@@ -6,12 +6,16 @@ import { inject } from 'vitest';
 
 const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker-process.ts');
 
-/** Starts a worker process and resolves once it polls the task queue. */
+/**
+ * Starts a worker process and resolves once it polls the task queue. The process is returned
+ * inside an object: execa's result is a thenable, and returning it from an async function would
+ * wait for the process to exit.
+ */
 export async function startChildWorker(options: {
   address: string;
   taskQueue: string;
   modelBaseUrl: string;
-}): Promise<ResultPromise> {
+}): Promise<{ process: ResultPromise }> {
   const child = execa('node', ['--import', 'tsx', script], {
     env: {
       TEMPORAL_ADDRESS: options.address,
@@ -25,14 +29,21 @@ export async function startChildWorker(options: {
   });
   await new Promise<void>((resolve, reject) => {
     let output = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`worker process not ready after 30 s: ${output}`));
+    }, 30_000);
     child.stdout?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('ready')) resolve();
+      if (output.includes('ready')) {
+        clearTimeout(timer);
+        resolve();
+      }
     });
     child.stderr?.on('data', (chunk: Buffer) => {
       output += chunk.toString();
     });
     void child.then(() => reject(new Error(`worker process exited before it was ready: ${output}`)));
   });
-  return child;
+  return { process: child };
 }

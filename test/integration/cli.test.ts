@@ -1,0 +1,426 @@
+/**
+ * The `ratchet` command end to end, as a user runs it: `node bin/ratchet.js …` in a process of its
+ * own, against the suite's Temporal server, with the scripted model behind OPENAI_BASE_URL.
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { SessionSummary } from '../../src/client.js';
+import type { SessionResult, StatusView } from '../../src/shared/session-api.js';
+import { runCli } from '../helpers/cli.js';
+import type { CliResult } from '../helpers/cli.js';
+import { createTempRepo } from '../helpers/git-repo.js';
+import type { TempRepo } from '../helpers/git-repo.js';
+import { Harness, waitForStatus } from '../helpers/harness.js';
+
+const GREET = `export function greet(name) {\n  return 'Hello ' + name;\n}\n`;
+const PATCH = [
+  '*** Begin Patch',
+  '*** Update File: src/greet.js',
+  '@@ export function greet(name) {',
+  "-  return 'Hello ' + name;",
+  "+  return 'Hi ' + name;",
+  ' }',
+  '*** End Patch',
+].join('\n');
+
+interface RequestBody {
+  input: Array<Record<string, unknown>>;
+  prompt_cache_key?: string;
+}
+
+type JsonLine = { type: string; sessionId?: string } & Record<string, unknown>;
+
+let harness: Harness;
+let home: string;
+const repos: TempRepo[] = [];
+
+beforeAll(async () => {
+  harness = await Harness.create();
+  home = await mkdtemp(path.join(os.tmpdir(), 'ratchet-home-'));
+});
+
+beforeEach(async () => {
+  await harness.freshModel();
+});
+
+afterAll(async () => {
+  await harness?.close();
+  await Promise.all(repos.map((repo) => repo.remove()));
+  if (home) await rm(home, { recursive: true, force: true });
+});
+
+async function tempRepo(files: Record<string, string> = { 'README.md': '# x\n' }): Promise<TempRepo> {
+  const repo = await createTempRepo(files);
+  repos.push(repo);
+  return repo;
+}
+
+/** The command with the suite's server, this file's task queue (or `taskQueue`) and the current scripted model. */
+function ratchet(
+  args: string[],
+  options: { taskQueue?: string; env?: Record<string, string | undefined> } = {},
+): Promise<CliResult> {
+  return runCli(args, {
+    env: {
+      TEMPORAL_ADDRESS: harness.address,
+      TEMPORAL_NAMESPACE: undefined,
+      TEMPORAL_PROFILE: undefined,
+      TEMPORAL_API_KEY: undefined,
+      RATCHET_TASK_QUEUE: options.taskQueue ?? harness.taskQueue,
+      OPENAI_BASE_URL: harness.model.baseUrl,
+      OPENAI_API_KEY: 'test',
+      RATCHET_HOME: home,
+      RATCHET_DEBUG: undefined,
+      NO_COLOR: '1',
+      ...options.env,
+    },
+  });
+}
+
+function linesOf(text: string): string[] {
+  return text.split('\n').filter((line) => line.trim() !== '');
+}
+
+/** A failed command: non-zero exit, nothing on stdout, one line on stderr matching `pattern`, no stack. */
+function expectOneLineError(result: CliResult, pattern: RegExp): void {
+  const context = JSON.stringify(result);
+  expect(result.timedOut, context).toBe(false);
+  expect(result.exitCode, context).not.toBe(0);
+  expect(result.exitCode, context).toBeGreaterThan(0);
+  expect(result.stdout, context).toBe('');
+  expect(
+    result.stderr.split('\n').filter((line) => line.startsWith('    at ')),
+    context,
+  ).toEqual([]);
+  expect(linesOf(result.stderr), context).toHaveLength(1);
+  expect(result.stderr, context).toMatch(pattern);
+}
+
+function expectSuccess(result: CliResult): void {
+  expect(result.exitCode, JSON.stringify(result)).toBe(0);
+}
+
+/** Sessions on a task queue, straight from visibility (not through the CLI). */
+async function sessionsOn(taskQueue: string): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const info of harness.client.workflow.list({ query: `TaskQueue = '${taskQueue}'` })) {
+    ids.push(info.workflowId);
+  }
+  return ids;
+}
+
+function outputsOf(body: RequestBody): string[] {
+  return body.input.filter((item) => item.type === 'function_call_output').map((item) => String(item.output));
+}
+
+describe('ratchet run (following)', () => {
+  it('starts a worker of its own, follows the session as JSON lines and exits 0 when it completes', async () => {
+    // A queue no worker has ever polled, so that the CLI must run one itself.
+    const taskQueue = `${harness.taskQueue}-inproc`;
+    const repo = await tempRepo({ 'src/greet.js': GREET });
+    const { model } = harness;
+    model.call('apply_patch', { input: PATCH }).reply('greet now says Hi.');
+
+    const result = await ratchet(
+      ['run', '--repo', repo.dir, '--approval', 'never', '--json', 'Make greet say Hi'],
+      { taskQueue },
+    );
+
+    expectSuccess(result);
+    // Nothing about the in-process worker (or anything else) in --json mode.
+    expect(result.stderr).toBe('');
+    const lines = linesOf(result.stdout).map((line) => JSON.parse(line) as JsonLine);
+    const started = lines[0]!;
+    expect(started.type).toBe('started');
+    expect(started.sessionId).toMatch(/^ratchet-make-greet-say-hi-[0-9a-f]{8}$/);
+    const entries = lines.filter((line) => line.type === 'entry');
+    const items = entries.map((line) => (line.entry as { item: { type: string; name?: string } }).item);
+    expect(items.filter((item) => item.type === 'function_call').map((item) => item.name)).toEqual([
+      'apply_patch',
+    ]);
+    expect(items.some((item) => item.type === 'function_call_output')).toBe(true);
+    expect(entries.map((line) => line.index)).toEqual(entries.map((_, i) => i));
+    const last = lines.at(-1)!;
+    expect(last).toMatchObject({ type: 'status', sessionId: started.sessionId, status: 'completed' });
+    expect(last.lastMessage).toBe('greet now says Hi.');
+    expect(lines.filter((line) => !['started', 'entry', 'status'].includes(line.type))).toEqual([]);
+
+    expect(await readFile(path.join(repo.dir, 'src/greet.js'), 'utf8')).toContain("'Hi ' + name");
+    const bodies = model.requests.map((request) => request.body as RequestBody);
+    expect(bodies).toHaveLength(2);
+    expect(bodies.map((body) => body.prompt_cache_key)).toEqual([started.sessionId, started.sessionId]);
+    expect(outputsOf(bodies[1]!)[0]).toMatch(/^Success/);
+    model.assertDone();
+    expect(await sessionsOn(taskQueue)).toEqual([started.sessionId]);
+  });
+});
+
+describe('a detached session decided from the command line', () => {
+  it('run --detach, status, approve, list and history', async () => {
+    const repo = await tempRepo();
+    const { model } = harness;
+    model.call('shell', { command: ['touch', 'x'] }).reply('Touched x.');
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const detached = await ratchet(['run', '--repo', repo.dir, '--detach', '--json', 'touch', 'x']);
+      expectSuccess(detached);
+      const doc = JSON.parse(detached.stdout) as { sessionId: string; uiUrl: string | null };
+      expect(Object.keys(doc).sort()).toEqual(['sessionId', 'uiUrl']);
+      const id = doc.sessionId;
+      expect(id).toMatch(/^ratchet-touch-x-[0-9a-f]{8}$/);
+      if (doc.uiUrl !== null) expect(doc.uiUrl).toMatch(new RegExp(`/namespaces/default/workflows/${id}$`));
+      const handle = harness.client.workflow.getHandle(id);
+      await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
+
+      const status = await ratchet(['status', id, '--json']);
+      expectSuccess(status);
+      const view = JSON.parse(status.stdout) as StatusView & { sessionId: string };
+      expect(view).toMatchObject({ sessionId: id, status: 'awaiting_approval', task: 'touch x' });
+      expect(view.pendingApprovals).toHaveLength(1);
+      const pending = view.pendingApprovals[0]!;
+      expect(pending).toMatchObject({ tool: 'shell', summary: 'shell · touch x' });
+      expect(pending.callId).toMatch(/\S/);
+
+      const approve = await ratchet(['approve', id]);
+      expectSuccess(approve);
+      expect(approve.stdout).toBe(`approve: ${pending.callId}\n`);
+
+      const result = (await handle.result()) as SessionResult;
+      expect(result.finalMessage).toBe('Touched x.');
+      await stat(path.join(repo.dir, 'x'));
+
+      const text = await ratchet(['status', id]);
+      expectSuccess(text);
+      const textLines = linesOf(text.stdout);
+      expect(textLines[0]).toBe(`${id}  completed`);
+      expect(textLines).toContain('task       touch x');
+      expect(text.stdout).toContain('last message\nTouched x.\n');
+
+      // Visibility is eventually consistent: wait until the closed session is listed, then ask the CLI.
+      await expect
+        .poll(async () => (await sessionsOn(harness.taskQueue)).includes(id), { timeout: 10_000 })
+        .toBe(true);
+      const list = await ratchet(['list', '--json', '--limit', '1000']);
+      expectSuccess(list);
+      const sessions = JSON.parse(list.stdout) as SessionSummary[];
+      expect(sessions.find((s) => s.sessionId === id)).toMatchObject({
+        status: 'completed',
+        workflowStatus: 'COMPLETED',
+        task: 'touch x',
+      });
+
+      const history = await ratchet(['history', id]);
+      expectSuccess(history);
+      const events = linesOf(history.stdout).map((line) => line.replace(/^\S+ \S+ {2}/, ''));
+      expect(events[0]).toBe('session started');
+      expect(events).toContain('▸ shell · touch x');
+      expect(events).toContain('✓ shell · touch x');
+      expect(events).toContain('update approve');
+      expect(events.at(-1)).toBe('session completed');
+    });
+    model.assertDone();
+  });
+
+  it('lists both pending calls instead of guessing, then denies the one named', async () => {
+    const repo = await tempRepo();
+    const { model } = harness;
+    model
+      .enqueue({
+        kind: 'reply',
+        output: [
+          { type: 'function_call', name: 'shell', arguments: { command: ['touch', 'a'] }, callId: 'call_a' },
+          { type: 'function_call', name: 'shell', arguments: { command: ['touch', 'b'] }, callId: 'call_b' },
+        ],
+      })
+      .reply('Made b only.');
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'touch a and b', workspace: repo.dir });
+      await waitForStatus(handle, (s) => s.pendingApprovals.length === 2);
+
+      const ambiguous = await ratchet(['approve', handle.workflowId]);
+      expectOneLineError(ambiguous, /2 pending approvals/);
+      expect(ambiguous.stderr).toContain('call_a');
+      expect(ambiguous.stderr).toContain('call_b');
+      const still = await harness.ratchet.status(handle.workflowId);
+      expect(still.pendingApprovals.map((p) => p.callId)).toEqual(['call_a', 'call_b']);
+
+      const deny = await ratchet(['deny', handle.workflowId, 'call_a', '--reason', 'not a, please']);
+      expectSuccess(deny);
+      expect(deny.stdout).toBe('deny: call_a\n');
+
+      await waitForStatus(handle, (s) => s.pendingApprovals.length === 1);
+      await harness.ratchet.decide(handle.workflowId, 'approve', { callId: 'call_b' });
+      const result = (await handle.result()) as SessionResult;
+      expect(result.filesChanged).toEqual([{ path: 'b', status: '??' }]);
+    });
+    const outputs = outputsOf(model.requests.at(-1)!.body as RequestBody);
+    expect(outputs[0]).toContain('The user denied this shell call: not a, please');
+    model.assertDone();
+  });
+});
+
+describe('bad input: one line on stderr, a non-zero exit, nothing started', () => {
+  const badQueue = () => `${harness.taskQueue}-bad`;
+  let repo: TempRepo;
+  let plainDir: string;
+
+  beforeAll(async () => {
+    repo = await tempRepo({ 'README.md': '# x\n' });
+    plainDir = await mkdtemp(path.join(os.tmpdir(), 'ratchet-not-git-'));
+  });
+
+  afterAll(async () => {
+    if (plainDir) await rm(plainDir, { recursive: true, force: true });
+  });
+
+  const cases: Array<{
+    name: string;
+    args: () => string[];
+    error: RegExp;
+    env?: Record<string, string>;
+  }> = [
+    {
+      name: 'an unknown flag',
+      args: () => ['run', '--repo', repo.dir, '--frobnicate', 'x'],
+      error: /^ratchet: error: unknown option '--frobnicate'$/m,
+    },
+    {
+      name: 'an unknown command',
+      args: () => ['frobnicate', 'x'],
+      error: /^ratchet: error: unknown command 'frobnicate'$/m,
+    },
+    {
+      name: 'an unknown approval policy',
+      args: () => ['run', '--repo', repo.dir, '--approval', 'bogus', 'x'],
+      error: /'bogus' is invalid. expected one of untrusted, auto-edit, never, always/,
+    },
+    {
+      name: 'status of a session that does not exist',
+      args: () => ['status', 'no-such-session'],
+      error: /^ratchet: no session with id no-such-session$/m,
+    },
+    {
+      name: 'approving in a session that does not exist',
+      args: () => ['approve', 'no-such-session'],
+      error: /^ratchet: no session with id no-such-session$/m,
+    },
+    {
+      name: 'a repository that does not exist',
+      args: () => ['run', '--repo', '/nonexistent', 'x'],
+      error: /^ratchet: --repo \/nonexistent: no such directory$/m,
+    },
+    {
+      name: 'a directory that is not a git working copy',
+      args: () => ['run', '--repo', plainDir, 'x'],
+      error: /not inside a git working copy/,
+    },
+    {
+      name: 'an unreachable server (named in the message)',
+      args: () => ['status', 'x'],
+      env: { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+      error: /^ratchet: cannot reach Temporal at 127\.0\.0\.1:1\b/m,
+    },
+    {
+      name: 'run with an unreachable server it must not replace with the embedded one',
+      args: () => ['run', '--repo', repo.dir, 'x'],
+      env: { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+      error: /^ratchet: cannot reach Temporal at 127\.0\.0\.1:1 \(check TEMPORAL_ADDRESS/m,
+    },
+  ];
+
+  it.each(cases)('$name', async ({ args, error, env }) => {
+    const result = await ratchet(args(), { taskQueue: badQueue(), env });
+    expectOneLineError(result, error);
+    expect(harness.model.requests).toEqual([]);
+    expect(await repo.git('status', '--porcelain')).toBe('');
+    expect(await sessionsOn(badQueue())).toEqual([]);
+  });
+
+  it('a mistyped command, with its suggestion on the same line', async () => {
+    const result = await ratchet(['stauts', 'x'], { taskQueue: badQueue() });
+    expectOneLineError(result, /^ratchet: error: unknown command 'stauts'.*Did you mean status\?/);
+  });
+});
+
+describe('send, interrupt and cancel', () => {
+  it('change a running session and refuse an ended one', async () => {
+    const repo = await tempRepo();
+    const { model } = harness;
+    model.enqueue({ kind: 'hang' }, { kind: 'hang' });
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'refactor everything', workspace: repo.dir });
+      const id = handle.workflowId;
+      await model.waitForRequest(1);
+
+      const interrupt = await ratchet(['interrupt', id, '--reason', 'wrong direction']);
+      expectSuccess(interrupt);
+      expect(interrupt.stdout).toBe('interrupt sent\n');
+      const idle = await waitForStatus(handle, (s) => s.status === 'idle');
+      expect(idle.notice).toMatch(/interrupted by the user \(wrong direction\)/);
+
+      // An empty message is refused and changes nothing.
+      const empty = await ratchet(['send', id, '']);
+      expectOneLineError(empty, /^ratchet: the message is empty$/m);
+      const unchanged = await harness.ratchet.status(id);
+      expect(unchanged).toMatchObject({ status: 'idle', queuedMessages: 0 });
+      expect(model.requests).toHaveLength(1);
+
+      const send = await ratchet(['send', id, 'only', 'update', 'the', 'docs']);
+      expectSuccess(send);
+      expect(send.stdout).toBe('sent\n');
+      const second = await model.waitForRequest(2);
+      expect(JSON.stringify((second.body as RequestBody).input.at(-1))).toContain('only update the docs');
+      await waitForStatus(handle, (s) => s.status === 'running');
+
+      const cancel = await ratchet(['cancel', id]);
+      expectSuccess(cancel);
+      expect(cancel.stdout).toBe('cancellation requested\n');
+      await expect(handle.result()).rejects.toThrow(WorkflowFailedError);
+      expect((await harness.ratchet.status(id)).status).toBe('cancelled');
+
+      for (const args of [
+        ['send', id, 'hello?'],
+        ['interrupt', id],
+        ['cancel', id],
+      ]) {
+        const ended = await ratchet(args);
+        expectOneLineError(ended, new RegExp(`^ratchet: session ${id} has ended \\(cancelled\\)$`, 'm'));
+      }
+      expect(model.requests).toHaveLength(2);
+    });
+    model.assertDone();
+  });
+});
+
+describe('ratchet --help', () => {
+  it('exits 0 and lists the commands', async () => {
+    const result = await ratchet(['--help']);
+    expectSuccess(result);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^Usage: ratchet /);
+    const commands = [...result.stdout.matchAll(/^ {2}([a-z]+)\b/gm)].map((match) => match[1]);
+    for (const command of [
+      'run',
+      'demo',
+      'status',
+      'list',
+      'watch',
+      'history',
+      'approve',
+      'deny',
+      'abort',
+      'send',
+      'interrupt',
+      'cancel',
+      'server',
+      'worker',
+    ]) {
+      expect(commands).toContain(command);
+    }
+  });
+});
