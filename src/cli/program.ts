@@ -63,10 +63,19 @@ function parsePositiveInt(value: string): number {
   return n;
 }
 
-/** Resolves and checks --repo before anything is started. */
-function workspacePath(repo: string): string {
+/**
+ * Resolves and checks --repo before anything is started. A detached session may name a path that
+ * exists only where its worker runs (an absolute path); the worker checks it then.
+ */
+function workspacePath(repo: string, detached: boolean, warn: (message: string) => void): string {
   const dir = path.resolve(repo);
-  if (!existsSync(dir)) throw new RatchetError(`--repo ${repo}: no such directory`);
+  if (!existsSync(dir)) {
+    if (detached && path.isAbsolute(repo)) {
+      warn(`--repo ${repo} is not on this machine; the worker will check it`);
+      return repo;
+    }
+    throw new RatchetError(`--repo ${repo}: no such directory`);
+  }
   if (!statSync(dir).isDirectory()) throw new RatchetError(`--repo ${repo}: not a directory`);
   if (!existsSync(path.join(dir, '.git'))) {
     // A subdirectory of a repository is fine; the worker checks with git.
@@ -187,10 +196,10 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       ) => {
         const task = words.join(' ').trim();
         if (!task) throw new RatchetError('the task is empty');
-        const workspace = workspacePath(opts.repo);
         const log = (message: string) => {
           if (!opts.json) io.err.write(pc.dim(`${message}\n`));
         };
+        const workspace = workspacePath(opts.repo, Boolean(opts.detach), log);
         const services = opts.detach ? await connect() : await connectForRun({ log, worker: true });
         await startAndFollow(
           io,

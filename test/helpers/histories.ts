@@ -4,10 +4,11 @@
  * breaking running sessions. `npm run fixtures:record` re-records them (RATCHET_RECORD_HISTORIES=1).
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { execa } from 'execa';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
 
 export const historiesDir = path.join(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -16,8 +17,15 @@ export const historiesDir = path.join(
   'histories',
 );
 
-/** Saves every run of the session's history when recording is switched on. */
-export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
+/**
+ * Saves every run of the session's history when recording is switched on, in the JSON format of
+ * `temporal workflow show --output json` (the format the Web UI downloads, too).
+ */
+export async function recordHistory(
+  handle: WorkflowHandle,
+  name: string,
+  address = inject('temporalAddress'),
+): Promise<void> {
   if (process.env.RATCHET_RECORD_HISTORIES !== '1') return;
   await mkdir(historiesDir, { recursive: true });
   const description = await handle.describe();
@@ -26,7 +34,19 @@ export async function recordHistory(handle: WorkflowHandle, name: string): Promi
   while (runId) {
     const history = await handle.client.getHandle(handle.workflowId, runId).fetchHistory();
     const file = path.join(historiesDir, `${name}${run > 1 ? `.run${run}` : ''}.json`);
-    await writeFile(file, `${historyToJSON(history)}\n`);
+    const shown = await execa(inject('temporalCliPath'), [
+      'workflow',
+      'show',
+      '--address',
+      address,
+      '--workflow-id',
+      handle.workflowId,
+      '--run-id',
+      runId,
+      '--output',
+      'json',
+    ]);
+    await writeFile(file, `${shown.stdout.trim()}\n`);
     const last = history.events?.at(-1);
     runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
     run += 1;

@@ -17,6 +17,7 @@ import {
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';
+import { recordHistory } from '../helpers/histories.js';
 
 const GREET = `export function greet(name) {\n  return 'Hello ' + name;\n}\n`;
 const TEST = `import { greet } from './src/greet.js';\nif (greet('Ada') !== 'Hi Ada') { console.error('FAIL', greet('Ada')); process.exit(1); }\nconsole.log('ok');\n`;
@@ -94,7 +95,9 @@ describe('a session', () => {
         callId: shellWait.pendingApprovals[0]!.callId,
         decision: 'approve',
       });
-      return (await handle.result()) as SessionResult;
+      const result = (await handle.result()) as SessionResult;
+      await recordHistory(handle, 'session-approvals');
+      return result;
     });
 
     expect(result.status).toBe('completed');
@@ -143,7 +146,9 @@ describe('a session', () => {
         reason: 'keep build, it is cached',
       });
       expect(ack.decision).toBe('deny');
-      return (await handle.result()) as SessionResult;
+      const result = (await handle.result()) as SessionResult;
+      await recordHistory(handle, 'session-deny');
+      return result;
     });
     expect(result.finalMessage).toBe('Understood, I left build/ alone.');
     const outputs = outputsOf(model.requests.at(-1)!.body as RequestBody);
@@ -202,7 +207,9 @@ describe('a session', () => {
       const idle = await waitForStatus(handle, (s) => s.status === 'idle');
       expect(idle.notice).toMatch(/interrupted by the user \(wrong direction\)/);
       await handle.signal(userMessageSignal, { text: 'only update the docs' });
-      return (await handle.result()) as SessionResult;
+      const result = (await handle.result()) as SessionResult;
+      await recordHistory(handle, 'session-interrupt-and-message');
+      return result;
     });
     expect(result.finalMessage).toBe('Switched to the docs as you asked.');
     const lastInput = (model.requests.at(-1)!.body as RequestBody).input;
@@ -246,6 +253,7 @@ describe('a session', () => {
       expect(description.status.name).toBe('CANCELLED');
       const view = await harness.ratchet.status(handle.workflowId);
       expect(view.status).toBe('cancelled');
+      await recordHistory(handle, 'session-cancelled');
     });
     model.assertDone();
   });
@@ -259,5 +267,85 @@ describe('a session', () => {
       expect(view.status).toBe('failed');
       expect(view.notice).toMatch(/system directory/);
     });
+  });
+});
+
+describe('parallel calls from one model turn', () => {
+  it('run read-only calls concurrently and keep a mutating call between the calls around it', async () => {
+    repo = await createTempRepo({ 'README.md': '# x\n' });
+    const { model } = harness;
+    const read = (file: string) => ({
+      type: 'function_call' as const,
+      name: 'read_file',
+      arguments: { file_path: file },
+    });
+    model
+      .enqueue({ kind: 'reply', output: [read('a'), read('b'), read('c')] })
+      .enqueue({
+        kind: 'reply',
+        output: [
+          read('d'),
+          { type: 'function_call', name: 'shell', arguments: { command: ['touch', 'x'] } },
+          read('e'),
+        ],
+      })
+      .reply('done');
+
+    const events: string[] = [];
+    let started = 0;
+    const startedAll = new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (started >= 3) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 10);
+    });
+    const outcome = (display: string) => ({ output: display, display, success: true });
+    const { worker } = await harness.worker({
+      activityOverrides: {
+        read_file: async (input) => {
+          const file = (JSON.parse(input.arguments!) as { file_path: string }).file_path;
+          events.push(`start ${file}`);
+          started += 1;
+          if ('abc'.includes(file)) {
+            // The first three must all be running at once: each waits for the others to start.
+            await Promise.race([
+              startedAll,
+              new Promise((_, reject) =>
+                setTimeout(() => reject(new Error('reads ran one at a time')), 10_000),
+              ),
+            ]);
+          } else {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          events.push(`end ${file}`);
+          return outcome(`read ${file}`);
+        },
+        shell: async () => {
+          events.push('start shell');
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          events.push('end shell');
+          return outcome('shell');
+        },
+      },
+    });
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'look around',
+        workspace: repo.dir,
+        approvalPolicy: 'never',
+      });
+      return (await handle.result()) as SessionResult;
+    });
+    expect(result.finalMessage).toBe('done');
+    const at = (event: string) => events.indexOf(event);
+    expect(at('end d')).toBeLessThan(at('start shell'));
+    expect(at('end shell')).toBeLessThan(at('start e'));
+    // Outputs go back to the model in the order of the calls.
+    const outputs = outputsOf(model.requests[1]!.body as RequestBody);
+    expect(outputs).toEqual(['read a', 'read b', 'read c']);
+    expect(outputsOf(model.requests[2]!.body as RequestBody).slice(3)).toEqual(['read d', 'shell', 'read e']);
+    model.assertDone();
   });
 });

@@ -1,0 +1,72 @@
+/**
+ * Determinism, guarded twice: every recorded history in test/fixtures/histories/ replays with the
+ * current workflow code (an incompatible change fails here instead of breaking running sessions),
+ * and a whole session runs on a worker that caches no workflows, so every workflow task replays
+ * the history from the start.
+ */
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { Worker } from '@temporalio/worker';
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { SessionResult } from '../../src/shared/session-api.js';
+import { createTempRepo } from '../helpers/git-repo.js';
+import { Harness, waitForStatus } from '../helpers/harness.js';
+import { historiesDir } from '../helpers/histories.js';
+
+describe('recorded histories', () => {
+  it('all replay with the current workflow code', async () => {
+    const files = (await readdir(historiesDir)).filter((name) => name.endsWith('.json')).sort();
+    expect(files.length).toBeGreaterThanOrEqual(6);
+    const histories = await Promise.all(
+      files.map(async (file) => ({
+        workflowId: file,
+        history: historyFromJSON(JSON.parse(await readFile(path.join(historiesDir, file), 'utf8'))),
+      })),
+    );
+    const failures: string[] = [];
+    for await (const result of Worker.runReplayHistories(
+      { workflowBundle: { codePath: inject('workflowBundlePath') } },
+      histories,
+    )) {
+      if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
+    }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe('a worker that caches no workflows', () => {
+  let harness: Harness;
+  beforeAll(async () => {
+    harness = await Harness.create();
+  });
+  afterAll(async () => {
+    await harness?.close();
+  });
+
+  it('runs a session with approvals to the same end', async () => {
+    const repo = await createTempRepo({ 'a.txt': 'alpha\n' });
+    const { model } = harness;
+    model
+      .enqueue({
+        kind: 'reply',
+        output: [
+          { type: 'function_call', name: 'read_file', arguments: { file_path: 'a.txt' } },
+          { type: 'function_call', name: 'list_dir', arguments: { dir_path: '.' } },
+        ],
+      })
+      .call('shell', { command: ['bash', '-lc', 'echo beta >> a.txt'] })
+      .reply('Appended beta.');
+    const { worker } = await harness.worker({ workerOptions: { maxCachedWorkflows: 0 } });
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'Append beta to a.txt', workspace: repo.dir });
+      await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
+      await harness.ratchet.decide(handle.workflowId, 'approve_for_session');
+      return (await handle.result()) as SessionResult;
+    });
+    expect(result).toMatchObject({ finalMessage: 'Appended beta.', turns: 3 });
+    expect(result.filesChanged).toEqual([{ path: 'a.txt', status: 'M' }]);
+    expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('alpha\nbeta\n');
+    model.assertDone();
+  });
+});
