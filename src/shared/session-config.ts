@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { TranscriptItem } from './items.js';
 import { approvalPolicies } from './policy.js';
+import { sandboxModes } from './sandbox.js';
 import { planStepStatus } from './tools.js';
 
 export const SESSION_SCHEMA_VERSION = 1;
@@ -64,6 +65,8 @@ export const sessionConfigSchema = z
     workspace: z.string().min(1),
     model: modelSettingsSchema,
     approvalPolicy: z.enum(approvalPolicies).default('untrusted'),
+    /** Isolation for commands; when the worker cannot provide it, every command asks instead. */
+    sandbox: z.enum(sandboxModes).default('workspace-write'),
     /** Standing rules (from configuration) evaluated before the policy. */
     rules: z.array(policyRuleSchema).default([]),
     limits: limitsSchema.default(limitsSchema.parse({})),
