@@ -104,7 +104,9 @@ export function createToolActivities(deps: ToolDeps) {
     shell: tool('shell', shellArgs, (args, context, input) =>
       executeShell(args, context, { defaultTimeoutMs: input.timeoutMs ?? 10 * 60_000, env: deps.commandEnv }),
     ),
-    apply_patch: tool('apply_patch', applyPatchArgs, (args, context) => applyPatch(args.input, context)),
+    apply_patch: tool('apply_patch', applyPatchArgs, (args, context) =>
+      applyPatch(args.input, context, { retry: Context.current().info.attempt > 1 }),
+    ),
     read_file: tool('read_file', readFileArgs, (args, context) => executeReadFile(args, context)),
     list_dir: tool('list_dir', listDirArgs, (args, context) => executeListDir(args, context)),
     grep_files: tool('grep_files', grepFilesArgs, (args, context) => executeGrepFiles(args, context)),

@@ -493,7 +493,16 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     }
 
     setCurrent('workspace', 'workspace · collect changes');
-    const filesChanged = await activities.workspaceChanges({ workspace: state.workspace });
+    // The conversation is finished; a workspace that vanished only costs the list of changes.
+    const filesChanged = await activities
+      .workspaceChanges({ workspace: state.workspace })
+      .catch((err: unknown) => {
+        if (err instanceof ActivityFailure && !isCancellation(err)) {
+          state.notice = `could not list the changed files: ${rootMessage(err)}`;
+          return [];
+        }
+        throw err;
+      });
     state.ended = 'completed';
     state.current = null;
     publish();

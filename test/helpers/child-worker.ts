@@ -15,20 +15,22 @@ export async function startChildWorker(options: {
   address: string;
   taskQueue: string;
   modelBaseUrl: string;
-}): Promise<{ process: ResultPromise }> {
+  env?: Record<string, string>;
+}): Promise<{ process: ResultPromise; output: () => string }> {
   const child = execa('node', ['--import', 'tsx', script], {
     env: {
       TEMPORAL_ADDRESS: options.address,
       RATCHET_TASK_QUEUE: options.taskQueue,
       WORKFLOW_BUNDLE: inject('workflowBundlePath'),
       OPENAI_BASE_URL: options.modelBaseUrl,
+      ...options.env,
     },
     reject: false,
     buffer: false,
     stdin: 'ignore',
   });
+  let output = '';
   await new Promise<void>((resolve, reject) => {
-    let output = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`worker process not ready after 30 s: ${output}`));
@@ -45,5 +47,5 @@ export async function startChildWorker(options: {
     });
     void child.then(() => reject(new Error(`worker process exited before it was ready: ${output}`)));
   });
-  return { process: child };
+  return { process: child, output: () => output };
 }

@@ -557,3 +557,28 @@ describe('applyPatch', () => {
     expect(await tree(workspace)).toEqual({});
   });
 });
+
+describe('a retried call (the first attempt may have written before its worker died)', () => {
+  const addThree = patch('*** Update File: list.txt', ' one', ' two', '+three');
+
+  it('does not add lines after context a second time', async () => {
+    await put('list.txt', 'one\ntwo\n');
+    expect((await applyPatch(addThree, ctx)).success).toBe(true);
+    const again = await applyPatch(addThree, ctx, { retry: true });
+    expect(again.success).toBe(true);
+    expect(again.output).toMatch(/already applied/);
+    expect(await text('list.txt')).toBe('one\ntwo\nthree\n');
+  });
+
+  it('still applies a patch whose result is not there yet', async () => {
+    await put('list.txt', 'one\ntwo\n');
+    expect((await applyPatch(addThree, ctx, { retry: true })).success).toBe(true);
+    expect(await text('list.txt')).toBe('one\ntwo\nthree\n');
+  });
+
+  it('outside a retry, a patch whose old lines still match is applied again, as asked', async () => {
+    await put('list.txt', 'one\ntwo\nthree\n');
+    expect((await applyPatch(addThree, ctx)).success).toBe(true);
+    expect(await text('list.txt')).toBe('one\ntwo\nthree\nthree\n');
+  });
+});

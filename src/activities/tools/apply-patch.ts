@@ -176,9 +176,15 @@ function applyPlacements(file: TextFile, placements: readonly Placement[]): Text
 
 type UpdateResult = { kind: 'applied'; text: string } | { kind: 'present' } | { kind: 'miss'; miss: Miss };
 
-function updateText(text: string, hunks: readonly Hunk[]): UpdateResult {
+/**
+ * `retry`: this is a retry of a call that may have written its result already (the worker died
+ * after writing). Then a file that already holds the hunks' new lines counts as done, even where
+ * the old lines still match too (an addition after context would otherwise go in twice).
+ */
+function updateText(text: string, hunks: readonly Hunk[], retry: boolean): UpdateResult {
   const file = splitText(text);
   const lines = file.lines.map((line) => line.text);
+  if (retry && !isMiss(placeHunks(lines, hunks, 'new'))) return { kind: 'present' };
   // Pure additions always find a place, so only their new lines show whether they were applied.
   if (hunks.every(isPureAddition) && !isMiss(placeHunks(lines, hunks, 'new'))) return { kind: 'present' };
   const placed = placeHunks(lines, hunks, 'old');
@@ -320,6 +326,7 @@ class Staging {
   constructor(
     private readonly workspace: string,
     private readonly resolved: ReadonlyMap<string, string>,
+    private readonly retry: boolean,
   ) {}
 
   async read(absolute: string): Promise<Entry> {
@@ -417,7 +424,7 @@ class Staging {
     }
     if (moving && !(await this.creatable(target, await this.read(target)))) return;
 
-    const result = updateText(entry.text, hunks);
+    const result = updateText(entry.text, hunks, this.retry);
     if (result.kind === 'miss') {
       this.problems.push(describeMiss(relative, hunks, result.miss));
       return;
@@ -538,7 +545,16 @@ async function commit(staged: ReadonlyMap<string, Staged>, workspace: string): P
 }
 
 /** Applies a patch in the Codex apply_patch format to the workspace, all or nothing. */
-export async function applyPatch(input: string, ctx: ToolContext): Promise<ToolOutcome> {
+export interface ApplyPatchOptions {
+  /** This call is a retry (the first attempt may have written before its worker died). */
+  retry?: boolean;
+}
+
+export async function applyPatch(
+  input: string,
+  ctx: ToolContext,
+  options: ApplyPatchOptions = {},
+): Promise<ToolOutcome> {
   let patch: Patch;
   try {
     patch = parsePatch(input);
@@ -562,7 +578,7 @@ export async function applyPatch(input: string, ctx: ToolContext): Promise<ToolO
     );
   }
 
-  const staging = new Staging(ctx.workspace, resolved);
+  const staging = new Staging(ctx.workspace, resolved, options.retry ?? false);
   await stage(patch, staging);
   if (staging.problems.length > 0) {
     const listed = staging.problems.map((problem) => `- ${problem}`).join('\n');
