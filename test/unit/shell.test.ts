@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,12 +7,22 @@ import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ToolContext } from '../../src/activities/tools/context.js';
 import { commandEnvironment } from '../../src/activities/tools/env.js';
+import type { SandboxInfo } from '../../src/activities/tools/sandbox.js';
+import { detectSandbox } from '../../src/activities/tools/sandbox.js';
 import { describeCommand, executeShell } from '../../src/activities/tools/shell.js';
+import type { ShellOptions } from '../../src/activities/tools/shell.js';
+import type { SandboxMode } from '../../src/shared/sandbox.js';
 import type { ShellArgs, ToolOutcome } from '../../src/shared/tools.js';
 
 interface ShellResult {
   output: string;
-  metadata: { exit_code: number; duration_seconds: number; timed_out?: true; truncated_bytes?: number };
+  metadata: {
+    exit_code: number;
+    duration_seconds: number;
+    timed_out?: true;
+    truncated_bytes?: number;
+    sandbox?: SandboxMode;
+  };
 }
 
 let workspace: string;
@@ -327,5 +337,197 @@ describe('describeCommand', () => {
     const shown = describeCommand(['bash', '-lc', `echo ${'x'.repeat(200)}`]);
     expect(shown).toHaveLength(60);
     expect(shown.endsWith('…')).toBe(true);
+  });
+});
+
+let detected: Promise<SandboxInfo> | undefined;
+
+/** Options that sandbox the command; a test that needs bwrap fails (never skips) without it. */
+async function sandboxed(mode: SandboxMode): Promise<ShellOptions> {
+  const info = await (detected ??= detectSandbox({ PATH: process.env.PATH }));
+  if (!info.available) throw new Error(`these tests need a working bubblewrap: ${info.detail}`);
+  return { ...options, sandbox: { mode, bwrapPath: info.bwrapPath } };
+}
+
+/**
+ * Host pids of live processes running `sleep <marker>` (bwrap's own command line ends with the
+ * command's, so it counts too). Inside the sandbox's PID namespace `$!` means nothing out here.
+ */
+async function pidsSleeping(marker: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(`sleep\0${marker}\0`)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+async function expectNoneSleeping(marker: string): Promise<void> {
+  for (let i = 0; i < 20 && (await pidsSleeping(marker)).length > 0; i++) await sleep(50);
+  expect(await pidsSleeping(marker), `still running: sleep ${marker}`).toEqual([]);
+}
+
+/** An argument for `sleep` that names one test: seconds with a unique fraction. */
+function sleepMarker(): string {
+  return `987.${String(Math.floor(Math.random() * 1e9)).padStart(9, '0')}`;
+}
+
+describe('executeShell in a sandbox', () => {
+  it('runs the command and says which sandbox it ran in', async () => {
+    const outcome = await executeShell(
+      { command: ['echo', 'hello'] },
+      ctx,
+      await sandboxed('workspace-write'),
+    );
+    expect(outcome.success).toBe(true);
+    expect(outcome.display).toMatch(/^shell · echo hello · exit 0 · \d+(\.\d)? s$/);
+    const result = parse(outcome);
+    expect(result.output).toBe('hello\n');
+    expect(Object.keys(result.metadata)).toEqual(['exit_code', 'duration_seconds', 'sandbox']);
+    expect(result.metadata.sandbox).toBe('workspace-write');
+
+    const unconfined = parse(
+      await executeShell({ command: ['echo', 'hello'] }, ctx, await sandboxed('danger-full-access')),
+    );
+    expect(Object.keys(unconfined.metadata)).toEqual(['exit_code', 'duration_seconds']);
+  });
+
+  it('adds a note on why when a sandboxed command fails, and only then', async () => {
+    const failing = parse(
+      await executeShell(
+        { command: ['bash', '-c', 'echo nope; exit 2'] },
+        ctx,
+        await sandboxed('workspace-write'),
+      ),
+    );
+    expect(failing.output).toBe(
+      'nope\n[sandbox: workspace-write — writes outside the workspace and network access are blocked]',
+    );
+    expect(failing.metadata.exit_code).toBe(2);
+    const readOnly = parse(await executeShell({ command: ['false'] }, ctx, await sandboxed('read-only')));
+    expect(readOnly.output).toBe(
+      '[sandbox: read-only — all writes (the workspace included) and network access are blocked]',
+    );
+    const unconfined = parse(
+      await executeShell({ command: ['false'] }, ctx, await sandboxed('danger-full-access')),
+    );
+    expect(unconfined.output).toBe('');
+  });
+
+  it('gives the command an empty standard input', async () => {
+    const started = Date.now();
+    const result = parse(await executeShell({ command: ['cat'] }, ctx, await sandboxed('workspace-write')));
+    expect(result).toMatchObject({ output: '', metadata: { exit_code: 0 } });
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('says so when the program is missing, or where the sandbox cannot see it', async () => {
+    const sandbox = await sandboxed('workspace-write');
+    const missing = await executeShell({ command: ['no-such-program-ratchet'] }, ctx, sandbox);
+    expect(missing).toMatchObject({ success: false, display: 'shell · no-such-program-ratchet · error' });
+    expect(missing.output).toContain('command not found');
+
+    // /tmp outside the workspace is replaced by a private, empty one in the sandbox.
+    const elsewhere = await realpath(await mkdtemp(path.join(tmpdir(), 'ratchet-shell-bin-')));
+    try {
+      await writeFile(path.join(elsewhere, 'tool'), '#!/bin/sh\necho tool\n');
+      await chmod(path.join(elsewhere, 'tool'), 0o755);
+      const hidden = await executeShell({ command: [path.join(elsewhere, 'tool')] }, ctx, sandbox);
+      expect(hidden.success).toBe(false);
+      expect(hidden.output).toContain(
+        `is at ${path.join(elsewhere, 'tool')}, which the sandbox (workspace-write) hides`,
+      );
+      const onPath = await executeShell({ command: ['tool'] }, ctx, {
+        ...sandbox,
+        env: { ...sandbox.env, PATH: `${elsewhere}:${sandbox.env.PATH ?? ''}` },
+      });
+      expect(onPath.output).toContain('which the sandbox (workspace-write) hides');
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+
+    // The workspace is visible, even though it is under /tmp too.
+    await writeFile(path.join(workspace, 'script.sh'), '#!/bin/sh\necho hi\n');
+    await chmod(path.join(workspace, 'script.sh'), 0o755);
+    expect(parse(await executeShell({ command: ['./script.sh'] }, ctx, sandbox)).output).toBe('hi\n');
+  });
+
+  it('reports death by a signal as 128 plus the signal number', async () => {
+    const result = parse(
+      await executeShell(
+        { command: ['bash', '-c', 'kill -KILL $$'] },
+        ctx,
+        await sandboxed('workspace-write'),
+      ),
+    );
+    expect(result.metadata.exit_code).toBe(137);
+  });
+
+  it('on timeout sends SIGTERM to the command first, then ends everything it started', async () => {
+    const marker = sleepMarker();
+    const outcome = await executeShell(
+      {
+        command: ['bash', '-c', `trap 'echo cleaning up; exit 5' TERM; sleep ${marker} & wait`],
+        timeout_ms: 500,
+      },
+      ctx,
+      await sandboxed('workspace-write'),
+    );
+    const result = parse(outcome);
+    expect(result.metadata).toMatchObject({ exit_code: 124, timed_out: true, sandbox: 'workspace-write' });
+    expect(result.output).toBe('cleaning up\n[command timed out after 500 ms and was killed]');
+    expect(result.metadata.duration_seconds).toBeLessThan(2);
+    await expectNoneSleeping(marker);
+  });
+
+  it('follows SIGTERM with SIGKILL for processes that ignore it', async () => {
+    const marker = sleepMarker();
+    const started = Date.now();
+    const result = parse(
+      await executeShell(
+        { command: ['bash', '-c', `trap "" TERM; sleep ${marker} & wait`], timeout_ms: 300 },
+        ctx,
+        await sandboxed('workspace-write'),
+      ),
+    );
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(2000);
+    expect(elapsed).toBeLessThan(6000);
+    expect(result.metadata).toMatchObject({ exit_code: 124, timed_out: true });
+    await expectNoneSleeping(marker);
+  });
+
+  it('ends background processes when the command exits (they die with its PID namespace)', async () => {
+    const marker = sleepMarker();
+    const started = Date.now();
+    const result = parse(
+      await executeShell(
+        { command: ['bash', '-c', `sleep ${marker} & echo started`] },
+        ctx,
+        await sandboxed('workspace-write'),
+      ),
+    );
+    expect(result).toMatchObject({ output: 'started\n', metadata: { exit_code: 0 } });
+    expect(Date.now() - started).toBeLessThan(5000);
+    await expectNoneSleeping(marker);
+  });
+
+  it('on cancellation kills everything in the sandbox and throws the abort reason', async () => {
+    const marker = sleepMarker();
+    const controller = new AbortController();
+    const reason = new Error('interrupted by the user');
+    const run = executeShell(
+      { command: ['bash', '-c', `sleep ${marker} & sleep ${marker}`] },
+      { ...ctx, signal: controller.signal },
+      await sandboxed('workspace-write'),
+    );
+    for (let i = 0; i < 100 && (await pidsSleeping(marker)).length < 2; i++) await sleep(50);
+    expect(await pidsSleeping(marker)).toHaveLength(2);
+    const started = Date.now();
+    controller.abort(reason);
+    await expect(run).rejects.toBe(reason);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await expectNoneSleeping(marker);
   });
 });

@@ -157,3 +157,14 @@ describe('HeadTailBuffer', () => {
     expect(buffer.toString()).toBe('caf\uFFFD ok\n');
   });
 });
+
+describe('truncateEncoded', () => {
+  it('fits the JSON encoding, where control characters take six bytes', async () => {
+    const { truncateEncoded } = await import('../../src/activities/tools/truncate.js');
+    const noisy = '\x01'.repeat(20_000);
+    const cut = truncateEncoded(noisy, 4096);
+    expect(Buffer.byteLength(JSON.stringify(cut))).toBeLessThanOrEqual(4096);
+    expect(cut).toMatch(/omitted/);
+    expect(truncateEncoded('plain text', 4096)).toBe('plain text');
+  });
+});

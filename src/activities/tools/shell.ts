@@ -3,16 +3,23 @@
  * ended. The command leads its own process group, so a timeout or a cancellation ends everything
  * it started, not only the first process. Output streams through a fixed-size head-and-tail
  * buffer: a command that prints gigabytes costs the worker a few kilobytes.
+ *
+ * With a sandbox (sandbox.ts) the command runs under bubblewrap. bwrap itself leads the process
+ * group and the command leads another, inside its own PID namespace: a timeout sends SIGTERM to the
+ * command's group (bwrap reports its pid on a status pipe) and then SIGKILL to bwrap, which takes
+ * the whole namespace down with it.
  */
-import { access, stat } from 'node:fs/promises';
+import { access, realpath, stat } from 'node:fs/promises';
 import { constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
+import type { SandboxMode } from '../../shared/sandbox.js';
 import type { ShellArgs, ToolOutcome } from '../../shared/tools.js';
 import type { ToolContext } from './context.js';
-import { HeadTailBuffer } from './truncate.js';
+import { gitPaths, hiddenInSandbox, sandboxedCommand } from './sandbox.js';
+import { HeadTailBuffer, truncateEncoded } from './truncate.js';
 import { resolveInWorkspace, WorkspaceEscapeError } from './workspace-paths.js';
 
 export interface ShellOptions {
@@ -24,6 +31,8 @@ export interface ShellOptions {
   headBytes?: number;
   /** Bytes of output kept from the end (default 8 KiB). */
   tailBytes?: number;
+  /** Confines the command (see sandbox.ts); absent, or danger-full-access, runs it unconfined. */
+  sandbox?: { mode: SandboxMode; bwrapPath: string };
 }
 
 const DEFAULT_HEAD_BYTES = 8 * 1024;
@@ -42,12 +51,22 @@ const DRAIN_AFTER_EXIT_MS = 500;
 const DISPLAY_COMMAND_CHARS = 60;
 /** Used by the system to find programs when PATH is unset. */
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+/** The command's descriptor on which bwrap reports the sandboxed process's pid. */
+const STATUS_FD = 3;
+
+type ConfiningMode = Exclude<SandboxMode, 'danger-full-access'>;
+
+const SANDBOX_NOTES: Record<ConfiningMode, string> = {
+  'workspace-write': 'writes outside the workspace and network access are blocked',
+  'read-only': 'all writes (the workspace included) and network access are blocked',
+};
 
 interface Metadata {
   exit_code: number;
   duration_seconds: number;
   timed_out?: true;
   truncated_bytes?: number;
+  sandbox?: SandboxMode;
 }
 
 function formatNumber(n: number): string {
@@ -100,32 +119,39 @@ async function executableProblem(
 /**
  * Finds the program as the system will (a path when it has a slash, else a PATH search) to say
  * precisely why it cannot run: the spawn itself reports a file without execute permission as an
- * ordinary exit code 127, indistinguishable from a script's own "command not found".
+ * ordinary exit code 127, indistinguishable from a script's own "command not found". Under bwrap
+ * the search happens inside the sandbox and a failure is bwrap's own exit code 1, which says
+ * even less.
  */
-async function programProblem(
+async function locateProgram(
   program: string,
   cwd: string,
   searchPath: string | undefined,
-): Promise<string | undefined> {
+): Promise<{ file: string } | { problem: string }> {
   if (program.includes('/')) {
-    const problem = await executableProblem(path.resolve(cwd, program));
-    if (problem === undefined) return undefined;
+    const file = path.resolve(cwd, program);
+    const problem = await executableProblem(file);
+    if (problem === undefined) return { file };
     if (problem === 'missing')
-      return `${program}: no such file. Check the path (relative paths start at the workdir).`;
-    return `${program} cannot be run: it is ${problem === 'directory' ? 'a directory' : 'not executable'}.`;
+      return { problem: `${program}: no such file. Check the path (relative paths start at the workdir).` };
+    return {
+      problem: `${program} cannot be run: it is ${problem === 'directory' ? 'a directory' : 'not executable'}.`,
+    };
   }
   let notExecutable: string | undefined;
   for (const directory of (searchPath ?? DEFAULT_PATH).split(path.delimiter)) {
     const candidate = path.resolve(cwd, directory, program);
     const problem = await executableProblem(candidate);
-    if (problem === undefined) return undefined;
+    if (problem === undefined) return { file: candidate };
     if (problem === 'not executable') notExecutable ??= candidate;
   }
-  if (notExecutable !== undefined) return `${program} cannot be run: ${notExecutable} is not executable.`;
-  return (
-    `${program}: command not found on PATH. Shell builtins and syntax (cd, pipes, &&) need a shell: ` +
-    `["bash", "-lc", "..."].`
-  );
+  if (notExecutable !== undefined)
+    return { problem: `${program} cannot be run: ${notExecutable} is not executable.` };
+  return {
+    problem:
+      `${program}: command not found on PATH. Shell builtins and syntax (cd, pipes, &&) need a shell: ` +
+      `["bash", "-lc", "..."].`,
+  };
 }
 
 /** Sends a signal to every process in the group `pgid` leads; a group already gone is fine. */
@@ -139,12 +165,54 @@ function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
-/** SIGTERM to the whole group, then SIGKILL to whatever is left after the grace period. */
-async function terminateGroup(pgid: number): Promise<void> {
-  signalGroup(pgid, 'SIGTERM');
+/**
+ * The process groups to signal. Unsandboxed, `outer` is the command's own. Sandboxed, `outer` is
+ * bwrap's and `inner` the command's, once bwrap has reported it: SIGTERM to bwrap would kill it
+ * at once (it forwards no signals) and the command with it, without a chance to clean up.
+ */
+interface Groups {
+  outer: number;
+  inner?: number;
+}
+
+/**
+ * SIGTERM to the command's group, then SIGKILL to whatever is left after the grace period.
+ * The wait is on the outer group in both cases. Sandboxed, that is bwrap alone, which exits only
+ * once the sandbox's init has, and whose death makes --die-with-parent SIGKILL that init and with
+ * it every process in the namespace. (The inner group would look alive for the whole grace
+ * period: its leader, the init, stays a zombie until something reaps it.)
+ */
+async function terminate(groups: Groups): Promise<void> {
+  signalGroup(groups.inner ?? groups.outer, 'SIGTERM');
   const deadline = Date.now() + KILL_GRACE_MS;
-  while (Date.now() < deadline && signalGroup(pgid, 0)) await sleep(GROUP_POLL_MS);
-  signalGroup(pgid, 'SIGKILL');
+  while (Date.now() < deadline && signalGroup(groups.outer, 0)) await sleep(GROUP_POLL_MS);
+  kill(groups);
+}
+
+function kill(groups: Groups): void {
+  if (groups.inner !== undefined) signalGroup(groups.inner, 'SIGKILL');
+  signalGroup(groups.outer, 'SIGKILL');
+}
+
+/** Reads bwrap's JSON status lines and reports the pid of the process it started. */
+function watchStatus(stream: NodeJS.ReadableStream, onChildPid: (pid: number) => void): void {
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    pending += chunk;
+    let newline: number;
+    while ((newline = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      try {
+        const status = JSON.parse(line) as { 'child-pid'?: unknown };
+        const pid = status['child-pid'];
+        if (typeof pid === 'number' && Number.isInteger(pid) && pid > 0) onChildPid(pid);
+      } catch {
+        // Not a status line: nothing to learn from it.
+      }
+    }
+  });
 }
 
 interface Finished {
@@ -154,23 +222,29 @@ interface Finished {
   startError?: string;
 }
 
+interface Launch {
+  /** What to spawn: the command itself, or bwrap with the command at the end of its arguments. */
+  argv: [string, ...string[]];
+  /** Whether bwrap reports on STATUS_FD. */
+  sandboxed: boolean;
+  cwd: string;
+  timeoutMs: number;
+  env: Record<string, string>;
+}
+
 async function run(
-  program: string,
-  programArgs: string[],
-  cwd: string,
-  timeoutMs: number,
-  env: Record<string, string>,
+  launch: Launch,
   output: HeadTailBuffer,
   ctx: ToolContext,
   started: number,
 ): Promise<Finished> {
-  const subprocess = execa(program, programArgs, {
-    cwd,
-    env,
+  const [file, ...fileArgs] = launch.argv;
+  const subprocess = execa(file, fileArgs, {
+    cwd: launch.cwd,
+    env: launch.env,
     extendEnv: false,
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
+    // The status pipe exists only for bwrap, which keeps it out of the sandbox.
+    stdio: ['ignore', 'pipe', 'pipe', launch.sandboxed ? 'pipe' : 'ignore'],
     detached: true,
     buffer: false,
     reject: false,
@@ -178,14 +252,19 @@ async function run(
   const collect = (chunk: Buffer): void => output.push(chunk);
   subprocess.stdout.on('data', collect);
   subprocess.stderr.on('data', collect);
-  const pgid = subprocess.pid;
+  const pid = subprocess.pid;
+  const groups: Groups | undefined = pid === undefined ? undefined : { outer: pid };
+  const status = subprocess.stdio[STATUS_FD];
+  if (launch.sandboxed && status !== null && status !== undefined && groups !== undefined) {
+    watchStatus(status, (childPid) => (groups.inner = childPid));
+  }
 
   let timedOut = false;
   let termination: Promise<void> | undefined;
   const timeout = setTimeout(() => {
     timedOut = true;
-    if (pgid !== undefined) termination = terminateGroup(pgid);
-  }, timeoutMs);
+    if (groups !== undefined) termination = terminate(groups);
+  }, launch.timeoutMs);
   const heartbeat = setInterval(() => {
     ctx.heartbeat({ bytes: output.totalBytes, elapsedMs: Math.round(performance.now() - started) });
   }, HEARTBEAT_INTERVAL_MS);
@@ -198,7 +277,7 @@ async function run(
     }, DRAIN_AFTER_EXIT_MS);
   });
   const onAbort = (): void => {
-    if (pgid !== undefined) signalGroup(pgid, 'SIGKILL');
+    if (groups !== undefined) kill(groups);
   };
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   if (ctx.signal.aborted) onAbort();
@@ -217,6 +296,14 @@ async function run(
     clearInterval(heartbeat);
     ctx.signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** The sandbox that actually confines the command, if any. */
+function confinedBy(
+  sandbox: ShellOptions['sandbox'],
+): { mode: ConfiningMode; bwrapPath: string } | undefined {
+  if (sandbox === undefined || sandbox.mode === 'danger-full-access') return undefined;
+  return { mode: sandbox.mode, bwrapPath: sandbox.bwrapPath };
 }
 
 export async function executeShell(
@@ -244,8 +331,28 @@ export async function executeShell(
 
   const [program, ...programArgs] = args.command;
   if (program === undefined || program === '') return failure(label, 'The command is empty.');
-  const problem = await programProblem(program, cwd, options.env.PATH);
-  if (problem !== undefined) return failure(label, problem);
+  const located = await locateProgram(program, cwd, options.env.PATH);
+  if ('problem' in located) return failure(label, located.problem);
+
+  const sandbox = confinedBy(options.sandbox);
+  let argv: [string, ...string[]] = [program, ...programArgs];
+  if (sandbox !== undefined) {
+    const confinement = {
+      ...sandbox,
+      workspace: ctx.workspace,
+      cwd,
+      ...(await gitPaths(ctx.workspace)),
+      statusFd: STATUS_FD,
+    };
+    if (hiddenInSandbox(await realpath(located.file), confinement)) {
+      return failure(
+        label,
+        `${program} is at ${located.file}, which the sandbox (${sandbox.mode}) hides: commands get ` +
+          `private, empty /tmp and /run folders. Put programs in the workspace instead.`,
+      );
+    }
+    argv = [sandbox.bwrapPath, ...sandboxedCommand(args.command, confinement).slice(1)];
+  }
 
   const timeoutMs = args.timeout_ms ?? options.defaultTimeoutMs;
   const output = new HeadTailBuffer(
@@ -253,19 +360,32 @@ export async function executeShell(
     options.tailBytes ?? DEFAULT_TAIL_BYTES,
   );
   const started = performance.now();
-  const finished = await run(program, programArgs, cwd, timeoutMs, options.env, output, ctx, started);
+  const finished = await run(
+    { argv, sandboxed: sandbox !== undefined, cwd, timeoutMs, env: options.env },
+    output,
+    ctx,
+    started,
+  );
   if (finished.startError !== undefined)
-    return failure(label, `Could not start ${program}: ${finished.startError}`);
+    return failure(label, `Could not start ${argv[0]}: ${finished.startError}`);
 
   const seconds = Math.round((performance.now() - started) / 100) / 10;
-  let text = output.toString();
+  // The model reads the output JSON-encoded: keep the encoded size within the byte budget too.
+  const budget = (options.headBytes ?? DEFAULT_HEAD_BYTES) + (options.tailBytes ?? DEFAULT_TAIL_BYTES) + 1024;
+  let text = truncateEncoded(output.toString(), budget);
   if (finished.timedOut) {
     const separator = text === '' || text.endsWith('\n') ? '' : '\n';
     text += `${separator}[command timed out after ${formatNumber(timeoutMs)} ms and was killed]`;
   }
+  if (sandbox !== undefined && finished.exitCode !== 0 && !finished.timedOut) {
+    // The command's own error ("Read-only file system", "Network is unreachable") may not say why.
+    const separator = text === '' || text.endsWith('\n') ? '' : '\n';
+    text += `${separator}[sandbox: ${sandbox.mode} — ${SANDBOX_NOTES[sandbox.mode]}]`;
+  }
   const metadata: Metadata = { exit_code: finished.exitCode, duration_seconds: seconds };
   if (finished.timedOut) metadata.timed_out = true;
   if (output.omittedBytes > 0) metadata.truncated_bytes = output.omittedBytes;
+  if (sandbox !== undefined) metadata.sandbox = sandbox.mode;
 
   return {
     output: JSON.stringify({ output: text, metadata }),

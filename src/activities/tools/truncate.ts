@@ -19,13 +19,26 @@ const LINE_BOUNDARY_REACH = 0.25;
 /** Share of undecodable bytes above which kept output is shown as a note instead of text. */
 const BINARY_INVALID_SHARE = 0.3;
 
-/** Random bytes decode to about 42% replacement characters, Latin-1 prose to a few per cent. */
+/**
+ * Control characters that text output does not contain; tab, newlines, backspace, form feed and
+ * ESC (colour codes) are left out because text does contain them.
+ */
+function isNonTextControl(code: number): boolean {
+  if (code === 0x7f) return true;
+  if (code > 0x1f) return false;
+  return code !== 0x08 && code !== 0x09 && code !== 0x0a && code !== 0x0c && code !== 0x0d && code !== 0x1b;
+}
+
+/**
+ * Random bytes decode to about 42% replacement characters, Latin-1 prose to a few per cent;
+ * output made of control characters is no text either.
+ */
 function looksBinary(bytes: Buffer): boolean {
   if (bytes.includes(0)) return true;
   const text = bytes.toString('utf8');
-  let invalid = 0;
-  for (const char of text) if (char === '\uFFFD') invalid += 1;
-  return invalid > bytes.length * BINARY_INVALID_SHARE;
+  let odd = 0;
+  for (const char of text) if (char === '\uFFFD' || isNonTextControl(char.charCodeAt(0))) odd += 1;
+  return odd > bytes.length * BINARY_INVALID_SHARE;
 }
 
 function formatNumber(n: number): string {
@@ -93,6 +106,22 @@ function joinAroundMarker(head: string, marker: string, tail: string): string {
  * half of `maxBytes` each, around a marker line. The result fits in `maxBytes` (marker included)
  * unless `maxBytes` is smaller than the marker itself.
  */
+/**
+ * Cuts `text` in the middle until its JSON encoding (how the model receives it) fits in
+ * `maxEncodedBytes`: quotes, backslashes and control characters take up to six bytes each there.
+ */
+export function truncateEncoded(text: string, maxEncodedBytes: number): string {
+  let result = text;
+  let budget = maxEncodedBytes;
+  for (let i = 0; i < 8; i++) {
+    const encoded = Buffer.byteLength(JSON.stringify(result));
+    if (encoded <= maxEncodedBytes) return result;
+    budget = Math.max(256, Math.floor((budget * maxEncodedBytes) / encoded) - 64);
+    result = truncateMiddle(text, budget);
+  }
+  return result;
+}
+
 export function truncateMiddle(text: string, maxBytes: number): string {
   const bytes = Buffer.from(text, 'utf8');
   if (bytes.length <= maxBytes) return text;
