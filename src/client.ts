@@ -204,6 +204,7 @@ export class RatchetClient {
         workspace: String(description.typedSearchAttributes.get(RatchetRepo) ?? ''),
         model: '',
         approvalPolicy: 'untrusted',
+        sandbox: '',
         turn: Number(description.typedSearchAttributes.get(RatchetTurn) ?? 0),
         pendingApprovals: [],
         usage: { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, reasoningTokens: 0, totalTokens: 0 },

@@ -3,7 +3,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, WorkerOptions } from '@temporalio/worker';
-import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -13,6 +13,8 @@ import { createActivities } from './activities/index.js';
 import type { ModelEndpoint } from './activities/openai-client.js';
 import { endpointFromEnv, openaiClientFactory } from './activities/openai-client.js';
 import { commandEnvironment } from './activities/tools/env.js';
+import type { SandboxInfo } from './activities/tools/sandbox.js';
+import { detectSandbox } from './activities/tools/sandbox.js';
 import type { TranscriptSource } from './activities/transcript-source.js';
 import { createTranscriptSource } from './activities/transcript-source.js';
 import { DEFAULT_TASK_QUEUE, transcriptQuery } from './shared/session-api.js';
@@ -30,6 +32,8 @@ export interface RatchetWorkerOptions {
   endpoint?: ModelEndpoint;
   /** Directories sessions may use; from RATCHET_WORKSPACE_ROOTS when omitted. */
   allowedRoots?: string[];
+  /** How commands are confined; detected (bubblewrap) when omitted. */
+  sandbox?: SandboxInfo;
   /** Replace individual activities (tests, benchmarks). */
   activityOverrides?: Partial<Activities>;
   /** Passed to Worker.create as is (maxCachedWorkflows, identity, shutdownGraceTime …). */
@@ -39,6 +43,7 @@ export interface RatchetWorkerOptions {
 export interface RatchetWorker {
   worker: Worker;
   transcript: TranscriptSource;
+  sandbox: SandboxInfo;
 }
 
 export function allowedRootsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
@@ -53,13 +58,19 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
   const transcript = createTranscriptSource((sessionId, request) =>
     options.client.workflow.getHandle(sessionId).query(transcriptQuery, request),
   );
+  const sandbox = options.sandbox ?? (await detectSandbox());
+  if (!sandbox.available) {
+    Runtime.instance().logger.warn(
+      `commands cannot be sandboxed on this worker (${sandbox.detail}); sessions will ask before every command`,
+    );
+  }
   const activities = {
     ...createActivities({
       openai: openaiClientFactory(options.endpoint ?? endpointFromEnv()),
       transcript,
       commandEnv: commandEnvironment(process.env),
       allowedRoots: options.allowedRoots ?? allowedRootsFromEnv(),
-      sandbox: 'none',
+      sandbox,
     }),
     ...options.activityOverrides,
   };
@@ -74,7 +85,7 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
     stickyQueueScheduleToStartTimeout: '3s',
     ...options.workerOptions,
   });
-  return { worker, transcript };
+  return { worker, transcript, sandbox };
 }
 
 /**

@@ -6,6 +6,7 @@ import type OpenAI from 'openai';
 import { createCompactActivity } from './compact.js';
 import { createModelActivity } from './model.js';
 import { createToolActivities } from './tool-activities.js';
+import type { SandboxInfo } from './tools/sandbox.js';
 import type { TranscriptSource } from './transcript-source.js';
 import { createWorkspaceActivities } from './workspace.js';
 
@@ -14,7 +15,7 @@ export interface ActivityDeps {
   transcript: TranscriptSource;
   commandEnv: Record<string, string>;
   allowedRoots: readonly string[];
-  sandbox: string;
+  sandbox: SandboxInfo;
   streamIdleTimeoutMs?: number;
 }
 
@@ -27,7 +28,11 @@ export function createActivities(deps: ActivityDeps) {
     }),
     compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript }),
     ...createWorkspaceActivities({ allowedRoots: deps.allowedRoots, sandbox: deps.sandbox }),
-    ...createToolActivities({ transcript: deps.transcript, commandEnv: deps.commandEnv }),
+    ...createToolActivities({
+      transcript: deps.transcript,
+      commandEnv: deps.commandEnv,
+      sandbox: deps.sandbox,
+    }),
   };
 }
 

@@ -11,7 +11,9 @@ import type { ToolCallInput } from '../shared/activity-types.js';
 import type { ToolName, ToolOutcome } from '../shared/tools.js';
 import { applyPatchArgs, grepFilesArgs, listDirArgs, readFileArgs, shellArgs } from '../shared/tools.js';
 import { keepHeartbeating } from './heartbeat.js';
+import type { SandboxMode } from '../shared/sandbox.js';
 import { applyPatch } from './tools/apply-patch.js';
+import type { SandboxInfo } from './tools/sandbox.js';
 import type { ToolContext } from './tools/context.js';
 import { executeGrepFiles } from './tools/grep-files.js';
 import { executeListDir } from './tools/list-dir.js';
@@ -23,6 +25,24 @@ export interface ToolDeps {
   transcript: TranscriptSource;
   /** The environment commands run with (secrets removed). */
   commandEnv: Record<string, string>;
+  /** How this worker confines commands. */
+  sandbox: SandboxInfo;
+}
+
+/** The sandbox for one command, or why it must not run here. */
+function confinement(
+  input: ToolCallInput,
+  sandbox: SandboxInfo,
+): { sandbox?: { mode: SandboxMode; bwrapPath: string } } | { refused: string } {
+  const mode = input.sandbox ?? 'workspace-write';
+  if (mode === 'danger-full-access') return {};
+  if (sandbox.available) return { sandbox: { mode, bwrapPath: sandbox.bwrapPath } };
+  if (input.unconfinedApproved) return {};
+  return {
+    refused:
+      `This worker cannot confine commands (${sandbox.detail}), and the session asked for ${mode}; the ` +
+      'command was not run. Tell the user: the operator can install bubblewrap on the worker.',
+  };
 }
 
 type Runner<Args> = (args: Args, context: ToolContext, input: ToolCallInput) => Promise<ToolOutcome>;
@@ -101,9 +121,16 @@ export function createToolActivities(deps: ToolDeps) {
   }
 
   return {
-    shell: tool('shell', shellArgs, (args, context, input) =>
-      executeShell(args, context, { defaultTimeoutMs: input.timeoutMs ?? 10 * 60_000, env: deps.commandEnv }),
-    ),
+    shell: tool('shell', shellArgs, (args, context, input) => {
+      const confined = confinement(input, deps.sandbox);
+      if ('refused' in confined)
+        return Promise.resolve(failure('shell', confined.refused, 'not sandboxed: refused'));
+      return executeShell(args, context, {
+        defaultTimeoutMs: input.timeoutMs ?? 10 * 60_000,
+        env: deps.commandEnv,
+        ...confined,
+      });
+    }),
     apply_patch: tool('apply_patch', applyPatchArgs, (args, context) =>
       applyPatch(args.input, context, { retry: Context.current().info.attempt > 1 }),
     ),

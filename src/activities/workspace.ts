@@ -13,12 +13,13 @@ import type {
 } from '../shared/activity-types.js';
 import { AGENTS_MD_MAX_BYTES } from '../shared/prompt.js';
 import type { FileChange } from '../shared/session-api.js';
+import type { SandboxInfo } from './tools/sandbox.js';
 
 export interface WorkspaceDeps {
   /** Directories sessions may work in (and below); empty means anywhere but system folders. */
   allowedRoots: readonly string[];
-  /** What the environment context tells the model about command isolation. */
-  sandbox: string;
+  /** Whether this worker can confine commands. */
+  sandbox: SandboxInfo;
 }
 
 const SYSTEM_DIRS = [
@@ -168,7 +169,7 @@ export function createWorkspaceActivities(deps: WorkspaceDeps) {
       info: { root, gitHead, initiallyDirty, agentsMd: agentsMd !== null },
       agentsMd,
       shell: path.basename(process.env.SHELL ?? 'bash'),
-      sandbox: deps.sandbox,
+      sandbox: { available: deps.sandbox.available, detail: deps.sandbox.detail },
     };
   }
 

@@ -265,6 +265,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         print(io, `task       ${view.task}`);
         print(io, `repository ${view.workspace}`);
         print(io, `model      ${view.model} · policy ${view.approvalPolicy}`);
+        print(io, `sandbox    ${view.sandbox}`);
         print(io, `turn       ${view.turn} · runs ${view.runs} · compactions ${view.compactions}`);
         print(
           io,

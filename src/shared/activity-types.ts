@@ -4,6 +4,7 @@
  * the event history once.
  */
 import type { TranscriptItem } from './items.js';
+import type { SandboxMode } from './sandbox.js';
 import type { ModelSettings, Usage, WorkspaceInfo } from './session-config.js';
 
 export interface TranscriptRef {
@@ -49,7 +50,8 @@ export interface PreparedWorkspace {
   info: WorkspaceInfo;
   agentsMd: string | null;
   shell: string;
-  sandbox: string;
+  /** Whether this worker can confine commands (bubblewrap), and how or why not. */
+  sandbox: { available: boolean; detail: string };
 }
 
 export interface ToolCallInput extends TranscriptRef {
@@ -62,6 +64,13 @@ export interface ToolCallInput extends TranscriptRef {
   arguments?: string;
   /** Default command timeout (shell). */
   timeoutMs?: number;
+  /** How to confine the command (shell; default workspace-write). */
+  sandbox?: SandboxMode;
+  /**
+   * The session knows commands cannot be confined and a person approved this one as it is
+   * (shell). Without it, a worker that cannot confine a command refuses to run it.
+   */
+  unconfinedApproved?: boolean;
 }
 
 export interface WorkspaceChangesInput {

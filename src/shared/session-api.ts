@@ -80,6 +80,8 @@ export interface StatusView {
   workspace: string;
   model: string;
   approvalPolicy: ApprovalPolicy;
+  /** How commands are confined ("workspace-write", or why they cannot be). */
+  sandbox: string;
   turn: number;
   pendingApprovals: PendingApproval[];
   usage: Usage;

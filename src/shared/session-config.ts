@@ -136,6 +136,8 @@ export const carriedStateSchema = z
     contextEntries: z.number().int().nonnegative(),
     /** Turn at which the transcript was last compacted (a second overflow there stops the session). */
     lastCompactionTurn: z.number().int().nonnegative().nullable(),
+    /** Why commands cannot be confined (then every command asks), or null when they can. */
+    unconfined: z.string().nullable().default(null),
   })
   .strict();
 

@@ -16,6 +16,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -233,6 +234,8 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       callId: prepared.call.call_id,
       itemIndex,
       timeoutMs: config.limits.commandTimeoutMs,
+      sandbox: config.sandbox,
+      unconfinedApproved: state.unconfined !== null,
       ...(prepared.call.arguments.length <= 2048 ? { arguments: prepared.call.arguments } : {}),
     };
     try {
@@ -446,6 +449,16 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
           throw err;
         });
       state.workspace = prepared.info;
+      // Sessions recorded before workers reported their sandbox replay without the fallback.
+      if (
+        patched('sandbox-fallback') &&
+        config.sandbox !== 'danger-full-access' &&
+        !prepared.sandbox.available
+      ) {
+        state.unconfined = prepared.sandbox.detail;
+        state.notice = `commands cannot be sandboxed on this worker (${prepared.sandbox.detail}); every command will ask for approval`;
+        log.warn('session runs without a sandbox', { detail: prepared.sandbox.detail });
+      }
       if (prepared.agentsMd !== null)
         state.append(userMessage(agentsMdMessage(prepared.info.root, prepared.agentsMd)));
       state.append(
@@ -453,7 +466,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
           environmentContextMessage({
             cwd: prepared.info.root,
             approvalPolicy: state.approvalPolicy,
-            sandbox: prepared.sandbox,
+            sandbox: state.sandboxLabel,
             shell: prepared.shell,
           }),
         ),

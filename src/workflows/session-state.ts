@@ -6,7 +6,7 @@
 import type { FunctionCallItem, TranscriptItem } from '../shared/items.js';
 import { functionOutput, messageText, userMessage } from '../shared/items.js';
 import type { ApprovalPolicy, PolicyDecision, PolicyRule, ToolRequest } from '../shared/policy.js';
-import { decide, sessionRuleFor } from '../shared/policy.js';
+import { decide, ruleMatches, sessionRuleFor } from '../shared/policy.js';
 import type {
   Approval,
   ApprovalAck,
@@ -63,6 +63,8 @@ export class SessionState {
   compactions: number;
   contextEntries: number;
   lastCompactionTurn: number | null;
+  /** Why this session's commands cannot be confined (then every command asks); null when they can. */
+  unconfined: string | null;
   /** Terminal status, once the session has ended. */
   ended: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'> | null = null;
   current: CurrentStep | null = null;
@@ -92,6 +94,7 @@ export class SessionState {
     this.compactions = carried?.compactions ?? 0;
     this.contextEntries = carried?.contextEntries ?? 0;
     this.lastCompactionTurn = carried?.lastCompactionTurn ?? null;
+    this.unconfined = carried?.unconfined ?? null;
     this.transcriptBytes = this.entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
   }
 
@@ -191,8 +194,32 @@ export class SessionState {
 
   // ── approvals ─────────────────────────────────────────────────────────────
 
+  /**
+   * The policy's decision, made stricter where the sandbox cannot hold: without one every command
+   * asks, and a read-only session asks before every edit — unless a rule a person set allows it.
+   */
   decidePolicy(request: ToolRequest): PolicyDecision {
-    return decide(request, this.approvalPolicy, [...this.config.rules, ...this.sessionRules]);
+    const rules = [...this.config.rules, ...this.sessionRules];
+    const decision = decide(request, this.approvalPolicy, rules);
+    if (decision.action !== 'allow') return decision;
+    if (rules.some((rule) => rule.action === 'allow' && ruleMatches(rule, request))) return decision;
+    if (this.unconfined !== null && request.kind === 'execute') {
+      return {
+        action: 'ask',
+        reason: `commands cannot be sandboxed on this worker (${this.unconfined}), so every command asks`,
+      };
+    }
+    if (this.config.sandbox === 'read-only' && request.kind === 'edit') {
+      return { action: 'ask', reason: 'the session is read-only (sandbox read-only), so every edit asks' };
+    }
+    return decision;
+  }
+
+  /** How commands are confined, as a person reads it. */
+  get sandboxLabel(): string {
+    if (this.config.sandbox === 'danger-full-access') return 'danger-full-access (no sandbox)';
+    if (this.unconfined !== null) return `none: ${this.unconfined}; every command asks for approval`;
+    return this.config.sandbox;
   }
 
   requestApproval(view: PendingApproval, request: ToolRequest): void {
@@ -278,6 +305,7 @@ export class SessionState {
       workspace: this.config.workspace,
       model: this.config.model.name,
       approvalPolicy: this.approvalPolicy,
+      sandbox: this.sandboxLabel,
       turn: this.turn,
       pendingApprovals: this.pendingApprovals(),
       usage: this.usage,
@@ -344,6 +372,7 @@ export class SessionState {
       compactions: this.compactions,
       contextEntries: this.contextEntries,
       lastCompactionTurn: this.lastCompactionTurn,
+      unconfined: this.unconfined,
     };
   }
 }

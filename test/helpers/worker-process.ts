@@ -17,6 +17,7 @@ import type { Activities } from '../../src/activities/index.js';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
 import { openaiClientFactory } from '../../src/activities/openai-client.js';
 import { commandEnvironment } from '../../src/activities/tools/env.js';
+import { detectSandbox } from '../../src/activities/tools/sandbox.js';
 import { transcriptQuery } from '../../src/shared/session-api.js';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -34,7 +35,7 @@ const real = createActivities({
   ),
   commandEnv: commandEnvironment(process.env),
   allowedRoots: [],
-  sandbox: 'none',
+  sandbox: await detectSandbox(),
 });
 const overrides: Partial<Activities> = {};
 for (const name of ['shell', 'apply_patch', 'read_file'] as const) {
