@@ -17,6 +17,8 @@ export const historiesDir = path.join(
   'histories',
 );
 
+const repoRoot = path.resolve(historiesDir, '..', '..', '..');
+
 /**
  * Saves every run of the session's history when recording is switched on, in the JSON format of
  * `temporal workflow show --output json` (the format the Web UI downloads, too).
@@ -46,7 +48,9 @@ export async function recordHistory(
       '--output',
       'json',
     ]);
-    await writeFile(file, `${shown.stdout.trim()}\n`);
+    // Failure stack traces name files on this machine; keep the fixtures free of its paths.
+    const text = shown.stdout.trim().replaceAll(repoRoot, '<repo>');
+    await writeFile(file, `${text}\n`);
     const last = history.events?.at(-1);
     runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
     run += 1;
