@@ -3,7 +3,13 @@
  * data (from configuration, and added by "approve for this session"); `decide` is a pure function
  * of the request, the session's policy and its rules, so that the workflow can run it.
  */
-import { commandPrefix, commandWords, displayCommand, isKnownSafeCommand } from './safe-commands.js';
+import {
+  commandPrefix,
+  commandWords,
+  displayCommand,
+  isKnownSafeCommand,
+  type PrefixStyle,
+} from './safe-commands.js';
 import type { ToolKind } from './tools.js';
 
 /**
@@ -88,10 +94,10 @@ export function ruleMatches(rule: PolicyRule, request: ToolRequest): boolean {
 }
 
 /** The rule "approve for this session" adds: the command's prefix for shell, the whole tool otherwise. */
-export function sessionRuleFor(request: ToolRequest): PolicyRule {
+export function sessionRuleFor(request: ToolRequest, style: PrefixStyle = 'narrow'): PolicyRule {
   const { tool, command } = request;
   return command !== undefined
-    ? { tool, prefix: commandPrefix(command), action: 'allow' }
+    ? { tool, prefix: commandPrefix(command, style), action: 'allow' }
     : { tool, action: 'allow' };
 }
 

@@ -392,16 +392,37 @@ const INLINE_CODE = new Set(['-c', '-e', '--eval']);
 /** A subcommand such as `test` in `npm test`: not an option, not a path, not an assignment. */
 const SUBCOMMAND = /^[A-Za-z0-9_][A-Za-z0-9_.:@+-]*$/;
 
-function prefixOf(command: readonly string[]): string[] {
-  const [program, first] = command;
+/** Subcommands whose next word names what actually runs (`npm run lint`, `pnpm exec tsc`). */
+const SCRIPT_RUNNERS = new Set(['run', 'run-script', 'exec', 'x', 'dlx']);
+const PACKAGE_MANAGERS = new Set(['npm', 'pnpm', 'yarn', 'bun']);
+
+/**
+ * How prefixes are cut: `narrow` is current; `v0.1` is the first release's (the program alone
+ * before an option, `npm run` without the script), kept so sessions approved under it replay.
+ */
+export type PrefixStyle = 'narrow' | 'v0.1';
+
+function prefixOf(command: readonly string[], style: PrefixStyle): string[] {
+  const [program, first, second] = command;
   if (program === undefined) return [];
   if (LAUNCHERS.has(program) || (first !== undefined && INLINE_CODE.has(first))) return [...command];
-  return first !== undefined && SUBCOMMAND.test(first) ? [program, first] : [program];
+  if (first === undefined) return [program];
+  if (style === 'v0.1') return SUBCOMMAND.test(first) ? [program, first] : [program];
+  // Options before anything else (`git -C dir push`, `rm -rf build`) change what the rest means:
+  // only the command as it was approved is safe to repeat.
+  if (first.startsWith('-')) return [...command];
+  if (!SUBCOMMAND.test(first)) return [program];
+  if (PACKAGE_MANAGERS.has(program) && SCRIPT_RUNNERS.has(first) && second !== undefined) {
+    return [program, first, second];
+  }
+  return [program, first];
 }
 
 /**
  * The prefix an "approve for this session" rule stores: the program, plus its first argument when
- * that is a subcommand (`npm test -- --watch` → `npm test`, `ls -la` → `ls`). Shell scripts are
+ * that is a subcommand (`npm test -- --watch` → `npm test`), and the script's name for package
+ * managers' runners (`npm run lint`). A command whose first argument is an option (`ls -la`,
+ * `git -C dir push`) gives itself whole, since options can redirect what follows. Shell scripts are
  * unwrapped first. For a compound script the prefix is that of the first command that is not
  * known safe (`cd app && npm test` → `npm test`), or of the first command when all are; the other
  * commands still need their own rule or to be known safe. Where the arguments decide what runs
@@ -410,11 +431,11 @@ function prefixOf(command: readonly string[]): string[] {
  * the argv itself; prefix rules never match an unparseable script, so approving one for the
  * session in effect approves only that call.
  */
-export function commandPrefix(argv: string[]): string[] {
+export function commandPrefix(argv: string[], style: PrefixStyle = 'narrow'): string[] {
   const commands = commandWords(argv);
   if (commands === null || commands.length === 0) return [...argv];
   const chosen = commands.find((command) => !isReadOnlyCommand(command)) ?? commands[0]!;
-  return prefixOf(chosen);
+  return prefixOf(chosen, style);
 }
 
 const PLAIN_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;

@@ -85,7 +85,10 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     );
   }
   const { config, carried } = parsed.data;
-  const state = new SessionState(config, carried);
+  // Sessions approved before prefixes were narrowed keep the broad rules they were given.
+  const state = new SessionState(config, carried, () =>
+    patched('narrow-session-prefix') ? 'narrow' : 'v0.1',
+  );
   const sessionId = workflowInfo().workflowId;
   const activities = createSessionActivities(config.limits);
 

@@ -7,6 +7,7 @@ import type { FunctionCallItem, TranscriptItem } from '../shared/items.js';
 import { functionOutput, messageText, userMessage } from '../shared/items.js';
 import type { ApprovalPolicy, PolicyDecision, PolicyRule, ToolRequest } from '../shared/policy.js';
 import { decide, ruleMatches, sessionRuleFor } from '../shared/policy.js';
+import type { PrefixStyle } from '../shared/safe-commands.js';
 import type {
   Approval,
   ApprovalAck,
@@ -72,9 +73,14 @@ export class SessionState {
   private readonly waiting = new Map<string, WaitingCall>();
   private readonly decided = new Set<string>();
 
+  /**
+   * @param prefixStyle how "approve for this session" cuts a command's prefix; asked at the time
+   *   of the approval so that the workflow can answer it through a patch marker.
+   */
   constructor(
     readonly config: SessionConfig,
     carried?: CarriedState,
+    private readonly prefixStyle: () => PrefixStyle = () => 'narrow',
   ) {
     this.entries = carried?.entries ?? [];
     this.epoch = carried?.epoch ?? 0;
@@ -260,7 +266,7 @@ export class SessionState {
     waiting.decision = approval;
     let alsoApproved: string[] = [];
     if (approval.decision === 'approve_for_session') {
-      this.sessionRules.push(sessionRuleFor(waiting.request));
+      this.sessionRules.push(sessionRuleFor(waiting.request, this.prefixStyle()));
       alsoApproved = this.approveCoveredCalls(`covered by the session rule from ${approval.callId}`);
     }
     return { callId: approval.callId, decision: approval.decision, alsoApproved };

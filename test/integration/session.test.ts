@@ -159,6 +159,32 @@ describe('a session', () => {
     model.assertDone();
   });
 
+  it('approves for the session only the command as approved when it begins with an option', async () => {
+    repo = await createTempRepo({ 'a.tmp': 'a\n', 'b.tmp': 'b\n', 'keep.txt': 'k\n' });
+    const { model } = harness;
+    model
+      .call('shell', { command: ['rm', '-f', 'a.tmp'] })
+      .call('shell', { command: ['rm', '-f', 'a.tmp'] })
+      .call('shell', { command: ['rm', '-f', 'keep.txt'] })
+      .reply('Removed a.tmp; keep.txt stays.');
+    const { worker } = await harness.worker();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'remove temporary files', workspace: repo.dir });
+      await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
+      await harness.ratchet.decide(handle.workflowId, 'approve_for_session');
+      // The same command runs without asking; `rm -f keep.txt` is not covered by `rm -f a.tmp`.
+      const waiting = await waitForStatus(handle, (s) => s.status === 'awaiting_approval' && s.turn >= 3);
+      expect(waiting.pendingApprovals.map((p) => p.summary)).toEqual([expect.stringContaining('keep.txt')]);
+      await harness.ratchet.decide(handle.workflowId, 'deny', { reason: 'keep it' });
+      const result = (await handle.result()) as SessionResult;
+      await recordHistory(handle, 'session-approve-for-session');
+      return result;
+    });
+    expect(result.finalMessage).toBe('Removed a.tmp; keep.txt stays.');
+    expect(await readFile(path.join(repo.dir, 'keep.txt'), 'utf8')).toBe('k\n');
+    model.assertDone();
+  });
+
   it('rejects approvals for unknown, decided or malformed calls and keeps working', async () => {
     repo = await createTempRepo({ 'README.md': '# x\n' });
     const { model } = harness;

@@ -355,14 +355,29 @@ describe('commandPrefix', () => {
       ['cargo', 'build', '--release'],
       ['cargo', 'build'],
     ],
-    [['ls', '-la'], ['ls']],
+    [
+      ['ls', '-la'],
+      ['ls', '-la'],
+    ],
+    [
+      ['git', '-C', 'sub', 'push', '--force'],
+      ['git', '-C', 'sub', 'push', '--force'],
+    ],
+    [
+      ['rm', '-rf', 'build'],
+      ['rm', '-rf', 'build'],
+    ],
+    [
+      ['pnpm', 'exec', 'tsc', '--noEmit'],
+      ['pnpm', 'exec', 'tsc'],
+    ],
     [['ls'], ['ls']],
     [['cat', './a.ts'], ['cat']],
     [['cat', 'src/a.ts'], ['cat']],
     [['make', 'CC=clang'], ['make']],
     [
       ['npm', 'run', 'test:unit'],
-      ['npm', 'run'],
+      ['npm', 'run', 'test:unit'],
     ],
     [
       ['node', 'index.js'],
@@ -376,7 +391,7 @@ describe('commandPrefix', () => {
     [bash('npm test && git status'), ['npm', 'test']],
     [bash('cd app && npm test'), ['npm', 'test']],
     [bash('npm test 2>&1 | tail -20'), ['npm', 'test']],
-    [bash('ls -la && pwd'), ['ls']],
+    [bash('ls -la && pwd'), ['ls', '-la']],
     [bash('npm test; npm run lint'), ['npm', 'test']],
     [
       ['python', '-c', 'print(1)'],
@@ -397,6 +412,17 @@ describe('commandPrefix', () => {
     [bash('cat $(whoami)'), bash('cat $(whoami)')],
   ])('%j → %j', (argv, expected) => {
     expect(commandPrefix(argv)).toEqual(expected);
+  });
+
+  it.each<[string[], string[]]>([
+    [['git', '-C', 'sub', 'push'], ['git']],
+    [['ls', '-la'], ['ls']],
+    [
+      ['npm', 'run', 'lint'],
+      ['npm', 'run'],
+    ],
+  ])("keeps the first release's broad prefixes for old sessions: %j → %j", (argv, expected) => {
+    expect(commandPrefix(argv, 'v0.1')).toEqual(expected);
   });
 });
 
