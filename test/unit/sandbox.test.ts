@@ -130,7 +130,12 @@ describe('sandboxedCommand', () => {
     '--tmpfs',
     '/run',
   ];
-  const env = ['--setenv', 'TMPDIR', '/tmp', '--setenv', 'TMP', '/tmp', '--setenv', 'TEMP', '/tmp'];
+  const env = [
+    ...['--setenv', 'TMPDIR', '/tmp', '--setenv', 'TMP', '/tmp', '--setenv', 'TEMP', '/tmp'],
+    ...['--setenv', 'XDG_CACHE_HOME', '/tmp/.cache', '--setenv', 'npm_config_cache', '/tmp/.npm'],
+    ...['--setenv', 'npm_config_update_notifier', 'false'],
+    ...['--setenv', 'GOCACHE', '/tmp/.cache/go-build', '--setenv', 'PIP_NO_CACHE_DIR', '1'],
+  ];
 
   it('leaves the command alone in danger-full-access', () => {
     expect(sandboxedCommand(['make', 'test'], { ...base, mode: 'danger-full-access' })).toEqual([
@@ -264,6 +269,16 @@ describe('a workspace-write sandbox', () => {
     expect(await exists(path.join(workspace, 'sub/dir/f'))).toBe(true);
     // The sandbox's /tmp is its own, gone when the command ends.
     expect(await exists(privateFile)).toBe(false);
+  });
+
+  it("sends build tools' caches to the private /tmp, since the home directory is read-only", async () => {
+    const run = await sh(
+      'workspace-write',
+      'set -e; mkdir -p "$XDG_CACHE_HOME/tool" "$npm_config_cache"; echo "$XDG_CACHE_HOME $npm_config_cache"; ' +
+        'npm config get cache 2>/dev/null; touch "$HOME/.ratchet-probe" 2>/dev/null && echo home-writable || echo home-read-only',
+    );
+    expect(run).toMatchObject({ success: true });
+    expect(run.output).toBe('/tmp/.cache /tmp/.npm\n/tmp/.npm\nhome-read-only\n');
   });
 
   it('refuses writes outside the workspace, and says why', async () => {

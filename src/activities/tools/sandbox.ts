@@ -43,6 +43,17 @@ export interface SandboxedCommandOptions {
 const PRIVATE_MOUNTS = ['/tmp', '/run'] as const;
 const PROBE_TIMEOUT_MS = 10_000;
 const INSTALL_HINT = 'install bubblewrap (apt-get install bubblewrap)';
+/** Set inside every confining sandbox (see sandboxedCommand). */
+const SANDBOX_ENV: Readonly<Record<string, string>> = {
+  TMPDIR: '/tmp',
+  TMP: '/tmp',
+  TEMP: '/tmp',
+  XDG_CACHE_HOME: '/tmp/.cache',
+  npm_config_cache: '/tmp/.npm',
+  npm_config_update_notifier: 'false',
+  GOCACHE: '/tmp/.cache/go-build',
+  PIP_NO_CACHE_DIR: '1',
+};
 /** Used by the system to find programs when PATH is unset. */
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 
@@ -93,7 +104,9 @@ export function sandboxedCommand(argv: string[], options: SandboxedCommandOption
     options.workspace,
     ...extraBinds,
     // The worker's temporary folder may be anywhere (and is read-only in here): use the private one.
-    ...['TMPDIR', 'TMP', 'TEMP'].flatMap((name) => ['--setenv', name, '/tmp']),
+    // The home directory is read-only too: build tools' caches go to /tmp, so `npm test` or
+    // `go test` do not fail writing ~/.npm or ~/.cache.
+    ...Object.entries(SANDBOX_ENV).flatMap(([name, value]) => ['--setenv', name, value]),
     '--chdir',
     options.cwd,
     ...(options.statusFd === undefined ? [] : ['--json-status-fd', String(options.statusFd)]),
