@@ -11,6 +11,8 @@ import type { ApprovalPolicy } from '../shared/policy.js';
 import { approvalPolicies } from '../shared/policy.js';
 import { sessionStatuses } from '../shared/session-api.js';
 import type { SessionStatus } from '../shared/session-api.js';
+import { sandboxModes } from '../shared/sandbox.js';
+import type { SandboxMode } from '../shared/sandbox.js';
 import { followSession } from './follow.js';
 import { statusColor } from './render.js';
 import type { SessionConfigInput } from '../shared/session-config.js';
@@ -48,6 +50,13 @@ function parsePolicy(value: string): ApprovalPolicy {
     throw new InvalidArgumentError(`expected one of ${approvalPolicies.join(', ')}`);
   }
   return value as ApprovalPolicy;
+}
+
+function parseSandbox(value: string): SandboxMode {
+  if (!(sandboxModes as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`expected one of ${sandboxModes.join(', ')}`);
+  }
+  return value as SandboxMode;
 }
 
 function parseStatus(value: string): SessionStatus {
@@ -178,6 +187,11 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         .default('untrusted')
         .argParser(parsePolicy),
     )
+    .addOption(
+      new Option('--sandbox <mode>', `where commands may write: ${sandboxModes.join(', ')}`)
+        .default('workspace-write')
+        .argParser(parseSandbox),
+    )
     .option('--model <name>', 'model name (default: $RATCHET_MODEL or ' + DEFAULT_MODEL + ')')
     .option('--max-turns <n>', 'stop and wait for a message after this many model turns', parsePositiveInt)
     .option('--detach', 'start the session and return (needs a running server and worker)')
@@ -188,6 +202,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         opts: {
           repo: string;
           approval: ApprovalPolicy;
+          sandbox: SandboxMode;
           model?: string;
           maxTurns?: number;
           detach?: boolean;
@@ -209,6 +224,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
             workspace,
             model: { name: opts.model ?? process.env.RATCHET_MODEL ?? DEFAULT_MODEL },
             approvalPolicy: opts.approval,
+            sandbox: opts.sandbox,
             ...(opts.maxTurns ? { limits: { maxTurns: opts.maxTurns } } : {}),
           },
           { detach: Boolean(opts.detach), json: Boolean(opts.json) },

@@ -197,6 +197,7 @@ describe('a detached session decided from the command line', () => {
       const textLines = linesOf(text.stdout);
       expect(textLines[0]).toBe(`${id}  completed`);
       expect(textLines).toContain('task       touch x');
+      expect(textLines).toContain('sandbox    workspace-write');
       expect(text.stdout).toContain('last message\nTouched x.\n');
 
       // Visibility is eventually consistent: wait until the closed session is listed, then ask the CLI.
@@ -222,6 +223,41 @@ describe('a detached session decided from the command line', () => {
       expect(events.at(-1)).toBe('session completed');
     });
     model.assertDone();
+  });
+
+  it('run --sandbox read-only confines the session and status says so', async () => {
+    const repo = await tempRepo();
+    const { model } = harness;
+    model.call('shell', { command: ['touch', 'x'] }).reply('Could not write: the sandbox is read-only.');
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const detached = await ratchet([
+        'run',
+        '--repo',
+        repo.dir,
+        '--sandbox',
+        'read-only',
+        '--approval',
+        'never',
+        '--detach',
+        '--json',
+        'touch x',
+      ]);
+      expectSuccess(detached);
+      const { sessionId } = JSON.parse(detached.stdout) as { sessionId: string };
+      const handle = harness.client.workflow.getHandle(sessionId);
+      await handle.result();
+      const status = await ratchet(['status', sessionId, '--json']);
+      expectSuccess(status);
+      expect(JSON.parse(status.stdout)).toMatchObject({ status: 'completed', sandbox: 'read-only' });
+    });
+    const output = String(
+      (model.requests.at(-1)!.body as { input: Array<{ type: string; output?: string }> }).input.find(
+        (item) => item.type === 'function_call_output',
+      )?.output,
+    );
+    expect(output).toMatch(/Read-only file system/);
+    await expect(stat(path.join(repo.dir, 'x'))).rejects.toThrow(/ENOENT/);
   });
 
   it('lists both pending calls instead of guessing, then denies the one named', async () => {
@@ -297,6 +333,11 @@ describe('bad input: one line on stderr, a non-zero exit, nothing started', () =
       name: 'an unknown approval policy',
       args: () => ['run', '--repo', repo.dir, '--approval', 'bogus', 'x'],
       error: /'bogus' is invalid. expected one of untrusted, auto-edit, never, always/,
+    },
+    {
+      name: 'an unknown sandbox mode',
+      args: () => ['run', '--repo', repo.dir, '--sandbox', 'none', 'x'],
+      error: /'none' is invalid. expected one of read-only, workspace-write, danger-full-access/,
     },
     {
       name: 'status of a session that does not exist',
