@@ -196,28 +196,60 @@ export class RatchetClient {
         throw new RatchetError(
           `session ${sessionId} did not answer (${errorMessage(err)}); is a worker running?`,
         );
-      // A closed session is answered by replaying its history on a worker; without one, say what is known.
+      // A closed session is answered by replaying its history on a worker. Without one, what the
+      // server keeps answers: the run's input (the configuration), its result or failure.
+      const config = await this.startedConfig(handle, description.runId);
+      const outcome = await handle.result().then(
+        (result: SessionResult) => ({ result, failure: null }),
+        (failure: unknown) => ({ result: null, failure: errorMessage(failure) }),
+      );
       return {
         sessionId,
         status: terminalWorkflowStatus[description.status.name] ?? 'failed',
-        task: (await description.staticSummary()) ?? '',
-        workspace: String(description.typedSearchAttributes.get(RatchetRepo) ?? ''),
-        model: '',
-        approvalPolicy: 'untrusted',
-        sandbox: '',
-        turn: Number(description.typedSearchAttributes.get(RatchetTurn) ?? 0),
+        task: (await description.staticSummary()) ?? config?.task ?? '',
+        workspace: String(description.typedSearchAttributes.get(RatchetRepo) ?? config?.workspace ?? ''),
+        model: config?.model.name ?? '',
+        approvalPolicy: config?.approvalPolicy ?? 'untrusted',
+        sandbox: config?.sandbox ?? '',
+        turn: outcome.result?.turns ?? Number(description.typedSearchAttributes.get(RatchetTurn) ?? 0),
         pendingApprovals: [],
-        usage: { inputTokens: 0, cachedInputTokens: 0, outputTokens: 0, reasoningTokens: 0, totalTokens: 0 },
+        usage: outcome.result?.usage ?? {
+          inputTokens: 0,
+          cachedInputTokens: 0,
+          outputTokens: 0,
+          reasoningTokens: 0,
+          totalTokens: 0,
+        },
         plan: [],
-        lastMessage: null,
-        notice: 'details unavailable: no worker answered the status query',
+        lastMessage: outcome.result?.finalMessage ?? null,
+        notice:
+          outcome.failure !== null
+            ? `${outcome.failure} (no worker answered the status query; this is what the server keeps)`
+            : 'no worker answered the status query; this is what the server keeps',
         current: null,
         transcriptLength: 0,
         epoch: 0,
-        runs: 1,
-        compactions: 0,
+        runs: outcome.result?.runs ?? 1,
+        compactions: outcome.result?.compactions ?? 0,
         queuedMessages: 0,
       };
+    }
+  }
+
+  /** The session configuration a run was started with, read from its first event; null if unreadable. */
+  private async startedConfig(handle: WorkflowHandle, runId: string): Promise<SessionConfig | null> {
+    try {
+      const page = await this.client.workflowService.getWorkflowExecutionHistory({
+        namespace: this.client.options.namespace,
+        execution: { workflowId: handle.workflowId, runId },
+        maximumPageSize: 1,
+      });
+      const payload = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      if (!payload) return null;
+      const input = this.client.options.loadedDataConverter.payloadConverter.fromPayload<SessionInput>(payload);
+      return sessionConfigSchema.parse(input.config);
+    } catch {
+      return null;
     }
   }
 

@@ -164,7 +164,7 @@ describe('a detached session decided from the command line', () => {
     const { model } = harness;
     model.call('shell', { command: ['touch', 'x'] }).reply('Touched x.');
     const { worker } = await harness.worker();
-    await worker.runUntil(async () => {
+    const id = await worker.runUntil(async () => {
       const detached = await ratchet(['run', '--repo', repo.dir, '--detach', '--json', 'touch', 'x']);
       expectSuccess(detached);
       const doc = JSON.parse(detached.stdout) as { sessionId: string; uiUrl: string | null };
@@ -221,8 +221,23 @@ describe('a detached session decided from the command line', () => {
       expect(events).toContain('✓ shell · touch x');
       expect(events).toContain('update approve');
       expect(events.at(-1)).toBe('session completed');
+      return id;
     });
     model.assertDone();
+
+    // With no worker left to answer the query, status says what the server keeps.
+    const closed = await ratchet(['status', id, '--json']);
+    expectSuccess(closed);
+    expect(JSON.parse(closed.stdout)).toMatchObject({
+      sessionId: id,
+      status: 'completed',
+      task: 'touch x',
+      approvalPolicy: 'untrusted',
+      sandbox: 'workspace-write',
+      turn: 2,
+      lastMessage: 'Touched x.',
+      notice: 'no worker answered the status query; this is what the server keeps',
+    });
   });
 
   it('run --sandbox read-only confines the session and status says so', async () => {
