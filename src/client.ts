@@ -244,9 +244,11 @@ export class RatchetClient {
         execution: { workflowId: handle.workflowId, runId },
         maximumPageSize: 1,
       });
-      const payload = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      const payload =
+        page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
       if (!payload) return null;
-      const input = this.client.options.loadedDataConverter.payloadConverter.fromPayload<SessionInput>(payload);
+      const input =
+        this.client.options.loadedDataConverter.payloadConverter.fromPayload<SessionInput>(payload);
       return sessionConfigSchema.parse(input.config);
     } catch {
       return null;
