@@ -322,16 +322,19 @@ describe('model faults', () => {
     model.assertDone();
   });
 
-  it('retries an empty response, then completes', async () => {
+  it.each([
+    { fault: 'empty' as const, what: 'an empty response', fixture: 'fault-model-empty-response' },
+    { fault: 'garbage' as const, what: 'a body that does not parse', fixture: 'fault-model-garbage' },
+  ])('retries $what, then completes', async ({ fault, fixture }) => {
     const repo = await tempRepo();
     const { model } = harness;
-    model.enqueue({ kind: 'empty' }).reply('Something, at last.');
+    model.enqueue({ kind: fault }).reply('Something, at last.');
     const { worker } = await harness.worker();
     const { result, entries } = await worker.runUntil(async () => {
       const handle = await harness.start({ task: 'say it', workspace: repo.dir, approvalPolicy: 'never' });
       const result = (await handle.result()) as SessionResult;
       const entries = await transcriptOf(handle);
-      await recordHistory(handle, 'fault-model-empty-response');
+      await recordHistory(handle, fixture);
       return { result, entries };
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'Something, at last.', turns: 1 });
@@ -339,26 +342,6 @@ describe('model faults', () => {
     expect(requests).toHaveLength(2);
     expect(bodyOf(requests[1]!)).toEqual(bodyOf(requests[0]!));
     expectWholeTranscript(entries, { assistantMessages: ['Something, at last.'] });
-    model.assertDone();
-  });
-
-  it('retries a body that does not parse, then completes', async () => {
-    const repo = await tempRepo();
-    const { model } = harness;
-    model.enqueue({ kind: 'garbage' }).reply('Parsed fine this time.');
-    const { worker } = await harness.worker();
-    const { result, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({ task: 'say it', workspace: repo.dir, approvalPolicy: 'never' });
-      const result = (await handle.result()) as SessionResult;
-      const entries = await transcriptOf(handle);
-      await recordHistory(handle, 'fault-model-garbage');
-      return { result, entries };
-    });
-    expect(result).toMatchObject({ status: 'completed', finalMessage: 'Parsed fine this time.', turns: 1 });
-    const requests = modelRequests();
-    expect(requests).toHaveLength(2);
-    expect(bodyOf(requests[1]!)).toEqual(bodyOf(requests[0]!));
-    expectWholeTranscript(entries, { assistantMessages: ['Parsed fine this time.'] });
     model.assertDone();
   });
 
