@@ -459,6 +459,7 @@ describe('ratchet --help', () => {
       'interrupt',
       'cancel',
       'server',
+      'setup',
       'worker',
     ]) {
       expect(commands).toContain(command);
