@@ -134,6 +134,11 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       (state.compactions ? ` · ${state.compactions} compactions` : '') +
       (state.current ? `\n\nnow: ${state.current.label}` : '') +
       (lastTurn ? `\n\nlast turn: ${lastTurn}` : '') +
+      // The call ids a person needs for the UI's "Send a Signal" form (README: Approving from the Web UI).
+      state
+        .pendingApprovals()
+        .map((p, i) => `${i === 0 ? '\n\nwaiting for approval:' : ''}\n- \`${p.callId}\` ${p.summary}`)
+        .join('') +
       (state.notice ? `\n\n${state.notice}` : '');
     if (details !== shown.details) setCurrentDetails(details);
     shown = { status, turn: state.turn, pending, details };
