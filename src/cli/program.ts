@@ -13,6 +13,8 @@ import { sessionStatuses } from '../shared/session-api.js';
 import type { SessionStatus } from '../shared/session-api.js';
 import { sandboxModes } from '../shared/sandbox.js';
 import type { SandboxMode } from '../shared/sandbox.js';
+import { searchAttributeDefinitions } from '../shared/search-attributes.js';
+import { registerSearchAttributes } from '../temporal/search-attribute-setup.js';
 import { followSession } from './follow.js';
 import { statusColor } from './render.js';
 import type { SessionConfigInput } from '../shared/session-config.js';
@@ -466,6 +468,24 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         await server.stop();
       }
     });
+
+  program
+    .command('setup')
+    .description(
+      "register Ratchet's search attributes on the configured cluster's namespace (safe to repeat)",
+    )
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) =>
+      withClient(async (ratchet, services) => {
+        const result = await registerSearchAttributes(services.client.connection, ratchet.namespace);
+        if (opts.json) return json(io, result);
+        for (const [name, type] of Object.entries(searchAttributeDefinitions)) {
+          const state = result.added.includes(name) ? 'registered' : 'already registered';
+          print(io, `${name.padEnd(24)} ${type.padEnd(8)} ${state}`);
+        }
+        print(io, pc.dim(`namespace ${result.namespace} at ${services.target.address}`));
+      }),
+    );
 
   program
     .command('worker')

@@ -22,6 +22,8 @@ export interface DevServerOptions {
   /** `--dynamic-config-value` entries, e.g. `{ 'limit.historyCount.suggestContinueAsNew': 40 }`. */
   dynamicConfig?: Record<string, string | number | boolean>;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Register Ratchet's search attributes at start (default true; `ratchet setup` can do it later). */
+  searchAttributes?: boolean;
   /** How long to wait for the server to answer. */
   readyTimeoutMs?: number;
 }
@@ -86,8 +88,10 @@ export class DevServer {
       await mkdir(path.dirname(options.dbFile), { recursive: true });
       args.push('--db-filename', options.dbFile);
     }
-    for (const [name, type] of Object.entries(searchAttributeDefinitions)) {
-      args.push('--search-attribute', `${name}=${type}`);
+    if (options.searchAttributes !== false) {
+      for (const [name, type] of Object.entries(searchAttributeDefinitions)) {
+        args.push('--search-attribute', `${name}=${type}`);
+      }
     }
     for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) {
       args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);

@@ -63,6 +63,11 @@ export function toolFailureOutput(call: ToolCall, err: ActivityFailure): string 
   return `The ${call.tool} call failed: ${detail}`;
 }
 
+/** "model · turn 7 · 42 items in context". */
+export function modelCallSummary(turn: number, contextItems: number): string {
+  return `model · turn ${turn} · ${contextItems} ${contextItems === 1 ? 'item' : 'items'} in context`;
+}
+
 export function createSessionActivities(limits: SessionLimits) {
   const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
   const model = proxyActivities<Activities>({
@@ -99,8 +104,13 @@ export function createSessionActivities(limits: SessionLimits) {
   }
 
   return {
+    /**
+     * The summary is fixed when the call is scheduled, before the reply says how many tools it
+     * calls; it shows what is known then: the turn and how much context the model reads. The
+     * outcome appears in the workflow's current details ("last turn").
+     */
     model(turn: number, input: ModelCallInput) {
-      return model.model.executeWithOptions({ summary: `model · turn ${turn}` }, [input]);
+      return model.model.executeWithOptions({ summary: modelCallSummary(turn, input.upTo) }, [input]);
     },
     compact: (input: Parameters<Activities['compact']>[0]) =>
       model.compact.executeWithOptions({ summary: 'compaction' }, [input]),

@@ -46,7 +46,13 @@ import {
 } from '../shared/session-api.js';
 import type { SessionInput } from '../shared/session-config.js';
 import { SESSION_SCHEMA_VERSION, describeZodError, sessionInputSchema } from '../shared/session-config.js';
-import { createSessionActivities, modelFailureKind, toolFailureOutput } from './activities.js';
+import { summarizeRawCall } from '../shared/tool-summary.js';
+import {
+  createSessionActivities,
+  modelCallSummary,
+  modelFailureKind,
+  toolFailureOutput,
+} from './activities.js';
 import { SessionState } from './session-state.js';
 import type { PreparedCall, ToolCall } from './tool-calls.js';
 import { prepareCall } from './tool-calls.js';
@@ -76,6 +82,14 @@ function firstLine(text: string, max = 100): string {
   return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
 }
 
+/** "turn 7 · 3 tool calls: shell · npm test, read_file · a.ts, …" or "turn 8 · answered". */
+function turnOutcome(turn: number, calls: FunctionCallItem[]): string {
+  if (calls.length === 0) return `turn ${turn} · answered`;
+  const shown = calls.slice(0, 3).map((call) => summarizeRawCall(call.name, call.arguments));
+  const more = calls.length > 3 ? `, … ${calls.length - 3} more` : '';
+  return `turn ${turn} · ${calls.length} tool ${calls.length === 1 ? 'call' : 'calls'}: ${shown.join(', ')}${more}`;
+}
+
 export async function agentSession(input: SessionInput): Promise<SessionResult> {
   const parsed = sessionInputSchema.safeParse(input);
   if (!parsed.success) {
@@ -97,6 +111,9 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
 
   // ── visibility ──────────────────────────────────────────────────────────
   let shown = { status: '', turn: -1, pending: -1, details: '' };
+  // What the last model reply asked for: an activity's summary is fixed before its result is
+  // known, so the outcome is shown here (display only; not carried across continue-as-new).
+  let lastTurn = '';
   function publish(): void {
     const status = state.status;
     const pending = state.pendingApprovals().length;
@@ -116,6 +133,12 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       `status: ${status} · turn ${state.turn} · run ${state.runs}` +
       (state.compactions ? ` · ${state.compactions} compactions` : '') +
       (state.current ? `\n\nnow: ${state.current.label}` : '') +
+      (lastTurn ? `\n\nlast turn: ${lastTurn}` : '') +
+      // The call ids a person needs for the UI's "Send a Signal" form (README: Approving from the Web UI).
+      state
+        .pendingApprovals()
+        .map((p, i) => `${i === 0 ? '\n\nwaiting for approval:' : ''}\n- \`${p.callId}\` ${p.summary}`)
+        .join('') +
       (state.notice ? `\n\n${state.notice}` : '');
     if (details !== shown.details) setCurrentDetails(details);
     shown = { status, turn: state.turn, pending, details };
@@ -361,7 +384,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     turnScope = scope;
     try {
       return await scope.run(async () => {
-        setCurrent('model', `model · turn ${turn}`);
+        setCurrent('model', modelCallSummary(turn, state.entries.length));
         const reply = await activities.model(turn, {
           sessionId,
           epoch: state.epoch,
@@ -375,6 +398,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         for (const item of reply.output) state.append(item);
         state.recordAssistantText(reply.output);
         calls = reply.output.filter(isFunctionCall);
+        lastTurn = turnOutcome(turn, calls);
         if (calls.length === 0) return 'final';
         await runCalls(calls, firstIndex + reply.output.findIndex(isFunctionCall));
         return 'continue';

@@ -474,6 +474,7 @@ describe('ratchet --help', () => {
       'interrupt',
       'cancel',
       'server',
+      'setup',
       'worker',
     ]) {
       expect(commands).toContain(command);

@@ -1,0 +1,255 @@
+/**
+ * What a person sees in the Temporal Web UI, checked in headless Chromium (Debian's `chromium`,
+ * driven by playwright-core) against a dev server of this file's own with the UI on:
+ *
+ * - a finished session is found through `RatchetStatus = "completed"`, and its timeline and
+ *   event history show the activity summaries; the screenshots go to docs/ for the README;
+ * - a waiting session is found through `RatchetStatus = "awaiting_approval"` and approved with the
+ *   UI's "Send a Signal" form, typing the JSON the README shows;
+ * - payloads are plain JSON (no codec), so the UI can show them.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, Frame, Page } from 'playwright-core';
+import { chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { SessionResult, StatusView } from '../../src/shared/session-api.js';
+import { DevServer } from '../../src/temporal/dev-server.js';
+import { createTempRepo } from '../helpers/git-repo.js';
+import type { TempRepo } from '../helpers/git-repo.js';
+import { Harness, waitForStatus } from '../helpers/harness.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const docsDir = path.join(root, 'docs');
+const chromiumPath = process.env.RATCHET_CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+const PATCH = [
+  '*** Begin Patch',
+  '*** Add File: NOTES.md',
+  '+# Notes',
+  '*** Update File: README.md',
+  '@@',
+  '-# x',
+  '+# x, with notes',
+  '*** End Patch',
+].join('\n');
+
+let server: DevServer;
+let harness: Harness;
+let browser: Browser;
+let page: Page;
+const repos: TempRepo[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(chromiumPath)) {
+    throw new Error(
+      `headless Chromium is missing (${chromiumPath}): install Debian's package with ` +
+        '`apt-get install chromium` (.ci/run does), or point RATCHET_CHROMIUM_PATH at a Chromium binary',
+    );
+  }
+  server = await DevServer.start({ cliPath: inject('temporalCliPath') });
+  harness = await Harness.create({ address: server.address });
+  // --no-sandbox: CI runs as root, where Chromium refuses its own sandbox.
+  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+  page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.setDefaultTimeout(20_000);
+  await mkdir(docsDir, { recursive: true });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await harness?.close();
+  await server?.stop();
+  await Promise.all(repos.map((repo) => repo.remove()));
+});
+
+async function tempRepo(): Promise<TempRepo> {
+  const repo = await createTempRepo({ 'README.md': '# x\n' });
+  repos.push(repo);
+  return repo;
+}
+
+/** The UI's workflow list filtered by a visibility query, then the session's page. */
+async function openThroughQuery(query: string, sessionId: string, screenshot?: string): Promise<void> {
+  const url = `${server.uiUrl}/namespaces/default/workflows?query=${encodeURIComponent(query)}`;
+  // Visibility is eventually consistent: reload until the session is listed.
+  await expect
+    .poll(
+      async () => {
+        await page.goto(url);
+        try {
+          await page.getByRole('link', { name: sessionId }).waitFor({ timeout: 3000 });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { timeout: 30_000, interval: 500 },
+    )
+    .toBe(true);
+  if (screenshot) await page.screenshot({ path: path.join(docsDir, screenshot) });
+  await page.getByRole('link', { name: sessionId }).click();
+  await page.getByRole('heading', { name: sessionId }).waitFor();
+}
+
+/** Waits until some visible element on the page shows `text`. */
+async function seen(text: string): Promise<void> {
+  // The UI renders summaries and details (Markdown) inside sandboxed iframes: look in every frame.
+  const visibleIn = async (frame: Frame) =>
+    (await frame
+      .getByText(text)
+      .filter({ visible: true })
+      .count()
+      .catch(() => 0)) > 0;
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    for (const frame of page.frames()) if (await visibleIn(frame)) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  {
+    const shot = path.join(os.tmpdir(), `ratchet-web-ui-${Date.now()}.png`);
+    await page.screenshot({ path: shot, fullPage: true });
+    throw new Error(`the Web UI does not show "${text}" at ${page.url()} (screenshot: ${shot})`);
+  }
+}
+
+/** Every payload encoding in the session's history. */
+async function payloadEncodings(handle: WorkflowHandle): Promise<Set<string>> {
+  const history = await handle.fetchHistory();
+  const encodings = new Set<string>();
+  const visit = (value: unknown): void => {
+    if (!value || typeof value !== 'object') return;
+    if (ArrayBuffer.isView(value)) return;
+    const metadata = (value as { metadata?: Record<string, Uint8Array> }).metadata;
+    if (metadata?.encoding && 'data' in value) encodings.add(Buffer.from(metadata.encoding).toString('utf8'));
+    for (const child of Object.values(value)) visit(child);
+  };
+  visit(history.events);
+  return encodings;
+}
+
+/** The JSON that README's "Approving from the Web UI" tells a person to type. */
+async function readmeSignalJson(): Promise<string> {
+  const readme = await readFile(path.join(root, 'README.md'), 'utf8');
+  const section = readme.split('### Approving from the Web UI')[1] ?? '';
+  const block = /```json\n([\s\S]*?)\n```/.exec(section);
+  if (!block) throw new Error('README.md has no ```json block under "### Approving from the Web UI"');
+  return block[1]!;
+}
+
+describe('the Temporal Web UI', () => {
+  it('finds a finished session by RatchetStatus and shows its activity summaries', async () => {
+    const repo = await tempRepo();
+    const { model } = harness;
+    model
+      .call('read_file', { file_path: 'README.md' })
+      .call('shell', { command: ['git', 'status', '--short'] })
+      .call('apply_patch', { input: PATCH })
+      .reply('Added NOTES.md and retitled the README.');
+    const { worker } = await harness.worker();
+    // The worker keeps running while the UI is read: it answers the UI's metadata query (the
+    // current details), as `ratchet server`'s worker would.
+    const handle = await worker.runUntil(async () => {
+      const started = await harness.start({
+        task: 'Add a NOTES.md and mention it in the README\n\nKeep it short.',
+        workspace: repo.dir,
+        approvalPolicy: 'never',
+      });
+      await started.result();
+
+      await openThroughQuery(`RatchetStatus = "completed"`, started.workflowId, 'web-ui-list.png');
+
+      // The timeline labels each activity with its type and summary.
+      for (const text of [
+        'workspace · prepare',
+        'model · turn 1 · 2 items in context',
+        'read_file · README.md',
+        'shell · git status --short',
+        'apply_patch · 2 files',
+        'model · turn 4',
+        'workspace · changed files',
+      ]) {
+        await seen(text);
+      }
+      await page.screenshot({ path: path.join(docsDir, 'web-ui-history.png') });
+
+      // The event history shows the same summaries; User Metadata the workflow's summary, its
+      // details and the current details.
+      await page.getByRole('tab', { name: /Event History/ }).click();
+      await seen('shell · git status --short');
+      await page.getByRole('tab', { name: 'User Metadata' }).click();
+      for (const text of [
+        'Add a NOTES.md and mention it in the README',
+        repo.dir,
+        'scripted-model',
+        'last turn: turn 4 · answered',
+      ]) {
+        await seen(text);
+      }
+      return started;
+    });
+    model.assertDone();
+
+    // Plain JSON throughout: no codec, so nothing in the UI is an opaque blob.
+    const encodings = await payloadEncodings(handle);
+    expect([...encodings].filter((e) => e !== 'json/plain' && e !== 'binary/null')).toEqual([]);
+    expect(encodings.has('json/plain')).toBe(true);
+  });
+
+  it("approves a waiting session with the Send a Signal form and the README's JSON", async () => {
+    const repo = await tempRepo();
+    const { model } = harness;
+    model.call('shell', { command: ['touch', 'approved-in-the-ui'] }).reply('Created the file.');
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'Create approved-in-the-ui', workspace: repo.dir });
+      const waiting: StatusView = await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
+      const callId = waiting.pendingApprovals[0]!.callId;
+
+      await openThroughQuery(
+        `RatchetStatus = "awaiting_approval"`,
+        handle.workflowId,
+        'web-ui-awaiting-approval.png',
+      );
+      // The current details name the call id that the signal needs.
+      await page.getByRole('tab', { name: 'User Metadata' }).click();
+      await seen(callId);
+
+      const json = (await readmeSignalJson()).replace(/<[^>]*>/, callId);
+      await page.getByRole('button', { name: 'More Actions' }).click();
+      await page.getByRole('menuitem', { name: 'Send a Signal' }).click();
+      await page.getByTestId('signal-select-button').filter({ visible: true }).click();
+      await page.getByRole('option', { name: 'approve', exact: true }).click();
+      const data = page.getByRole('textbox', { name: 'Data' });
+      await data.fill(json);
+      // Leaving the editor makes the UI check and reformat the JSON (the dialog grows), and only
+      // then enables Submit: click it after that, not while it moves.
+      await data.evaluate((element) => (element as unknown as { blur(): void }).blur());
+      const submit = page.getByRole('button', { name: 'Submit' });
+      await expect.poll(() => submit.isEnabled(), { timeout: 10_000 }).toBe(true);
+      await page.waitForTimeout(500);
+      await page.screenshot({ path: path.join(docsDir, 'web-ui-signal.png') });
+      await submit.click();
+
+      await waitForStatus(handle, (s) => s.status === 'completed', 20_000);
+      const result = (await handle.result()) as SessionResult;
+      expect(result.finalMessage).toBe('Created the file.');
+      expect(existsSync(path.join(repo.dir, 'approved-in-the-ui'))).toBe(true);
+      // The decision is in history as the UI sent it: the approve signal, by web-ui.
+      const history = await handle.fetchHistory();
+      const signals = (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes);
+      expect(signals.map((e) => e.workflowExecutionSignaledEventAttributes!.signalName)).toEqual(['approve']);
+      const payload = signals[0]!.workflowExecutionSignaledEventAttributes!.input!.payloads![0]!;
+      expect(JSON.parse(Buffer.from(payload.data!).toString('utf8'))).toEqual({
+        callId,
+        decision: 'approve',
+        by: 'web-ui',
+      });
+    });
+    model.assertDone();
+  });
+});
