@@ -24,7 +24,12 @@ import type { TempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const docsDir = path.join(root, 'docs');
+// The screenshots in docs/ are refreshed on request (RATCHET_UPDATE_SCREENSHOTS=1); an ordinary
+// run writes them to a temporary folder, so that running the tests leaves the checkout clean.
+const docsDir =
+  process.env.RATCHET_UPDATE_SCREENSHOTS === '1'
+    ? path.join(root, 'docs')
+    : path.join(os.tmpdir(), `ratchet-web-ui-shots-${process.pid}`);
 const chromiumPath = process.env.RATCHET_CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 const PATCH = [
