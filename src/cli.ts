@@ -12,7 +12,11 @@ function oneLine(text: string): string {
 
 export async function main(argv: string[]): Promise<number> {
   Runtime.install({
-    logger: new DefaultLogger(process.env.RATCHET_LOG_LEVEL === 'debug' ? 'DEBUG' : 'WARN'),
+    logger: new DefaultLogger(process.env.RATCHET_LOG_LEVEL === 'debug' ? 'DEBUG' : 'WARN', (entry) => {
+      // A worker's own tool queue has activities only, as intended; the SDK warns about it.
+      if (entry.message.startsWith('No workflows registered')) return;
+      console.error(`[${entry.level}] ${entry.message}`, entry.meta ?? '');
+    }),
     shutdownSignals: [],
   });
   const program = buildProgram();

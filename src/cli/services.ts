@@ -3,7 +3,7 @@
  * nothing configured and nothing listening — the embedded dev server and an in-process worker.
  */
 import type { Client } from '@temporalio/client';
-import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,7 @@ import {
 } from '../temporal/connection.js';
 import { DevServer, isTemporalReachable } from '../temporal/dev-server.js';
 import { ensureTemporalCli } from '../temporal/provision.js';
+import type { WorkerGroup } from '../worker.js';
 import { cachedWorkflowBundle, createRatchetWorker } from '../worker.js';
 
 export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -93,7 +94,7 @@ export interface EmbeddedOptions {
 
 export interface RunServices extends Services {
   server?: DevServer;
-  worker?: Worker;
+  worker?: WorkerGroup;
   workerRun?: Promise<void>;
 }
 
@@ -124,7 +125,7 @@ export async function startInProcessWorker(
   client: Client,
   taskQueue: string,
   endpoint?: ModelEndpoint,
-): Promise<{ worker: Worker; connection: NativeConnection; run: Promise<void> }> {
+): Promise<{ worker: WorkerGroup; connection: NativeConnection; run: Promise<void> }> {
   const connection = await connectWorkerConnection(target);
   const { worker } = await createRatchetWorker({
     connection,
@@ -157,7 +158,7 @@ export async function connectForRun(
   }
   const services = await connect(options.taskQueue ? { ...env, RATCHET_TASK_QUEUE: options.taskQueue } : env);
   const taskQueue = services.ratchet.taskQueue;
-  let worker: Worker | undefined;
+  let worker: WorkerGroup | undefined;
   let workerRun: Promise<void> | undefined;
   if (options.worker && (server || !(await hasPollers(services.client, taskQueue)))) {
     if (!server) options.log(`No worker polls task queue ${taskQueue}; running one in this process.`);

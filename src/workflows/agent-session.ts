@@ -43,10 +43,11 @@ import {
   transcriptQuery,
   userMessageSchema,
   userMessageSignal,
+  workerTaskQueue,
 } from '../shared/session-api.js';
 import type { SessionInput } from '../shared/session-config.js';
 import { SESSION_SCHEMA_VERSION, describeZodError, sessionInputSchema } from '../shared/session-config.js';
-import { createSessionActivities, modelFailureKind, toolFailureOutput } from './activities.js';
+import { createSessionActivities, isWorkerLost, modelFailureKind, toolFailureOutput } from './activities.js';
 import { SessionState } from './session-state.js';
 import type { PreparedCall, ToolCall } from './tool-calls.js';
 import { prepareCall } from './tool-calls.js';
@@ -94,6 +95,8 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
 
   let turnScope: CancellationScope | null = null;
   let stopRequest: StopRequest | null = null;
+  /** Set when the worker holding the workspace did not take a tool call in time (it is gone). */
+  let workerLost: string | null = null;
 
   // ── visibility ──────────────────────────────────────────────────────────
   let shown = { status: '', turn: -1, pending: -1, details: '' };
@@ -242,9 +245,22 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       ...(prepared.call.arguments.length <= 2048 ? { arguments: prepared.call.arguments } : {}),
     };
     try {
-      const outcome = await activities.runTool(prepared, input);
+      const outcome = await activities.runTool(prepared, input, state.toolQueue);
       return { output: outcome.output, display: outcome.display, success: outcome.success };
     } catch (err) {
+      if (err instanceof ActivityFailure && isWorkerLost(err) && state.toolQueue) {
+        const waited = Math.round(config.limits.toolScheduleToStartTimeoutMs / 1000);
+        workerLost =
+          `the worker holding the workspace (task queue ${state.toolQueue}) did not take a tool call for ${waited} s; ` +
+          'start it again (same RATCHET_WORKER_ID) and send a message to continue';
+        return {
+          output:
+            `The ${prepared.tool} call was not run: the worker that holds this workspace did not pick it up ` +
+            `within ${waited} s (it may have stopped). The user has been told.`,
+          display: `${prepared.summary} · not run (worker unavailable)`,
+          success: false,
+        };
+      }
       if (err instanceof ActivityFailure && !isCancellation(err)) {
         return {
           output: toolFailureOutput(prepared, err),
@@ -377,6 +393,12 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         calls = reply.output.filter(isFunctionCall);
         if (calls.length === 0) return 'final';
         await runCalls(calls, firstIndex + reply.output.findIndex(isFunctionCall));
+        if (workerLost !== null) {
+          log.warn('the worker holding the workspace is unavailable', { toolQueue: state.toolQueue });
+          state.goIdle(workerLost);
+          workerLost = null;
+          return 'stopped';
+        }
         return 'continue';
       });
     } catch (err) {
@@ -442,16 +464,27 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   try {
     if (!state.workspace) {
       setCurrent('workspace', 'workspace · prepare');
+      const pinned = config.worker ? workerTaskQueue(workflowInfo().taskQueue, config.worker) : undefined;
       const prepared = await activities
-        .prepareWorkspace({ workspace: config.workspace })
+        .prepareWorkspace({ workspace: config.workspace }, pinned)
         .catch((err: unknown) => {
           // The session cannot start: fail with the reason itself, not "Activity task failed".
+          if (err instanceof ActivityFailure && isWorkerLost(err)) {
+            throw ApplicationFailure.nonRetryable(
+              `no worker with RATCHET_WORKER_ID=${config.worker} took the workspace within ` +
+                `${Math.round(config.limits.toolScheduleToStartTimeoutMs / 1000)} s`,
+              'WorkerUnavailable',
+            );
+          }
           if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
             throw ApplicationFailure.nonRetryable(err.cause.message, err.cause.type ?? 'WorkspaceRejected');
           }
           throw err;
         });
       state.workspace = prepared.info;
+      // The worker that prepared the workspace holds it: tool calls go to its own queue.
+      // Sessions recorded before workers had queues of their own run tools on the session's queue.
+      if (prepared.toolQueue && patched('worker-task-queue')) state.toolQueue = prepared.toolQueue;
       // Sessions recorded before workers reported their sandbox replay without the fallback.
       if (
         patched('sandbox-fallback') &&
@@ -511,7 +544,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     setCurrent('workspace', 'workspace · collect changes');
     // The conversation is finished; a workspace that vanished only costs the list of changes.
     const filesChanged = await activities
-      .workspaceChanges({ workspace: state.workspace })
+      .workspaceChanges({ workspace: state.workspace }, state.toolQueue)
       .catch((err: unknown) => {
         if (err instanceof ActivityFailure && !isCancellation(err)) {
           state.notice = `could not list the changed files: ${rootMessage(err)}`;
