@@ -138,15 +138,19 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
     stickyQueueScheduleToStartTimeout: '3s',
     ...options.workerOptions,
   });
-  const { identity, shutdownGraceTime, shutdownForceTime } = options.workerOptions ?? {};
+  // The tool worker takes the same options (identity, shutdown grace …) but no workflow ones.
+  const toolOptions: Partial<WorkerOptions> = { ...options.workerOptions };
+  delete toolOptions.maxCachedWorkflows;
+  delete toolOptions.maxConcurrentWorkflowTaskExecutions;
+  delete toolOptions.workflowBundle;
+  delete toolOptions.workflowsPath;
+  delete toolOptions.taskQueue;
   const tools = await Worker.create({
+    ...toolOptions,
     connection: options.connection,
     namespace: options.namespace ?? 'default',
     taskQueue: toolQueue,
     activities,
-    ...(identity ? { identity } : {}),
-    ...(shutdownGraceTime !== undefined ? { shutdownGraceTime } : {}),
-    ...(shutdownForceTime !== undefined ? { shutdownForceTime } : {}),
   });
   return { worker: new WorkerGroup(main, tools), transcript, sandbox, toolQueue };
 }
