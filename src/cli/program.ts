@@ -18,8 +18,15 @@ import { statusColor } from './render.js';
 import type { SessionConfigInput } from '../shared/session-config.js';
 import { ScriptedModel } from '../testing/scripted-model.js';
 import { DEMO_TASK, createDemoRepo, demoResponder } from './demo.js';
+import type { WorkerGroup } from '../worker.js';
 import type { RunServices, Services } from './services.js';
-import { connect, connectForRun, startEmbeddedServer, startInProcessWorker } from './services.js';
+import {
+  DEFAULT_SHUTDOWN_GRACE_SECONDS,
+  connect,
+  connectForRun,
+  startEmbeddedServer,
+  startInProcessWorker,
+} from './services.js';
 
 export const DEFAULT_MODEL = 'gpt-5.1-codex';
 
@@ -95,6 +102,33 @@ function workspacePath(repo: string, detached: boolean, warn: (message: string) 
     }
   }
   return dir;
+}
+
+/**
+ * Graceful shutdown of a worker on SIGTERM or SIGINT: it stops taking work and lets running
+ * activities finish within the grace time, then the command exits 0. A second signal exits at
+ * once (130); activities still running are abandoned, and their sessions find out through the
+ * heartbeat timeout (a mutating command is reported as interrupted, effect unknown).
+ */
+function shutdownOnSignals(io: Io, worker: WorkerGroup, graceSeconds: number): () => void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      io.err.write(`ratchet: second ${signal}: exiting now, abandoning running activities\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    io.err.write(
+      `${signal}: taking no new work; waiting up to ${graceSeconds} s for running activities (again to exit now)\n`,
+    );
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
 }
 
 function waitForSignal(): { signal: AbortSignal; dispose(): void } {
@@ -470,23 +504,30 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
   program
     .command('worker')
     .description('run a worker for the configured Temporal service (TEMPORAL_ADDRESS, profiles)')
-    .action(async () => {
+    .option(
+      '--shutdown-grace <seconds>',
+      `on SIGTERM/SIGINT, how long running activities may take to finish (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS})`,
+      parsePositiveInt,
+    )
+    .action(async (opts: { shutdownGrace?: number }) => {
+      const grace =
+        opts.shutdownGrace ?? (Number(process.env.RATCHET_SHUTDOWN_GRACE) || DEFAULT_SHUTDOWN_GRACE_SECONDS);
       const services = await connect();
-      const { worker, run } = await startInProcessWorker(
+      const { worker, run, toolQueue } = await startInProcessWorker(
         services.target,
         services.client,
         services.ratchet.taskQueue,
+        { shutdownGraceSeconds: grace },
       );
       print(
         io,
-        `worker polling task queue ${services.ratchet.taskQueue} at ${services.target.address} (Ctrl-C stops it)`,
+        `worker polling task queue ${services.ratchet.taskQueue} (tools: ${toolQueue}) at ${services.target.address} (Ctrl-C stops it)`,
       );
-      const stop = waitForSignal();
-      stop.signal.addEventListener('abort', () => worker.shutdown(), { once: true });
+      const dispose = shutdownOnSignals(io, worker, grace);
       try {
         await run;
       } finally {
-        stop.dispose();
+        dispose();
         await services.close();
       }
     });

@@ -120,24 +120,35 @@ export async function hasPollers(client: Client, taskQueue: string): Promise<boo
   return (response.pollers ?? []).length > 0;
 }
 
+/** How long running activities may take to finish after a shutdown signal (default 30 s). */
+export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
+
+export interface InProcessWorkerOptions {
+  endpoint?: ModelEndpoint;
+  shutdownGraceSeconds?: number;
+}
+
 export async function startInProcessWorker(
   target: TemporalTarget,
   client: Client,
   taskQueue: string,
-  endpoint?: ModelEndpoint,
-): Promise<{ worker: WorkerGroup; connection: NativeConnection; run: Promise<void> }> {
+  options: InProcessWorkerOptions = {},
+): Promise<{ worker: WorkerGroup; connection: NativeConnection; run: Promise<void>; toolQueue: string }> {
   const connection = await connectWorkerConnection(target);
-  const { worker } = await createRatchetWorker({
+  const grace = options.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
+  const { worker, toolQueue } = await createRatchetWorker({
     connection,
     client,
     namespace: target.namespace,
     taskQueue,
-    endpoint,
+    endpoint: options.endpoint,
     workflowBundle: await cachedWorkflowBundle(path.join(dataDir(), 'bundles')),
-    workerOptions: { shutdownGraceTime: '10s' },
+    // After the grace time running activities are cancelled; after the force time the worker
+    // gives up on them altogether, so that a shutdown always ends.
+    workerOptions: { shutdownGraceTime: `${grace}s`, shutdownForceTime: `${grace + 15}s` },
   });
   const run = worker.run().finally(() => connection.close());
-  return { worker, connection, run };
+  return { worker, connection, run, toolQueue };
 }
 
 /**
@@ -162,7 +173,9 @@ export async function connectForRun(
   let workerRun: Promise<void> | undefined;
   if (options.worker && (server || !(await hasPollers(services.client, taskQueue)))) {
     if (!server) options.log(`No worker polls task queue ${taskQueue}; running one in this process.`);
-    const started = await startInProcessWorker(target, services.client, taskQueue, options.endpoint);
+    const started = await startInProcessWorker(target, services.client, taskQueue, {
+      endpoint: options.endpoint,
+    });
     worker = started.worker;
     workerRun = started.run;
   }
