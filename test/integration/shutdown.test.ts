@@ -14,7 +14,7 @@ import type { SessionResult } from '../../src/shared/session-api.js';
 import { ratchetBin } from '../helpers/cli.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';
-import { Harness, waitForStatus } from '../helpers/harness.js';
+import { Harness } from '../helpers/harness.js';
 
 let harness: Harness;
 let home: string;
