@@ -19,6 +19,9 @@ import type { SessionConfigInput } from '../shared/session-config.js';
 import { ScriptedModel } from '../testing/scripted-model.js';
 import { DEMO_TASK, createDemoRepo, demoResponder } from './demo.js';
 import type { WorkerGroup } from '../worker.js';
+import type { Settings } from './settings.js';
+import { DEFAULT_MODEL, resolveSettings, settingHelp } from './settings.js';
+import type { WorkerSettings } from './services.js';
 import type { RunServices, Services } from './services.js';
 import {
   DEFAULT_SHUTDOWN_GRACE_SECONDS,
@@ -28,7 +31,7 @@ import {
   startInProcessWorker,
 } from './services.js';
 
-export const DEFAULT_MODEL = 'gpt-5.1-codex';
+export { DEFAULT_MODEL };
 
 interface Io {
   out: NodeJS.WritableStream;
@@ -131,6 +134,47 @@ function shutdownOnSignals(io: Io, worker: WorkerGroup, graceSeconds: number): (
   };
 }
 
+/** A session's configuration from the resolved settings. */
+export function sessionConfig(
+  task: string,
+  workspace: string,
+  settings: Settings,
+  worker?: string,
+): SessionConfigInput {
+  const limits = {
+    ...(settings.max_turns ? { maxTurns: settings.max_turns } : {}),
+    ...(settings.command_timeout ? { commandTimeoutMs: settings.command_timeout * 1000 } : {}),
+  };
+  return {
+    task,
+    workspace,
+    model: {
+      name: settings.model ?? DEFAULT_MODEL,
+      ...(settings.compact_at !== undefined ? { compactAtRatio: settings.compact_at } : {}),
+      ...(settings.context_window ? { contextWindow: settings.context_window } : {}),
+    },
+    approvalPolicy: settings.approval ?? 'untrusted',
+    sandbox: settings.sandbox ?? 'workspace-write',
+    ...(Object.keys(limits).length ? { limits } : {}),
+    ...(worker ? { worker } : {}),
+  };
+}
+
+/** What a worker this process runs takes from the settings. */
+function workerSettings(settings: Settings): WorkerSettings {
+  return {
+    endpoint: {
+      apiKey: process.env.OPENAI_API_KEY || undefined,
+      baseURL: settings.base_url,
+      api: settings.api ?? 'responses',
+    },
+    ...(settings.workspace_roots ? { allowedRoots: settings.workspace_roots } : {}),
+    ...(settings.worker_id ? { workerId: settings.worker_id } : {}),
+    ...(settings.shutdown_grace ? { shutdownGraceSeconds: settings.shutdown_grace } : {}),
+    ...(settings.metrics_port !== undefined ? { metricsPort: settings.metrics_port } : {}),
+  };
+}
+
 function waitForSignal(): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
   const onSignal = () => {
@@ -217,52 +261,68 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .argument('<task...>', 'what the agent should do')
     .option('--repo <dir>', 'the git working copy to work in', '.')
     .addOption(
-      new Option('--approval <policy>', `approval policy: ${approvalPolicies.join(', ')}`)
-        .default('untrusted')
-        .argParser(parsePolicy),
+      new Option(
+        '--approval <policy>',
+        settingHelp('approval', `approval policy: ${approvalPolicies.join(', ')} (default untrusted)`),
+      ).argParser(parsePolicy),
     )
     .addOption(
-      new Option('--sandbox <mode>', `where commands may write: ${sandboxModes.join(', ')}`)
-        .default('workspace-write')
-        .argParser(parseSandbox),
+      new Option(
+        '--sandbox <mode>',
+        settingHelp(
+          'sandbox',
+          `where commands may write: ${sandboxModes.join(', ')} (default workspace-write)`,
+        ),
+      ).argParser(parseSandbox),
     )
-    .option('--model <name>', 'model name (default: $RATCHET_MODEL or ' + DEFAULT_MODEL + ')')
-    .option('--max-turns <n>', 'stop and wait for a message after this many model turns', parsePositiveInt)
+    .option('--model <name>', settingHelp('model', `model name (default ${DEFAULT_MODEL})`))
+    .option(
+      '--max-turns <n>',
+      settingHelp('max_turns', 'stop and wait for a message after this many model turns'),
+      parsePositiveInt,
+    )
+    .option('--command-timeout <seconds>', settingHelp('command_timeout', 'default timeout of one command'))
+    .option(
+      '--compact-at <ratio>',
+      settingHelp('compact_at', 'compact the transcript at this share of the context window'),
+    )
+    .option('--context-window <tokens>', settingHelp('context_window', "the model's context window"))
+    .option(
+      '--worker <id>',
+      'run the session on the worker with this RATCHET_WORKER_ID (where the repository is)',
+    )
     .option('--detach', 'start the session and return (needs a running server and worker)')
     .option('--json', 'machine-readable output (JSON lines when following)')
+    .option('--config <file>', `settings file (default ./${'ratchet.toml'}; env RATCHET_CONFIG)`)
+    .option('--base-url <url>', settingHelp('base_url', 'model endpoint, for a worker this command starts'))
+    .option(
+      '--api <api>',
+      settingHelp('api', 'responses or chat (Chat Completions), for a worker this command starts'),
+    )
     .action(
       async (
         words: string[],
         opts: {
           repo: string;
-          approval: ApprovalPolicy;
-          sandbox: SandboxMode;
-          model?: string;
-          maxTurns?: number;
+          worker?: string;
           detach?: boolean;
           json?: boolean;
-        },
+        } & Record<string, unknown>,
       ) => {
         const task = words.join(' ').trim();
         if (!task) throw new RatchetError('the task is empty');
+        const settings = resolveSettings(opts);
         const log = (message: string) => {
           if (!opts.json) io.err.write(pc.dim(`${message}\n`));
         };
         const workspace = workspacePath(opts.repo, Boolean(opts.detach), log);
-        const services = opts.detach ? await connect() : await connectForRun({ log, worker: true });
-        await startAndFollow(
-          io,
-          services,
-          {
-            task,
-            workspace,
-            model: { name: opts.model ?? process.env.RATCHET_MODEL ?? DEFAULT_MODEL },
-            approvalPolicy: opts.approval,
-            sandbox: opts.sandbox,
-            ...(opts.maxTurns ? { limits: { maxTurns: opts.maxTurns } } : {}),
-          },
-          { detach: Boolean(opts.detach), json: Boolean(opts.json) },
-        );
+        const services = opts.detach
+          ? await connect()
+          : await connectForRun({ log, worker: true, workerSettings: workerSettings(settings) });
+        await startAndFollow(io, services, sessionConfig(task, workspace, settings, opts.worker), {
+          detach: Boolean(opts.detach),
+          json: Boolean(opts.json),
+        });
       },
     );
 
@@ -288,7 +348,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
           worker: true,
           // A queue of its own, so that the demo's scripted model is the one that answers.
           taskQueue: `ratchet-demo-${process.pid}`,
-          endpoint: { apiKey: 'demo', baseURL: model.baseUrl },
+          workerSettings: { endpoint: { apiKey: 'demo', baseURL: model.baseUrl } },
         });
         await startAndFollow(
           io,
@@ -506,23 +566,35 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .description('run a worker for the configured Temporal service (TEMPORAL_ADDRESS, profiles)')
     .option(
       '--shutdown-grace <seconds>',
-      `on SIGTERM/SIGINT, how long running activities may take to finish (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS})`,
-      parsePositiveInt,
+      settingHelp(
+        'shutdown_grace',
+        `on SIGTERM/SIGINT, how long running activities may take to finish (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS})`,
+      ),
     )
-    .action(async (opts: { shutdownGrace?: number }) => {
-      const grace =
-        opts.shutdownGrace ?? (Number(process.env.RATCHET_SHUTDOWN_GRACE) || DEFAULT_SHUTDOWN_GRACE_SECONDS);
+    .option('--worker-id <id>', settingHelp('worker_id', "this worker's id (default: the host name)"))
+    .option(
+      '--workspace-roots <dirs>',
+      settingHelp('workspace_roots', 'colon-separated directories sessions may work in'),
+    )
+    .option('--metrics-port <port>', settingHelp('metrics_port', 'serve Prometheus metrics on this port'))
+    .option('--base-url <url>', settingHelp('base_url', 'model endpoint (OpenAI-compatible)'))
+    .option('--api <api>', settingHelp('api', 'responses (default) or chat (Chat Completions)'))
+    .option('--config <file>', 'settings file (default ./ratchet.toml; env RATCHET_CONFIG)')
+    .action(async (opts: Record<string, unknown>) => {
+      const options = workerSettings(resolveSettings(opts));
+      const grace = options.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
       const services = await connect();
-      const { worker, run, toolQueue } = await startInProcessWorker(
+      const { worker, run, toolQueue, metricsUrl } = await startInProcessWorker(
         services.target,
         services.client,
         services.ratchet.taskQueue,
-        { shutdownGraceSeconds: grace },
+        options,
       );
       print(
         io,
         `worker polling task queue ${services.ratchet.taskQueue} (tools: ${toolQueue}) at ${services.target.address} (Ctrl-C stops it)`,
       );
+      if (metricsUrl) print(io, `metrics at ${metricsUrl}`);
       const dispose = shutdownOnSignals(io, worker, grace);
       try {
         await run;

@@ -88,8 +88,8 @@ export interface EmbeddedOptions {
   worker: boolean;
   /** Task queue (default RATCHET_TASK_QUEUE or "ratchet"). */
   taskQueue?: string;
-  /** Model endpoint for the in-process worker (default: OPENAI_* variables). */
-  endpoint?: ModelEndpoint;
+  /** Settings of the in-process worker (default: OPENAI_* and RATCHET_* variables). */
+  workerSettings?: WorkerSettings;
 }
 
 export interface RunServices extends Services {
@@ -123,17 +123,27 @@ export async function hasPollers(client: Client, taskQueue: string): Promise<boo
 /** How long running activities may take to finish after a shutdown signal (default 30 s). */
 export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
 
-export interface InProcessWorkerOptions {
+export interface WorkerSettings {
   endpoint?: ModelEndpoint;
+  allowedRoots?: string[];
+  workerId?: string;
   shutdownGraceSeconds?: number;
+  /** Serve Prometheus metrics on this port (0: any free port); none when undefined. */
+  metricsPort?: number;
 }
 
 export async function startInProcessWorker(
   target: TemporalTarget,
   client: Client,
   taskQueue: string,
-  options: InProcessWorkerOptions = {},
-): Promise<{ worker: WorkerGroup; connection: NativeConnection; run: Promise<void>; toolQueue: string }> {
+  options: WorkerSettings = {},
+): Promise<{
+  worker: WorkerGroup;
+  connection: NativeConnection;
+  run: Promise<void>;
+  toolQueue: string;
+  metricsUrl?: string;
+}> {
   const connection = await connectWorkerConnection(target);
   const grace = options.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
   const { worker, toolQueue } = await createRatchetWorker({
@@ -142,6 +152,8 @@ export async function startInProcessWorker(
     namespace: target.namespace,
     taskQueue,
     endpoint: options.endpoint,
+    ...(options.allowedRoots ? { allowedRoots: options.allowedRoots } : {}),
+    ...(options.workerId ? { workerId: options.workerId } : {}),
     workflowBundle: await cachedWorkflowBundle(path.join(dataDir(), 'bundles')),
     // After the grace time running activities are cancelled; after the force time the worker
     // gives up on them altogether, so that a shutdown always ends.
@@ -173,9 +185,7 @@ export async function connectForRun(
   let workerRun: Promise<void> | undefined;
   if (options.worker && (server || !(await hasPollers(services.client, taskQueue)))) {
     if (!server) options.log(`No worker polls task queue ${taskQueue}; running one in this process.`);
-    const started = await startInProcessWorker(target, services.client, taskQueue, {
-      endpoint: options.endpoint,
-    });
+    const started = await startInProcessWorker(target, services.client, taskQueue, options.workerSettings);
     worker = started.worker;
     workerRun = started.run;
   }

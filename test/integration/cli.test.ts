@@ -3,7 +3,7 @@
  * own, against the suite's Temporal server, with the scripted model behind OPENAI_BASE_URL.
  */
 import { WorkflowFailedError } from '@temporalio/client';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -307,6 +307,7 @@ describe('bad input: one line on stderr, a non-zero exit, nothing started', () =
   beforeAll(async () => {
     repo = await tempRepo({ 'README.md': '# x\n' });
     plainDir = await mkdtemp(path.join(os.tmpdir(), 'ratchet-not-git-'));
+    await writeFile(path.join(plainDir, 'bad.toml'), 'model = "m"\napproval = "sometimes"\n');
   });
 
   afterAll(async () => {
@@ -338,6 +339,27 @@ describe('bad input: one line on stderr, a non-zero exit, nothing started', () =
       name: 'an unknown sandbox mode',
       args: () => ['run', '--repo', repo.dir, '--sandbox', 'none', 'x'],
       error: /'none' is invalid. expected one of read-only, workspace-write, danger-full-access/,
+    },
+    {
+      name: 'a config file with a bad value (file and line named)',
+      args: () => ['run', '--repo', repo.dir, '--config', path.join(plainDir, 'bad.toml'), 'x'],
+      error: /^ratchet: \/.*\/bad\.toml:2: approval: .*expected one of "untrusted"/m,
+    },
+    {
+      name: 'a config file that does not exist',
+      args: () => ['run', '--repo', repo.dir, '--config', 'nope.toml', 'x'],
+      error: /^ratchet: nope\.toml: no such config file$/m,
+    },
+    {
+      name: 'a bad value in an environment variable',
+      args: () => ['run', '--repo', repo.dir, 'x'],
+      env: { RATCHET_COMPACT_AT: '2' },
+      error: /^ratchet: RATCHET_COMPACT_AT=2: expected at most 1$/m,
+    },
+    {
+      name: 'a bad flag value',
+      args: () => ['run', '--repo', repo.dir, '--command-timeout', 'soon', 'x'],
+      error: /^ratchet: --command-timeout: .*expected number/m,
     },
     {
       name: 'status of a session that does not exist',
