@@ -168,7 +168,7 @@ export function readConfigFile(file: string): Settings {
       : `${key}: ${issue.message}`;
     throw new RatchetError(`${shown}${line ? `:${line}` : ''}: ${what}`);
   }
-  return parsed.data as Settings;
+  return parsed.data;
 }
 
 /** The config file to use: --config, RATCHET_CONFIG, or ratchet.toml in the working directory if present. */
@@ -208,7 +208,7 @@ export function resolveSettings(
       settings[key] = fromFile[key];
     }
   }
-  return settings as Settings;
+  return settings;
 }
 
 /** Help text for a setting's flag: where else it can be set. */
