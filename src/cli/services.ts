@@ -19,6 +19,7 @@ import {
 } from '../temporal/connection.js';
 import { DevServer, isTemporalReachable } from '../temporal/dev-server.js';
 import { ensureTemporalCli } from '../temporal/provision.js';
+import { installRuntime } from './runtime.js';
 import type { WorkerGroup } from '../worker.js';
 import { cachedWorkflowBundle, createRatchetWorker } from '../worker.js';
 
@@ -144,6 +145,7 @@ export async function startInProcessWorker(
   toolQueue: string;
   metricsUrl?: string;
 }> {
+  installRuntime(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {});
   const connection = await connectWorkerConnection(target);
   const grace = options.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
   const { worker, toolQueue } = await createRatchetWorker({
@@ -160,7 +162,9 @@ export async function startInProcessWorker(
     workerOptions: { shutdownGraceTime: `${grace}s`, shutdownForceTime: `${grace + 15}s` },
   });
   const run = worker.run().finally(() => connection.close());
-  return { worker, connection, run, toolQueue };
+  const metricsUrl =
+    options.metricsPort !== undefined ? `http://127.0.0.1:${options.metricsPort}/metrics` : undefined;
+  return { worker, connection, run, toolQueue, ...(metricsUrl ? { metricsUrl } : {}) };
 }
 
 /**

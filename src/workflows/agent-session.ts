@@ -16,6 +16,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  metricMeter,
   patched,
   setCurrentDetails,
   setHandler,
@@ -56,6 +57,8 @@ interface ToolResult {
   output: string;
   display: string;
   success: boolean;
+  /** For the tool-call metric: what became of the call (success when absent and successful). */
+  outcome?: 'denied' | 'rejected' | 'not_run';
 }
 
 type TurnOutcome = 'final' | 'continue' | 'stopped' | 'overflow';
@@ -92,6 +95,18 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   );
   const sessionId = workflowInfo().workflowId;
   const activities = createSessionActivities(config.limits);
+  // Emitted by the worker's runtime (Prometheus when configured); not recorded, skipped on replay.
+  const toolCallsMetric = metricMeter.createCounter(
+    'ratchet_tool_calls',
+    'calls',
+    'Tool calls by tool and outcome (success, failure, denied, rejected, not_run)',
+  );
+  const approvalWaitMetric = metricMeter.createHistogram(
+    'ratchet_approval_wait',
+    'int',
+    'ms',
+    'Time a tool call waited for a person to decide it',
+  );
 
   let turnScope: CancellationScope | null = null;
   let stopRequest: StopRequest | null = null;
@@ -259,6 +274,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
             `within ${waited} s (it may have stopped). The user has been told.`,
           display: `${prepared.summary} · not run (worker unavailable)`,
           success: false,
+          outcome: 'not_run',
         };
       }
       if (err instanceof ActivityFailure && !isCancellation(err)) {
@@ -274,8 +290,10 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
 
   async function awaitDecision(prepared: ToolCall): Promise<'run' | ToolResult> {
     setCurrent('approval', `approval · ${prepared.summary}`);
+    const askedAt = Date.now();
     await condition(() => state.decisionFor(prepared.call.call_id) !== undefined);
     const decision = state.decisionFor(prepared.call.call_id)!;
+    approvalWaitMetric.record(Date.now() - askedAt, { tool: prepared.tool, decision: decision.decision });
     state.settle(prepared.call.call_id);
     publish();
     switch (decision.decision) {
@@ -288,6 +306,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
           output: `The user denied this ${prepared.tool} call${why} Do not retry it as it was; adapt your approach.`,
           display: `${prepared.summary} · denied${decision.reason ? ` (${decision.reason})` : ''}`,
           success: false,
+          outcome: 'denied',
         };
       }
       case 'abort':
@@ -333,7 +352,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     for (const p of prepared) {
       const id = p.call.call_id;
       if (p.kind === 'rejected') {
-        results.set(id, { output: p.output, display: p.display, success: false });
+        results.set(id, { output: p.output, display: p.display, success: false, outcome: 'rejected' });
       } else if (p.kind === 'plan') {
         state.plan = p.args.plan;
         results.set(id, {
@@ -346,6 +365,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
           output: `This ${p.tool} call is not allowed: ${p.decision.reason}`,
           display: `${p.summary} · denied by policy`,
           success: false,
+          outcome: 'denied',
         });
       } else if (p.readOnly && p.decision.action === 'allow') {
         readers.push(
@@ -364,7 +384,12 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     }
     await awaitReaders();
     for (const call of calls) {
-      state.appendToolOutput(call.call_id, results.get(call.call_id)!);
+      const result = results.get(call.call_id)!;
+      state.appendToolOutput(call.call_id, result);
+      toolCallsMetric.add(1, {
+        tool: call.name,
+        outcome: result.outcome ?? (result.success ? 'success' : 'failure'),
+      });
     }
   }
 

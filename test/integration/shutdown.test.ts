@@ -3,15 +3,13 @@
  * takes no new work, lets the running command finish and report its result, and exits 0 within
  * the grace time. A second signal exits at once.
  */
-import { execa } from 'execa';
-import type { ResultPromise } from 'execa';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionResult } from '../../src/shared/session-api.js';
-import { ratchetBin } from '../helpers/cli.js';
+import { startWorkerCommand as start, until } from '../helpers/worker-command.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';
 import { Harness } from '../helpers/harness.js';
@@ -31,36 +29,6 @@ afterAll(async () => {
   if (home) await rm(home, { recursive: true, force: true });
 });
 
-async function until(predicate: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** `ratchet worker` with the harness's server, queue and model; resolves once it polls. */
-async function startWorkerCommand(args: string[]): Promise<{ child: ResultPromise; output: () => string }> {
-  const child = execa(process.execPath, [ratchetBin, 'worker', ...args], {
-    env: {
-      TEMPORAL_ADDRESS: harness.address,
-      RATCHET_TASK_QUEUE: harness.taskQueue,
-      OPENAI_BASE_URL: harness.model.baseUrl,
-      OPENAI_API_KEY: 'test',
-      RATCHET_HOME: home,
-      NO_COLOR: '1',
-    },
-    reject: false,
-    buffer: false,
-    stdin: 'ignore',
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await until(() => output.includes('worker polling'), `the worker to start: ${output}`, 120_000);
-  return { child, output: () => output };
-}
-
 describe('ratchet worker on SIGTERM', () => {
   it('lets the running command finish, records its result and exits 0 within the grace time', async () => {
     const repo = await createTempRepo({ 'README.md': '# x\n' });
@@ -71,7 +39,7 @@ describe('ratchet worker on SIGTERM', () => {
         command: ['bash', '-c', 'touch started; sleep 4; echo finished > done.txt; echo all good'],
       })
       .reply('done');
-    const { child, output } = await startWorkerCommand(['--shutdown-grace', '20']);
+    const { child, output } = await start(harness, home, ['--shutdown-grace', '20']);
 
     const handle = await harness.start({
       task: 'slow command',
@@ -111,7 +79,7 @@ describe('ratchet worker on SIGTERM', () => {
     repos.push(repo);
     const model = await harness.freshModel();
     model.call('shell', { command: ['bash', '-c', 'touch started; sleep 30'] });
-    const { child, output } = await startWorkerCommand([]);
+    const { child, output } = await start(harness, home, []);
     const handle = await harness.start({
       task: 'very slow command',
       workspace: repo.dir,
