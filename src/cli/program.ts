@@ -13,6 +13,7 @@ import { sessionStatuses } from '../shared/session-api.js';
 import type { SessionStatus } from '../shared/session-api.js';
 import { sandboxModes } from '../shared/sandbox.js';
 import type { SandboxMode } from '../shared/sandbox.js';
+import { diffStat, preparedWorkspace, workspaceDiff } from './diff.js';
 import { followSession } from './follow.js';
 import { statusColor } from './render.js';
 import type { SessionConfigInput } from '../shared/session-config.js';
@@ -511,6 +512,21 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       withClient(async (ratchet) => {
         await ratchet.cancel(id);
         print(io, 'cancellation requested');
+      }),
+    );
+
+  program
+    .command('diff')
+    .description('what a session changed in its workspace (run it where the workspace is)')
+    .argument('<id>', 'session id')
+    .option('--stat', 'only the names of the changed files and how much changed')
+    .action(async (id: string, opts: { stat?: boolean }) =>
+      withClient(async (ratchet) => {
+        const prepared = await preparedWorkspace(ratchet, id);
+        const color = Boolean((io.out as { isTTY?: boolean }).isTTY) && !process.env.NO_COLOR;
+        const text = await workspaceDiff(prepared, { color });
+        if (!text) return print(io, pc.dim('no changes'));
+        io.out.write(opts.stat ? diffStat(text) : text);
       }),
     );
 

@@ -299,6 +299,35 @@ describe('a detached session decided from the command line', () => {
   });
 });
 
+describe('ratchet diff', () => {
+  it("shows a finished session's changes to its workspace, new files included", async () => {
+    const repo = await tempRepo({ 'src/greet.js': GREET });
+    const { model } = harness;
+    const addNotes = ['*** Begin Patch', '*** Add File: notes.txt', '+remember to say Hi', '*** End Patch'];
+    model
+      .call('apply_patch', { input: PATCH })
+      .call('apply_patch', { input: addNotes.join('\n') })
+      .reply('done');
+    const { worker } = await harness.worker();
+    const handle = await worker.runUntil(async () => {
+      const h = await harness.start({ task: 'say Hi', workspace: repo.dir, approvalPolicy: 'never' });
+      await h.result();
+      return h;
+    });
+
+    const diff = await ratchet(['diff', handle.workflowId]);
+    expectSuccess(diff);
+    expect(diff.stdout).toContain("-  return 'Hello ' + name;");
+    expect(diff.stdout).toContain("+  return 'Hi ' + name;");
+    expect(diff.stdout).toContain('+++ b/notes.txt');
+    expect(diff.stdout).toContain('+remember to say Hi');
+    const stat = await ratchet(['diff', '--stat', handle.workflowId]);
+    expectSuccess(stat);
+    expect(stat.stdout).toBe('+1 -1 src/greet.js\n+1 -0 notes.txt\n');
+    model.assertDone();
+  });
+});
+
 describe('bad input: one line on stderr, a non-zero exit, nothing started', () => {
   const badQueue = () => `${harness.taskQueue}-bad`;
   let repo: TempRepo;
@@ -364,6 +393,11 @@ describe('bad input: one line on stderr, a non-zero exit, nothing started', () =
     {
       name: 'status of a session that does not exist',
       args: () => ['status', 'no-such-session'],
+      error: /^ratchet: no session with id no-such-session$/m,
+    },
+    {
+      name: 'the diff of a session that does not exist',
+      args: () => ['diff', 'no-such-session'],
       error: /^ratchet: no session with id no-such-session$/m,
     },
     {
