@@ -68,14 +68,14 @@ export async function workspaceDiff(
   return text;
 }
 
-/** One line per file of a unified diff: "+added -removed path". */
+/** One line per file of a unified diff (without colour): "+added -removed path". */
 export function diffStat(diff: string): string {
   const lines: string[] = [];
   let current: { file: string; added: number; removed: number } | undefined;
   const flush = () => {
     if (current) lines.push(`+${current.added} -${current.removed} ${current.file}`);
   };
-  for (const line of diff.replace(/\x1b\[[0-9;]*m/g, '').split('\n')) {
+  for (const line of diff.split('\n')) {
     const header = /^diff --git a\/(.*) b\/(.*)$/.exec(line);
     if (header) {
       flush();

@@ -523,7 +523,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .action(async (id: string, opts: { stat?: boolean }) =>
       withClient(async (ratchet) => {
         const prepared = await preparedWorkspace(ratchet, id);
-        const color = Boolean((io.out as { isTTY?: boolean }).isTTY) && !process.env.NO_COLOR;
+        const color = !opts.stat && Boolean((io.out as { isTTY?: boolean }).isTTY) && !process.env.NO_COLOR;
         const text = await workspaceDiff(prepared, { color });
         if (!text) return print(io, pc.dim('no changes'));
         io.out.write(opts.stat ? diffStat(text) : text);
