@@ -3,7 +3,6 @@
  * stderr and a non-zero exit, never a stack trace (set RATCHET_DEBUG=1 to see one).
  */
 import { CommanderError } from 'commander';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { buildProgram } from './cli/program.js';
 
 function oneLine(text: string): string {
@@ -11,10 +10,6 @@ function oneLine(text: string): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  Runtime.install({
-    logger: new DefaultLogger(process.env.RATCHET_LOG_LEVEL === 'debug' ? 'DEBUG' : 'WARN'),
-    shutdownSignals: [],
-  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -1,11 +1,14 @@
 /**
- * The Ratchet worker: the session workflow and its activities on one task queue.
+ * The Ratchet worker: the session workflow and its activities on the shared task queue, and the
+ * tool activities again on a queue of this worker's own (`<queue>@<worker id>`), where sessions
+ * whose workspace this worker prepared send their tool calls.
  */
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, WorkerOptions } from '@temporalio/worker';
 import { Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Activities } from './activities/index.js';
@@ -17,7 +20,7 @@ import type { SandboxInfo } from './activities/tools/sandbox.js';
 import { detectSandbox } from './activities/tools/sandbox.js';
 import type { TranscriptSource } from './activities/transcript-source.js';
 import { createTranscriptSource } from './activities/transcript-source.js';
-import { DEFAULT_TASK_QUEUE, transcriptQuery } from './shared/session-api.js';
+import { DEFAULT_TASK_QUEUE, transcriptQuery, workerTaskQueue } from './shared/session-api.js';
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
 
@@ -36,14 +39,61 @@ export interface RatchetWorkerOptions {
   sandbox?: SandboxInfo;
   /** Replace individual activities (tests, benchmarks). */
   activityOverrides?: Partial<Activities>;
+  /**
+   * This worker's id: its own task queue is `<taskQueue>@<workerId>`. Workers that share a
+   * filesystem may share an id; a restarted worker must keep its id to pick its sessions up again.
+   * Default RATCHET_WORKER_ID, else the host name.
+   */
+  workerId?: string;
   /** Passed to Worker.create as is (maxCachedWorkflows, identity, shutdownGraceTime …). */
   workerOptions?: Partial<WorkerOptions>;
 }
 
 export interface RatchetWorker {
-  worker: Worker;
+  worker: WorkerGroup;
   transcript: TranscriptSource;
   sandbox: SandboxInfo;
+  /** The queue this worker's sessions send their tool calls to. */
+  toolQueue: string;
+}
+
+/**
+ * The two Temporal workers of one Ratchet worker, run and stopped together: `main` polls the
+ * shared queue (workflows, model, compaction, preparing workspaces), `tools` this worker's own.
+ */
+export class WorkerGroup {
+  constructor(
+    readonly main: Worker,
+    readonly tools: Worker,
+  ) {}
+
+  getState(): ReturnType<Worker['getState']> {
+    return this.main.getState();
+  }
+
+  /** Stops polling; running activities get the shutdown grace time to finish. */
+  shutdown(): void {
+    for (const worker of [this.main, this.tools]) {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+    }
+  }
+
+  /** Runs both until shutdown; when one stops (or fails), the other is shut down too. */
+  async run(): Promise<void> {
+    const results = await Promise.allSettled(
+      [this.main, this.tools].map((worker) => worker.run().finally(() => this.shutdown())),
+    );
+    const failed = results.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  runUntil<R>(fnOrPromise: Promise<R> | (() => Promise<R>)): Promise<R> {
+    return this.tools.runUntil(() => this.main.runUntil(fnOrPromise));
+  }
+}
+
+export function workerIdFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  return env.RATCHET_WORKER_ID?.trim() || os.hostname();
 }
 
 export function allowedRootsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
@@ -64,6 +114,8 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
       `commands cannot be sandboxed on this worker (${sandbox.detail}); sessions will ask before every command`,
     );
   }
+  const taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
+  const toolQueue = workerTaskQueue(taskQueue, options.workerId ?? workerIdFromEnv());
   const activities = {
     ...createActivities({
       openai: openaiClientFactory(options.endpoint ?? endpointFromEnv()),
@@ -71,13 +123,14 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
       commandEnv: commandEnvironment(process.env),
       allowedRoots: options.allowedRoots ?? allowedRootsFromEnv(),
       sandbox,
+      toolQueue,
     }),
     ...options.activityOverrides,
   };
-  const worker = await Worker.create({
+  const main = await Worker.create({
     connection: options.connection,
     namespace: options.namespace ?? 'default',
-    taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
+    taskQueue,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
     activities,
     // A dead worker's sticky queue holds the session's workflow tasks and queries until this
@@ -85,7 +138,21 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
     stickyQueueScheduleToStartTimeout: '3s',
     ...options.workerOptions,
   });
-  return { worker, transcript, sandbox };
+  // The tool worker takes the same options (identity, shutdown grace …) but no workflow ones.
+  const toolOptions: Partial<WorkerOptions> = { ...options.workerOptions };
+  delete toolOptions.maxCachedWorkflows;
+  delete toolOptions.maxConcurrentWorkflowTaskExecutions;
+  delete toolOptions.workflowBundle;
+  delete toolOptions.workflowsPath;
+  delete toolOptions.taskQueue;
+  const tools = await Worker.create({
+    ...toolOptions,
+    connection: options.connection,
+    namespace: options.namespace ?? 'default',
+    taskQueue: toolQueue,
+    activities,
+  });
+  return { worker: new WorkerGroup(main, tools), transcript, sandbox, toolQueue };
 }
 
 /**

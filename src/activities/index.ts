@@ -17,6 +17,8 @@ export interface ActivityDeps {
   allowedRoots: readonly string[];
   sandbox: SandboxInfo;
   streamIdleTimeoutMs?: number;
+  /** This worker's own task queue (tool calls of sessions it prepares are routed there). */
+  toolQueue?: string;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -27,7 +29,11 @@ export function createActivities(deps: ActivityDeps) {
       streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
     }),
     compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript }),
-    ...createWorkspaceActivities({ allowedRoots: deps.allowedRoots, sandbox: deps.sandbox }),
+    ...createWorkspaceActivities({
+      allowedRoots: deps.allowedRoots,
+      sandbox: deps.sandbox,
+      toolQueue: deps.toolQueue,
+    }),
     ...createToolActivities({
       transcript: deps.transcript,
       commandEnv: deps.commandEnv,

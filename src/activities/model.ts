@@ -125,10 +125,21 @@ export function createModelActivity(deps: ModelDeps) {
         'ModelStreamCut',
       );
     }
+    const usage = usageOf(completed.usage);
+    // The worker's runtime exports it (Prometheus when configured).
+    const tokenCounter = context.metricMeter.createCounter(
+      'ratchet_model_tokens',
+      'tokens',
+      'Model tokens by kind',
+    );
+    const tags = { model: input.model.name };
+    tokenCounter.add(usage.inputTokens, { ...tags, kind: 'input' });
+    tokenCounter.add(usage.cachedInputTokens, { ...tags, kind: 'cached_input' });
+    tokenCounter.add(usage.outputTokens, { ...tags, kind: 'output' });
     const output = outputItems(completed.output);
     if (!output.some((item) => item.type === 'message' || item.type === 'function_call')) {
       throw ApplicationFailure.retryable('the model returned an empty response', 'ModelEmptyResponse');
     }
-    return { output, usage: usageOf(completed.usage), responseId: completed.id ?? null };
+    return { output, usage, responseId: completed.id ?? null };
   };
 }

@@ -4,6 +4,8 @@ import OpenAI from 'openai';
 export interface ModelEndpoint {
   apiKey?: string;
   baseURL?: string;
+  /** Which API the endpoint speaks: the Responses API (default) or Chat Completions. */
+  api?: 'responses' | 'chat';
 }
 
 /** The endpoint from the worker's environment: OPENAI_API_KEY, OPENAI_BASE_URL. */

@@ -20,6 +20,8 @@ export interface WorkspaceDeps {
   allowedRoots: readonly string[];
   /** Whether this worker can confine commands. */
   sandbox: SandboxInfo;
+  /** This worker's own task queue, returned to the session so its tool calls come back here. */
+  toolQueue?: string;
 }
 
 const SYSTEM_DIRS = [
@@ -170,6 +172,7 @@ export function createWorkspaceActivities(deps: WorkspaceDeps) {
       agentsMd,
       shell: path.basename(process.env.SHELL ?? 'bash'),
       sandbox: { available: deps.sandbox.available, detail: deps.sandbox.detail },
+      ...(deps.toolQueue ? { toolQueue: deps.toolQueue } : {}),
     };
   }
 

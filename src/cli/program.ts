@@ -15,15 +15,26 @@ import { sandboxModes } from '../shared/sandbox.js';
 import type { SandboxMode } from '../shared/sandbox.js';
 import { searchAttributeDefinitions } from '../shared/search-attributes.js';
 import { registerSearchAttributes } from '../temporal/search-attribute-setup.js';
+import { diffStat, preparedWorkspace, workspaceDiff } from './diff.js';
 import { followSession } from './follow.js';
 import { statusColor } from './render.js';
 import type { SessionConfigInput } from '../shared/session-config.js';
 import { ScriptedModel } from '../testing/scripted-model.js';
 import { DEMO_TASK, createDemoRepo, demoResponder } from './demo.js';
+import type { WorkerGroup } from '../worker.js';
+import type { Settings } from './settings.js';
+import { DEFAULT_MODEL, resolveSettings, settingHelp } from './settings.js';
+import type { WorkerSettings } from './services.js';
 import type { RunServices, Services } from './services.js';
-import { connect, connectForRun, startEmbeddedServer, startInProcessWorker } from './services.js';
+import {
+  DEFAULT_SHUTDOWN_GRACE_SECONDS,
+  connect,
+  connectForRun,
+  startEmbeddedServer,
+  startInProcessWorker,
+} from './services.js';
 
-export const DEFAULT_MODEL = 'gpt-5.1-codex';
+export { DEFAULT_MODEL };
 
 interface Io {
   out: NodeJS.WritableStream;
@@ -97,6 +108,74 @@ function workspacePath(repo: string, detached: boolean, warn: (message: string) 
     }
   }
   return dir;
+}
+
+/**
+ * Graceful shutdown of a worker on SIGTERM or SIGINT: it stops taking work and lets running
+ * activities finish within the grace time, then the command exits 0. A second signal exits at
+ * once (130); activities still running are abandoned, and their sessions find out through the
+ * heartbeat timeout (a mutating command is reported as interrupted, effect unknown).
+ */
+function shutdownOnSignals(io: Io, worker: WorkerGroup, graceSeconds: number): () => void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      io.err.write(`ratchet: second ${signal}: exiting now, abandoning running activities\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    io.err.write(
+      `${signal}: taking no new work; waiting up to ${graceSeconds} s for running activities (again to exit now)\n`,
+    );
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+/** A session's configuration from the resolved settings. */
+export function sessionConfig(
+  task: string,
+  workspace: string,
+  settings: Settings,
+  worker?: string,
+): SessionConfigInput {
+  const limits = {
+    ...(settings.max_turns ? { maxTurns: settings.max_turns } : {}),
+    ...(settings.command_timeout ? { commandTimeoutMs: settings.command_timeout * 1000 } : {}),
+  };
+  return {
+    task,
+    workspace,
+    model: {
+      name: settings.model ?? DEFAULT_MODEL,
+      ...(settings.compact_at !== undefined ? { compactAtRatio: settings.compact_at } : {}),
+      ...(settings.context_window ? { contextWindow: settings.context_window } : {}),
+    },
+    approvalPolicy: settings.approval ?? 'untrusted',
+    sandbox: settings.sandbox ?? 'workspace-write',
+    ...(Object.keys(limits).length ? { limits } : {}),
+    ...(worker ? { worker } : {}),
+  };
+}
+
+/** What a worker this process runs takes from the settings. */
+function workerSettings(settings: Settings): WorkerSettings {
+  return {
+    endpoint: {
+      apiKey: process.env.OPENAI_API_KEY || undefined,
+      baseURL: settings.base_url,
+      api: settings.api ?? 'responses',
+    },
+    ...(settings.workspace_roots ? { allowedRoots: settings.workspace_roots } : {}),
+    ...(settings.worker_id ? { workerId: settings.worker_id } : {}),
+    ...(settings.shutdown_grace ? { shutdownGraceSeconds: settings.shutdown_grace } : {}),
+    ...(settings.metrics_port !== undefined ? { metricsPort: settings.metrics_port } : {}),
+  };
 }
 
 function waitForSignal(): { signal: AbortSignal; dispose(): void } {
@@ -185,52 +264,68 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .argument('<task...>', 'what the agent should do')
     .option('--repo <dir>', 'the git working copy to work in', '.')
     .addOption(
-      new Option('--approval <policy>', `approval policy: ${approvalPolicies.join(', ')}`)
-        .default('untrusted')
-        .argParser(parsePolicy),
+      new Option(
+        '--approval <policy>',
+        settingHelp('approval', `approval policy: ${approvalPolicies.join(', ')} (default untrusted)`),
+      ).argParser(parsePolicy),
     )
     .addOption(
-      new Option('--sandbox <mode>', `where commands may write: ${sandboxModes.join(', ')}`)
-        .default('workspace-write')
-        .argParser(parseSandbox),
+      new Option(
+        '--sandbox <mode>',
+        settingHelp(
+          'sandbox',
+          `where commands may write: ${sandboxModes.join(', ')} (default workspace-write)`,
+        ),
+      ).argParser(parseSandbox),
     )
-    .option('--model <name>', 'model name (default: $RATCHET_MODEL or ' + DEFAULT_MODEL + ')')
-    .option('--max-turns <n>', 'stop and wait for a message after this many model turns', parsePositiveInt)
+    .option('--model <name>', settingHelp('model', `model name (default ${DEFAULT_MODEL})`))
+    .option(
+      '--max-turns <n>',
+      settingHelp('max_turns', 'stop and wait for a message after this many model turns'),
+      parsePositiveInt,
+    )
+    .option('--command-timeout <seconds>', settingHelp('command_timeout', 'default timeout of one command'))
+    .option(
+      '--compact-at <ratio>',
+      settingHelp('compact_at', 'compact the transcript at this share of the context window'),
+    )
+    .option('--context-window <tokens>', settingHelp('context_window', "the model's context window"))
+    .option(
+      '--worker <id>',
+      'run the session on the worker with this RATCHET_WORKER_ID (where the repository is)',
+    )
     .option('--detach', 'start the session and return (needs a running server and worker)')
     .option('--json', 'machine-readable output (JSON lines when following)')
+    .option('--config <file>', `settings file (default ./${'ratchet.toml'}; env RATCHET_CONFIG)`)
+    .option('--base-url <url>', settingHelp('base_url', 'model endpoint, for a worker this command starts'))
+    .option(
+      '--api <api>',
+      settingHelp('api', 'responses or chat (Chat Completions), for a worker this command starts'),
+    )
     .action(
       async (
         words: string[],
         opts: {
           repo: string;
-          approval: ApprovalPolicy;
-          sandbox: SandboxMode;
-          model?: string;
-          maxTurns?: number;
+          worker?: string;
           detach?: boolean;
           json?: boolean;
-        },
+        } & Record<string, unknown>,
       ) => {
         const task = words.join(' ').trim();
         if (!task) throw new RatchetError('the task is empty');
+        const settings = resolveSettings(opts);
         const log = (message: string) => {
           if (!opts.json) io.err.write(pc.dim(`${message}\n`));
         };
         const workspace = workspacePath(opts.repo, Boolean(opts.detach), log);
-        const services = opts.detach ? await connect() : await connectForRun({ log, worker: true });
-        await startAndFollow(
-          io,
-          services,
-          {
-            task,
-            workspace,
-            model: { name: opts.model ?? process.env.RATCHET_MODEL ?? DEFAULT_MODEL },
-            approvalPolicy: opts.approval,
-            sandbox: opts.sandbox,
-            ...(opts.maxTurns ? { limits: { maxTurns: opts.maxTurns } } : {}),
-          },
-          { detach: Boolean(opts.detach), json: Boolean(opts.json) },
-        );
+        const services = opts.detach
+          ? await connect()
+          : await connectForRun({ log, worker: true, workerSettings: workerSettings(settings) });
+        await startAndFollow(io, services, sessionConfig(task, workspace, settings, opts.worker), {
+          detach: Boolean(opts.detach),
+          json: Boolean(opts.json),
+        });
       },
     );
 
@@ -256,7 +351,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
           worker: true,
           // A queue of its own, so that the demo's scripted model is the one that answers.
           taskQueue: `ratchet-demo-${process.pid}`,
-          endpoint: { apiKey: 'demo', baseURL: model.baseUrl },
+          workerSettings: { endpoint: { apiKey: 'demo', baseURL: model.baseUrl } },
         });
         await startAndFollow(
           io,
@@ -423,6 +518,21 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     );
 
   program
+    .command('diff')
+    .description('what a session changed in its workspace (run it where the workspace is)')
+    .argument('<id>', 'session id')
+    .option('--stat', 'only the names of the changed files and how much changed')
+    .action(async (id: string, opts: { stat?: boolean }) =>
+      withClient(async (ratchet) => {
+        const prepared = await preparedWorkspace(ratchet, id);
+        const color = !opts.stat && Boolean((io.out as { isTTY?: boolean }).isTTY) && !process.env.NO_COLOR;
+        const text = await workspaceDiff(prepared, { color });
+        if (!text) return print(io, pc.dim('no changes'));
+        io.out.write(opts.stat ? diffStat(text) : text);
+      }),
+    );
+
+  program
     .command('history')
     .description("a session's recorded steps, from Temporal's event history")
     .argument('<id>', 'session id')
@@ -490,23 +600,42 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
   program
     .command('worker')
     .description('run a worker for the configured Temporal service (TEMPORAL_ADDRESS, profiles)')
-    .action(async () => {
+    .option(
+      '--shutdown-grace <seconds>',
+      settingHelp(
+        'shutdown_grace',
+        `on SIGTERM/SIGINT, how long running activities may take to finish (default ${DEFAULT_SHUTDOWN_GRACE_SECONDS})`,
+      ),
+    )
+    .option('--worker-id <id>', settingHelp('worker_id', "this worker's id (default: the host name)"))
+    .option(
+      '--workspace-roots <dirs>',
+      settingHelp('workspace_roots', 'colon-separated directories sessions may work in'),
+    )
+    .option('--metrics-port <port>', settingHelp('metrics_port', 'serve Prometheus metrics on this port'))
+    .option('--base-url <url>', settingHelp('base_url', 'model endpoint (OpenAI-compatible)'))
+    .option('--api <api>', settingHelp('api', 'responses (default) or chat (Chat Completions)'))
+    .option('--config <file>', 'settings file (default ./ratchet.toml; env RATCHET_CONFIG)')
+    .action(async (opts: Record<string, unknown>) => {
+      const options = workerSettings(resolveSettings(opts));
+      const grace = options.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
       const services = await connect();
-      const { worker, run } = await startInProcessWorker(
+      const { worker, run, toolQueue, metricsUrl } = await startInProcessWorker(
         services.target,
         services.client,
         services.ratchet.taskQueue,
+        options,
       );
       print(
         io,
-        `worker polling task queue ${services.ratchet.taskQueue} at ${services.target.address} (Ctrl-C stops it)`,
+        `worker polling task queue ${services.ratchet.taskQueue} (tools: ${toolQueue}) at ${services.target.address} (Ctrl-C stops it)`,
       );
-      const stop = waitForSignal();
-      stop.signal.addEventListener('abort', () => worker.shutdown(), { once: true });
+      if (metricsUrl) print(io, `metrics at ${metricsUrl}`);
+      const dispose = shutdownOnSignals(io, worker, grace);
       try {
         await run;
       } finally {
-        stop.dispose();
+        dispose();
         await services.close();
       }
     });

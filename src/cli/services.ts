@@ -3,7 +3,7 @@
  * nothing configured and nothing listening — the embedded dev server and an in-process worker.
  */
 import type { Client } from '@temporalio/client';
-import type { NativeConnection, Worker } from '@temporalio/worker';
+import type { NativeConnection } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,8 @@ import {
 } from '../temporal/connection.js';
 import { DevServer, isTemporalReachable } from '../temporal/dev-server.js';
 import { ensureTemporalCli } from '../temporal/provision.js';
+import { installRuntime } from './runtime.js';
+import type { WorkerGroup } from '../worker.js';
 import { cachedWorkflowBundle, createRatchetWorker } from '../worker.js';
 
 export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -87,13 +89,13 @@ export interface EmbeddedOptions {
   worker: boolean;
   /** Task queue (default RATCHET_TASK_QUEUE or "ratchet"). */
   taskQueue?: string;
-  /** Model endpoint for the in-process worker (default: OPENAI_* variables). */
-  endpoint?: ModelEndpoint;
+  /** Settings of the in-process worker (default: OPENAI_* and RATCHET_* variables). */
+  workerSettings?: WorkerSettings;
 }
 
 export interface RunServices extends Services {
   server?: DevServer;
-  worker?: Worker;
+  worker?: WorkerGroup;
   workerRun?: Promise<void>;
 }
 
@@ -119,24 +121,50 @@ export async function hasPollers(client: Client, taskQueue: string): Promise<boo
   return (response.pollers ?? []).length > 0;
 }
 
+/** How long running activities may take to finish after a shutdown signal (default 30 s). */
+export const DEFAULT_SHUTDOWN_GRACE_SECONDS = 30;
+
+export interface WorkerSettings {
+  endpoint?: ModelEndpoint;
+  allowedRoots?: string[];
+  workerId?: string;
+  shutdownGraceSeconds?: number;
+  /** Serve Prometheus metrics on this port (0: any free port); none when undefined. */
+  metricsPort?: number;
+}
+
 export async function startInProcessWorker(
   target: TemporalTarget,
   client: Client,
   taskQueue: string,
-  endpoint?: ModelEndpoint,
-): Promise<{ worker: Worker; connection: NativeConnection; run: Promise<void> }> {
+  options: WorkerSettings = {},
+): Promise<{
+  worker: WorkerGroup;
+  connection: NativeConnection;
+  run: Promise<void>;
+  toolQueue: string;
+  metricsUrl?: string;
+}> {
+  installRuntime(options.metricsPort !== undefined ? { metricsPort: options.metricsPort } : {});
   const connection = await connectWorkerConnection(target);
-  const { worker } = await createRatchetWorker({
+  const grace = options.shutdownGraceSeconds ?? DEFAULT_SHUTDOWN_GRACE_SECONDS;
+  const { worker, toolQueue } = await createRatchetWorker({
     connection,
     client,
     namespace: target.namespace,
     taskQueue,
-    endpoint,
+    endpoint: options.endpoint,
+    ...(options.allowedRoots ? { allowedRoots: options.allowedRoots } : {}),
+    ...(options.workerId ? { workerId: options.workerId } : {}),
     workflowBundle: await cachedWorkflowBundle(path.join(dataDir(), 'bundles')),
-    workerOptions: { shutdownGraceTime: '10s' },
+    // After the grace time running activities are cancelled; after the force time the worker
+    // gives up on them altogether, so that a shutdown always ends.
+    workerOptions: { shutdownGraceTime: `${grace}s`, shutdownForceTime: `${grace + 15}s` },
   });
   const run = worker.run().finally(() => connection.close());
-  return { worker, connection, run };
+  const metricsUrl =
+    options.metricsPort !== undefined ? `http://127.0.0.1:${options.metricsPort}/metrics` : undefined;
+  return { worker, connection, run, toolQueue, ...(metricsUrl ? { metricsUrl } : {}) };
 }
 
 /**
@@ -157,11 +185,11 @@ export async function connectForRun(
   }
   const services = await connect(options.taskQueue ? { ...env, RATCHET_TASK_QUEUE: options.taskQueue } : env);
   const taskQueue = services.ratchet.taskQueue;
-  let worker: Worker | undefined;
+  let worker: WorkerGroup | undefined;
   let workerRun: Promise<void> | undefined;
   if (options.worker && (server || !(await hasPollers(services.client, taskQueue)))) {
     if (!server) options.log(`No worker polls task queue ${taskQueue}; running one in this process.`);
-    const started = await startInProcessWorker(target, services.client, taskQueue, options.endpoint);
+    const started = await startInProcessWorker(target, services.client, taskQueue, options.workerSettings);
     worker = started.worker;
     workerRun = started.run;
   }

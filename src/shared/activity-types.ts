@@ -52,6 +52,8 @@ export interface PreparedWorkspace {
   shell: string;
   /** Whether this worker can confine commands (bubblewrap), and how or why not. */
   sandbox: { available: boolean; detail: string };
+  /** This worker's own task queue: the session's tool calls are routed there. */
+  toolQueue?: string;
 }
 
 export interface ToolCallInput extends TranscriptRef {

@@ -12,6 +12,14 @@ import type { PlanStep } from './tools.js';
 export const WORKFLOW_TYPE = 'agentSession';
 export const DEFAULT_TASK_QUEUE = 'ratchet';
 
+/**
+ * The task queue of one worker (RATCHET_WORKER_ID) serving `taskQueue`: tool calls of the
+ * sessions whose workspace it prepared go there, since only it has the working copy.
+ */
+export function workerTaskQueue(taskQueue: string, workerId: string): string {
+  return `${taskQueue}@${workerId}`;
+}
+
 export const sessionStatuses = [
   'running',
   'awaiting_approval',
@@ -95,6 +103,8 @@ export interface StatusView {
   runs: number;
   compactions: number;
   queuedMessages: number;
+  /** Task queue of the worker that holds the workspace (null: any worker of the session's queue). */
+  toolQueue?: string | null;
 }
 
 export interface TranscriptRequest {

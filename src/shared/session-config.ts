@@ -55,6 +55,15 @@ export const limitsSchema = z
     modelMaxAttempts: z.number().int().positive().default(10),
     /** A tool activity whose worker stops heartbeating for this long is considered lost. */
     toolHeartbeatTimeoutMs: z.number().int().positive().default(15_000),
+    /**
+     * A tool call that the worker holding the workspace has not picked up for this long means
+     * that worker is gone: the call is not run and the session stops and waits (DESIGN.md §10).
+     */
+    toolScheduleToStartTimeoutMs: z
+      .number()
+      .int()
+      .positive()
+      .default(5 * 60_000),
   })
   .strict();
 
@@ -70,6 +79,11 @@ export const sessionConfigSchema = z
     /** Standing rules (from configuration) evaluated before the policy. */
     rules: z.array(policyRuleSchema).default([]),
     limits: limitsSchema.default(limitsSchema.parse({})),
+    /**
+     * Pin the session to one worker (its RATCHET_WORKER_ID): the workspace is prepared there.
+     * Without it, the first worker that prepares the workspace holds it.
+     */
+    worker: z.string().min(1).max(200).optional(),
     /** Keep Ratchet's search attributes current (the namespace must have them registered). */
     searchAttributes: z.boolean().default(true),
   })
@@ -138,6 +152,8 @@ export const carriedStateSchema = z
     lastCompactionTurn: z.number().int().nonnegative().nullable(),
     /** Why commands cannot be confined (then every command asks), or null when they can. */
     unconfined: z.string().nullable().default(null),
+    /** Task queue of the worker that holds the workspace (tool calls go there); null: the session's queue. */
+    toolQueue: z.string().nullable().default(null),
   })
   .strict();
 

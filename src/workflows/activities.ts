@@ -68,6 +68,11 @@ export function modelCallSummary(turn: number, contextItems: number): string {
   return `model · turn ${turn} · ${contextItems} ${contextItems === 1 ? 'item' : 'items'} in context`;
 }
 
+/** Whether a tool activity failed because no worker of its queue took it in time (the worker is gone). */
+export function isWorkerLost(err: ActivityFailure): boolean {
+  return err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START';
+}
+
 export function createSessionActivities(limits: SessionLimits) {
   const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
   const model = proxyActivities<Activities>({
@@ -92,8 +97,18 @@ export function createSessionActivities(limits: SessionLimits) {
   };
   const tools = proxyActivities<Activities>(toolBase);
 
-  function toolOptions(call: ToolCall): ActivityOptions {
-    const options: ActivityOptions = { summary: call.summary };
+  /**
+   * On the queue of the worker that holds the workspace, when the session has one: a call that
+   * worker does not pick up within the schedule-to-start timeout fails (never retried) instead of
+   * waiting for ever for a worker that is gone.
+   */
+  function routed(queue: string | null | undefined): ActivityOptions {
+    if (!queue) return {};
+    return { taskQueue: queue, scheduleToStartTimeout: seconds(limits.toolScheduleToStartTimeoutMs) };
+  }
+
+  function toolOptions(call: ToolCall, queue: string | null | undefined): ActivityOptions {
+    const options: ActivityOptions = { summary: call.summary, ...routed(queue) };
     if (call.tool === 'shell') {
       const timeoutMs = (call.args as { timeout_ms?: number }).timeout_ms ?? limits.commandTimeoutMs;
       options.startToCloseTimeout = seconds(timeoutMs + 60_000);
@@ -114,14 +129,19 @@ export function createSessionActivities(limits: SessionLimits) {
     },
     compact: (input: Parameters<Activities['compact']>[0]) =>
       model.compact.executeWithOptions({ summary: 'compaction' }, [input]),
-    prepareWorkspace: (input: Parameters<Activities['prepareWorkspace']>[0]) =>
-      workspace.prepareWorkspace.executeWithOptions({ summary: `workspace · prepare ${input.workspace}` }, [
-        input,
-      ]),
-    workspaceChanges: (input: Parameters<Activities['workspaceChanges']>[0]) =>
-      workspace.workspaceChanges.executeWithOptions({ summary: 'workspace · changed files' }, [input]),
-    runTool(call: ToolCall, input: ToolCallInput): Promise<ToolOutcome> {
-      return tools[call.tool].executeWithOptions(toolOptions(call), [input]);
+    /** On the session's queue (any worker), or on a pinned worker's queue. */
+    prepareWorkspace: (input: Parameters<Activities['prepareWorkspace']>[0], queue?: string) =>
+      workspace.prepareWorkspace.executeWithOptions(
+        { summary: `workspace · prepare ${input.workspace}`, ...routed(queue) },
+        [input],
+      ),
+    workspaceChanges: (input: Parameters<Activities['workspaceChanges']>[0], queue?: string | null) =>
+      workspace.workspaceChanges.executeWithOptions(
+        { summary: 'workspace · changed files', ...routed(queue) },
+        [input],
+      ),
+    runTool(call: ToolCall, input: ToolCallInput, queue?: string | null): Promise<ToolOutcome> {
+      return tools[call.tool].executeWithOptions(toolOptions(call, queue), [input]);
     },
   };
 }

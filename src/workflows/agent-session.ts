@@ -16,6 +16,7 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  metricMeter,
   patched,
   setCurrentDetails,
   setHandler,
@@ -43,12 +44,14 @@ import {
   transcriptQuery,
   userMessageSchema,
   userMessageSignal,
+  workerTaskQueue,
 } from '../shared/session-api.js';
 import type { SessionInput } from '../shared/session-config.js';
 import { SESSION_SCHEMA_VERSION, describeZodError, sessionInputSchema } from '../shared/session-config.js';
 import { summarizeRawCall } from '../shared/tool-summary.js';
 import {
   createSessionActivities,
+  isWorkerLost,
   modelCallSummary,
   modelFailureKind,
   toolFailureOutput,
@@ -61,6 +64,8 @@ interface ToolResult {
   output: string;
   display: string;
   success: boolean;
+  /** For the tool-call metric: what became of the call (success when absent and successful). */
+  outcome?: 'denied' | 'rejected' | 'not_run';
 }
 
 type TurnOutcome = 'final' | 'continue' | 'stopped' | 'overflow';
@@ -105,9 +110,23 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   );
   const sessionId = workflowInfo().workflowId;
   const activities = createSessionActivities(config.limits);
+  // Emitted by the worker's runtime (Prometheus when configured); not recorded, skipped on replay.
+  const toolCallsMetric = metricMeter.createCounter(
+    'ratchet_tool_calls',
+    'calls',
+    'Tool calls by tool and outcome (success, failure, denied, rejected, not_run)',
+  );
+  const approvalWaitMetric = metricMeter.createHistogram(
+    'ratchet_approval_wait',
+    'int',
+    'ms',
+    'Time a tool call waited for a person to decide it',
+  );
 
   let turnScope: CancellationScope | null = null;
   let stopRequest: StopRequest | null = null;
+  /** Set when the worker holding the workspace did not take a tool call in time (it is gone). */
+  let workerLost: string | null = null;
 
   // ── visibility ──────────────────────────────────────────────────────────
   let shown = { status: '', turn: -1, pending: -1, details: '' };
@@ -265,9 +284,23 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       ...(prepared.call.arguments.length <= 2048 ? { arguments: prepared.call.arguments } : {}),
     };
     try {
-      const outcome = await activities.runTool(prepared, input);
+      const outcome = await activities.runTool(prepared, input, state.toolQueue);
       return { output: outcome.output, display: outcome.display, success: outcome.success };
     } catch (err) {
+      if (err instanceof ActivityFailure && isWorkerLost(err) && state.toolQueue) {
+        const waited = Math.round(config.limits.toolScheduleToStartTimeoutMs / 1000);
+        workerLost =
+          `the worker holding the workspace (task queue ${state.toolQueue}) did not take a tool call for ${waited} s; ` +
+          'start it again (same RATCHET_WORKER_ID) and send a message to continue';
+        return {
+          output:
+            `The ${prepared.tool} call was not run: the worker that holds this workspace did not pick it up ` +
+            `within ${waited} s (it may have stopped). The user has been told.`,
+          display: `${prepared.summary} · not run (worker unavailable)`,
+          success: false,
+          outcome: 'not_run',
+        };
+      }
       if (err instanceof ActivityFailure && !isCancellation(err)) {
         return {
           output: toolFailureOutput(prepared, err),
@@ -281,8 +314,10 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
 
   async function awaitDecision(prepared: ToolCall): Promise<'run' | ToolResult> {
     setCurrent('approval', `approval · ${prepared.summary}`);
+    const askedAt = Date.now();
     await condition(() => state.decisionFor(prepared.call.call_id) !== undefined);
     const decision = state.decisionFor(prepared.call.call_id)!;
+    approvalWaitMetric.record(Date.now() - askedAt, { tool: prepared.tool, decision: decision.decision });
     state.settle(prepared.call.call_id);
     publish();
     switch (decision.decision) {
@@ -295,6 +330,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
           output: `The user denied this ${prepared.tool} call${why} Do not retry it as it was; adapt your approach.`,
           display: `${prepared.summary} · denied${decision.reason ? ` (${decision.reason})` : ''}`,
           success: false,
+          outcome: 'denied',
         };
       }
       case 'abort':
@@ -340,7 +376,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     for (const p of prepared) {
       const id = p.call.call_id;
       if (p.kind === 'rejected') {
-        results.set(id, { output: p.output, display: p.display, success: false });
+        results.set(id, { output: p.output, display: p.display, success: false, outcome: 'rejected' });
       } else if (p.kind === 'plan') {
         state.plan = p.args.plan;
         results.set(id, {
@@ -353,6 +389,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
           output: `This ${p.tool} call is not allowed: ${p.decision.reason}`,
           display: `${p.summary} · denied by policy`,
           success: false,
+          outcome: 'denied',
         });
       } else if (p.readOnly && p.decision.action === 'allow') {
         readers.push(
@@ -371,7 +408,12 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     }
     await awaitReaders();
     for (const call of calls) {
-      state.appendToolOutput(call.call_id, results.get(call.call_id)!);
+      const result = results.get(call.call_id)!;
+      state.appendToolOutput(call.call_id, result);
+      toolCallsMetric.add(1, {
+        tool: call.name,
+        outcome: result.outcome ?? (result.success ? 'success' : 'failure'),
+      });
     }
   }
 
@@ -401,6 +443,12 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         lastTurn = turnOutcome(turn, calls);
         if (calls.length === 0) return 'final';
         await runCalls(calls, firstIndex + reply.output.findIndex(isFunctionCall));
+        if (workerLost !== null) {
+          log.warn('the worker holding the workspace is unavailable', { toolQueue: state.toolQueue });
+          state.goIdle(workerLost);
+          workerLost = null;
+          return 'stopped';
+        }
         return 'continue';
       });
     } catch (err) {
@@ -466,16 +514,27 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   try {
     if (!state.workspace) {
       setCurrent('workspace', 'workspace · prepare');
+      const pinned = config.worker ? workerTaskQueue(workflowInfo().taskQueue, config.worker) : undefined;
       const prepared = await activities
-        .prepareWorkspace({ workspace: config.workspace })
+        .prepareWorkspace({ workspace: config.workspace }, pinned)
         .catch((err: unknown) => {
           // The session cannot start: fail with the reason itself, not "Activity task failed".
+          if (err instanceof ActivityFailure && isWorkerLost(err)) {
+            throw ApplicationFailure.nonRetryable(
+              `no worker with RATCHET_WORKER_ID=${config.worker} took the workspace within ` +
+                `${Math.round(config.limits.toolScheduleToStartTimeoutMs / 1000)} s`,
+              'WorkerUnavailable',
+            );
+          }
           if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
             throw ApplicationFailure.nonRetryable(err.cause.message, err.cause.type ?? 'WorkspaceRejected');
           }
           throw err;
         });
       state.workspace = prepared.info;
+      // The worker that prepared the workspace holds it: tool calls go to its own queue.
+      // Sessions recorded before workers had queues of their own run tools on the session's queue.
+      if (prepared.toolQueue && patched('worker-task-queue')) state.toolQueue = prepared.toolQueue;
       // Sessions recorded before workers reported their sandbox replay without the fallback.
       if (
         patched('sandbox-fallback') &&
@@ -535,7 +594,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     setCurrent('workspace', 'workspace · collect changes');
     // The conversation is finished; a workspace that vanished only costs the list of changes.
     const filesChanged = await activities
-      .workspaceChanges({ workspace: state.workspace })
+      .workspaceChanges({ workspace: state.workspace }, state.toolQueue)
       .catch((err: unknown) => {
         if (err instanceof ActivityFailure && !isCancellation(err)) {
           state.notice = `could not list the changed files: ${rootMessage(err)}`;

@@ -66,6 +66,8 @@ export class SessionState {
   lastCompactionTurn: number | null;
   /** Why this session's commands cannot be confined (then every command asks); null when they can. */
   unconfined: string | null;
+  /** Task queue of the worker that holds the workspace; null: the session's own queue. */
+  toolQueue: string | null;
   /** Terminal status, once the session has ended. */
   ended: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'> | null = null;
   current: CurrentStep | null = null;
@@ -101,6 +103,7 @@ export class SessionState {
     this.contextEntries = carried?.contextEntries ?? 0;
     this.lastCompactionTurn = carried?.lastCompactionTurn ?? null;
     this.unconfined = carried?.unconfined ?? null;
+    this.toolQueue = carried?.toolQueue ?? null;
     this.transcriptBytes = this.entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
   }
 
@@ -324,6 +327,7 @@ export class SessionState {
       runs: this.runs,
       compactions: this.compactions,
       queuedMessages: this.queuedMessages.length,
+      toolQueue: this.toolQueue,
     };
   }
 
@@ -379,6 +383,7 @@ export class SessionState {
       contextEntries: this.contextEntries,
       lastCompactionTurn: this.lastCompactionTurn,
       unconfined: this.unconfined,
+      toolQueue: this.toolQueue,
     };
   }
 }

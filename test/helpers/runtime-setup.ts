@@ -16,7 +16,8 @@ try {
     logger: new DefaultLogger('INFO', (entry) => {
       capturedLogs.push(entry);
       if (capturedLogs.length > 20_000) capturedLogs.splice(0, 10_000);
-      if (shown.has(entry.level)) {
+      // A worker's own tool queue has activities only; the SDK says so at WARN.
+      if (shown.has(entry.level) && !entry.message.startsWith('No workflows registered')) {
         console.error(`[${entry.level}] ${entry.message}`, entry.meta ?? '');
       }
     }),

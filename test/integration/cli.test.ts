@@ -3,7 +3,7 @@
  * own, against the suite's Temporal server, with the scripted model behind OPENAI_BASE_URL.
  */
 import { WorkflowFailedError } from '@temporalio/client';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -314,6 +314,35 @@ describe('a detached session decided from the command line', () => {
   });
 });
 
+describe('ratchet diff', () => {
+  it("shows a finished session's changes to its workspace, new files included", async () => {
+    const repo = await tempRepo({ 'src/greet.js': GREET });
+    const { model } = harness;
+    const addNotes = ['*** Begin Patch', '*** Add File: notes.txt', '+remember to say Hi', '*** End Patch'];
+    model
+      .call('apply_patch', { input: PATCH })
+      .call('apply_patch', { input: addNotes.join('\n') })
+      .reply('done');
+    const { worker } = await harness.worker();
+    const handle = await worker.runUntil(async () => {
+      const h = await harness.start({ task: 'say Hi', workspace: repo.dir, approvalPolicy: 'never' });
+      await h.result();
+      return h;
+    });
+
+    const diff = await ratchet(['diff', handle.workflowId]);
+    expectSuccess(diff);
+    expect(diff.stdout).toContain("-  return 'Hello ' + name;");
+    expect(diff.stdout).toContain("+  return 'Hi ' + name;");
+    expect(diff.stdout).toContain('+++ b/notes.txt');
+    expect(diff.stdout).toContain('+remember to say Hi');
+    const stat = await ratchet(['diff', '--stat', handle.workflowId]);
+    expectSuccess(stat);
+    expect(stat.stdout).toBe('+1 -1 src/greet.js\n+1 -0 notes.txt\n');
+    model.assertDone();
+  });
+});
+
 describe('bad input: one line on stderr, a non-zero exit, nothing started', () => {
   const badQueue = () => `${harness.taskQueue}-bad`;
   let repo: TempRepo;
@@ -322,6 +351,7 @@ describe('bad input: one line on stderr, a non-zero exit, nothing started', () =
   beforeAll(async () => {
     repo = await tempRepo({ 'README.md': '# x\n' });
     plainDir = await mkdtemp(path.join(os.tmpdir(), 'ratchet-not-git-'));
+    await writeFile(path.join(plainDir, 'bad.toml'), 'model = "m"\napproval = "sometimes"\n');
   });
 
   afterAll(async () => {
@@ -355,8 +385,34 @@ describe('bad input: one line on stderr, a non-zero exit, nothing started', () =
       error: /'none' is invalid. expected one of read-only, workspace-write, danger-full-access/,
     },
     {
+      name: 'a config file with a bad value (file and line named)',
+      args: () => ['run', '--repo', repo.dir, '--config', path.join(plainDir, 'bad.toml'), 'x'],
+      error: /^ratchet: \/.*\/bad\.toml:2: approval: .*expected one of "untrusted"/m,
+    },
+    {
+      name: 'a config file that does not exist',
+      args: () => ['run', '--repo', repo.dir, '--config', 'nope.toml', 'x'],
+      error: /^ratchet: nope\.toml: no such config file$/m,
+    },
+    {
+      name: 'a bad value in an environment variable',
+      args: () => ['run', '--repo', repo.dir, 'x'],
+      env: { RATCHET_COMPACT_AT: '2' },
+      error: /^ratchet: RATCHET_COMPACT_AT=2: expected at most 1$/m,
+    },
+    {
+      name: 'a bad flag value',
+      args: () => ['run', '--repo', repo.dir, '--command-timeout', 'soon', 'x'],
+      error: /^ratchet: --command-timeout: .*expected number/m,
+    },
+    {
       name: 'status of a session that does not exist',
       args: () => ['status', 'no-such-session'],
+      error: /^ratchet: no session with id no-such-session$/m,
+    },
+    {
+      name: 'the diff of a session that does not exist',
+      args: () => ['diff', 'no-such-session'],
       error: /^ratchet: no session with id no-such-session$/m,
     },
     {

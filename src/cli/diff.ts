@@ -1,0 +1,88 @@
+/**
+ * `ratchet diff ID`: what the session changed in its workspace — the working tree against the
+ * commit that was HEAD when the session prepared it (commits the session made included), plus new
+ * untracked files. Git runs here, so this works where the workspace is (the worker's machine).
+ */
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { RatchetClient } from '../client.js';
+import { RatchetError } from '../client.js';
+import type { PreparedWorkspace } from '../shared/activity-types.js';
+
+/** Git's empty tree: the base for a repository that had no commit yet. */
+const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
+
+/**
+ * Where the session works and the commit it started from, read from the result of its
+ * prepareWorkspace activity in the first run's history: no worker needs to answer a query, so it
+ * works for a finished session too.
+ */
+export async function preparedWorkspace(
+  ratchet: RatchetClient,
+  sessionId: string,
+): Promise<{ root: string; gitHead: string | null }> {
+  const handle = await ratchet.session(sessionId);
+  const description = await handle.describe();
+  const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
+  const history = await handle.client.getHandle(sessionId, firstRunId).fetchHistory();
+  const prepares = new Set<string>();
+  for (const event of history.events ?? []) {
+    if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'prepareWorkspace') {
+      prepares.add(String(event.eventId));
+    }
+    const completed = event.activityTaskCompletedEventAttributes;
+    if (completed && prepares.has(String(completed.scheduledEventId))) {
+      const payload = completed.result?.payloads?.[0];
+      if (payload) {
+        const result = defaultPayloadConverter.fromPayload<PreparedWorkspace>(payload);
+        return { root: result.info.root, gitHead: result.info.gitHead };
+      }
+    }
+  }
+  throw new RatchetError(`session ${sessionId} has not prepared its workspace yet`);
+}
+
+export async function workspaceDiff(
+  prepared: { root: string; gitHead: string | null },
+  options: { color: boolean },
+): Promise<string> {
+  if (!existsSync(prepared.root)) {
+    throw new RatchetError(
+      `the workspace ${prepared.root} is not on this machine; run ratchet diff where the session's worker runs`,
+    );
+  }
+  const color = options.color ? '--color=always' : '--color=never';
+  const git = (args: string[]) =>
+    execa('git', args, { cwd: prepared.root, reject: false, stripFinalNewline: false });
+  const tracked = await git(['diff', color, prepared.gitHead ?? EMPTY_TREE, '--', '.']);
+  if (tracked.exitCode !== 0) {
+    throw new RatchetError(`git diff failed in ${prepared.root}: ${tracked.stderr.trim().split('\n')[0]}`);
+  }
+  const untracked = await git(['ls-files', '--others', '--exclude-standard', '-z', '--', '.']);
+  let text = tracked.stdout;
+  for (const file of untracked.stdout.split('\0').filter(Boolean)) {
+    // --no-index exits 1 when the files differ, which they do.
+    text += (await git(['diff', color, '--no-index', '--', '/dev/null', file])).stdout;
+  }
+  return text;
+}
+
+/** One line per file of a unified diff (without colour): "+added -removed path". */
+export function diffStat(diff: string): string {
+  const lines: string[] = [];
+  let current: { file: string; added: number; removed: number } | undefined;
+  const flush = () => {
+    if (current) lines.push(`+${current.added} -${current.removed} ${current.file}`);
+  };
+  for (const line of diff.split('\n')) {
+    const header = /^diff --git a\/(.*) b\/(.*)$/.exec(line);
+    if (header) {
+      flush();
+      current = { file: header[2]!, added: 0, removed: 0 };
+    } else if (current && line.startsWith('+') && !line.startsWith('+++')) current.added += 1;
+    else if (current && line.startsWith('-') && !line.startsWith('---')) current.removed += 1;
+  }
+  flush();
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}

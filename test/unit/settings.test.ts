@@ -1,0 +1,125 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sessionConfig } from '../../src/cli/program.js';
+import { resolveSettings } from '../../src/cli/settings.js';
+
+let dir: string;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'ratchet-settings-'));
+});
+
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function configFile(text: string, name = 'ratchet.toml'): Promise<string> {
+  const file = path.join(dir, name);
+  await writeFile(file, text);
+  return file;
+}
+
+const FILE = [
+  '# project defaults',
+  'model = "from-file"',
+  'approval = "auto-edit"',
+  'sandbox = "read-only"',
+  'command_timeout = 120',
+  'compact_at = 0.5',
+  'workspace_roots = ["/srv/a", "/srv/b"]',
+  'api = "chat"',
+  '',
+].join('\n');
+
+describe('settings', () => {
+  it('default to nothing when no layer sets them', () => {
+    expect(resolveSettings({}, {}, dir)).toEqual({});
+    expect(sessionConfig('t', '/w', {})).toMatchObject({
+      model: { name: 'gpt-5.1-codex' },
+      approvalPolicy: 'untrusted',
+      sandbox: 'workspace-write',
+    });
+  });
+
+  it('come from ratchet.toml in the working directory', async () => {
+    await configFile(FILE);
+    const settings = resolveSettings({}, {}, dir);
+    expect(settings).toEqual({
+      model: 'from-file',
+      approval: 'auto-edit',
+      sandbox: 'read-only',
+      command_timeout: 120,
+      compact_at: 0.5,
+      workspace_roots: ['/srv/a', '/srv/b'],
+      api: 'chat',
+    });
+    expect(sessionConfig('t', '/w', settings)).toMatchObject({
+      model: { name: 'from-file', compactAtRatio: 0.5 },
+      approvalPolicy: 'auto-edit',
+      sandbox: 'read-only',
+      limits: { commandTimeoutMs: 120_000 },
+    });
+  });
+
+  it('take the environment over the file, and flags over both', async () => {
+    await configFile(FILE);
+    const env = { RATCHET_MODEL: 'from-env', RATCHET_APPROVAL: 'never', RATCHET_WORKSPACE_ROOTS: '/x:/y' };
+    expect(resolveSettings({}, env, dir)).toMatchObject({
+      model: 'from-env',
+      approval: 'never',
+      sandbox: 'read-only',
+      workspace_roots: ['/x', '/y'],
+    });
+    expect(resolveSettings({ model: 'from-flag', commandTimeout: '7' }, env, dir)).toMatchObject({
+      model: 'from-flag',
+      approval: 'never',
+      command_timeout: 7,
+    });
+  });
+
+  it('read the file named by --config or RATCHET_CONFIG', async () => {
+    const file = await configFile('model = "named"\n', 'other.toml');
+    expect(resolveSettings({ config: file }, {}, os.tmpdir())).toEqual({ model: 'named' });
+    expect(resolveSettings({}, { RATCHET_CONFIG: file }, os.tmpdir())).toEqual({ model: 'named' });
+    expect(() => resolveSettings({ config: 'missing.toml' }, {}, dir)).toThrow(
+      'missing.toml: no such config file',
+    );
+  });
+
+  it.each([
+    ['a TOML syntax error', 'model = "x"\napproval = \n', /\/ratchet\.toml:2:\d+: .*TOML syntax/],
+    ['a bad value', 'model = "x"\n\napproval = "sometimes"\n', /\/ratchet\.toml:3: approval: .*untrusted/],
+    [
+      'a value of the wrong type',
+      'command_timeout = "ten"\n',
+      /\/ratchet\.toml:1: command_timeout: .*number/,
+    ],
+    ['an unknown setting', 'model = "x"\nmodle = "y"\n', /\/ratchet\.toml:2: unknown setting "modle"/],
+    [
+      'a compaction threshold out of range',
+      'compact_at = 3\n',
+      /\/ratchet\.toml:1: compact_at: expected at most 1/,
+    ],
+  ])('name the file and line of %s', async (_, text, pattern) => {
+    const file = await configFile(text);
+    let message = '';
+    try {
+      resolveSettings({ config: file }, {}, dir);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(pattern);
+    expect(message.split('\n')).toHaveLength(1);
+  });
+
+  it('name the variable or flag of a bad value', () => {
+    expect(() => resolveSettings({}, { RATCHET_COMMAND_TIMEOUT: 'soon' }, dir)).toThrow(
+      /^RATCHET_COMMAND_TIMEOUT=soon: /,
+    );
+    expect(() => resolveSettings({ compactAt: '2' }, {}, dir)).toThrow(/^--compact-at: expected at most 1/);
+    expect(() => resolveSettings({ api: 'soap' }, {}, dir)).toThrow(/^--api: .*responses.*chat/);
+    expect(() => resolveSettings({ metricsPort: '70000' }, {}, dir)).toThrow(/^--metrics-port: /);
+  });
+});
