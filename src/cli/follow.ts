@@ -2,20 +2,30 @@
  * Following a session from a terminal: new transcript entries and status changes as they happen,
  * read through the `status` and `transcript` queries (not recorded in history), and, when a person
  * is at the terminal, approval prompts.
+ *
+ * Three forms: on a terminal, finished steps scroll by while a live line at the bottom shows the
+ * current step with a spinner and its elapsed time; on a pipe, the same steps as plain lines (no
+ * colour, no control characters) with a status line whenever the status or the step changes; with
+ * `json`, one JSON object per line (`entry`, `status`, `approval`, `compacted`).
  */
-import pc from 'picocolors';
 import { createInterface } from 'node:readline/promises';
 import type { RatchetClient } from '../client.js';
 import { RatchetError } from '../client.js';
 import type { PendingApproval, StatusView } from '../shared/session-api.js';
-import { renderApproval, renderEntry, renderStatusLine } from './render.js';
+import { LiveLine } from './live-line.js';
+import type { Colors } from './render.js';
+import { colorsFor, renderApproval, renderEntry, renderStatusChange, renderStatusLine } from './render.js';
 
 export interface FollowOptions {
   /** JSON lines instead of text. */
   json: boolean;
   /** Prompt for approvals on the terminal. */
   interactive: boolean;
-  out?: NodeJS.WritableStream;
+  out?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** Live line with a spinner (default: when `out` is a terminal). */
+  tty?: boolean;
+  /** Colours (default: `colorsFor(out)`; never any with `json`). */
+  colors?: Colors;
   pollMs?: number;
   /** Stops following (the session goes on). */
   signal?: AbortSignal;
@@ -56,6 +66,7 @@ async function ask(
   sessionId: string,
   approval: PendingApproval,
   out: NodeJS.WritableStream,
+  pc: Colors,
   signal?: AbortSignal,
 ): Promise<Answer | undefined> {
   const rl = createInterface({ input: process.stdin, output: out, terminal: Boolean(process.stdin.isTTY) });
@@ -112,8 +123,26 @@ export async function followSession(
   options: FollowOptions,
 ): Promise<FollowResult> {
   const out = options.out ?? process.stdout;
+  const live = !options.json && (options.tty ?? out.isTTY === true);
+  const line = live ? new LiveLine(out, options.colors ?? colorsFor(out)) : null;
+  try {
+    return await follow(ratchet, sessionId, options, out, line);
+  } finally {
+    line?.stop();
+  }
+}
+
+async function follow(
+  ratchet: RatchetClient,
+  sessionId: string,
+  options: FollowOptions,
+  out: NodeJS.WritableStream & { isTTY?: boolean },
+  live: LiveLine | null,
+): Promise<FollowResult> {
+  const pc = options.colors ?? colorsFor(out);
   const pollMs = options.pollMs ?? 400;
   const emit = (event: Record<string, unknown>) => out.write(`${JSON.stringify(event)}\n`);
+  const print = (text: string) => (live ? live.print(text) : out.write(`${text}\n`));
   let index = 0;
   let epoch = 0;
   let lastLine = '';
@@ -133,77 +162,87 @@ export async function followSession(
     if (view.epoch !== epoch) {
       epoch = view.epoch;
       index = 0;
-      if (options.json) emit({ type: 'compacted', epoch });
-      else out.write(`${pc.dim('— earlier turns were compacted —')}\n`);
+      if (options.json) emit({ type: 'compacted', sessionId, epoch });
+      else print(pc.dim('— earlier turns were compacted —'));
       index = view.transcriptLength;
     }
     while (index < view.transcriptLength) {
       const page = await ratchet.transcript(sessionId, index);
       if (page.epoch !== epoch || page.entries.length === 0) break;
       for (const entry of page.entries) {
-        if (options.json) emit({ type: 'entry', index, entry });
+        if (options.json) emit({ type: 'entry', sessionId, index, entry });
         else {
-          const text = renderEntry(entry);
-          if (text) out.write(`${text}\n`);
+          const text = renderEntry(entry, pc);
+          if (text) print(text);
         }
         index += 1;
       }
     }
 
-    const line = options.json
+    // What changed enough for a line: on a terminal the live line shows the current step, so only
+    // the status (and notice) make a permanent line; on a pipe every step does.
+    const key = options.json
       ? JSON.stringify({
           status: view.status,
           turn: view.turn,
           current: view.current?.label,
           notice: view.notice,
         })
-      : renderStatusLine(view);
-    if (line !== lastLine) {
+      : live
+        ? renderStatusChange(view, pc)
+        : renderStatusLine(view, pc);
+    if (key !== lastLine) {
       if (options.json) emit({ type: 'status', sessionId, ...view });
-      else out.write(`${line}\n`);
-      lastLine = line;
+      else print(key);
+      lastLine = key;
     }
 
     if (TERMINAL.has(view.status)) return { status: view.status, view };
 
-    const next = view.pendingApprovals.find((p) => !prompted.has(p.callId));
-    if (next && !options.json) {
-      prompted.add(next.callId);
-      out.write(`${renderApproval(next)}\n`);
-      if (options.interactive) {
-        const answer = await ask(ratchet, sessionId, next, out, options.signal);
-        if (!answer) {
-          out.write(pc.dim(`${next.callId} was decided elsewhere\n`));
-        } else {
-          try {
-            if (answer.kind === 'deny') {
-              await ratchet.decide(sessionId, 'deny', {
-                callId: next.callId,
-                reason: answer.reason,
-                by: 'terminal',
-              });
-            } else if (answer.kind === 'abort') {
-              await ratchet.decide(sessionId, 'abort', {
-                callId: next.callId,
-                reason: answer.message,
-                by: 'terminal',
-              });
-              if (answer.message) await ratchet.send(sessionId, answer.message);
-            } else {
-              await ratchet.decide(sessionId, answer.kind, { callId: next.callId, by: 'terminal' });
-            }
-          } catch (err) {
-            out.write(pc.red(`${err instanceof Error ? err.message : String(err)}\n`));
-          }
-        }
+    const fresh = view.pendingApprovals.filter((p) => !prompted.has(p.callId));
+    for (const approval of options.interactive ? fresh.slice(0, 1) : fresh) {
+      prompted.add(approval.callId);
+      if (options.json) {
+        emit({ type: 'approval', sessionId, approval });
         continue;
       }
-      out.write(
-        pc.dim(`  decide with: ratchet approve ${sessionId} ${next.callId}   (or deny, or the Web UI)\n`),
-      );
-    } else if (next && options.json) {
-      prompted.add(next.callId);
+      print(renderApproval(approval, pc));
+      if (!options.interactive) {
+        print(
+          pc.dim(`  decide with: ratchet approve ${sessionId} ${approval.callId}   (or deny, or the Web UI)`),
+        );
+        continue;
+      }
+      live?.stop();
+      const answer = await ask(ratchet, sessionId, approval, out, pc, options.signal);
+      if (!answer) {
+        print(pc.dim(`${approval.callId} was decided elsewhere`));
+        continue;
+      }
+      try {
+        if (answer.kind === 'deny') {
+          await ratchet.decide(sessionId, 'deny', {
+            callId: approval.callId,
+            reason: answer.reason,
+            by: 'terminal',
+          });
+        } else if (answer.kind === 'abort') {
+          await ratchet.decide(sessionId, 'abort', {
+            callId: approval.callId,
+            reason: answer.message,
+            by: 'terminal',
+          });
+          if (answer.message) await ratchet.send(sessionId, answer.message);
+        } else {
+          await ratchet.decide(sessionId, answer.kind, { callId: approval.callId, by: 'terminal' });
+        }
+      } catch (err) {
+        print(pc.red(err instanceof Error ? err.message : String(err)));
+      }
     }
+    if (options.interactive && fresh.length > 0) continue;
+
+    live?.set(view.current);
     await sleep(pollMs, options.signal);
   }
 }

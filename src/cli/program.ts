@@ -17,7 +17,7 @@ import { searchAttributeDefinitions } from '../shared/search-attributes.js';
 import { registerSearchAttributes } from '../temporal/search-attribute-setup.js';
 import { diffStat, preparedWorkspace, workspaceDiff } from './diff.js';
 import { followSession } from './follow.js';
-import { statusColor } from './render.js';
+import { colorsFor, statusColor } from './render.js';
 import type { SessionConfigInput } from '../shared/session-config.js';
 import { ScriptedModel } from '../testing/scripted-model.js';
 import { DEMO_TASK, createDemoRepo, demoResponder } from './demo.js';
@@ -214,7 +214,10 @@ async function startAndFollow(
       return;
     }
     if (opts.json) io.out.write(`${JSON.stringify({ type: 'started', sessionId, uiUrl })}\n`);
-    else print(io, `${pc.bold('session')} ${sessionId}${uiUrl ? pc.dim(`  ${uiUrl}`) : ''}`);
+    else {
+      const c = colorsFor(io.out);
+      print(io, `${c.bold('session')} ${sessionId}${uiUrl ? c.dim(`  ${uiUrl}`) : ''}`);
+    }
     const stop = waitForSignal();
     try {
       const result = await followSession(services.ratchet, sessionId, {
@@ -440,7 +443,9 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
             out: io.out,
             signal: stop.signal,
           });
-          if (result.status === 'failed' || result.status === 'cancelled') process.exitCode = 1;
+          if (result.status === 'detached') {
+            io.err.write(`\nStopped watching ${id}; the session goes on (ratchet status ${id}).\n`);
+          } else if (result.status === 'failed' || result.status === 'cancelled') process.exitCode = 1;
         } finally {
           stop.dispose();
         }

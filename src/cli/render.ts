@@ -1,11 +1,33 @@
 /**
- * How sessions look in a terminal: transcript entries, statuses, approvals.
+ * How sessions look in a terminal: transcript entries, statuses, approvals, the live step line.
+ * Every function takes the colours to use, so that a pipe gets plain text and tests can switch
+ * colours on or off (`colorsFor`).
  */
 import pc from 'picocolors';
 import { messageText } from '../shared/items.js';
-import type { PendingApproval, StatusView } from '../shared/session-api.js';
+import { displayCommand } from '../shared/safe-commands.js';
+import type { CurrentStep, PendingApproval, StatusView } from '../shared/session-api.js';
 import type { TranscriptEntry } from '../shared/session-config.js';
 import { summarizeRawCall } from '../shared/tool-summary.js';
+
+export type Colors = ReturnType<typeof pc.createColors>;
+
+/** Colours off, for pipes, files and JSON. */
+export const plain: Colors = pc.createColors(false);
+
+/**
+ * The colours for one output stream: on for a terminal, off for a pipe or file (CI included),
+ * `NO_COLOR` turns them off and `FORCE_COLOR` on.
+ */
+export function colorsFor(
+  stream: NodeJS.WritableStream | { isTTY?: boolean },
+  env: Record<string, string | undefined> = process.env,
+): Colors {
+  if (env.NO_COLOR) return plain;
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0' && env.FORCE_COLOR !== 'false')
+    return pc.createColors(true);
+  return pc.createColors('isTTY' in stream && stream.isTTY === true && env.TERM !== 'dumb');
+}
 
 function isContextMessage(text: string): boolean {
   return text.startsWith('<environment_context>') || text.startsWith('# AGENTS.md instructions');
@@ -19,23 +41,23 @@ function indent(text: string, prefix = '  '): string {
 }
 
 /** One transcript entry as terminal lines; null for entries a person need not see. */
-export function renderEntry(entry: TranscriptEntry): string | null {
+export function renderEntry(entry: TranscriptEntry, c: Colors = pc): string | null {
   const item = entry.item;
   switch (item.type) {
     case 'message': {
       const text = messageText(item).trim();
       if (!text) return null;
-      if (item.role === 'assistant') return `${pc.bold(pc.magenta('ratchet'))} ${text}`;
+      if (item.role === 'assistant') return `${c.bold(c.magenta('ratchet'))} ${text}`;
       if (isContextMessage(text)) return null;
       if (text.startsWith('Summary of the session so far'))
-        return pc.dim('[earlier turns compacted into a summary]');
-      return `${pc.bold(pc.cyan('you'))} ${text}`;
+        return c.dim('[earlier turns compacted into a summary]');
+      return `${c.bold(c.cyan('you'))} ${text}`;
     }
     case 'function_call':
-      return pc.yellow(`▸ ${summarizeRawCall(item.name, item.arguments)}`);
+      return c.yellow(`▸ ${summarizeRawCall(item.name, item.arguments)}`);
     case 'function_call_output': {
       const display = entry.display ?? 'done';
-      return entry.success === false ? pc.red(`✗ ${display}`) : pc.green(`✓ ${display}`);
+      return entry.success === false ? c.red(`✗ ${display}`) : c.green(`✓ ${display}`);
     }
     case 'reasoning': {
       const summary = Array.isArray(item.summary)
@@ -44,63 +66,106 @@ export function renderEntry(entry: TranscriptEntry): string | null {
             .join('\n')
             .trim()
         : '';
-      return summary ? pc.dim(indent(summary, '  … ')) : null;
+      return summary ? c.dim(indent(summary, '  … ')) : null;
     }
     case 'compaction':
-      return pc.dim('[earlier turns compacted]');
+      return c.dim('[earlier turns compacted]');
     default:
       return null;
   }
 }
 
-export function statusColor(status: string): (text: string) => string {
+export function statusColor(status: string, c: Colors = pc): (text: string) => string {
   switch (status) {
     case 'completed':
-      return pc.green;
+      return c.green;
     case 'failed':
     case 'cancelled':
-      return pc.red;
+      return c.red;
     case 'awaiting_approval':
-      return pc.yellow;
+      return c.yellow;
     case 'idle':
-      return pc.blue;
+      return c.blue;
     default:
-      return pc.cyan;
+      return c.cyan;
   }
 }
 
-export function renderStatusLine(view: StatusView): string {
-  const color = statusColor(view.status);
+/** The status as one line: status, turn, current step, notice. */
+export function renderStatusLine(view: StatusView, c: Colors = pc): string {
+  const color = statusColor(view.status, c);
   const parts = [color(view.status.replace('_', ' ')), `turn ${view.turn}`];
   if (view.current) parts.push(view.current.label);
   if (view.notice) parts.push(view.notice);
-  return pc.dim('· ') + parts.join(pc.dim(' · '));
+  return c.dim('· ') + parts.join(c.dim(' · '));
 }
 
-function renderPatchPreview(patch: string, maxLines = 40): string {
-  const lines = patch.split('\n');
+/** The status without the current step (which the live line shows on a terminal). */
+export function renderStatusChange(view: StatusView, c: Colors = pc): string {
+  return renderStatusLine({ ...view, current: null }, c);
+}
+
+/** An apply_patch body with + green, - red, file headers bold; at most `maxLines` lines. */
+export function renderPatchPreview(patch: string, c: Colors = pc, maxLines = 40): string {
+  const lines = patch.replace(/\n$/, '').split('\n');
   const shown = lines.slice(0, maxLines).map((line) => {
-    if (line.startsWith('***')) return pc.bold(line);
-    if (line.startsWith('+')) return pc.green(line);
-    if (line.startsWith('-')) return pc.red(line);
-    if (line.startsWith('@@')) return pc.cyan(line);
-    return pc.dim(line);
+    if (line.startsWith('***')) return c.bold(line);
+    if (line.startsWith('+')) return c.green(line);
+    if (line.startsWith('-')) return c.red(line);
+    if (line.startsWith('@@')) return c.cyan(line);
+    return c.dim(line);
   });
-  if (lines.length > maxLines) shown.push(pc.dim(`… ${lines.length - maxLines} more lines`));
+  if (lines.length > maxLines) shown.push(c.dim(`… ${lines.length - maxLines} more lines`));
   return indent(shown.join('\n'), '    ');
 }
 
-export function renderApproval(approval: PendingApproval): string {
+/** A pending call, highlighted: what asks and why, the command in full or the patch's preview. */
+export function renderApproval(approval: PendingApproval, c: Colors = pc): string {
   const lines = [
-    `${pc.bold(pc.yellow('approval needed'))} ${approval.summary} ${pc.dim(`(${approval.callId})`)}`,
-    pc.dim(`  ${approval.reason}`),
+    `${c.bold(c.yellow('approval needed'))} ${c.bold(approval.summary)} ${c.dim(`(${approval.callId})`)}`,
+    c.dim(`  ${approval.reason}`),
   ];
-  const args = approval.arguments as { input?: unknown; command?: unknown; workdir?: unknown };
+  const args = (approval.arguments ?? {}) as { input?: unknown; command?: unknown; workdir?: unknown };
   if (approval.tool === 'apply_patch' && typeof args.input === 'string')
-    lines.push(renderPatchPreview(args.input));
+    lines.push(renderPatchPreview(args.input, c));
   if (approval.tool === 'shell' && Array.isArray(args.command)) {
-    const workdir = typeof args.workdir === 'string' ? `  in ${args.workdir}` : '';
-    lines.push(pc.dim(`    argv: ${JSON.stringify(args.command)}${workdir}`));
+    const [first = '', ...rest] = displayCommand(args.command.map(String)).split('\n');
+    lines.push(`    ${c.yellow('$')} ${c.bold(first)}`, ...rest.map((line) => `      ${c.bold(line)}`));
+    if (typeof args.workdir === 'string') lines.push(c.dim(`    in ${args.workdir}`));
   }
   return lines.join('\n');
+}
+
+export const SPINNER_FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'] as const;
+
+export function spinnerFrame(tick: number): string {
+  const n = SPINNER_FRAMES.length;
+  return SPINNER_FRAMES[((tick % n) + n) % n]!;
+}
+
+/** "0s", "42s", "3m 05s", "2h 04m"; negative (a clock behind the server's) counts as 0. */
+export function formatElapsed(ms: number): string {
+  const seconds = Math.max(0, Math.floor(ms / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m ${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(minutes / 60)}h ${String(minutes % 60).padStart(2, '0')}m`;
+}
+
+/**
+ * The live line under the scrollback: spinner, current step, time since it started. Fits in
+ * `width` columns (the step's label is cut with "…"), so that redrawing in place never wraps.
+ */
+export function renderLiveLine(
+  step: Pick<CurrentStep, 'label' | 'since'>,
+  now: number,
+  tick: number,
+  c: Colors = pc,
+  width = 80,
+): string {
+  const since = Date.parse(step.since);
+  const elapsed = Number.isNaN(since) ? '' : formatElapsed(now - since);
+  const room = Math.max(10, width - 1 - 2 - (elapsed ? elapsed.length + 2 : 0));
+  const label = step.label.length <= room ? step.label : `${step.label.slice(0, room - 1)}…`;
+  return `${c.cyan(spinnerFrame(tick))} ${label}${elapsed ? `  ${c.dim(elapsed)}` : ''}`;
 }
