@@ -127,7 +127,7 @@ describe('approvals', () => {
 
 describe('colours', () => {
   const entry: TranscriptEntry = {
-    item: { type: 'function_call_output', call_id: 'c', output: 'x' } as TranscriptEntry['item'],
+    item: { type: 'function_call_output', call_id: 'c', output: 'x' },
     turn: 1,
     display: 'exit 1',
     success: false,
