@@ -42,3 +42,68 @@ export async function runCli(args: string[], options: CliOptions = {}): Promise<
     timedOut: result.timedOut,
   };
 }
+
+export interface RunningCli {
+  /** Everything the command has written to stdout so far. */
+  stdout(): string;
+  /** Resolves once stdout matches `pattern`; rejects if the command ends or `timeoutMs` passes first. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  result: Promise<CliResult>;
+}
+
+/** Like runCli, for a command that runs a while (`ratchet watch`): its output can be awaited as it comes. */
+export function startCli(args: string[], options: CliOptions = {}): RunningCli {
+  const child = execa(process.execPath, [ratchetBin, ...args], {
+    env: options.env,
+    extendEnv: true,
+    input: options.input ?? '',
+    cwd: options.cwd,
+    reject: false,
+    timeout: options.timeoutMs ?? 60_000,
+    stripFinalNewline: false,
+  });
+  let stdout = '';
+  const listeners = new Set<() => void>();
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString('utf8');
+    for (const listener of listeners) listener();
+  });
+  const result = child.then((done) => ({
+    exitCode: done.exitCode ?? -1,
+    stdout,
+    stderr: String(done.stderr),
+    timedOut: done.timedOut,
+  }));
+  return {
+    stdout: () => stdout,
+    result,
+    waitForOutput(pattern, timeoutMs = 30_000) {
+      return new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (!pattern.test(stdout)) return;
+          cleanup();
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`no ${pattern} in the output within ${timeoutMs} ms:\n${stdout}`));
+        }, timeoutMs);
+        const cleanup = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+        };
+        void result.then((done) => {
+          if (!listeners.has(check)) return;
+          cleanup();
+          reject(
+            new Error(
+              `the command ended (exit ${done.exitCode}) before ${pattern}:\n${stdout}\n${done.stderr}`,
+            ),
+          );
+        });
+        listeners.add(check);
+        check();
+      });
+    },
+  };
+}

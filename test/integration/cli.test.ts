@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SessionSummary } from '../../src/client.js';
 import type { SessionResult, StatusView } from '../../src/shared/session-api.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, startCli } from '../helpers/cli.js';
 import type { CliResult } from '../helpers/cli.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';
@@ -58,26 +58,31 @@ async function tempRepo(files: Record<string, string> = { 'README.md': '# x\n' }
   return repo;
 }
 
-/** The command with the suite's server, this file's task queue (or `taskQueue`) and the current scripted model. */
-function ratchet(
-  args: string[],
-  options: { taskQueue?: string; env?: Record<string, string | undefined> } = {},
-): Promise<CliResult> {
-  return runCli(args, {
-    env: {
-      TEMPORAL_ADDRESS: harness.address,
-      TEMPORAL_NAMESPACE: undefined,
-      TEMPORAL_PROFILE: undefined,
-      TEMPORAL_API_KEY: undefined,
-      RATCHET_TASK_QUEUE: options.taskQueue ?? harness.taskQueue,
-      OPENAI_BASE_URL: harness.model.baseUrl,
-      OPENAI_API_KEY: 'test',
-      RATCHET_HOME: home,
-      RATCHET_DEBUG: undefined,
-      NO_COLOR: '1',
-      ...options.env,
-    },
-  });
+interface RatchetOptions {
+  taskQueue?: string;
+  env?: Record<string, string | undefined>;
+}
+
+/** The environment for the suite's server, this file's task queue (or `taskQueue`) and the current scripted model. */
+function cliEnv(options: RatchetOptions): Record<string, string | undefined> {
+  return {
+    TEMPORAL_ADDRESS: harness.address,
+    TEMPORAL_NAMESPACE: undefined,
+    TEMPORAL_PROFILE: undefined,
+    TEMPORAL_API_KEY: undefined,
+    RATCHET_TASK_QUEUE: options.taskQueue ?? harness.taskQueue,
+    OPENAI_BASE_URL: harness.model.baseUrl,
+    OPENAI_API_KEY: 'test',
+    RATCHET_HOME: home,
+    RATCHET_DEBUG: undefined,
+    NO_COLOR: '1',
+    ...options.env,
+  };
+}
+
+/** The command, run to its end with `cliEnv`. */
+function ratchet(args: string[], options: RatchetOptions = {}): Promise<CliResult> {
+  return runCli(args, { env: cliEnv(options) });
 }
 
 function linesOf(text: string): string[] {
@@ -310,6 +315,75 @@ describe('a detached session decided from the command line', () => {
     });
     const outputs = outputsOf(model.requests.at(-1)!.body as RequestBody);
     expect(outputs[0]).toContain('The user denied this shell call: not a, please');
+    model.assertDone();
+  });
+});
+
+describe('ratchet watch', () => {
+  it('follows a session through a patch approval: plain text on a pipe, and JSON lines', async () => {
+    const repo = await tempRepo({ 'src/greet.js': GREET });
+    const { model } = harness;
+    model.call('apply_patch', { input: PATCH }).reply('greet now says Hi.');
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'Make greet say Hi', workspace: repo.dir });
+      const id = handle.workflowId;
+      // Colours are allowed, and CI is set (picocolors alone would colour then): a pipe still gets none.
+      const env = cliEnv({ env: { NO_COLOR: undefined, FORCE_COLOR: undefined, CI: 'true' } });
+      const text = startCli(['watch', id], { env });
+      const json = startCli(['watch', id, '--json'], { env });
+      await text.waitForOutput(/decide with: ratchet approve/);
+      await json.waitForOutput(/"type":"approval"/);
+      const pending = (await harness.ratchet.status(id)).pendingApprovals;
+      expect(pending).toHaveLength(1);
+      const callId = pending[0]!.callId;
+      await harness.ratchet.decide(id, 'approve', { callId, by: 'test' });
+      const [plain, lines] = await Promise.all([text.result, json.result]);
+
+      expectSuccess(plain);
+      expect(plain.stderr).toBe('');
+      expect(plain.stdout).not.toContain('\x1b');
+      expect(plain.stdout).not.toContain('\r');
+      const out = linesOf(plain.stdout);
+      const approvalAt = out.indexOf(`approval needed apply_patch · src/greet.js (${callId})`);
+      expect(approvalAt, plain.stdout).toBeGreaterThan(0);
+      expect(out.slice(approvalAt + 2, approvalAt + 10)).toEqual([
+        '    *** Begin Patch',
+        '    *** Update File: src/greet.js',
+        '    @@ export function greet(name) {',
+        "    -  return 'Hello ' + name;",
+        "    +  return 'Hi ' + name;",
+        '     }',
+        '    *** End Patch',
+        `  decide with: ratchet approve ${id} ${callId}   (or deny, or the Web UI)`,
+      ]);
+      expect(out).toContain('▸ apply_patch · src/greet.js');
+      expect(out.some((line) => line.startsWith('✓ '))).toBe(true);
+      expect(out).toContain('ratchet greet now says Hi.');
+      expect(out).toContain('· awaiting approval · turn 1 · approval · apply_patch · src/greet.js');
+      expect(out.at(-1)).toBe('· completed · turn 2');
+
+      expectSuccess(lines);
+      expect(lines.stderr).toBe('');
+      expect(lines.stdout).not.toContain('\x1b');
+      const events = linesOf(lines.stdout).map((line) => JSON.parse(line) as JsonLine);
+      expect(new Set(events.map((event) => event.type))).toEqual(new Set(['entry', 'status', 'approval']));
+      expect(events.every((event) => event.sessionId === id)).toBe(true);
+      const entries = events.filter((event) => event.type === 'entry');
+      expect(entries.map((event) => event.index)).toEqual(entries.map((_, i) => i));
+      const approvals = events.filter((event) => event.type === 'approval');
+      expect(approvals).toHaveLength(1);
+      expect(approvals[0]!.approval).toMatchObject({
+        callId,
+        tool: 'apply_patch',
+        summary: 'apply_patch · src/greet.js',
+        arguments: { input: PATCH },
+      });
+      const statuses = events.filter((event) => event.type === 'status');
+      expect(statuses.map((event) => event.status)).toContain('awaiting_approval');
+      expect(statuses.at(-1)).toMatchObject({ status: 'completed', lastMessage: 'greet now says Hi.' });
+      expect(events.at(-1)!.type).toBe('status');
+    });
     model.assertDone();
   });
 });
