@@ -40,15 +40,14 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
+    // The listener goes when the sleep ends, or polling every 400 ms piles them up on the signal.
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 }
 
@@ -179,8 +178,8 @@ async function follow(
       }
     }
 
-    // What changed enough for a line: on a terminal the live line shows the current step, so only
-    // the status (and notice) make a permanent line; on a pipe every step does.
+    // What changed enough for a line: on a terminal the live line shows the current step and turn,
+    // so only the status (and notice) make a permanent line; on a pipe every step does.
     const key = options.json
       ? JSON.stringify({
           status: view.status,
@@ -189,11 +188,11 @@ async function follow(
           notice: view.notice,
         })
       : live
-        ? renderStatusChange(view, pc)
+        ? JSON.stringify({ status: view.status, notice: view.notice })
         : renderStatusLine(view, pc);
     if (key !== lastLine) {
       if (options.json) emit({ type: 'status', sessionId, ...view });
-      else print(key);
+      else print(live ? renderStatusChange(view, pc) : key);
       lastLine = key;
     }
 
