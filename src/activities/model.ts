@@ -1,5 +1,6 @@
 /**
- * The model activity: one streamed Responses API call. It rebuilds the request from the
+ * The model activity: one streamed Responses API call (or a Chat Completions call when the
+ * endpoint's `api` is "chat", see chat-completions.ts). It rebuilds the request from the
  * transcript reference, heartbeats while the stream runs (a dead worker is noticed within the
  * heartbeat timeout), abandons a stream that sends nothing for the idle timeout (then Temporal
  * retries), and classifies errors at this edge.
