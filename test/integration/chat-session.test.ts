@@ -179,4 +179,35 @@ describe('a session with api = "chat"', () => {
     expect(model.requests).toHaveLength(1);
     model.assertDone();
   });
+
+  it('compacts locally through chat when the model says the request is too long', async () => {
+    const repo = await tempRepo({ 'notes.txt': 'remember the milk\n' });
+    const { model } = harness;
+    model
+      .call('read_file', { file_path: 'notes.txt' }, 'call_notes')
+      .enqueue({ kind: 'error', status: 400, code: 'context_length_exceeded' })
+      .reply('SUMMARY: notes.txt says to remember the milk.')
+      .reply('Fits now.');
+    const { worker } = await chatWorker();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Read the notes',
+        workspace: repo.dir,
+        approvalPolicy: 'never',
+      });
+      return (await handle.result()) as SessionResult;
+    });
+    expect(result).toMatchObject({ finalMessage: 'Fits now.', compactions: 1, turns: 2 });
+    // No responses.compact: the summary is a non-streamed chat completion that may call no tool.
+    expect(model.requests.map((r) => r.path)).toEqual(Array(4).fill('/v1/chat/completions'));
+    const summary = model.requests[2]!.body as ChatBody & { tool_choice: string };
+    expect(summary.stream).toBeUndefined();
+    expect(summary.tool_choice).toBe('none');
+    // After compaction: the task and the summary as user messages, no tool call or result.
+    const last = bodyOf(model.requests[3]!).messages;
+    expect(last.at(-1)).toMatchObject({ role: 'user' });
+    expect(last.at(-1)!.content).toContain('remember the milk');
+    expect(last.some((m) => m.role === 'tool' || m.tool_calls)).toBe(false);
+    model.assertDone();
+  });
 });
