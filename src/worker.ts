@@ -116,9 +116,11 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
   }
   const taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
   const toolQueue = workerTaskQueue(taskQueue, options.workerId ?? workerIdFromEnv());
+  const endpoint = options.endpoint ?? endpointFromEnv();
   const activities = {
     ...createActivities({
-      openai: openaiClientFactory(options.endpoint ?? endpointFromEnv()),
+      openai: openaiClientFactory(endpoint),
+      api: endpoint.api,
       transcript,
       commandEnv: commandEnvironment(process.env),
       allowedRoots: options.allowedRoots ?? allowedRootsFromEnv(),

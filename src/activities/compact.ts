@@ -2,7 +2,8 @@
  * The compaction activity: replaces a long transcript with a short one that keeps the session's
  * fixed context, the user's own messages and a summary of the rest. Remote compaction uses the
  * endpoint's `responses.compact`; local compaction asks the model for a handover summary (the
- * fallback for endpoints without it).
+ * fallback for endpoints without it, and the only way with `api = "chat"`, whose summary call
+ * goes through Chat Completions).
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
@@ -11,14 +12,62 @@ import type { TranscriptItem } from '../shared/items.js';
 import { messageText, userMessage } from '../shared/items.js';
 import { BASE_INSTRUCTIONS, COMPACTION_PROMPT, SUMMARY_PREFIX } from '../shared/prompt.js';
 import type { Usage } from '../shared/session-config.js';
+import { chatMessages, chatTools, chatUsageOf } from './chat-completions.js';
 import { keepHeartbeating } from './heartbeat.js';
 import { classifyModelError } from './model-errors.js';
 import { requestItems, toolDefinitions, usageOf } from './model-request.js';
+import type { ModelApi } from './openai-client.js';
 import type { TranscriptSource } from './transcript-source.js';
 
 export interface CompactDeps {
   openai: () => OpenAI;
   transcript: TranscriptSource;
+  /** Which API the endpoint speaks; Chat Completions has no remote compaction. */
+  api?: ModelApi;
+}
+
+interface Summary {
+  text: string;
+  usage: Usage;
+}
+
+/** One non-streamed summary request, through the endpoint's API; no tool may be called. */
+async function requestSummary(
+  client: OpenAI,
+  api: ModelApi,
+  input: CompactInput,
+  items: readonly TranscriptItem[],
+  signal: AbortSignal,
+): Promise<Summary> {
+  if (api === 'chat') {
+    const completion = await client.chat.completions.create(
+      {
+        model: input.model.name,
+        messages: chatMessages(items),
+        tools: chatTools(),
+        tool_choice: 'none',
+      },
+      { signal },
+    );
+    return {
+      text: (completion.choices[0]?.message.content ?? '').trim(),
+      usage: chatUsageOf(completion.usage),
+    };
+  }
+  const response = await client.responses.create(
+    {
+      model: input.model.name,
+      instructions: BASE_INSTRUCTIONS,
+      input: requestItems(items),
+      // The same tools as every request keep the cached prefix; none may be called.
+      tools: toolDefinitions(),
+      tool_choice: 'none',
+      store: false,
+      prompt_cache_key: input.sessionId,
+    },
+    { signal },
+  );
+  return { text: response.output_text.trim(), usage: usageOf(response.usage) };
 }
 
 /** Characters of the user's own messages kept verbatim by local compaction (beyond the task). */
@@ -83,8 +132,15 @@ export function createCompactActivity(deps: CompactDeps) {
     try {
       const entries = await deps.transcript.entries(input, input.upTo);
       const items = entries.map((entry) => entry.item);
+      const api = deps.api ?? 'responses';
+      if (api === 'chat' && input.model.compaction === 'remote') {
+        throw ApplicationFailure.nonRetryable(
+          'remote compaction needs the Responses API; with api = "chat" the session compacts locally (compaction "auto" or "local")',
+          'CompactionUnsupported',
+        );
+      }
 
-      if (input.model.compaction !== 'local') {
+      if (api === 'responses' && input.model.compaction !== 'local') {
         try {
           const response = await client.responses.compact(
             {
@@ -113,21 +169,15 @@ export function createCompactActivity(deps: CompactDeps) {
       let summary = '';
       for (let attempt = 0; ; attempt++) {
         try {
-          const response = await client.responses.create(
-            {
-              model: input.model.name,
-              instructions: BASE_INSTRUCTIONS,
-              input: requestItems([...fixed, ...history, userMessage(COMPACTION_PROMPT)]),
-              // The same tools as every request keep the cached prefix; none may be called.
-              tools: toolDefinitions(),
-              tool_choice: 'none',
-              store: false,
-              prompt_cache_key: input.sessionId,
-            },
-            { signal },
+          const result = await requestSummary(
+            client,
+            api,
+            input,
+            [...fixed, ...history, userMessage(COMPACTION_PROMPT)],
+            signal,
           );
-          summary = response.output_text.trim();
-          usage = usageOf(response.usage);
+          summary = result.text;
+          usage = result.usage;
           break;
         } catch (err) {
           if (signal.aborted) throw signal.reason;

@@ -5,6 +5,7 @@
 import type OpenAI from 'openai';
 import { createCompactActivity } from './compact.js';
 import { createModelActivity } from './model.js';
+import type { ModelApi } from './openai-client.js';
 import { createToolActivities } from './tool-activities.js';
 import type { SandboxInfo } from './tools/sandbox.js';
 import type { TranscriptSource } from './transcript-source.js';
@@ -12,6 +13,8 @@ import { createWorkspaceActivities } from './workspace.js';
 
 export interface ActivityDeps {
   openai: () => OpenAI;
+  /** Which API the model endpoint speaks (default: the Responses API). */
+  api?: ModelApi;
   transcript: TranscriptSource;
   commandEnv: Record<string, string>;
   allowedRoots: readonly string[];
@@ -27,8 +30,9 @@ export function createActivities(deps: ActivityDeps) {
       openai: deps.openai,
       transcript: deps.transcript,
       streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
+      api: deps.api,
     }),
-    compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript }),
+    compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript, api: deps.api }),
     ...createWorkspaceActivities({
       allowedRoots: deps.allowedRoots,
       sandbox: deps.sandbox,

@@ -114,7 +114,7 @@ export function classifyModelError(err: unknown, endpoint: string): ApplicationF
     if (status === 404) {
       return fatal(
         `the model endpoint ${endpoint} answered 404 (${detail}): check the model name (RATCHET_MODEL) and that ` +
-          'the endpoint serves the Responses API',
+          'the endpoint serves the API it is configured for (api = "chat" for an endpoint with only Chat Completions)',
         'ModelNotFound',
         err,
       );

@@ -1,5 +1,6 @@
 /**
- * The model activity: one streamed Responses API call. It rebuilds the request from the
+ * The model activity: one streamed Responses API call (or a Chat Completions call when the
+ * endpoint's `api` is "chat", see chat-completions.ts). It rebuilds the request from the
  * transcript reference, heartbeats while the stream runs (a dead worker is noticed within the
  * heartbeat timeout), abandons a stream that sends nothing for the idle timeout (then Temporal
  * retries), and classifies errors at this edge.
@@ -7,9 +8,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
 import type { ModelCallInput, ModelReply } from '../shared/activity-types.js';
+import { buildChatRequest, streamChatCompletion } from './chat-completions.js';
 import { keepHeartbeating } from './heartbeat.js';
 import { classifyModelError } from './model-errors.js';
 import { buildRequest, outputItems, usageOf } from './model-request.js';
+import type { ModelApi } from './openai-client.js';
 import type { TranscriptSource } from './transcript-source.js';
 
 export interface ModelDeps {
@@ -18,6 +21,8 @@ export interface ModelDeps {
   transcript: TranscriptSource;
   /** Stream idle timeout (ms) unless the session sets one. */
   streamIdleTimeoutMs: number;
+  /** Which API the endpoint speaks (default: the Responses API); see chat-completions.ts. */
+  api?: ModelApi;
 }
 
 class StreamIdle extends Error {
@@ -26,6 +31,25 @@ class StreamIdle extends Error {
 
 function estimateTokens(text: string): number {
   return Math.ceil(text.length / 4);
+}
+
+/** Counts the reply's tokens in the worker's metrics and refuses a reply with nothing to act on. */
+function finishReply(context: Context, modelName: string, reply: ModelReply): ModelReply {
+  const { usage, output } = reply;
+  // The worker's runtime exports it (Prometheus when configured).
+  const tokenCounter = context.metricMeter.createCounter(
+    'ratchet_model_tokens',
+    'tokens',
+    'Model tokens by kind',
+  );
+  const tags = { model: modelName };
+  tokenCounter.add(usage.inputTokens, { ...tags, kind: 'input' });
+  tokenCounter.add(usage.cachedInputTokens, { ...tags, kind: 'cached_input' });
+  tokenCounter.add(usage.outputTokens, { ...tags, kind: 'output' });
+  if (!output.some((item) => item.type === 'message' || item.type === 'function_call')) {
+    throw ApplicationFailure.retryable('the model returned an empty response', 'ModelEmptyResponse');
+  }
+  return reply;
 }
 
 export function createModelActivity(deps: ModelDeps) {
@@ -59,6 +83,22 @@ export function createModelActivity(deps: ModelDeps) {
     let streaming = false;
     try {
       const entries = await deps.transcript.entries(input, input.upTo);
+      if (deps.api === 'chat') {
+        const request = buildChatRequest(
+          input.model,
+          entries.map((entry) => entry.item),
+        );
+        lastEventAt = Date.now();
+        const reply = await streamChatCompletion(client, request, abort.signal, {
+          opened: () => (streaming = true),
+          chunk: (text) => {
+            lastEventAt = Date.now();
+            events += 1;
+            tokens += estimateTokens(text);
+          },
+        });
+        return finishReply(context, input.model.name, reply);
+      }
       const request = buildRequest(
         input.model,
         input.sessionId,
@@ -125,21 +165,10 @@ export function createModelActivity(deps: ModelDeps) {
         'ModelStreamCut',
       );
     }
-    const usage = usageOf(completed.usage);
-    // The worker's runtime exports it (Prometheus when configured).
-    const tokenCounter = context.metricMeter.createCounter(
-      'ratchet_model_tokens',
-      'tokens',
-      'Model tokens by kind',
-    );
-    const tags = { model: input.model.name };
-    tokenCounter.add(usage.inputTokens, { ...tags, kind: 'input' });
-    tokenCounter.add(usage.cachedInputTokens, { ...tags, kind: 'cached_input' });
-    tokenCounter.add(usage.outputTokens, { ...tags, kind: 'output' });
-    const output = outputItems(completed.output);
-    if (!output.some((item) => item.type === 'message' || item.type === 'function_call')) {
-      throw ApplicationFailure.retryable('the model returned an empty response', 'ModelEmptyResponse');
-    }
-    return { output, usage, responseId: completed.id ?? null };
+    return finishReply(context, input.model.name, {
+      output: outputItems(completed.output),
+      usage: usageOf(completed.usage),
+      responseId: completed.id ?? null,
+    });
   };
 }

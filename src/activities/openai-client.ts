@@ -1,16 +1,31 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import OpenAI from 'openai';
 
+export const modelApis = ['responses', 'chat'] as const;
+export type ModelApi = (typeof modelApis)[number];
+
 export interface ModelEndpoint {
   apiKey?: string;
   baseURL?: string;
   /** Which API the endpoint speaks: the Responses API (default) or Chat Completions. */
-  api?: 'responses' | 'chat';
+  api?: ModelApi;
 }
 
-/** The endpoint from the worker's environment: OPENAI_API_KEY, OPENAI_BASE_URL. */
+function isModelApi(value: string): value is ModelApi {
+  return (modelApis as readonly string[]).includes(value);
+}
+
+/** The endpoint from the worker's environment: OPENAI_API_KEY, OPENAI_BASE_URL, RATCHET_API. */
 export function endpointFromEnv(env: NodeJS.ProcessEnv = process.env): ModelEndpoint {
-  return { apiKey: env.OPENAI_API_KEY || undefined, baseURL: env.OPENAI_BASE_URL || undefined };
+  const api = env.RATCHET_API?.trim() || undefined;
+  if (api !== undefined && !isModelApi(api)) {
+    throw new Error(`RATCHET_API: expected "responses" or "chat", got ${JSON.stringify(api)}`);
+  }
+  return {
+    apiKey: env.OPENAI_API_KEY || undefined,
+    baseURL: env.OPENAI_BASE_URL || undefined,
+    ...(api ? { api } : {}),
+  };
 }
 
 /**

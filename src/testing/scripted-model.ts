@@ -9,14 +9,22 @@
  * cut mid-way, a body that does not parse, an empty response. A request the script has no answer
  * for gets a 500 and is remembered, so that `assertDone()` fails the test loudly.
  *
+ * `/v1/chat/completions` answers from the same queue of steps in the Chat Completions format
+ * (scripted-chat.ts), so whole sessions can run with `api = "chat"`.
+ *
  * Request numbers are 1-based and count every request the server receives, in arrival order
- * (`/v1/responses`, `/v1/responses/compact`, and requests to unknown paths alike):
+ * (`/v1/responses`, `/v1/responses/compact`, `/v1/chat/completions`, and requests to unknown
+ * paths alike):
  * `requests[n - 1].index === n`.
  */
 import { Buffer } from 'node:buffer';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { chatCompletionPlan } from './scripted-chat.js';
+import { chunks, estimateInputTokens, nowSeconds, tokensOf } from './scripted-text.js';
+
+export { estimateInputTokens };
 import type {
   Response as ApiResponse,
   ResponseContentPartAddedEvent,
@@ -171,15 +179,6 @@ export interface ScriptedModelOptions {
   port?: number;
 }
 
-/**
- * The input-token estimate used when a step does not script `inputTokens`: bytes of
- * `JSON.stringify(input)` / 4, rounded. It grows with the transcript, so token-based compaction
- * can be exercised.
- */
-export function estimateInputTokens(input: unknown): number {
-  return Math.round(Buffer.byteLength(JSON.stringify(input ?? '')) / 4);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Wire shapes
 
@@ -205,11 +204,23 @@ type StreamEvent =
       | ResponseReasoningSummaryTextDoneEvent
     >;
 
-/** A reply worked out in full before anything is sent: the final response and its event stream. */
-interface Plan {
-  response: WireResponse;
-  events: StreamEvent[];
+/**
+ * A reply worked out in full before anything is sent: the final response (for a JSON request) and
+ * its server-sent events, serialised. A cut stream sends fewer than `cutLimit` events, so the
+ * event that completes the reply is never among them.
+ */
+export interface Plan {
+  response: unknown;
+  events: string[];
+  cutLimit: number;
 }
+
+/** Builds a reply's plan from a request body, the scripted output and usage. */
+type Planner = (
+  body: RequestBody,
+  output: readonly ScriptedOutput[],
+  usage: ScriptedUsage | undefined,
+) => Plan;
 
 interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -240,24 +251,6 @@ const DEFAULT_CUT_OUTPUT: ScriptedOutput[] = [
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000);
-}
-
-function tokensOf(text: string): number {
-  return Math.ceil(text.length / 4);
-}
-
-/** Up to three pieces, split on code points so no surrogate pair is broken. */
-function chunks(text: string): string[] {
-  const chars = Array.from(text);
-  if (chars.length === 0) return [];
-  const size = Math.max(1, Math.ceil(chars.length / 3));
-  const pieces: string[] = [];
-  for (let i = 0; i < chars.length; i += size) pieces.push(chars.slice(i, i + size).join(''));
-  return pieces;
 }
 
 /** Resolves true after `ms`, or false as soon as `signal` aborts. */
@@ -425,7 +418,7 @@ export class ScriptedModel {
     return model;
   }
 
-  /** Queues steps for `/v1/responses`, answered in order. */
+  /** Queues steps for `/v1/responses` and `/v1/chat/completions`, answered in order. */
   enqueue(...steps: ScriptStep[]): this {
     this.queue.push(...steps);
     return this;
@@ -586,7 +579,8 @@ export class ScriptedModel {
     this.notifyWaiters();
 
     const exchange: Exchange = { res, signal: aborter.signal, record, requestId: `req_${record.index}` };
-    const known = path === '/v1/responses' || path === '/v1/responses/compact';
+    const known =
+      path === '/v1/responses' || path === '/v1/responses/compact' || path === '/v1/chat/completions';
     if (
       record.method !== 'POST' ||
       !known ||
@@ -613,7 +607,8 @@ export class ScriptedModel {
       });
       return;
     }
-    if (path === '/v1/responses') await this.answerResponse(exchange, body);
+    if (path === '/v1/responses') await this.answerStep(exchange, body, this.responsesPlan);
+    else if (path === '/v1/chat/completions') await this.answerStep(exchange, body, this.chatPlan);
     else await this.answerCompaction(exchange, body);
   }
 
@@ -642,7 +637,7 @@ export class ScriptedModel {
     }
   }
 
-  private async answerResponse(exchange: Exchange, body: RequestBody): Promise<void> {
+  private async answerStep(exchange: Exchange, body: RequestBody, plan: Planner): Promise<void> {
     const { record, signal } = exchange;
     const stream = body.stream === true;
     const step = this.nextStep(exchange);
@@ -666,21 +661,16 @@ export class ScriptedModel {
         exchange.res.end(GARBAGE);
         return;
       case 'reply':
-        await this.sendPlan(exchange, this.plan(body, step.output, step.usage), stream, step.chunkDelayMs);
+        await this.sendPlan(exchange, plan(body, step.output, step.usage), stream, step.chunkDelayMs);
         return;
       case 'empty':
-        await this.sendPlan(exchange, this.plan(body, [], step.usage), stream, step.chunkDelayMs);
+        await this.sendPlan(exchange, plan(body, [], step.usage), stream, step.chunkDelayMs);
         return;
       case 'cut':
-        await this.sendCut(
-          exchange,
-          this.plan(body, step.output ?? DEFAULT_CUT_OUTPUT, undefined),
-          stream,
-          step,
-        );
+        await this.sendCut(exchange, plan(body, step.output ?? DEFAULT_CUT_OUTPUT, undefined), stream, step);
         return;
       case 'hang':
-        await this.sendHang(exchange, this.plan(body, step.output ?? [], step.usage), stream, step);
+        await this.sendHang(exchange, plan(body, step.output ?? [], step.usage), stream, step);
         return;
     }
   }
@@ -778,20 +768,17 @@ export class ScriptedModel {
     return true;
   }
 
-  /** Sends `events[from, to)`; each event's sequence number is its place in the full stream. */
+  /** Sends `events[from, to)`. */
   private async sendEvents(
     exchange: Exchange,
-    events: readonly StreamEvent[],
+    events: readonly string[],
     from: number,
     to: number,
     chunkDelayMs: number | undefined,
   ): Promise<boolean> {
     for (let i = from; i < to; i++) {
       if (i > 0 && chunkDelayMs && !(await sleep(chunkDelayMs, exchange.signal))) return false;
-      const event = events[i]!;
-      const data = JSON.stringify({ ...event, sequence_number: i });
-      if (!(await writeChunk(exchange.res, `event: ${event.type}\ndata: ${data}\n\n`, exchange.signal)))
-        return false;
+      if (!(await writeChunk(exchange.res, events[i]!, exchange.signal))) return false;
     }
     return true;
   }
@@ -821,7 +808,7 @@ export class ScriptedModel {
       return;
     }
     if (!this.startStream(exchange)) return;
-    const count = Math.max(0, Math.min(step.afterEvents ?? DEFAULT_CUT_EVENTS, plan.events.length - 1));
+    const count = Math.max(0, Math.min(step.afterEvents ?? DEFAULT_CUT_EVENTS, plan.cutLimit));
     await this.sendEvents(exchange, plan.events, 0, count, step.chunkDelayMs);
     res.destroy();
   }
@@ -868,13 +855,16 @@ export class ScriptedModel {
   // -------------------------------------------------------------------------------------------
   // Building replies
 
+  private readonly chatPlan: Planner = (body, output, usage) =>
+    chatCompletionPlan(body, output, usage, (prefix) => this.id(prefix));
+
   private id(prefix: string): string {
     const n = (this.counters.get(prefix) ?? 0) + 1;
     this.counters.set(prefix, n);
     return `${prefix}_${n}`;
   }
 
-  private plan(body: RequestBody, output: readonly ScriptedOutput[], usage: ScriptedUsage | undefined): Plan {
+  private readonly responsesPlan: Planner = (body, output, usage) => {
     const base: WireResponse = {
       id: this.id('resp'),
       object: 'response',
@@ -1060,6 +1050,13 @@ export class ScriptedModel {
       },
     };
     events.push({ type: 'response.completed', response });
-    return { response, events };
-  }
+    return {
+      response,
+      // Each event's sequence number is its place in the full stream.
+      events: events.map(
+        (event, i) => `event: ${event.type}\ndata: ${JSON.stringify({ ...event, sequence_number: i })}\n\n`,
+      ),
+      cutLimit: events.length - 1,
+    };
+  };
 }
