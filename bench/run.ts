@@ -48,7 +48,11 @@ const log = (message: string) => {
   process.stderr.write(`[${((Date.now() - began) / 1000).toFixed(1).padStart(6)} s] ${message}\n`);
 };
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
+// The baseline's large payloads make the SDK's native side warn on every turn; keep the output readable.
+Runtime.install({
+  logger: new DefaultLogger('WARN'),
+  telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
+});
 const env = await BenchEnv.start(log);
 const results: BenchResults = {
   startedAt: new Date(began).toISOString(),

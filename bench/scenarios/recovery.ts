@@ -55,6 +55,18 @@ export async function recovery(
         nextTurn.push((next.receivedAt - killedAt) / 1000);
         const result = (await env.client.workflow.getHandle(sessionId).result()) as SessionResult;
         if (result.turns !== 3) throw new Error(`recovery session ran ${result.turns} turns`);
+        const history = await env.client.workflow.getHandle(sessionId).fetchHistory();
+        const startedAgain = history.events?.find(
+          (e) => (e.activityTaskStartedEventAttributes?.attempt ?? 0) > 1,
+        );
+        if (startedAgain?.eventTime) {
+          const at =
+            Number(startedAgain.eventTime.seconds) * 1000 + (startedAgain.eventTime.nanos ?? 0) / 1e6;
+          options.log(
+            `  attempt ${startedAgain.activityTaskStartedEventAttributes?.attempt} started ${round((at - killedAt) / 1000, 2)} s after the kill; ` +
+              `last failure: ${startedAgain.activityTaskStartedEventAttributes?.lastFailure?.message ?? '?'}`,
+          );
+        }
         options.log(
           `recovery run ${run + 1}/${options.runs}: retried after ${round(retried.at(-1)!, 1)} s, next turn after ${round(nextTurn.at(-1)!, 1)} s`,
         );
@@ -68,7 +80,8 @@ export async function recovery(
       timeouts: {
         modelHeartbeatTimeout: `${limitsSchema.parse({}).modelHeartbeatTimeoutMs / 1000} s (session limit modelHeartbeatTimeoutMs)`,
         modelRetryInitialInterval: '1 s (src/workflows/activities.ts)',
-        stickyQueueScheduleToStartTimeout: '3 s (src/worker.ts)',
+        stickyQueueScheduleToStartTimeout:
+          '3 s (src/worker.ts; the new worker’s transcript query waits on the dead worker’s sticky queue that long)',
       },
     };
   });

@@ -107,7 +107,7 @@ export function createToolActivities(deps: ToolDeps) {
           signal: activity.cancellationSignal,
           heartbeat: (progress) => {
             details = { tool: name, ...progress };
-            activity.heartbeat(details);
+            if (!activity.info.isLocal) activity.heartbeat(details);
           },
         };
         return await run(parsed.data, context, input);

@@ -47,8 +47,14 @@ export const limitsSchema = z
       .int()
       .positive()
       .default(1024 * 1024),
-    /** A model call whose worker stops heartbeating for this long is retried elsewhere. */
-    modelHeartbeatTimeoutMs: z.number().int().positive().default(10_000),
+    /**
+     * A model call whose worker stops heartbeating for this long is retried elsewhere. Recovery
+     * from a dead worker takes about this + the 1 s retry interval + the worker's 3 s sticky-queue
+     * timeout (the new worker's transcript query waits on the dead worker's queue that long):
+     * ~8 s (docs/PERFORMANCE.md). The activity heartbeats on a timer every third of it; a
+     * needless retry only repeats a model call, which is safe.
+     */
+    modelHeartbeatTimeoutMs: z.number().int().positive().default(3_000),
     /** A streamed model response that sends nothing for this long is abandoned and retried. */
     modelStreamIdleTimeoutMs: z.number().int().positive().default(120_000),
     /** Attempts for one model call before the session stops and waits (non-retryable errors stop at once). */

@@ -8,7 +8,9 @@ import {
   ActivityCancellationType,
   ApplicationFailure,
   TimeoutFailure,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { ModelCallInput, ToolCallInput } from '../shared/activity-types.js';
@@ -63,6 +65,9 @@ export function toolFailureOutput(call: ToolCall, err: ActivityFailure): string 
   return `The ${call.tool} call failed: ${detail}`;
 }
 
+/** Tools cheap and bounded enough to run as local activities (grep may walk a large tree). */
+const LOCAL_READS = new Set<string>(['read_file', 'list_dir']);
+
 export function createSessionActivities(limits: SessionLimits) {
   const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
   const model = proxyActivities<Activities>({
@@ -86,6 +91,13 @@ export function createSessionActivities(limits: SessionLimits) {
     retry: { initialInterval: '1s', maximumAttempts: 3 },
   };
   const tools = proxyActivities<Activities>(toolBase);
+  // Cheap reads run as local activities: in the workflow task that asked for them, without a
+  // round trip through the server's task queues (docs/PERFORMANCE.md). Only with inline
+  // arguments: fetching them would query this workflow while its task is still open.
+  const localReads = proxyLocalActivities<Activities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1s', maximumAttempts: 3 },
+  });
 
   function toolOptions(call: ToolCall): ActivityOptions {
     const options: ActivityOptions = { summary: call.summary };
@@ -111,6 +123,14 @@ export function createSessionActivities(limits: SessionLimits) {
     workspaceChanges: (input: Parameters<Activities['workspaceChanges']>[0]) =>
       workspace.workspaceChanges.executeWithOptions({ summary: 'workspace · changed files' }, [input]),
     runTool(call: ToolCall, input: ToolCallInput): Promise<ToolOutcome> {
+      if (
+        LOCAL_READS.has(call.tool) &&
+        input.arguments !== undefined &&
+        // Sessions recorded before reads ran locally replay with regular activities.
+        patched('local-reads')
+      ) {
+        return localReads[call.tool].executeWithOptions({ summary: call.summary }, [input]);
+      }
       return tools[call.tool].executeWithOptions(toolOptions(call), [input]);
     },
   };
