@@ -24,6 +24,14 @@ class StreamIdle extends Error {
   override name = 'StreamIdle';
 }
 
+function isUnknownPreviousResponse(err: unknown): boolean {
+  return (
+    err instanceof OpenAI.APIError &&
+    err.status === 400 &&
+    (err.code === 'previous_response_not_found' || err.param === 'previous_response_id')
+  );
+}
+
 function estimateTokens(text: string): number {
   return Math.ceil(text.length / 4);
 }
@@ -59,13 +67,39 @@ export function createModelActivity(deps: ModelDeps) {
     let streaming = false;
     try {
       const entries = await deps.transcript.entries(input, input.upTo);
-      const request = buildRequest(
-        input.model,
-        input.sessionId,
-        entries.map((entry) => entry.item),
-      );
+      const items = entries.map((entry) => entry.item);
+      const send = (previous: { id: string; upTo: number } | undefined) => {
+        const request = buildRequest(
+          input.model,
+          input.sessionId,
+          previous ? items.slice(previous.upTo) : items,
+        );
+        return client.responses.create(
+          { ...request, ...(previous ? { previous_response_id: previous.id } : {}), stream: true },
+          { signal: abort.signal },
+        );
+      };
+      const previous =
+        input.previousResponse && input.previousResponse.upTo <= items.length
+          ? input.previousResponse
+          : undefined;
       lastEventAt = Date.now();
-      const stream = await client.responses.create({ ...request, stream: true }, { signal: abort.signal });
+      let stream: Awaited<ReturnType<typeof send>>;
+      try {
+        stream = await send(previous);
+      } catch (err) {
+        // The provider no longer holds the response (expired, deleted, another project): send
+        // the whole conversation instead.
+        if (!previous || !isUnknownPreviousResponse(err)) throw err;
+        Context.current().log.warn(
+          'the provider does not know the previous response; sending the whole input',
+          {
+            previousResponseId: previous.id,
+          },
+        );
+        lastEventAt = Date.now();
+        stream = await send(undefined);
+      }
       streaming = true;
       for await (const event of stream) {
         lastEventAt = Date.now();

@@ -194,6 +194,10 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     )
     .option('--model <name>', 'model name (default: $RATCHET_MODEL or ' + DEFAULT_MODEL + ')')
     .option('--max-turns <n>', 'stop and wait for a message after this many model turns', parsePositiveInt)
+    .option(
+      '--provider-state',
+      'keep the conversation on the provider (previous_response_id): smaller requests, not zero data retention',
+    )
     .option('--detach', 'start the session and return (needs a running server and worker)')
     .option('--json', 'machine-readable output (JSON lines when following)')
     .action(
@@ -205,6 +209,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
           sandbox: SandboxMode;
           model?: string;
           maxTurns?: number;
+          providerState?: boolean;
           detach?: boolean;
           json?: boolean;
         },
@@ -222,7 +227,10 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
           {
             task,
             workspace,
-            model: { name: opts.model ?? process.env.RATCHET_MODEL ?? DEFAULT_MODEL },
+            model: {
+              name: opts.model ?? process.env.RATCHET_MODEL ?? DEFAULT_MODEL,
+              ...(opts.providerState ? { providerState: true } : {}),
+            },
             approvalPolicy: opts.approval,
             sandbox: opts.sandbox,
             ...(opts.maxTurns ? { limits: { maxTurns: opts.maxTurns } } : {}),

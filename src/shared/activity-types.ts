@@ -21,6 +21,11 @@ export interface ModelCallInput extends TranscriptRef {
   turn: number;
   /** Abandon (and retry) a stream that sends nothing for this long. */
   streamIdleTimeoutMs?: number;
+  /**
+   * With the session's `providerState`: a stored response that holds entries [0, upTo); the
+   * request then carries only entries [upTo, this.upTo) and refers to it.
+   */
+  previousResponse?: { id: string; upTo: number };
 }
 
 export interface ModelReply {

@@ -28,6 +28,13 @@ export const modelSettingsSchema = z
     compactAtRatio: z.number().min(0.05).max(1).default(0.8),
     /** remote: the endpoint's responses.compact; local: a summary written by the model; auto: remote, else local. */
     compaction: z.enum(['auto', 'remote', 'local']).default('auto'),
+    /**
+     * Keep the conversation on the provider (`store: true`, `previous_response_id`), so that each
+     * request carries only the items added since the last response. Fewer bytes per request,
+     * but the provider retains the conversation: not for zero-data-retention use. After a
+     * compaction, or when the provider no longer knows the id, the whole input is sent again.
+     */
+    providerState: z.boolean().default(false),
   })
   .strict();
 
@@ -144,6 +151,15 @@ export const carriedStateSchema = z
     lastCompactionTurn: z.number().int().nonnegative().nullable(),
     /** Why commands cannot be confined (then every command asks), or null when they can. */
     unconfined: z.string().nullable().default(null),
+    /**
+     * With `providerState`: the last response the provider stored, and how many transcript
+     * entries (of this epoch) it covers.
+     */
+    lastResponse: z
+      .object({ id: z.string(), upTo: z.number().int().nonnegative() })
+      .strict()
+      .nullable()
+      .default(null),
   })
   .strict();
 

@@ -369,10 +369,16 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
           model: config.model,
           turn,
           streamIdleTimeoutMs: config.limits.modelStreamIdleTimeoutMs,
+          ...(config.model.providerState && state.lastResponse
+            ? { previousResponse: state.lastResponse }
+            : {}),
         });
         state.addUsage(reply.usage);
         const firstIndex = state.entries.length;
         for (const item of reply.output) state.append(item);
+        if (config.model.providerState) {
+          state.lastResponse = reply.responseId ? { id: reply.responseId, upTo: state.entries.length } : null;
+        }
         state.recordAssistantText(reply.output);
         calls = reply.output.filter(isFunctionCall);
         if (calls.length === 0) return 'final';

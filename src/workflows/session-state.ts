@@ -66,6 +66,8 @@ export class SessionState {
   lastCompactionTurn: number | null;
   /** Why this session's commands cannot be confined (then every command asks); null when they can. */
   unconfined: string | null;
+  /** The provider's last stored response (providerState), reset by compaction. */
+  lastResponse: { id: string; upTo: number } | null;
   /** Terminal status, once the session has ended. */
   ended: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'> | null = null;
   current: CurrentStep | null = null;
@@ -101,6 +103,7 @@ export class SessionState {
     this.contextEntries = carried?.contextEntries ?? 0;
     this.lastCompactionTurn = carried?.lastCompactionTurn ?? null;
     this.unconfined = carried?.unconfined ?? null;
+    this.lastResponse = carried?.lastResponse ?? null;
     this.transcriptBytes = this.entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
   }
 
@@ -123,6 +126,8 @@ export class SessionState {
     this.epoch += 1;
     this.compactions += 1;
     this.lastInputTokens = 0;
+    // The provider's copy is of the old transcript: the next request sends the compacted one whole.
+    this.lastResponse = null;
     for (const item of items) this.append(item);
   }
 
@@ -379,6 +384,7 @@ export class SessionState {
       contextEntries: this.contextEntries,
       lastCompactionTurn: this.lastCompactionTurn,
       unconfined: this.unconfined,
+      lastResponse: this.lastResponse,
     };
   }
 }

@@ -15,7 +15,7 @@ import { openaiClientFactory } from '../../src/activities/openai-client.js';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
 import type { TranscriptSource } from '../../src/activities/transcript-source.js';
 import type { ModelCallInput, ModelReply } from '../../src/shared/activity-types.js';
-import { functionOutput, userMessage } from '../../src/shared/items.js';
+import { assistantMessage, functionOutput, userMessage } from '../../src/shared/items.js';
 import type { TranscriptItem } from '../../src/shared/items.js';
 import { BASE_INSTRUCTIONS } from '../../src/shared/prompt.js';
 import type { TranscriptPage, TranscriptRequest } from '../../src/shared/session-api.js';
@@ -30,6 +30,7 @@ const settings: ModelSettings = {
   contextWindow: 200_000,
   compactAtRatio: 0.8,
   compaction: 'auto',
+  providerState: false,
 };
 
 let model: ScriptedModel | undefined;
@@ -340,6 +341,50 @@ describe('model activity: replies', () => {
     await runModel(activityFor(model, session), callInput(2));
 
     expect(body(model.requests[0]).input).toEqual([task, userMessage('second')]);
+  });
+});
+
+describe('model activity: provider state (previous_response_id)', () => {
+  const providerSettings: ModelSettings = { ...settings, providerState: true };
+
+  it('stores the response and sends only the entries after the previous response, referring to it', async () => {
+    const model = await startModel();
+    model.call('read_file', { file_path: 'a.txt' }, 'call_1').reply('done');
+    const session = fakeSession([task]);
+
+    const first = await runModel(activityFor(model, session), callInput(1, { model: providerSettings }));
+    expect(body(model.requests[0]).store).toBe(true);
+    expect(body(model.requests[0]).previous_response_id).toBeUndefined();
+    expect(first.responseId).toBeTruthy();
+
+    session.append(...first.output, functionOutput('call_1', 'alpha'));
+    await runModel(
+      activityFor(model, session),
+      callInput(3, { model: providerSettings, previousResponse: { id: first.responseId!, upTo: 2 } }),
+    );
+    const second = body(model.requests[1]);
+    expect(second.previous_response_id).toBe(first.responseId);
+    expect(second.input).toEqual([functionOutput('call_1', 'alpha')]);
+    // The provider sees the whole conversation: the first input, its output, the new item.
+    expect(model.requests[1]!.conversation).toHaveLength(3);
+  });
+
+  it('sends the whole input again when the provider does not know the previous response', async () => {
+    const model = await startModel();
+    model.reply('done');
+    const session = fakeSession([task, userMessage('second')]);
+
+    const reply = await runModel(
+      activityFor(model, session),
+      callInput(2, { model: providerSettings, previousResponse: { id: 'resp_expired', upTo: 1 } }),
+    );
+
+    expect(reply.output).toEqual([assistantMessage('done')]);
+    expect(model.requests).toHaveLength(2);
+    expect(model.requests[0]!.body).toMatchObject({ previous_response_id: 'resp_expired' });
+    const retry = body(model.requests[1]);
+    expect(retry.previous_response_id).toBeUndefined();
+    expect(retry.input).toEqual([task, userMessage('second')]);
   });
 });
 
