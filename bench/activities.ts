@@ -18,7 +18,7 @@ export async function streamedCall(
   items: readonly TranscriptItem[],
 ): Promise<TranscriptItem[]> {
   const request = buildRequest(
-    { name: model, contextWindow: 1e9, compactAtRatio: 0.8, compaction: 'auto' },
+    { name: model, contextWindow: 1e9, compactAtRatio: 0.8, compaction: 'auto', providerState: false },
     sessionId,
     items,
   );

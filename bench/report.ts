@@ -6,6 +6,7 @@
 import type { HistoryPoint } from './scenarios/history.js';
 import type { OverheadResult } from './scenarios/overhead.js';
 import type { RecoveryResult } from './scenarios/recovery.js';
+import type { RequestsResult } from './scenarios/requests.js';
 import type { Spread } from './stats.js';
 import { round } from './stats.js';
 
@@ -16,6 +17,7 @@ export interface BenchResults {
   overhead?: OverheadResult;
   history?: HistoryPoint[];
   recovery?: RecoveryResult;
+  requests?: RequestsResult;
   seconds?: number;
 }
 
@@ -63,6 +65,32 @@ export function markdownReport(results: BenchResults, chartFile?: string): strin
             ? `${kib(b.bytes)}${b.completed ? '' : ` (${b.note ?? 'stopped'})`} | ${b.ratio.toFixed(2)}`
             : '— | —') +
           ' |',
+      );
+    }
+    lines.push('');
+  }
+  const q = results.requests;
+  if (q) {
+    const c = q.cache;
+    lines.push(`## 3. Prompt-cache stability (${q.turns}-turn session, ${q.compactions} compactions)`, '');
+    lines.push(
+      `${c.cacheable} of ${c.compared} model requests after the first (${(c.share * 100).toFixed(1)} %) begin with the previous ` +
+        `request's input and output. The others: requests ${c.breaks.join(', ') || 'none'}; the first requests after a ` +
+        `compaction were ${c.afterCompaction.join(', ') || 'none'}.`,
+      '',
+    );
+    lines.push(`## 6. Bytes to the model (the same ${q.turns}-turn session)`, '');
+    lines.push(
+      '| mode | model requests | total | per request: median (min–max) | compaction requests |',
+      '|---|---|---|---|---|',
+    );
+    for (const [name, b] of [
+      ['whole input each request (default, store: false)', q.bytes.full],
+      ['provider state (previous_response_id)', q.bytes.providerState],
+    ] as const) {
+      lines.push(
+        `| ${name} | ${b.requests} | ${kib(b.totalBytes)} | ${kib(b.perTurn.median)} (${kib(b.perTurn.min)}–${kib(b.perTurn.max)}) | ` +
+          `${b.compactionRequests}, ${kib(b.compactionBytes)} |`,
       );
     }
     lines.push('');

@@ -16,8 +16,9 @@ import { historyChart, markdownReport } from './report.js';
 import { history } from './scenarios/history.js';
 import { overhead } from './scenarios/overhead.js';
 import { recovery } from './scenarios/recovery.js';
+import { modelRequests } from './scenarios/requests.js';
 
-const SCENARIOS = ['overhead', 'history', 'recovery'] as const;
+const SCENARIOS = ['overhead', 'history', 'requests', 'concurrency', 'recovery'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('bench')
@@ -79,6 +80,10 @@ try {
       baselineTimeoutMs: 120_000,
       log,
     });
+  }
+  if (selected.has('requests')) {
+    log('3 and 6. prompt-cache stability and bytes to the model');
+    results.requests = await modelRequests(env, { turns: quick ? 100 : 200, log });
   }
   if (selected.has('recovery')) {
     log('5. recovery after a killed worker');

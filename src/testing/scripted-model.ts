@@ -161,6 +161,8 @@ export interface RecordedRequest {
    * request's input; otherwise the input itself.
    */
   conversation?: unknown[];
+  /** For a request answered with a scripted reply: the output items sent. */
+  output?: unknown[];
 }
 
 export interface ScriptedModelOptions {
@@ -696,7 +698,7 @@ export class ScriptedModel {
       case 'reply':
         await this.sendPlan(
           exchange,
-          this.storing(body, this.plan(body, step.output, step.usage)),
+          this.storing(body, this.plan(body, step.output, step.usage), record),
           stream,
           step.chunkDelayMs,
         );
@@ -902,7 +904,8 @@ export class ScriptedModel {
   // Building replies
 
   /** Keeps a completed response for `previous_response_id`, unless the request said `store: false`. */
-  private storing(body: RequestBody, plan: Plan): Plan {
+  private storing(body: RequestBody, plan: Plan, record: RecordedRequest): Plan {
+    record.output = plan.response.output;
     if (body.store !== false) {
       this.stored.set(plan.response.id, {
         conversation: inputItems(body.input),
