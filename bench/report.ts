@@ -3,6 +3,7 @@
  * chart is written as text: a line chart needs a few dozen elements, and a charting library (and
  * a headless browser to render it) would be a large dependency for that.
  */
+import type { ConcurrencyResult } from './scenarios/concurrency.js';
 import type { HistoryPoint } from './scenarios/history.js';
 import type { OverheadResult } from './scenarios/overhead.js';
 import type { RecoveryResult } from './scenarios/recovery.js';
@@ -18,6 +19,7 @@ export interface BenchResults {
   history?: HistoryPoint[];
   recovery?: RecoveryResult;
   requests?: RequestsResult;
+  concurrency?: ConcurrencyResult;
   seconds?: number;
 }
 
@@ -94,6 +96,23 @@ export function markdownReport(results: BenchResults, chartFile?: string): strin
       );
     }
     lines.push('');
+  }
+  const k = results.concurrency;
+  if (k) {
+    const b = k.busy;
+    const p = k.parked;
+    lines.push('## 4. Concurrency (one worker, in a process of its own)', '');
+    lines.push('| | |', '|---|---|');
+    lines.push(
+      `| ${b.sessions} sessions × ${b.turnsEach} turns started at once | ${b.seconds} s, **${b.turnsPerSecond} turns/s** |`,
+      `| worker CPU while busy | ${b.workerCpuCores} cores |`,
+      `| worker peak RSS | ${b.workerPeakRssMiB} MiB (${k.workerStartRssMiB} MiB at start) |`,
+      `| ${p.sessions} sessions parked awaiting approval | parked in ${p.secondsToPark} s |`,
+      `| worker CPU while they wait (${p.idleSeconds} s) | ${p.idleCpuCores} cores |`,
+      `| worker RSS while they wait | ${p.workerRssMiB} MiB (peak ${p.workerPeakRssMiB} MiB) |`,
+      `| approve → next model request | ${fmt(p.approveToModel, 3)} s |`,
+      '',
+    );
   }
   const r = results.recovery;
   if (r) {

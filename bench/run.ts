@@ -17,6 +17,7 @@ import { history } from './scenarios/history.js';
 import { overhead } from './scenarios/overhead.js';
 import { recovery } from './scenarios/recovery.js';
 import { modelRequests } from './scenarios/requests.js';
+import { concurrency } from './scenarios/concurrency.js';
 
 const SCENARIOS = ['overhead', 'history', 'requests', 'concurrency', 'recovery'] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -84,6 +85,16 @@ try {
   if (selected.has('requests')) {
     log('3 and 6. prompt-cache stability and bytes to the model');
     results.requests = await modelRequests(env, { turns: quick ? 100 : 200, log });
+  }
+  if (selected.has('concurrency')) {
+    log('4. concurrency');
+    results.concurrency = await concurrency(env, {
+      sessions: quick ? 20 : 100,
+      turns: 20,
+      parked: quick ? 100 : 1000,
+      approvals: quick ? 3 : 10,
+      log,
+    });
   }
   if (selected.has('recovery')) {
     log('5. recovery after a killed worker');

@@ -12,12 +12,30 @@ export function benchTask(file: string, turns: number): string {
 
 const TASK = /bench: read (\S+) for (\d+) turns/;
 
+/** A session that asks to run a command (which the policy sends to a person), then finishes. */
+export const PARK_TASK = 'bench: park until approved';
+
 export function benchResponder(): (request: RecordedRequest) => ScriptStep | undefined {
   const sessions = new Map<string, { file: string; turns: number; seen: number }>();
   return (request) => {
     const body = request.body as { prompt_cache_key?: string; input?: unknown };
     const key = body.prompt_cache_key ?? '';
     let session = sessions.get(key);
+    if (!session && JSON.stringify(body.input ?? '').includes(PARK_TASK)) {
+      session = { file: '', turns: 0, seen: 0 };
+      sessions.set(key, session);
+    }
+    if (session?.turns === 0) {
+      session.seen += 1;
+      return session.seen === 1
+        ? {
+            kind: 'reply',
+            output: [
+              { type: 'function_call', name: 'shell', arguments: { command: ['touch', 'parked.txt'] } },
+            ],
+          }
+        : { kind: 'reply', output: [{ type: 'message', text: 'Touched.' }] };
+    }
     if (!session) {
       const match = TASK.exec(JSON.stringify(body.input ?? ''));
       if (!match) return undefined;
