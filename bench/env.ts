@@ -49,9 +49,16 @@ export class BenchEnv {
     private readonly tempDir: string,
   ) {}
 
-  static async start(log: (message: string) => void): Promise<BenchEnv> {
+  static async start(
+    log: (message: string) => void,
+    serverConfig: Record<string, string | number | boolean> = {},
+  ): Promise<BenchEnv> {
     const cli = await ensureTemporalCli(log);
-    const server = await DevServer.start({ cliPath: cli.path, uiPort: false, dynamicConfig: DYNAMIC_CONFIG });
+    const server = await DevServer.start({
+      cliPath: cli.path,
+      uiPort: false,
+      dynamicConfig: { ...DYNAMIC_CONFIG, ...serverConfig },
+    });
     log(`dev server at ${server.address}`);
     const tempDir = await realpath(await mkdtemp(path.join(os.tmpdir(), 'ratchet-bench-')));
     const started = Date.now();

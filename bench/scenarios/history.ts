@@ -32,16 +32,30 @@ async function uniqueBytes(handle: WorkflowHandle): Promise<number> {
   }
 }
 
-/** What stopped a workflow that did not complete, from its last failure or termination event. */
-async function whyStopped(handle: WorkflowHandle): Promise<string> {
-  const history = await handle.fetchHistory();
-  for (const event of [...(history.events ?? [])].reverse()) {
-    const terminated = event.workflowExecutionTerminatedEventAttributes;
-    if (terminated) return `terminated by the server: ${terminated.reason ?? ''}`.trim();
-    const failed = event.workflowTaskFailedEventAttributes;
-    if (failed) return `workflow task failed: ${failed.failure?.message ?? String(failed.cause)}`;
+/**
+ * What stopped a workflow that did not complete, from its last events (read newest first, one
+ * at a time: the baseline's events are megabytes each, a page of them exceeds a gRPC message).
+ */
+async function whyStopped(env: BenchEnv, handle: WorkflowHandle): Promise<string> {
+  const description = await handle.describe();
+  let nextPageToken: Uint8Array | undefined;
+  for (let i = 0; i < 10; i += 1) {
+    const page = await env.client.workflowService.getWorkflowExecutionHistoryReverse({
+      namespace: 'default',
+      execution: { workflowId: handle.workflowId, runId: description.runId },
+      maximumPageSize: 1,
+      ...(nextPageToken ? { nextPageToken } : {}),
+    });
+    for (const event of page.history?.events ?? []) {
+      const terminated = event.workflowExecutionTerminatedEventAttributes;
+      if (terminated) return `terminated by the server: ${terminated.reason ?? ''}`.trim();
+      const failed = event.workflowTaskFailedEventAttributes;
+      if (failed) return `workflow task failed: ${failed.failure?.message ?? String(failed.cause)}`;
+    }
+    if (!page.nextPageToken?.length) break;
+    nextPageToken = page.nextPageToken;
   }
-  return 'did not complete in time';
+  return `${description.status.name.toLowerCase()} after the time allowed`;
 }
 
 export async function history(
@@ -125,7 +139,7 @@ async function baseline(
   ]);
   if (outcome === 'completed') completed = true;
   else {
-    note = await whyStopped(handle);
+    note = await whyStopped(env, handle).catch((err: unknown) => `stopped (${String(err)})`);
     await handle.terminate('benchmark: baseline stopped').catch(() => {});
   }
   const description = await handle.describe();

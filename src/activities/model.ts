@@ -66,7 +66,7 @@ export function createModelActivity(deps: ModelDeps) {
     let completed: OpenAI.Responses.Response | undefined;
     let streaming = false;
     try {
-      const entries = await deps.transcript.entries(input, input.upTo);
+      const entries = await deps.transcript.entries(input, input.upTo, input.tail);
       const items = entries.map((entry) => entry.item);
       const send = (previous: { id: string; upTo: number } | undefined) => {
         const request = buildRequest(
@@ -163,6 +163,7 @@ export function createModelActivity(deps: ModelDeps) {
     if (!output.some((item) => item.type === 'message' || item.type === 'function_call')) {
       throw ApplicationFailure.retryable('the model returned an empty response', 'ModelEmptyResponse');
     }
+    deps.transcript.proposeReply(input, input.upTo, output);
     return { output, usage: usageOf(completed.usage), responseId: completed.id ?? null };
   };
 }

@@ -110,7 +110,9 @@ export function createToolActivities(deps: ToolDeps) {
             if (!activity.info.isLocal) activity.heartbeat(details);
           },
         };
-        return await run(parsed.data, context, input);
+        const outcome = await run(parsed.data, context, input);
+        deps.transcript.proposeOutput(input, input.callId, outcome.output);
+        return outcome;
       } catch (err) {
         if (activity.cancellationSignal.aborted) throw activity.cancellationSignal.reason;
         throw err;

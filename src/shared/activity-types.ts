@@ -26,6 +26,12 @@ export interface ModelCallInput extends TranscriptRef {
    * request then carries only entries [upTo, this.upTo) and refers to it.
    */
   previousResponse?: { id: string; upTo: number };
+  /**
+   * Entries [from, upTo) are the previous model reply and what followed it; their digest
+   * (itemsDigest) lets a worker that saw the reply and the tool outputs rebuild them without
+   * asking the workflow.
+   */
+  tail?: { from: number; digest: string };
 }
 
 export interface ModelReply {

@@ -18,6 +18,8 @@ import type { ModelCallInput, ModelReply } from '../../src/shared/activity-types
 import { assistantMessage, functionOutput, userMessage } from '../../src/shared/items.js';
 import type { TranscriptItem } from '../../src/shared/items.js';
 import { BASE_INSTRUCTIONS } from '../../src/shared/prompt.js';
+import { itemsDigest } from '../../src/shared/digest.js';
+import { requestItems as requestItemsOf } from '../../src/activities/model-request.js';
 import type { TranscriptPage, TranscriptRequest } from '../../src/shared/session-api.js';
 import type { ModelSettings, TranscriptEntry } from '../../src/shared/session-config.js';
 import { toolNames } from '../../src/shared/tools.js';
@@ -418,6 +420,32 @@ describe('model activity: transcript source', () => {
       },
       functionOutput('call_1', 'L1: export const sum = 1;'),
     ]);
+  });
+
+  it('rebuilds the reply and the tool output it saw, without a query, when their digest matches', async () => {
+    const model = await startModel();
+    model.call('read_file', { file_path: 'src/sum.ts' }, 'call_1').reply('fine').reply('again');
+    const session = fakeSession([task]);
+    const activity = activityFor(model, session);
+
+    const first = await runModel(activity, callInput(1));
+    // The tool activity on this worker reports its output; the workflow appends both.
+    session.source.proposeOutput(callInput(1), 'call_1', 'L1: export const sum = 1;');
+    session.append(...first.output, functionOutput('call_1', 'L1: export const sum = 1;'));
+    const tail = { from: 1, digest: itemsDigest(session.entries.slice(1).map((e) => e.item)) };
+    await runModel(activity, callInput(3, { turn: 2, tail }));
+
+    expect(session.queries).toHaveLength(1);
+    expect(session.source.stats.rebuilt).toBe(1);
+    expect(body(model.requests[1]).input).toEqual(requestItemsOf(session.entries.map((e) => e.item)));
+
+    // When the workflow holds something else (here: another output), the digest differs and the
+    // worker asks the workflow.
+    session.append(userMessage('a person wrote this'));
+    const stale = { from: 3, digest: itemsDigest([userMessage('not what the workflow holds')]) };
+    await runModel(activity, callInput(4, { turn: 3, tail: stale }));
+    expect(session.queries).toHaveLength(2);
+    expect(body(model.requests[2]).input).toContainEqual(userMessage('a person wrote this'));
   });
 
   it('answers a repeated call from the cache without asking the workflow', async () => {
