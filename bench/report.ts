@@ -14,7 +14,7 @@ import { round } from './stats.js';
 export interface BenchResults {
   startedAt: string;
   machine: Record<string, unknown>;
-  options: { quick: boolean; runs: number; scenarios: string[] };
+  options: { quick: boolean; runs: number; scenarios: string[]; workerOptions?: Record<string, unknown> };
   overhead?: OverheadResult;
   history?: HistoryPoint[];
   recovery?: RecoveryResult;

@@ -33,11 +33,23 @@ const program = new Command('bench')
   )
   .option('--quick', 'fewer runs and smaller sessions, to iterate', false)
   .option('--runs <n>', 'runs per figure (default 5, quick 2)', (v) => Number(v))
+  .option(
+    '--worker-options <json>',
+    'options for the concurrency and recovery workers (Worker.create), e.g. {"maxCachedWorkflows":250}',
+    (value) => JSON.parse(value) as Record<string, unknown>,
+  )
   .option('--out <dir>', 'where results go', fileURLToPath(new URL('./results', import.meta.url)))
   .option('--name <name>', 'file name for the results (default: the date and time)');
 
 program.parse();
-const opts = program.opts<{ only?: string[]; quick: boolean; runs?: number; out: string; name?: string }>();
+const opts = program.opts<{
+  only?: string[];
+  quick: boolean;
+  runs?: number;
+  out: string;
+  name?: string;
+  workerOptions?: Record<string, unknown>;
+}>();
 const selected = new Set<Scenario>((opts.only ?? SCENARIOS) as Scenario[]);
 for (const name of selected) {
   if (!SCENARIOS.includes(name)) program.error(`unknown scenario "${name}" (known: ${SCENARIOS.join(', ')})`);
@@ -66,7 +78,7 @@ const results: BenchResults = {
     platform: `${os.platform()} ${os.release()}`,
     loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
   },
-  options: { quick, runs, scenarios: [...selected] },
+  options: { quick, runs, scenarios: [...selected], workerOptions: opts.workerOptions ?? {} },
 };
 try {
   if (selected.has('overhead')) {
@@ -93,6 +105,7 @@ try {
       turns: 20,
       parked: quick ? 100 : 1000,
       approvals: quick ? 3 : 10,
+      workerOptions: opts.workerOptions,
       log,
     });
   }

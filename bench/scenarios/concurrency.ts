@@ -47,7 +47,14 @@ async function pool<T>(items: T[], limit: number, task: (item: T) => Promise<voi
 
 export async function concurrency(
   env: BenchEnv,
-  options: { sessions: number; turns: number; parked: number; approvals: number; log: (m: string) => void },
+  options: {
+    sessions: number;
+    turns: number;
+    parked: number;
+    approvals: number;
+    workerOptions?: Record<string, unknown>;
+    log: (m: string) => void;
+  },
 ): Promise<ConcurrencyResult> {
   const { log } = options;
   return withModel({ responder: benchResponder() }, async (model) => {
@@ -58,6 +65,7 @@ export async function concurrency(
       taskQueue,
       bundlePath: env.bundlePath,
       modelBaseUrl: model.baseUrl,
+      workerOptions: options.workerOptions,
     });
     try {
       await sleep(1000);
