@@ -12,10 +12,12 @@ export function keepHeartbeating(
   onTick?: () => void,
 ): () => void {
   const everyMs = Math.max(200, Math.floor((context.info.heartbeatTimeoutMs ?? 30_000) / 3));
-  context.heartbeat(details());
+  // A local activity (cheap reads) has no heartbeat: the server does not know it.
+  const beat = context.info.isLocal ? () => {} : () => context.heartbeat(details());
+  beat();
   const timer = setInterval(() => {
     onTick?.();
-    context.heartbeat(details());
+    beat();
   }, everyMs);
   return () => clearInterval(timer);
 }

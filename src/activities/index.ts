@@ -42,6 +42,7 @@ export function createActivities(deps: ActivityDeps) {
       transcript: deps.transcript,
       commandEnv: deps.commandEnv,
       sandbox: deps.sandbox,
+      toolQueue: deps.toolQueue,
     }),
   };
 }

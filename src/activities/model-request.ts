@@ -52,7 +52,8 @@ export function buildRequest(
     tools: toolDefinitions(),
     tool_choice: 'auto',
     parallel_tool_calls: true,
-    store: false,
+    // With provider state the response is stored, for the next request's previous_response_id.
+    store: settings.providerState === true,
     prompt_cache_key: sessionId,
     ...(settings.reasoningEffort
       ? {

@@ -29,6 +29,14 @@ class StreamIdle extends Error {
   override name = 'StreamIdle';
 }
 
+function isUnknownPreviousResponse(err: unknown): boolean {
+  return (
+    err instanceof OpenAI.APIError &&
+    err.status === 400 &&
+    (err.code === 'previous_response_not_found' || err.param === 'previous_response_id')
+  );
+}
+
 function estimateTokens(text: string): number {
   return Math.ceil(text.length / 4);
 }
@@ -82,12 +90,10 @@ export function createModelActivity(deps: ModelDeps) {
     let completed: OpenAI.Responses.Response | undefined;
     let streaming = false;
     try {
-      const entries = await deps.transcript.entries(input, input.upTo);
+      const entries = await deps.transcript.entries(input, input.upTo, input.tail);
+      const items = entries.map((entry) => entry.item);
       if (deps.api === 'chat') {
-        const request = buildChatRequest(
-          input.model,
-          entries.map((entry) => entry.item),
-        );
+        const request = buildChatRequest(input.model, items);
         lastEventAt = Date.now();
         const reply = await streamChatCompletion(client, request, abort.signal, {
           opened: () => (streaming = true),
@@ -97,15 +103,42 @@ export function createModelActivity(deps: ModelDeps) {
             tokens += estimateTokens(text);
           },
         });
-        return finishReply(context, input.model.name, reply);
+        const finished = finishReply(context, input.model.name, reply);
+        deps.transcript.proposeReply(input, input.upTo, finished.output);
+        return finished;
       }
-      const request = buildRequest(
-        input.model,
-        input.sessionId,
-        entries.map((entry) => entry.item),
-      );
+      const send = (previous: { id: string; upTo: number } | undefined) => {
+        const request = buildRequest(
+          input.model,
+          input.sessionId,
+          previous ? items.slice(previous.upTo) : items,
+        );
+        return client.responses.create(
+          { ...request, ...(previous ? { previous_response_id: previous.id } : {}), stream: true },
+          { signal: abort.signal },
+        );
+      };
+      const previous =
+        input.previousResponse && input.previousResponse.upTo <= items.length
+          ? input.previousResponse
+          : undefined;
       lastEventAt = Date.now();
-      const stream = await client.responses.create({ ...request, stream: true }, { signal: abort.signal });
+      let stream: Awaited<ReturnType<typeof send>>;
+      try {
+        stream = await send(previous);
+      } catch (err) {
+        // The provider no longer holds the response (expired, deleted, another project): send
+        // the whole conversation instead.
+        if (!previous || !isUnknownPreviousResponse(err)) throw err;
+        Context.current().log.warn(
+          'the provider does not know the previous response; sending the whole input',
+          {
+            previousResponseId: previous.id,
+          },
+        );
+        lastEventAt = Date.now();
+        stream = await send(undefined);
+      }
       streaming = true;
       for await (const event of stream) {
         lastEventAt = Date.now();
@@ -165,10 +198,12 @@ export function createModelActivity(deps: ModelDeps) {
         'ModelStreamCut',
       );
     }
-    return finishReply(context, input.model.name, {
+    const reply = finishReply(context, input.model.name, {
       output: outputItems(completed.output),
       usage: usageOf(completed.usage),
       responseId: completed.id ?? null,
     });
+    deps.transcript.proposeReply(input, input.upTo, reply.output);
+    return reply;
   };
 }

@@ -27,6 +27,8 @@ export interface ToolDeps {
   commandEnv: Record<string, string>;
   /** How this worker confines commands. */
   sandbox: SandboxInfo;
+  /** This worker's own task queue: the one sessions whose workspace it holds route tools to. */
+  toolQueue?: string;
 }
 
 /** The sandbox for one command, or why it must not run here. */
@@ -67,6 +69,12 @@ export function createToolActivities(deps: ToolDeps) {
 
   function tool<Args>(name: Exclude<ToolName, 'update_plan'>, schema: z.ZodType<Args>, run: Runner<Args>) {
     return async (input: ToolCallInput): Promise<ToolOutcome> => {
+      if (input.holder !== undefined && input.holder !== deps.toolQueue) {
+        throw ApplicationFailure.nonRetryable(
+          `this worker (${deps.toolQueue ?? 'no tool queue'}) does not hold the workspace (${input.holder})`,
+          'NotWorkspaceHolder',
+        );
+      }
       const activity = Context.current();
       // Heartbeat on a timer as well as on the tool's own progress, so that cancellation is
       // delivered and a lost worker is noticed even when a tool reports nothing.
@@ -107,10 +115,12 @@ export function createToolActivities(deps: ToolDeps) {
           signal: activity.cancellationSignal,
           heartbeat: (progress) => {
             details = { tool: name, ...progress };
-            activity.heartbeat(details);
+            if (!activity.info.isLocal) activity.heartbeat(details);
           },
         };
-        return await run(parsed.data, context, input);
+        const outcome = await run(parsed.data, context, input);
+        deps.transcript.proposeOutput(input, input.callId, outcome.output);
+        return outcome;
       } catch (err) {
         if (activity.cancellationSignal.aborted) throw activity.cancellationSignal.reason;
         throw err;

@@ -6,26 +6,54 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { TranscriptRef } from '../shared/activity-types.js';
+import { itemsDigest } from '../shared/digest.js';
+import type { TranscriptItem } from '../shared/items.js';
+import { functionOutput, isFunctionCall } from '../shared/items.js';
 import type { TranscriptPage, TranscriptRequest } from '../shared/session-api.js';
 import type { TranscriptEntry } from '../shared/session-config.js';
 
 export type FetchTranscriptPage = (sessionId: string, request: TranscriptRequest) => Promise<TranscriptPage>;
 
 export interface TranscriptSource {
-  /** Entries [0, upTo) of the transcript in `ref`'s epoch. */
-  entries(ref: TranscriptRef, upTo: number): Promise<TranscriptEntry[]>;
+  /**
+   * Entries [0, upTo) of the transcript in `ref`'s epoch. With `tail` (entries [from, upTo) and
+   * their digest), entries this worker saw produced are used without asking the workflow, when
+   * they rebuild exactly what the workflow holds.
+   */
+  entries(
+    ref: TranscriptRef,
+    upTo: number,
+    tail?: { from: number; digest: string },
+  ): Promise<TranscriptEntry[]>;
+  /** The model replied with `items`, to be appended at index `from`. */
+  proposeReply(ref: TranscriptRef, from: number, items: TranscriptItem[]): void;
+  /** A tool call of that reply produced `output`. */
+  proposeOutput(ref: TranscriptRef, callId: string, output: string): void;
   /** Counters for tests and benchmarks. */
-  readonly stats: { hits: number; fetchedEntries: number; queries: number };
+  readonly stats: { hits: number; fetchedEntries: number; queries: number; rebuilt: number };
 }
 
 interface Cached {
   epoch: number;
   entries: TranscriptEntry[];
+  /** What this worker saw produced after `entries`: the last reply and its tool outputs. */
+  reply?: { from: number; items: TranscriptItem[]; outputs: Map<string, string> };
+}
+
+/** The reply and its tool outputs as the workflow appends them, or undefined if one is missing. */
+function rebuild(reply: NonNullable<Cached['reply']>): TranscriptItem[] | undefined {
+  const items: TranscriptItem[] = [...reply.items];
+  for (const call of reply.items.filter(isFunctionCall)) {
+    const output = reply.outputs.get(call.call_id);
+    if (output === undefined) return undefined;
+    items.push(functionOutput(call.call_id, output));
+  }
+  return items;
 }
 
 export function createTranscriptSource(fetchPage: FetchTranscriptPage, maxSessions = 100): TranscriptSource {
   const cache = new Map<string, Cached>();
-  const stats = { hits: 0, fetchedEntries: 0, queries: 0 };
+  const stats = { hits: 0, fetchedEntries: 0, queries: 0, rebuilt: 0 };
 
   function remember(sessionId: string, cached: Cached): void {
     cache.delete(sessionId);
@@ -39,9 +67,27 @@ export function createTranscriptSource(fetchPage: FetchTranscriptPage, maxSessio
 
   return {
     stats,
-    async entries(ref, upTo) {
+    proposeReply(ref, from, items) {
+      const cached = cache.get(ref.sessionId);
+      if (cached?.epoch !== ref.epoch || cached.entries.length !== from) return;
+      cached.reply = { from, items, outputs: new Map() };
+    },
+    proposeOutput(ref, callId, output) {
+      const cached = cache.get(ref.sessionId);
+      if (cached?.epoch === ref.epoch) cached.reply?.outputs.set(callId, output);
+    },
+    async entries(ref, upTo, tail) {
       let cached = cache.get(ref.sessionId);
       if (!cached || cached.epoch !== ref.epoch) cached = { epoch: ref.epoch, entries: [] };
+      const reply = cached.reply;
+      cached.reply = undefined;
+      if (tail && reply && reply.from === tail.from && cached.entries.length === tail.from) {
+        const items = rebuild(reply);
+        if (items && items.length === upTo - tail.from && itemsDigest(items) === tail.digest) {
+          stats.rebuilt += 1;
+          cached.entries.push(...items.map((item) => ({ item, turn: 0 })));
+        }
+      }
       if (cached.entries.length >= upTo) {
         stats.hits += 1;
         remember(ref.sessionId, cached);

@@ -155,6 +155,7 @@ export function sessionConfig(
       name: settings.model ?? DEFAULT_MODEL,
       ...(settings.compact_at !== undefined ? { compactAtRatio: settings.compact_at } : {}),
       ...(settings.context_window ? { contextWindow: settings.context_window } : {}),
+      ...(settings.provider_state ? { providerState: true } : {}),
     },
     approvalPolicy: settings.approval ?? 'untrusted',
     sandbox: settings.sandbox ?? 'workspace-write',
@@ -297,6 +298,13 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       '--worker <id>',
       'run the session on the worker with this RATCHET_WORKER_ID (where the repository is)',
     )
+    .option(
+      '--provider-state',
+      settingHelp(
+        'provider_state',
+        'keep the conversation on the provider (previous_response_id): smaller requests, not zero data retention',
+      ),
+    )
     .option('--detach', 'start the session and return (needs a running server and worker)')
     .option('--json', 'machine-readable output (JSON lines when following)')
     .option('--config <file>', `settings file (default ./${'ratchet.toml'}; env RATCHET_CONFIG)`)
@@ -311,6 +319,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         opts: {
           repo: string;
           worker?: string;
+          providerState?: boolean;
           detach?: boolean;
           json?: boolean;
         } & Record<string, unknown>,

@@ -63,6 +63,13 @@ export const settingFields = {
     from: 'number',
   },
   max_turns: { schema: positiveInt, env: 'RATCHET_MAX_TURNS', flag: '--max-turns', from: 'number' },
+  /** Keep the conversation on the provider (previous_response_id); not zero data retention. */
+  provider_state: {
+    schema: z.boolean(),
+    env: 'RATCHET_PROVIDER_STATE',
+    flag: '--provider-state',
+    from: 'boolean',
+  },
   workspace_roots: {
     schema: z.array(z.string().min(1)),
     env: 'RATCHET_WORKSPACE_ROOTS',
@@ -113,6 +120,12 @@ function optionName(key: SettingKey): string {
 function fromString(key: SettingKey, text: string): unknown {
   const kind = settingFields[key].from;
   if (kind === 'number') return text.trim() === '' ? Number.NaN : Number(text);
+  if (kind === 'boolean') {
+    const word = text.trim().toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(word)) return true;
+    if (['0', 'false', 'no', 'off'].includes(word)) return false;
+    return text;
+  }
   if (kind === 'list') {
     return text
       .split(path.delimiter)

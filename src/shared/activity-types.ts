@@ -21,6 +21,17 @@ export interface ModelCallInput extends TranscriptRef {
   turn: number;
   /** Abandon (and retry) a stream that sends nothing for this long. */
   streamIdleTimeoutMs?: number;
+  /**
+   * With the session's `providerState`: a stored response that holds entries [0, upTo); the
+   * request then carries only entries [upTo, this.upTo) and refers to it.
+   */
+  previousResponse?: { id: string; upTo: number };
+  /**
+   * Entries [from, upTo) are the previous model reply and what followed it; their digest
+   * (itemsDigest) lets a worker that saw the reply and the tool outputs rebuild them without
+   * asking the workflow.
+   */
+  tail?: { from: number; digest: string };
 }
 
 export interface ModelReply {
@@ -66,6 +77,11 @@ export interface ToolCallInput extends TranscriptRef {
   arguments?: string;
   /** Default command timeout (shell). */
   timeoutMs?: number;
+  /**
+   * Task queue of the worker holding the workspace, for a call run as a local activity on
+   * whichever worker runs the workflow: any other worker refuses it (NotWorkspaceHolder).
+   */
+  holder?: string;
   /** How to confine the command (shell; default workspace-write). */
   sandbox?: SandboxMode;
   /**

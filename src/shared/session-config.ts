@@ -28,6 +28,13 @@ export const modelSettingsSchema = z
     compactAtRatio: z.number().min(0.05).max(1).default(0.8),
     /** remote: the endpoint's responses.compact; local: a summary written by the model; auto: remote, else local. */
     compaction: z.enum(['auto', 'remote', 'local']).default('auto'),
+    /**
+     * Keep the conversation on the provider (`store: true`, `previous_response_id`), so that each
+     * request carries only the items added since the last response. Fewer bytes per request,
+     * but the provider retains the conversation: not for zero-data-retention use. After a
+     * compaction, or when the provider no longer knows the id, the whole input is sent again.
+     */
+    providerState: z.boolean().default(false),
   })
   .strict();
 
@@ -47,8 +54,14 @@ export const limitsSchema = z
       .int()
       .positive()
       .default(1024 * 1024),
-    /** A model call whose worker stops heartbeating for this long is retried elsewhere. */
-    modelHeartbeatTimeoutMs: z.number().int().positive().default(10_000),
+    /**
+     * A model call whose worker stops heartbeating for this long is retried elsewhere. Recovery
+     * from a dead worker takes about this + the 1 s retry interval + the worker's 3 s sticky-queue
+     * timeout (the new worker's transcript query waits on the dead worker's queue that long):
+     * ~8 s (docs/PERFORMANCE.md). The activity heartbeats on a timer every third of it; a
+     * needless retry only repeats a model call, which is safe.
+     */
+    modelHeartbeatTimeoutMs: z.number().int().positive().default(3_000),
     /** A streamed model response that sends nothing for this long is abandoned and retried. */
     modelStreamIdleTimeoutMs: z.number().int().positive().default(120_000),
     /** Attempts for one model call before the session stops and waits (non-retryable errors stop at once). */
@@ -154,6 +167,15 @@ export const carriedStateSchema = z
     unconfined: z.string().nullable().default(null),
     /** Task queue of the worker that holds the workspace (tool calls go there); null: the session's queue. */
     toolQueue: z.string().nullable().default(null),
+    /**
+     * With `providerState`: the last response the provider stored, and how many transcript
+     * entries (of this epoch) it covers.
+     */
+    lastResponse: z
+      .object({ id: z.string(), upTo: z.number().int().nonnegative() })
+      .strict()
+      .nullable()
+      .default(null),
   })
   .strict();
 

@@ -19,7 +19,10 @@ export interface DevServerOptions {
   /** SQLite file; in memory when omitted (everything is lost when the server stops). */
   dbFile?: string;
   namespace?: string;
-  /** `--dynamic-config-value` entries, e.g. `{ 'limit.historyCount.suggestContinueAsNew': 40 }`. */
+  /**
+   * `--dynamic-config-value` entries, e.g. `{ 'limit.historyCount.suggestContinueAsNew': 40 }`,
+   * added to (and overriding) DEFAULT_DYNAMIC_CONFIG.
+   */
   dynamicConfig?: Record<string, string | number | boolean>;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Register Ratchet's search attributes at start (default true; `ratchet setup` can do it later). */
@@ -27,6 +30,17 @@ export interface DevServerOptions {
   /** How long to wait for the server to answer. */
   readyTimeoutMs?: number;
 }
+
+/**
+ * Settings the embedded server starts with. The history service moves each new workflow or
+ * activity task to the task queues through its transfer queue, whose reader polls at most
+ * `history.transferProcessorMaxPollRPS` times a second (20 by default): on the dev server's single
+ * shard every workflow task then waits ~40 ms before a worker can take it, which was most of a
+ * turn's cost (docs/PERFORMANCE.md). A cluster's operator tunes their own.
+ */
+export const DEFAULT_DYNAMIC_CONFIG: Readonly<Record<string, string | number | boolean>> = {
+  'history.transferProcessorMaxPollRPS': 1000,
+};
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -93,7 +107,7 @@ export class DevServer {
         args.push('--search-attribute', `${name}=${type}`);
       }
     }
-    for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) {
+    for (const [key, value] of Object.entries({ ...DEFAULT_DYNAMIC_CONFIG, ...options.dynamicConfig })) {
       args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
     }
 

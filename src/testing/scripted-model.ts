@@ -163,6 +163,14 @@ export interface RecordedRequest {
   rawBytes: number;
   /** `Date.now()` when the body had been read. */
   receivedAt: number;
+  /**
+   * For `/v1/responses`: the whole conversation the request stands for. With
+   * `previous_response_id` that is the stored response's input and output followed by this
+   * request's input; otherwise the input itself.
+   */
+  conversation?: unknown[];
+  /** For a request answered with a scripted reply: the output items sent. */
+  output?: unknown[];
 }
 
 export interface ScriptedModelOptions {
@@ -390,6 +398,8 @@ export class ScriptedModel {
   private readonly handlers = new Set<Promise<void>>();
   private readonly waiters = new Set<Waiter>();
   private readonly counters = new Map<string, number>();
+  /** Responses created with `store` not false, by id: what `previous_response_id` refers to. */
+  private readonly stored = new Map<string, { conversation: unknown[]; output: unknown[] }>();
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -637,9 +647,29 @@ export class ScriptedModel {
     }
   }
 
-  private async answerStep(exchange: Exchange, body: RequestBody, plan: Planner): Promise<void> {
+  private async answerStep(exchange: Exchange, request: RequestBody, plan: Planner): Promise<void> {
     const { record, signal } = exchange;
-    const stream = body.stream === true;
+    const stream = request.stream === true;
+    const previous = request.previous_response_id;
+    let conversation = inputItems(request.input);
+    if (typeof previous === 'string') {
+      const prior = this.stored.get(previous);
+      if (!prior) {
+        // As OpenAI answers for an id it does not hold (expired, never stored, another project).
+        this.sendError(exchange, {
+          kind: 'error',
+          status: 400,
+          message: `Previous response with id '${previous}' not found.`,
+          code: 'previous_response_not_found',
+          param: 'previous_response_id',
+        });
+        return;
+      }
+      conversation = [...prior.conversation, ...prior.output, ...conversation];
+    }
+    record.conversation = conversation;
+    // Replies are built from the whole conversation (token estimates, stored state).
+    const body: RequestBody = { ...request, input: conversation };
     const step = this.nextStep(exchange);
     if (!step) {
       const message = `scripted model: no reply scripted for request ${record.index}`;
@@ -661,7 +691,14 @@ export class ScriptedModel {
         exchange.res.end(GARBAGE);
         return;
       case 'reply':
-        await this.sendPlan(exchange, plan(body, step.output, step.usage), stream, step.chunkDelayMs);
+        await this.sendPlan(
+          exchange,
+          plan === this.responsesPlan
+            ? this.storing(body, plan(body, step.output, step.usage), record)
+            : plan(body, step.output, step.usage),
+          stream,
+          step.chunkDelayMs,
+        );
         return;
       case 'empty':
         await this.sendPlan(exchange, plan(body, [], step.usage), stream, step.chunkDelayMs);
@@ -858,6 +895,24 @@ export class ScriptedModel {
   private readonly chatPlan: Planner = (body, output, usage) =>
     chatCompletionPlan(body, output, usage, (prefix) => this.id(prefix));
 
+  /** Keeps a completed response for `previous_response_id`, unless the request said `store: false`. */
+  private storing(body: RequestBody, plan: Plan, record: RecordedRequest): Plan {
+    // Plans from responsesPlan carry a Responses API response.
+    const response = plan.response as WireResponse;
+    record.output = response.output;
+    if (body.store !== false) {
+      this.stored.set(response.id, {
+        conversation: inputItems(body.input),
+        output: response.output.map((item) => {
+          // Output items are sent back without their status, as clients do.
+          const { status: _status, ...rest } = item as unknown as Record<string, unknown>;
+          return rest;
+        }),
+      });
+    }
+    return plan;
+  }
+
   private id(prefix: string): string {
     const n = (this.counters.get(prefix) ?? 0) + 1;
     this.counters.set(prefix, n);
@@ -879,7 +934,7 @@ export class ScriptedModel {
       model: typeof body.model === 'string' ? body.model : 'scripted-model',
       output: [],
       parallel_tool_calls: typeof body.parallel_tool_calls === 'boolean' ? body.parallel_tool_calls : true,
-      previous_response_id: null,
+      previous_response_id: typeof body.previous_response_id === 'string' ? body.previous_response_id : null,
       prompt_cache_key: typeof body.prompt_cache_key === 'string' ? body.prompt_cache_key : null,
       reasoning: isRecord(body.reasoning) ? body.reasoning : { effort: null, summary: null },
       temperature: 1,

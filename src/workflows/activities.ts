@@ -3,12 +3,15 @@
  * and read-only tools retry; a command that may change the workspace gets one attempt; long
  * activities heartbeat so that a lost worker is noticed within the heartbeat timeout.
  */
-import type { ActivityFailure, ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/workflow';
 import {
+  ActivityFailure,
   ActivityCancellationType,
   ApplicationFailure,
   TimeoutFailure,
+  patched,
   proxyActivities,
+  proxyLocalActivities,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { ModelCallInput, ToolCallInput } from '../shared/activity-types.js';
@@ -73,6 +76,18 @@ export function isWorkerLost(err: ActivityFailure): boolean {
   return err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START';
 }
 
+/**
+ * A local read that ran on a worker other than the workspace's holder. A local activity's failure
+ * may reach the workflow as the ApplicationFailure itself or wrapped in an ActivityFailure.
+ */
+function isNotHolder(err: unknown): boolean {
+  const failure = err instanceof ActivityFailure ? err.cause : err;
+  return failure instanceof ApplicationFailure && failure.type === 'NotWorkspaceHolder';
+}
+
+/** Tools cheap and bounded enough to run as local activities (grep may walk a large tree). */
+const LOCAL_READS = new Set<string>(['read_file', 'list_dir']);
+
 export function createSessionActivities(limits: SessionLimits) {
   const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
   const model = proxyActivities<Activities>({
@@ -96,6 +111,13 @@ export function createSessionActivities(limits: SessionLimits) {
     retry: { initialInterval: '1s', maximumAttempts: 3 },
   };
   const tools = proxyActivities<Activities>(toolBase);
+  // Cheap reads run as local activities: in the workflow task that asked for them, without a
+  // round trip through the server's task queues (docs/PERFORMANCE.md). Only with inline
+  // arguments: fetching them would query this workflow while its task is still open.
+  const localReads = proxyLocalActivities<Activities>({
+    startToCloseTimeout: '1 minute',
+    retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: ['NotWorkspaceHolder'] },
+  });
 
   /**
    * On the queue of the worker that holds the workspace, when the session has one: a call that
@@ -140,7 +162,23 @@ export function createSessionActivities(limits: SessionLimits) {
         { summary: 'workspace · changed files', ...routed(queue) },
         [input],
       ),
-    runTool(call: ToolCall, input: ToolCallInput, queue?: string | null): Promise<ToolOutcome> {
+    async runTool(call: ToolCall, input: ToolCallInput, queue?: string | null): Promise<ToolOutcome> {
+      if (
+        LOCAL_READS.has(call.tool) &&
+        input.arguments !== undefined &&
+        // Sessions recorded before reads ran locally replay with regular activities.
+        patched('local-reads')
+      ) {
+        // The worker running this workflow task may not be the one holding the workspace; the
+        // read then refuses (recorded, so replay takes the same path) and goes to the holder.
+        try {
+          return await localReads[call.tool].executeWithOptions({ summary: call.summary }, [
+            queue ? { ...input, holder: queue } : input,
+          ]);
+        } catch (err) {
+          if (!isNotHolder(err)) throw err;
+        }
+      }
       return tools[call.tool].executeWithOptions(toolOptions(call, queue), [input]);
     },
   };

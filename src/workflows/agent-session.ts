@@ -25,6 +25,7 @@ import {
 } from '@temporalio/workflow';
 import type { FunctionCallItem } from '../shared/items.js';
 import { isFunctionCall, userMessage } from '../shared/items.js';
+import { itemsDigest } from '../shared/digest.js';
 import { agentsMdMessage, environmentContextMessage } from '../shared/prompt.js';
 import {
   RatchetPendingApprovals,
@@ -127,6 +128,8 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   let stopRequest: StopRequest | null = null;
   /** Set when the worker holding the workspace did not take a tool call in time (it is gone). */
   let workerLost: string | null = null;
+  /** Where the last model reply begins in the transcript (this run, this epoch). */
+  let lastReply: { epoch: number; from: number } | null = null;
 
   // ── visibility ──────────────────────────────────────────────────────────
   let shown = { status: '', turn: -1, pending: -1, details: '' };
@@ -427,6 +430,13 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     try {
       return await scope.run(async () => {
         setCurrent('model', modelCallSummary(turn, state.entries.length));
+        const tail =
+          lastReply && lastReply.epoch === state.epoch && lastReply.from < state.entries.length
+            ? {
+                from: lastReply.from,
+                digest: itemsDigest(state.entries.slice(lastReply.from).map((entry) => entry.item)),
+              }
+            : undefined;
         const reply = await activities.model(turn, {
           sessionId,
           epoch: state.epoch,
@@ -434,10 +444,18 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
           model: config.model,
           turn,
           streamIdleTimeoutMs: config.limits.modelStreamIdleTimeoutMs,
+          ...(config.model.providerState && state.lastResponse
+            ? { previousResponse: state.lastResponse }
+            : {}),
+          ...(tail ? { tail } : {}),
         });
         state.addUsage(reply.usage);
         const firstIndex = state.entries.length;
+        lastReply = { epoch: state.epoch, from: firstIndex };
         for (const item of reply.output) state.append(item);
+        if (config.model.providerState) {
+          state.lastResponse = reply.responseId ? { id: reply.responseId, upTo: state.entries.length } : null;
+        }
         state.recordAssistantText(reply.output);
         calls = reply.output.filter(isFunctionCall);
         lastTurn = turnOutcome(turn, calls);

@@ -68,6 +68,8 @@ export class SessionState {
   unconfined: string | null;
   /** Task queue of the worker that holds the workspace; null: the session's own queue. */
   toolQueue: string | null;
+  /** The provider's last stored response (providerState), reset by compaction. */
+  lastResponse: { id: string; upTo: number } | null;
   /** Terminal status, once the session has ended. */
   ended: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'> | null = null;
   current: CurrentStep | null = null;
@@ -104,6 +106,7 @@ export class SessionState {
     this.lastCompactionTurn = carried?.lastCompactionTurn ?? null;
     this.unconfined = carried?.unconfined ?? null;
     this.toolQueue = carried?.toolQueue ?? null;
+    this.lastResponse = carried?.lastResponse ?? null;
     this.transcriptBytes = this.entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
   }
 
@@ -126,6 +129,8 @@ export class SessionState {
     this.epoch += 1;
     this.compactions += 1;
     this.lastInputTokens = 0;
+    // The provider's copy is of the old transcript: the next request sends the compacted one whole.
+    this.lastResponse = null;
     for (const item of items) this.append(item);
   }
 
@@ -384,6 +389,7 @@ export class SessionState {
       lastCompactionTurn: this.lastCompactionTurn,
       unconfined: this.unconfined,
       toolQueue: this.toolQueue,
+      lastResponse: this.lastResponse,
     };
   }
 }

@@ -280,6 +280,39 @@ describe('a detached session decided from the command line', () => {
     await expect(stat(path.join(repo.dir, 'x'))).rejects.toThrow(/ENOENT/);
   });
 
+  it('run --provider-state sends only new items after the first request', async () => {
+    const repo = await tempRepo();
+    const { model } = harness;
+    const before = model.requests.length;
+    model.call('read_file', { file_path: 'README.md' }).reply('Read it.');
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const detached = await ratchet([
+        'run',
+        '--repo',
+        repo.dir,
+        '--provider-state',
+        '--approval',
+        'never',
+        '--detach',
+        '--json',
+        'read the readme',
+      ]);
+      expectSuccess(detached);
+      const { sessionId } = JSON.parse(detached.stdout) as { sessionId: string };
+      await harness.client.workflow.getHandle(sessionId).result();
+    });
+    const [first, second] = model.requests
+      .slice(before)
+      .map(
+        (r) => r.body as { store?: boolean; previous_response_id?: string; input: Array<{ type: string }> },
+      );
+    expect(first).toMatchObject({ store: true });
+    expect(first!.previous_response_id).toBeUndefined();
+    expect(second!.previous_response_id).toEqual(expect.stringMatching(/^resp_/));
+    expect(second!.input.map((item) => item.type)).toEqual(['function_call_output']);
+  });
+
   it('lists both pending calls instead of guessing, then denies the one named', async () => {
     const repo = await tempRepo();
     const { model } = harness;

@@ -58,6 +58,15 @@ it('grows linearly: a 60-turn session with 20 KB tool outputs stays under twice 
       from = page.nextIndex;
     }
     const description = await handle.describe();
+    // Reads ran as local activities (docs/PERFORMANCE.md): no read_file activity was scheduled.
+    const history = await handle.fetchHistory();
+    const scheduled = (history.events ?? []).flatMap((e) =>
+      e.activityTaskScheduledEventAttributes?.activityType?.name
+        ? [e.activityTaskScheduledEventAttributes.activityType.name]
+        : [],
+    );
+    expect(scheduled.filter((name) => name === 'read_file')).toEqual([]);
+    expect(scheduled.filter((name) => name === 'model')).toHaveLength(TURNS);
     return {
       result,
       entries,

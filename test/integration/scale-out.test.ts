@@ -70,7 +70,11 @@ async function startWorker(id: string): Promise<{ worker: RatchetWorker; run: Pr
   return { worker, run: worker.worker.run().finally(() => connection.close()) };
 }
 
-/** Calls list_dir until the session has seen `calls` tool outputs, then answers. */
+/**
+ * Runs `ls` until the session has seen `calls` tool outputs, then answers. A command, not list_dir:
+ * reads may run as local activities on whichever worker runs the workflow task (checked by the
+ * next test), and only activities scheduled on a queue show here where they ran.
+ */
 function listThenAnswer(calls: number) {
   return (request: { body: unknown }) => {
     const input = (request.body as { input: Array<{ type: string }> }).input;
@@ -78,7 +82,7 @@ function listThenAnswer(calls: number) {
     if (outputs < calls) {
       return {
         kind: 'reply' as const,
-        output: [{ type: 'function_call' as const, name: 'list_dir', arguments: { dir_path: '.' } }],
+        output: [{ type: 'function_call' as const, name: 'shell', arguments: { command: ['ls'] } }],
       };
     }
     return { kind: 'reply' as const, output: [{ type: 'message' as const, text: 'done' }] };
@@ -108,7 +112,7 @@ describe('two workers', () => {
         expect(prepare.taskQueue).toBe(harness.taskQueue);
         const holder = prepare.identity.replace('worker-', '');
         holders.add(holder);
-        const tools = runs.filter((r) => r.type === 'list_dir' || r.type === 'workspaceChanges');
+        const tools = runs.filter((r) => r.type === 'shell' || r.type === 'workspaceChanges');
         expect(tools).toHaveLength(5);
         for (const tool of tools) {
           expect(tool).toMatchObject({
@@ -166,6 +170,8 @@ describe('two workers', () => {
       await harness.ratchet.send(handle.workflowId, 'the worker is back, look again');
       const result = (await handle.result()) as SessionResult;
       expect(result.finalMessage).toBe('a.txt says alpha');
+      // The workflow ran on worker b: its local read refused (b does not hold the workspace) and
+      // the read went to a's queue.
       const runs = await activityRuns(handle);
       expect(runs.find((r) => r.type === 'read_file')).toMatchObject({
         taskQueue: `${harness.taskQueue}@a`,

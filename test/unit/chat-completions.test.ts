@@ -31,6 +31,7 @@ const settings: ModelSettings = {
   name: 'scripted-x',
   contextWindow: 200_000,
   compactAtRatio: 0.8,
+  providerState: false,
   compaction: 'auto',
 };
 

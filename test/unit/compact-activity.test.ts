@@ -42,7 +42,13 @@ async function startModel(options?: ScriptedModelOptions): Promise<ScriptedModel
 }
 
 function settings(compaction: ModelSettings['compaction']): ModelSettings {
-  return { name: 'scripted-x', contextWindow: 200_000, compactAtRatio: 0.8, compaction };
+  return {
+    name: 'scripted-x',
+    contextWindow: 200_000,
+    compactAtRatio: 0.8,
+    compaction,
+    providerState: false,
+  };
 }
 
 /** A transcript source over the workflow's entries, as the `transcript` query would serve them. */

@@ -15,9 +15,11 @@ import { openaiClientFactory } from '../../src/activities/openai-client.js';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
 import type { TranscriptSource } from '../../src/activities/transcript-source.js';
 import type { ModelCallInput, ModelReply } from '../../src/shared/activity-types.js';
-import { functionOutput, userMessage } from '../../src/shared/items.js';
+import { assistantMessage, functionOutput, userMessage } from '../../src/shared/items.js';
 import type { TranscriptItem } from '../../src/shared/items.js';
 import { BASE_INSTRUCTIONS } from '../../src/shared/prompt.js';
+import { itemsDigest } from '../../src/shared/digest.js';
+import { requestItems as requestItemsOf } from '../../src/activities/model-request.js';
 import type { TranscriptPage, TranscriptRequest } from '../../src/shared/session-api.js';
 import type { ModelSettings, TranscriptEntry } from '../../src/shared/session-config.js';
 import { toolNames } from '../../src/shared/tools.js';
@@ -30,6 +32,7 @@ const settings: ModelSettings = {
   contextWindow: 200_000,
   compactAtRatio: 0.8,
   compaction: 'auto',
+  providerState: false,
 };
 
 let model: ScriptedModel | undefined;
@@ -343,6 +346,50 @@ describe('model activity: replies', () => {
   });
 });
 
+describe('model activity: provider state (previous_response_id)', () => {
+  const providerSettings: ModelSettings = { ...settings, providerState: true };
+
+  it('stores the response and sends only the entries after the previous response, referring to it', async () => {
+    const model = await startModel();
+    model.call('read_file', { file_path: 'a.txt' }, 'call_1').reply('done');
+    const session = fakeSession([task]);
+
+    const first = await runModel(activityFor(model, session), callInput(1, { model: providerSettings }));
+    expect(body(model.requests[0]).store).toBe(true);
+    expect(body(model.requests[0]).previous_response_id).toBeUndefined();
+    expect(first.responseId).toBeTruthy();
+
+    session.append(...first.output, functionOutput('call_1', 'alpha'));
+    await runModel(
+      activityFor(model, session),
+      callInput(3, { model: providerSettings, previousResponse: { id: first.responseId!, upTo: 2 } }),
+    );
+    const second = body(model.requests[1]);
+    expect(second.previous_response_id).toBe(first.responseId);
+    expect(second.input).toEqual([functionOutput('call_1', 'alpha')]);
+    // The provider sees the whole conversation: the first input, its output, the new item.
+    expect(model.requests[1]!.conversation).toHaveLength(3);
+  });
+
+  it('sends the whole input again when the provider does not know the previous response', async () => {
+    const model = await startModel();
+    model.reply('done');
+    const session = fakeSession([task, userMessage('second')]);
+
+    const reply = await runModel(
+      activityFor(model, session),
+      callInput(2, { model: providerSettings, previousResponse: { id: 'resp_expired', upTo: 1 } }),
+    );
+
+    expect(reply.output).toEqual([assistantMessage('done')]);
+    expect(model.requests).toHaveLength(2);
+    expect(model.requests[0]!.body).toMatchObject({ previous_response_id: 'resp_expired' });
+    const retry = body(model.requests[1]);
+    expect(retry.previous_response_id).toBeUndefined();
+    expect(retry.input).toEqual([task, userMessage('second')]);
+  });
+});
+
 describe('model activity: transcript source', () => {
   it('queries the workflow once per call, and the second call fetches only the new entries', async () => {
     const model = await startModel();
@@ -373,6 +420,32 @@ describe('model activity: transcript source', () => {
       },
       functionOutput('call_1', 'L1: export const sum = 1;'),
     ]);
+  });
+
+  it('rebuilds the reply and the tool output it saw, without a query, when their digest matches', async () => {
+    const model = await startModel();
+    model.call('read_file', { file_path: 'src/sum.ts' }, 'call_1').reply('fine').reply('again');
+    const session = fakeSession([task]);
+    const activity = activityFor(model, session);
+
+    const first = await runModel(activity, callInput(1));
+    // The tool activity on this worker reports its output; the workflow appends both.
+    session.source.proposeOutput(callInput(1), 'call_1', 'L1: export const sum = 1;');
+    session.append(...first.output, functionOutput('call_1', 'L1: export const sum = 1;'));
+    const tail = { from: 1, digest: itemsDigest(session.entries.slice(1).map((e) => e.item)) };
+    await runModel(activity, callInput(3, { turn: 2, tail }));
+
+    expect(session.queries).toHaveLength(1);
+    expect(session.source.stats.rebuilt).toBe(1);
+    expect(body(model.requests[1]).input).toEqual(requestItemsOf(session.entries.map((e) => e.item)));
+
+    // When the workflow holds something else (here: another output), the digest differs and the
+    // worker asks the workflow.
+    session.append(userMessage('a person wrote this'));
+    const stale = { from: 3, digest: itemsDigest([userMessage('not what the workflow holds')]) };
+    await runModel(activity, callInput(4, { turn: 3, tail: stale }));
+    expect(session.queries).toHaveLength(2);
+    expect(body(model.requests[2]).input).toContainEqual(userMessage('a person wrote this'));
   });
 
   it('answers a repeated call from the cache without asking the workflow', async () => {

@@ -137,6 +137,21 @@ describe('SessionState transcript', () => {
     expect(next.deliverQueuedMessages()).toBe(true);
   });
 
+  it("carries the provider's last response across continue-as-new, and forgets it on compaction", () => {
+    const state = new SessionState(config());
+    state.workspace = { root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false };
+    state.append(userMessage('task'));
+    state.lastResponse = { id: 'resp_7', upTo: 1 };
+    const carried = carriedStateSchema.parse(JSON.parse(JSON.stringify(state.carry())));
+    expect(new SessionState(config(), carried).lastResponse).toEqual({ id: 'resp_7', upTo: 1 });
+    // State carried before provider state existed parses without it.
+    const { lastResponse: _dropped, ...older } = carried;
+    expect(carriedStateSchema.parse(older).lastResponse).toBeNull();
+
+    state.replaceTranscript([userMessage('summary')]);
+    expect(state.lastResponse).toBeNull();
+  });
+
   it('raises the turn limit when a person sends a message after it was reached', () => {
     const state = new SessionState(config({ limits: { ...config().limits, maxTurns: 2 } }));
     state.turn = 2;

@@ -1,0 +1,128 @@
+/**
+ * `npm run bench`: what durability costs, measured. Starts its own Temporal dev server and
+ * scripted model, runs the selected scenarios, and writes bench/results/<date>.json, .md and .svg.
+ *
+ *   npm run bench -- --only overhead,history --quick
+ */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { Command, Option } from 'commander';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BenchEnv } from './env.js';
+import type { BenchResults } from './report.js';
+import { historyChart, markdownReport } from './report.js';
+import { history } from './scenarios/history.js';
+import { overhead } from './scenarios/overhead.js';
+import { recovery } from './scenarios/recovery.js';
+import { modelRequests } from './scenarios/requests.js';
+import { concurrency } from './scenarios/concurrency.js';
+
+const SCENARIOS = ['overhead', 'history', 'requests', 'concurrency', 'recovery'] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+const program = new Command('bench')
+  .description(
+    'Measure the cost of durability: Ratchet on Temporal against a plain loop and Temporal’s floor.',
+  )
+  .addOption(
+    new Option('--only <scenarios>', `comma-separated subset of ${SCENARIOS.join(', ')}`).argParser((value) =>
+      value.split(',').map((s) => s.trim()),
+    ),
+  )
+  .option('--quick', 'fewer runs and smaller sessions, to iterate', false)
+  .option('--runs <n>', 'runs per figure (default 5, quick 2)', (v) => Number(v))
+  .option(
+    '--worker-options <json>',
+    'options for the concurrency and recovery workers (Worker.create), e.g. {"maxCachedWorkflows":250}',
+    (value) => JSON.parse(value) as Record<string, unknown>,
+  )
+  .option('--out <dir>', 'where results go', fileURLToPath(new URL('./results', import.meta.url)))
+  .option('--name <name>', 'file name for the results (default: the date and time)');
+
+program.parse();
+const opts = program.opts<{
+  only?: string[];
+  quick: boolean;
+  runs?: number;
+  out: string;
+  name?: string;
+  workerOptions?: Record<string, unknown>;
+}>();
+const selected = new Set<Scenario>((opts.only ?? SCENARIOS) as Scenario[]);
+for (const name of selected) {
+  if (!SCENARIOS.includes(name)) program.error(`unknown scenario "${name}" (known: ${SCENARIOS.join(', ')})`);
+}
+const quick = opts.quick;
+const runs = opts.runs ?? (quick ? 2 : 5);
+
+const began = Date.now();
+const log = (message: string) => {
+  process.stderr.write(`[${((Date.now() - began) / 1000).toFixed(1).padStart(6)} s] ${message}\n`);
+};
+
+// The baseline's large payloads make the SDK's native side warn on every turn; keep the output readable.
+Runtime.install({
+  logger: new DefaultLogger('WARN'),
+  telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
+});
+const env = await BenchEnv.start(log);
+const results: BenchResults = {
+  startedAt: new Date(began).toISOString(),
+  machine: {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
+  },
+  options: { quick, runs, scenarios: [...selected], workerOptions: opts.workerOptions ?? {} },
+};
+try {
+  if (selected.has('overhead')) {
+    log('1. overhead per turn');
+    results.overhead = await overhead(env, { runs, turns: quick ? 20 : 50, log });
+  }
+  if (selected.has('history')) {
+    log('2. history growth');
+    results.history = await history(env, {
+      sizes: quick ? [25, 50, 100] : [25, 50, 100, 200, 400],
+      baselineSizes: quick ? [25, 50] : [25, 50, 100],
+      baselineTimeoutMs: 120_000,
+      log,
+    });
+  }
+  if (selected.has('requests')) {
+    log('3 and 6. prompt-cache stability and bytes to the model');
+    results.requests = await modelRequests(env, { turns: quick ? 100 : 200, log });
+  }
+  if (selected.has('concurrency')) {
+    log('4. concurrency');
+    results.concurrency = await concurrency(env, {
+      sessions: quick ? 20 : 100,
+      turns: 20,
+      parked: quick ? 100 : 1000,
+      approvals: quick ? 3 : 10,
+      workerOptions: opts.workerOptions,
+      log,
+    });
+  }
+  if (selected.has('recovery')) {
+    log('5. recovery after a killed worker');
+    results.recovery = await recovery(env, { runs: quick ? 1 : 3, log });
+  }
+} finally {
+  await env.close();
+}
+results.seconds = Math.round((Date.now() - began) / 1000);
+
+await mkdir(opts.out, { recursive: true });
+const name = opts.name ?? new Date(began).toISOString().slice(0, 16).replace(':', '');
+const base = path.join(opts.out, name);
+await writeFile(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
+const chart = results.history ? historyChart(results.history) : undefined;
+if (chart) await writeFile(`${base}.svg`, chart);
+await writeFile(`${base}.md`, markdownReport(results, chart ? `${name}.svg` : undefined));
+log(`wrote ${base}.json, .md${chart ? ', .svg' : ''}`);

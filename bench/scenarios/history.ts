@@ -1,0 +1,154 @@
+/**
+ * 2. History growth: sessions of 25 … 400 turns whose every tool output is 20 KB. Ratchet's event
+ * history (as Temporal counts it: `historySizeBytes` in describe) against the unique content of
+ * the transcript, and the baseline that passes the whole transcript to the model activity.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import type { SessionResult } from '../../src/shared/session-api.js';
+import { transcriptQuery } from '../../src/shared/session-api.js';
+import type { BenchEnv } from '../env.js';
+import { sessionConfig, withModel } from '../env.js';
+import { benchResponder, benchTask } from '../script.js';
+import { round, sleep } from '../stats.js';
+import type { BaselineInput } from '../workflows.js';
+
+export interface HistoryPoint {
+  turns: number;
+  /** Bytes of the transcript items (JSON), each counted once. */
+  uniqueBytes: number;
+  ratchet: { bytes: number; events: number; ratio: number; seconds: number };
+  /** Undefined when the baseline was not run at this size. */
+  baseline?: { bytes: number; events: number; ratio: number; completed: boolean; note?: string };
+}
+
+async function uniqueBytes(handle: WorkflowHandle): Promise<number> {
+  let total = 0;
+  for (let from = 0; ;) {
+    const page = await handle.query(transcriptQuery, { fromIndex: from });
+    for (const entry of page.entries) total += Buffer.byteLength(JSON.stringify(entry.item));
+    if (page.nextIndex >= page.total) return total;
+    from = page.nextIndex;
+  }
+}
+
+/**
+ * What stopped a workflow that did not complete, from its last events (read newest first, one
+ * at a time: the baseline's events are megabytes each, a page of them exceeds a gRPC message).
+ */
+async function whyStopped(env: BenchEnv, handle: WorkflowHandle): Promise<string> {
+  const description = await handle.describe();
+  let nextPageToken: Uint8Array | undefined;
+  for (let i = 0; i < 10; i += 1) {
+    const page = await env.client.workflowService.getWorkflowExecutionHistoryReverse({
+      namespace: 'default',
+      execution: { workflowId: handle.workflowId, runId: description.runId },
+      maximumPageSize: 1,
+      ...(nextPageToken ? { nextPageToken } : {}),
+    });
+    for (const event of page.history?.events ?? []) {
+      const terminated = event.workflowExecutionTerminatedEventAttributes;
+      if (terminated) return `terminated by the server: ${terminated.reason ?? ''}`.trim();
+      const failed = event.workflowTaskFailedEventAttributes;
+      if (failed) return `workflow task failed: ${failed.failure?.message ?? String(failed.cause)}`;
+    }
+    if (!page.nextPageToken?.length) break;
+    nextPageToken = page.nextPageToken;
+  }
+  return `${description.status.name.toLowerCase()} after the time allowed`;
+}
+
+export async function history(
+  env: BenchEnv,
+  options: { sizes: number[]; baselineSizes: number[]; baselineTimeoutMs: number; log: (m: string) => void },
+): Promise<HistoryPoint[]> {
+  return withModel({ responder: benchResponder() }, async (model) => {
+    const taskQueue = `bench-history-${randomUUID()}`;
+    const { worker } = await env.worker(taskQueue, model);
+    const ratchet = env.ratchet(taskQueue);
+    const points: HistoryPoint[] = [];
+    await worker.runUntil(async () => {
+      for (const turns of options.sizes) {
+        const started = performance.now();
+        const { sessionId } = await ratchet.start(sessionConfig(benchTask('big.txt', turns), env.repo));
+        const handle = env.client.workflow.getHandle(sessionId);
+        const result = (await handle.result()) as SessionResult;
+        const seconds = (performance.now() - started) / 1000;
+        if (result.turns !== turns || result.runs !== 1) {
+          throw new Error(
+            `history: expected ${turns} turns in one run, got ${result.turns} in ${result.runs}`,
+          );
+        }
+        const description = await handle.describe();
+        const unique = await uniqueBytes(handle);
+        const bytes = description.historySize ?? 0;
+        const point: HistoryPoint = {
+          turns,
+          uniqueBytes: unique,
+          ratchet: {
+            bytes,
+            events: description.historyLength,
+            ratio: round(bytes / unique, 3),
+            seconds: round(seconds, 1),
+          },
+        };
+        options.log(
+          `history ${turns} turns: ratchet ${bytes} bytes / unique ${unique} = ${point.ratchet.ratio} (${point.ratchet.seconds} s)`,
+        );
+        if (options.baselineSizes.includes(turns)) {
+          point.baseline = await baseline(env, taskQueue, turns, unique, options.baselineTimeoutMs);
+          options.log(
+            `history ${turns} turns: baseline ${point.baseline.bytes} bytes = ${point.baseline.ratio} × unique` +
+              (point.baseline.note ? ` (${point.baseline.note})` : ''),
+          );
+        }
+        points.push(point);
+      }
+    });
+    return points;
+  });
+}
+
+async function baseline(
+  env: BenchEnv,
+  taskQueue: string,
+  turns: number,
+  unique: number,
+  timeoutMs: number,
+): Promise<NonNullable<HistoryPoint['baseline']>> {
+  const input: BaselineInput = {
+    task: benchTask('big.txt', turns),
+    workspace: env.repo,
+    model: 'scripted-model',
+    maxTurns: turns + 1,
+    sessionId: `baseline-${randomUUID()}`,
+  };
+  const handle = await env.client.workflow.start('baselineSession', {
+    taskQueue,
+    workflowId: input.sessionId,
+    args: [input],
+  });
+  let completed = false;
+  let note: string | undefined;
+  const outcome = await Promise.race([
+    handle.result().then(
+      () => 'completed' as const,
+      () => 'failed' as const,
+    ),
+    sleep(timeoutMs).then(() => 'timeout' as const),
+  ]);
+  if (outcome === 'completed') completed = true;
+  else {
+    note = await whyStopped(env, handle).catch((err: unknown) => `stopped (${String(err)})`);
+    await handle.terminate('benchmark: baseline stopped').catch(() => {});
+  }
+  const description = await handle.describe();
+  const bytes = description.historySize ?? 0;
+  return {
+    bytes,
+    events: description.historyLength,
+    ratio: round(bytes / unique, 3),
+    completed,
+    ...(note ? { note } : {}),
+  };
+}

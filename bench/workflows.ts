@@ -1,0 +1,53 @@
+/**
+ * Workflows bundled for the benchmark only: Ratchet's session, plus two yardsticks that are not
+ * part of the product.
+ *
+ * - `floorSession`: two empty activities per turn. What Temporal itself costs per turn on this
+ *   machine, the floor Ratchet's overhead is measured against.
+ * - `baselineSession`: the obvious design DESIGN.md §2 warns about. It passes the whole transcript
+ *   as the model activity's input every turn, so every turn writes the transcript into history
+ *   again.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { TranscriptItem } from '../src/shared/items.js';
+import { functionOutput, isFunctionCall, userMessage } from '../src/shared/items.js';
+import type { BenchActivities } from './activities.js';
+
+export { agentSession } from '../src/workflows/index.js';
+
+const bench = proxyActivities<BenchActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '10s',
+  retry: { initialInterval: '1s', maximumAttempts: 3 },
+});
+
+export async function floorSession(turns: number): Promise<number> {
+  for (let turn = 1; turn <= turns; turn += 1) {
+    await bench.emptyModel();
+    await bench.emptyTool();
+  }
+  return turns;
+}
+
+export interface BaselineInput {
+  task: string;
+  workspace: string;
+  model: string;
+  maxTurns: number;
+  sessionId: string;
+}
+
+export async function baselineSession(input: BaselineInput): Promise<number> {
+  const items: TranscriptItem[] = [userMessage(input.task)];
+  for (let turn = 1; turn <= input.maxTurns; turn += 1) {
+    const output = await bench.transcriptModel({ model: input.model, sessionId: input.sessionId, items });
+    items.push(...output);
+    const calls = output.filter(isFunctionCall);
+    if (calls.length === 0) return turn;
+    for (const call of calls) {
+      const result = await bench.plainTool({ workspace: input.workspace, arguments: call.arguments });
+      items.push(functionOutput(call.call_id, result));
+    }
+  }
+  return input.maxTurns;
+}
