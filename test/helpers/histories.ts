@@ -5,7 +5,8 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { execa } from 'execa';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
@@ -54,5 +55,11 @@ export async function recordHistory(
     const last = history.events?.at(-1);
     runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
     run += 1;
+  }
+  // A session that now takes fewer runs leaves no runs of an earlier recording behind.
+  for (; ; run += 1) {
+    const stale = path.join(historiesDir, `${name}.run${run}.json`);
+    if (!existsSync(stale)) break;
+    await rm(stale);
   }
 }
