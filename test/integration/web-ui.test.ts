@@ -168,11 +168,11 @@ describe('the Temporal Web UI', () => {
 
       await openThroughQuery(`RatchetStatus = "completed"`, started.workflowId, 'web-ui-list.png');
 
-      // The timeline labels each activity with its type and summary.
+      // The timeline labels each activity with its type and summary. (Reads run as local
+      // activities: the timeline names their type only; their summary is in the event history.)
       for (const text of [
         'workspace · prepare',
         'model · turn 1 · 2 items in context',
-        'read_file · README.md',
         'shell · git status --short',
         'apply_patch · 2 files',
         'model · turn 4',
@@ -186,6 +186,7 @@ describe('the Temporal Web UI', () => {
       // details and the current details.
       await page.getByRole('tab', { name: /Event History/ }).click();
       await seen('shell · git status --short');
+      await seen('read_file · README.md');
       await page.getByRole('tab', { name: 'User Metadata' }).click();
       for (const text of [
         'Add a NOTES.md and mention it in the README',
