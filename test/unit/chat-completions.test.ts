@@ -8,12 +8,12 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import OpenAI from 'openai';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions/completions';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { scriptedSettings, staticTranscript, useScriptedModel } from '../helpers/model-activities.js';
 import { ChatStreamAssembler, chatMessages, chatTools } from '../../src/activities/chat-completions.js';
 import { createCompactActivity } from '../../src/activities/compact.js';
 import { createModelActivity } from '../../src/activities/model.js';
 import { endpointFromEnv } from '../../src/activities/openai-client.js';
-import { createTranscriptSource } from '../../src/activities/transcript-source.js';
 import type {
   CompactInput,
   CompactResult,
@@ -23,48 +23,12 @@ import type {
 import { assistantMessage, functionOutput, userMessage } from '../../src/shared/items.js';
 import type { TranscriptItem } from '../../src/shared/items.js';
 import { BASE_INSTRUCTIONS, SUMMARY_PREFIX } from '../../src/shared/prompt.js';
-import type { ModelSettings } from '../../src/shared/session-config.js';
 import { toolNames } from '../../src/shared/tools.js';
-import { ScriptedModel } from '../../src/testing/scripted-model.js';
+import type { ScriptedModel } from '../../src/testing/scripted-model.js';
 
-const settings: ModelSettings = {
-  name: 'scripted-x',
-  contextWindow: 200_000,
-  compactAtRatio: 0.8,
-  providerState: false,
-  compaction: 'auto',
-};
-
-let model: ScriptedModel | undefined;
-
-afterEach(async () => {
-  const current = model;
-  model = undefined;
-  if (!current) return;
-  try {
-    current.assertDone();
-  } finally {
-    await current.close();
-  }
-});
-
-async function startModel(): Promise<ScriptedModel> {
-  model = await ScriptedModel.start();
-  return model;
-}
-
-function source(items: TranscriptItem[]) {
-  return createTranscriptSource((_sessionId, request) => {
-    const fromIndex = request.fromIndex ?? 0;
-    return Promise.resolve({
-      epoch: 0,
-      fromIndex,
-      entries: items.slice(fromIndex).map((item) => ({ item, turn: 0 })),
-      nextIndex: items.length,
-      total: items.length,
-    });
-  });
-}
+const settings = scriptedSettings();
+const startModel = useScriptedModel();
+const source = staticTranscript;
 
 function chatActivity(target: ScriptedModel, items: TranscriptItem[]) {
   const client = new OpenAI({ apiKey: 'k', baseURL: target.baseUrl, maxRetries: 0, logLevel: 'off' });

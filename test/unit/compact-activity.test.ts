@@ -6,65 +6,24 @@ import { Buffer } from 'node:buffer';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { scriptedSettings, staticTranscript, useScriptedModel } from '../helpers/model-activities.js';
 import { createCompactActivity } from '../../src/activities/compact.js';
 import { openaiClientFactory } from '../../src/activities/openai-client.js';
-import { createTranscriptSource } from '../../src/activities/transcript-source.js';
-import type { TranscriptSource } from '../../src/activities/transcript-source.js';
 import type { CompactInput, CompactResult } from '../../src/shared/activity-types.js';
 import { assistantMessage, functionOutput, messageText, userMessage } from '../../src/shared/items.js';
 import type { TranscriptItem } from '../../src/shared/items.js';
 import { BASE_INSTRUCTIONS, COMPACTION_PROMPT, SUMMARY_PREFIX } from '../../src/shared/prompt.js';
-import type { TranscriptPage } from '../../src/shared/session-api.js';
 import type { ModelSettings } from '../../src/shared/session-config.js';
 import { toolNames } from '../../src/shared/tools.js';
-import { ScriptedModel } from '../../src/testing/scripted-model.js';
-import type { RecordedRequest, ScriptedModelOptions, ScriptStep } from '../../src/testing/scripted-model.js';
+import type { ScriptedModel } from '../../src/testing/scripted-model.js';
+import type { RecordedRequest, ScriptStep } from '../../src/testing/scripted-model.js';
 
 const SESSION = 'session-c0ffee';
 
-let model: ScriptedModel | undefined;
-
-afterEach(async () => {
-  const current = model;
-  model = undefined;
-  if (!current) return;
-  try {
-    current.assertDone();
-  } finally {
-    await current.close();
-  }
-});
-
-async function startModel(options?: ScriptedModelOptions): Promise<ScriptedModel> {
-  model = await ScriptedModel.start(options);
-  return model;
-}
-
-function settings(compaction: ModelSettings['compaction']): ModelSettings {
-  return {
-    name: 'scripted-x',
-    contextWindow: 200_000,
-    compactAtRatio: 0.8,
-    compaction,
-    providerState: false,
-  };
-}
-
-/** A transcript source over the workflow's entries, as the `transcript` query would serve them. */
-function sourceOf(items: readonly TranscriptItem[]): TranscriptSource {
-  return createTranscriptSource((_sessionId, request) => {
-    const fromIndex = request.fromIndex ?? 0;
-    const page: TranscriptPage = {
-      epoch: 0,
-      fromIndex,
-      entries: items.slice(fromIndex).map((item) => ({ item, turn: 1 })),
-      nextIndex: items.length,
-      total: items.length,
-    };
-    return Promise.resolve(page);
-  });
-}
+const startModel = useScriptedModel();
+const settings = (compaction: ModelSettings['compaction']) => scriptedSettings({ compaction });
+const sourceOf = staticTranscript;
 
 function environment(): MockActivityEnvironment {
   return new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });

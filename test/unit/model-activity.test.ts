@@ -8,7 +8,8 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import OpenAI from 'openai';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { scriptedSettings, useScriptedModel } from '../helpers/model-activities.js';
 import { createModelActivity } from '../../src/activities/model.js';
 import type { ModelDeps } from '../../src/activities/model.js';
 import { openaiClientFactory } from '../../src/activities/openai-client.js';
@@ -23,35 +24,11 @@ import { requestItems as requestItemsOf } from '../../src/activities/model-reque
 import type { TranscriptPage, TranscriptRequest } from '../../src/shared/session-api.js';
 import type { ModelSettings, TranscriptEntry } from '../../src/shared/session-config.js';
 import { toolNames } from '../../src/shared/tools.js';
-import { ScriptedModel } from '../../src/testing/scripted-model.js';
-import type { ScriptedModelOptions } from '../../src/testing/scripted-model.js';
+import type { ScriptedModel } from '../../src/testing/scripted-model.js';
 
 const SESSION = 'session-7f3a';
-const settings: ModelSettings = {
-  name: 'scripted-x',
-  contextWindow: 200_000,
-  compactAtRatio: 0.8,
-  compaction: 'auto',
-  providerState: false,
-};
-
-let model: ScriptedModel | undefined;
-
-afterEach(async () => {
-  const current = model;
-  model = undefined;
-  if (!current) return;
-  try {
-    current.assertDone();
-  } finally {
-    await current.close();
-  }
-});
-
-async function startModel(options?: ScriptedModelOptions): Promise<ScriptedModel> {
-  model = await ScriptedModel.start(options);
-  return model;
-}
+const settings = scriptedSettings();
+const startModel = useScriptedModel();
 
 /** The workflow's side of the transcript: entries it holds, and every query the worker made. */
 interface FakeSession {
