@@ -51,6 +51,24 @@ async function tempRepo(files: Record<string, string> = { 'a.txt': 'alpha\n' }):
   return repo;
 }
 
+/**
+ * Runs a session on a fresh worker to its end (the worker stops with it), records its history
+ * as the fixture `name`, and returns its result and transcript.
+ */
+async function runToEnd(
+  name: string,
+  start: Parameters<Harness['start']>[0],
+): Promise<{ result: SessionResult; entries: TranscriptEntry[] }> {
+  const { worker } = await harness.worker();
+  return worker.runUntil(async () => {
+    const handle = await harness.start(start);
+    const result = (await handle.result()) as SessionResult;
+    const entries = await transcriptOf(handle);
+    await recordHistory(handle, name);
+    return { result, entries };
+  });
+}
+
 function bodyOf(request: RecordedRequest): RequestBody {
   return request.body as RequestBody;
 }
@@ -147,13 +165,10 @@ describe('model faults', () => {
     model
       .enqueue({ kind: 'error', status: 429, headers: { 'retry-after': '2' } })
       .reply('Done after the wait.');
-    const { worker } = await harness.worker();
-    const { result, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({ task: 'say done', workspace: repo.dir, approvalPolicy: 'never' });
-      const result = (await handle.result()) as SessionResult;
-      const entries = await transcriptOf(handle);
-      await recordHistory(handle, 'fault-model-429-retry-after');
-      return { result, entries };
+    const { result, entries } = await runToEnd('fault-model-429-retry-after', {
+      task: 'say done',
+      workspace: repo.dir,
+      approvalPolicy: 'never',
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'Done after the wait.', turns: 1 });
     const requests = modelRequests();
@@ -174,13 +189,10 @@ describe('model faults', () => {
     model
       .enqueue({ kind: 'error', status: 500 }, { kind: 'error', status: 503 })
       .reply('Done after two server errors.');
-    const { worker } = await harness.worker();
-    const { result, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({ task: 'say done', workspace: repo.dir, approvalPolicy: 'never' });
-      const result = (await handle.result()) as SessionResult;
-      const entries = await transcriptOf(handle);
-      await recordHistory(handle, 'fault-model-5xx-backoff');
-      return { result, entries };
+    const { result, entries } = await runToEnd('fault-model-5xx-backoff', {
+      task: 'say done',
+      workspace: repo.dir,
+      approvalPolicy: 'never',
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'Done after two server errors.' });
     const requests = modelRequests();
@@ -199,13 +211,10 @@ describe('model faults', () => {
     const repo = await tempRepo();
     const { model } = harness;
     model.enqueue({ kind: 'cut' }).reply('The whole reply, this time.');
-    const { worker } = await harness.worker();
-    const { result, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({ task: 'say it', workspace: repo.dir, approvalPolicy: 'never' });
-      const result = (await handle.result()) as SessionResult;
-      const entries = await transcriptOf(handle);
-      await recordHistory(handle, 'fault-model-stream-cut');
-      return { result, entries };
+    const { result, entries } = await runToEnd('fault-model-stream-cut', {
+      task: 'say it',
+      workspace: repo.dir,
+      approvalPolicy: 'never',
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'The whole reply, this time.' });
     const requests = modelRequests();
@@ -221,18 +230,11 @@ describe('model faults', () => {
     const repo = await tempRepo();
     const { model } = harness;
     model.enqueue({ kind: 'hang' }).reply('Answered on the second try.');
-    const { worker } = await harness.worker();
-    const { result, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({
-        task: 'say it',
-        workspace: repo.dir,
-        approvalPolicy: 'never',
-        limits: { modelStreamIdleTimeoutMs: 1500 },
-      });
-      const result = (await handle.result()) as SessionResult;
-      const entries = await transcriptOf(handle);
-      await recordHistory(handle, 'fault-model-stream-stall');
-      return { result, entries };
+    const { result, entries } = await runToEnd('fault-model-stream-stall', {
+      task: 'say it',
+      workspace: repo.dir,
+      approvalPolicy: 'never',
+      limits: { modelStreamIdleTimeoutMs: 1500 },
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'Answered on the second try.' });
     const requests = modelRequests();
@@ -294,17 +296,10 @@ describe('model faults', () => {
       })
       .call('read_file', { file_path: 'a.txt' })
       .reply('a.txt says alpha.');
-    const { worker } = await harness.worker();
-    const { result, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({
-        task: 'read a.txt',
-        workspace: repo.dir,
-        approvalPolicy: 'never',
-      });
-      const result = (await handle.result()) as SessionResult;
-      const entries = await transcriptOf(handle);
-      await recordHistory(handle, 'fault-model-bad-tool-calls');
-      return { result, entries };
+    const { result, entries } = await runToEnd('fault-model-bad-tool-calls', {
+      task: 'read a.txt',
+      workspace: repo.dir,
+      approvalPolicy: 'never',
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'a.txt says alpha.', turns: 3 });
     const requests = modelRequests();
@@ -329,13 +324,10 @@ describe('model faults', () => {
     const repo = await tempRepo();
     const { model } = harness;
     model.enqueue({ kind: fault }).reply('Something, at last.');
-    const { worker } = await harness.worker();
-    const { result, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({ task: 'say it', workspace: repo.dir, approvalPolicy: 'never' });
-      const result = (await handle.result()) as SessionResult;
-      const entries = await transcriptOf(handle);
-      await recordHistory(handle, fixture);
-      return { result, entries };
+    const { result, entries } = await runToEnd(fixture, {
+      task: 'say it',
+      workspace: repo.dir,
+      approvalPolicy: 'never',
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'Something, at last.', turns: 1 });
     const requests = modelRequests();
@@ -499,17 +491,10 @@ describe('tool faults', () => {
     const repo = await tempRepo();
     const { model } = harness;
     model.call('shell', { command: ['head', '-c', '100000', '/dev/urandom'] }).reply('That was binary.');
-    const { worker } = await harness.worker();
-    const { result, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({
-        task: 'read noise',
-        workspace: repo.dir,
-        approvalPolicy: 'never',
-      });
-      const result = (await handle.result()) as SessionResult;
-      const entries = await transcriptOf(handle);
-      await recordHistory(handle, 'fault-tool-binary-output');
-      return { result, entries };
+    const { result, entries } = await runToEnd('fault-tool-binary-output', {
+      task: 'read noise',
+      workspace: repo.dir,
+      approvalPolicy: 'never',
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'That was binary.' });
     const raw = outputsOf(modelRequests()[1]!)[0]!.output;
@@ -538,17 +523,10 @@ describe('tool faults', () => {
         ],
       })
       .reply('Nothing to read.');
-    const { worker } = await harness.worker();
-    const { result, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({
-        task: 'read stdin',
-        workspace: repo.dir,
-        approvalPolicy: 'never',
-      });
-      const result = (await handle.result()) as SessionResult;
-      const entries = await transcriptOf(handle);
-      await recordHistory(handle, 'fault-tool-stdin');
-      return { result, entries };
+    const { result, entries } = await runToEnd('fault-tool-stdin', {
+      task: 'read stdin',
+      workspace: repo.dir,
+      approvalPolicy: 'never',
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'Nothing to read.' });
     const [cat, read] = outputsOf(modelRequests()[1]!).map((o) => shellOutput(o.output));
