@@ -6,7 +6,9 @@ import { Client, Connection } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
+import { createTempRepo } from './git-repo.js';
+import type { TempRepo } from './git-repo.js';
 import { RatchetClient } from '../../src/client.js';
 import type { StatusView } from '../../src/shared/session-api.js';
 import { statusQuery } from '../../src/shared/session-api.js';
@@ -119,4 +121,40 @@ export async function waitForStatus(
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`timed out waiting for the session; last status: ${JSON.stringify(last)}`);
+}
+
+/** A test file's harness, and the repositories its tests made (removed after the file). */
+export interface HarnessSuite {
+  readonly harness: Harness;
+  tempRepo(files?: Record<string, string>): Promise<TempRepo>;
+}
+
+/**
+ * Registers a test file's hooks: one harness for the file, a fresh scripted model before each
+ * test, and, after the file, the harness closed and every repository from `tempRepo` removed.
+ */
+export function useHarness(options: HarnessOptions = {}): HarnessSuite {
+  let harness: Harness | undefined;
+  const repos: TempRepo[] = [];
+  beforeAll(async () => {
+    harness = await Harness.create(options);
+  });
+  beforeEach(async () => {
+    await harness!.freshModel();
+  });
+  afterAll(async () => {
+    await harness?.close();
+    await Promise.all(repos.map((repo) => repo.remove()));
+  });
+  return {
+    get harness() {
+      if (!harness) throw new Error('the harness is made in beforeAll; use it inside a test');
+      return harness;
+    },
+    async tempRepo(files = { 'a.txt': 'alpha\n' }) {
+      const repo = await createTempRepo(files);
+      repos.push(repo);
+      return repo;
+    },
+  };
 }

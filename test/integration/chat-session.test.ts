@@ -6,13 +6,11 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SessionResult } from '../../src/shared/session-api.js';
 import { approveUpdate } from '../../src/shared/session-api.js';
 import type { RecordedRequest } from '../../src/testing/scripted-model.js';
-import { createTempRepo } from '../helpers/git-repo.js';
-import type { TempRepo } from '../helpers/git-repo.js';
-import { Harness, waitForStatus } from '../helpers/harness.js';
+import { useHarness, waitForStatus } from '../helpers/harness.js';
 
 interface ChatMessage {
   role: string;
@@ -40,30 +38,13 @@ const PATCH = [
   '*** End Patch',
 ].join('\n');
 
-let harness: Harness;
-const repos: TempRepo[] = [];
-
-beforeAll(async () => {
-  harness = await Harness.create();
-});
-
-beforeEach(async () => {
-  await harness.freshModel();
-});
-
-afterAll(async () => {
-  await harness?.close();
-  await Promise.all(repos.map((repo) => repo.remove()));
-});
-
-async function tempRepo(files: Record<string, string>): Promise<TempRepo> {
-  const repo = await createTempRepo(files);
-  repos.push(repo);
-  return repo;
-}
+const suite = useHarness();
+const tempRepo = (files?: Record<string, string>) => suite.tempRepo(files);
 
 function chatWorker() {
-  return harness.worker({ endpoint: { apiKey: 'test-key', baseURL: harness.model.baseUrl, api: 'chat' } });
+  return suite.harness.worker({
+    endpoint: { apiKey: 'test-key', baseURL: suite.harness.model.baseUrl, api: 'chat' },
+  });
 }
 
 function bodyOf(request: RecordedRequest): ChatBody {
@@ -73,7 +54,7 @@ function bodyOf(request: RecordedRequest): ChatBody {
 describe('a session with api = "chat"', () => {
   it('reads a file, patches it after approval and finishes, all through chat completions', async () => {
     const repo = await tempRepo({ 'src/greet.js': GREET });
-    const { model } = harness;
+    const { model } = suite.harness;
     model
       .call('read_file', { file_path: 'src/greet.js' }, 'call_read')
       .enqueue({
@@ -87,7 +68,7 @@ describe('a session with api = "chat"', () => {
 
     const { worker } = await chatWorker();
     const result = await worker.runUntil(async () => {
-      const handle = await harness.start({ task: 'Make greet say Hi', workspace: repo.dir });
+      const handle = await suite.harness.start({ task: 'Make greet say Hi', workspace: repo.dir });
       const wait = await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
       expect(wait.pendingApprovals[0]).toMatchObject({ tool: 'apply_patch', callId: 'call_patch' });
       await handle.executeUpdate(approveUpdate, {
@@ -141,13 +122,17 @@ describe('a session with api = "chat"', () => {
 
   it('waits out a 429 and retries a malformed stream, then completes', async () => {
     const repo = await tempRepo({ 'a.txt': 'alpha\n' });
-    const { model } = harness;
+    const { model } = suite.harness;
     model
       .enqueue({ kind: 'error', status: 429, headers: { 'retry-after': '1' } }, { kind: 'garbage' })
       .reply('Done after the wait.');
     const { worker } = await chatWorker();
     const result = await worker.runUntil(async () => {
-      const handle = await harness.start({ task: 'say done', workspace: repo.dir, approvalPolicy: 'never' });
+      const handle = await suite.harness.start({
+        task: 'say done',
+        workspace: repo.dir,
+        approvalPolicy: 'never',
+      });
       return (await handle.result()) as SessionResult;
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'Done after the wait.', turns: 1 });
@@ -162,11 +147,15 @@ describe('a session with api = "chat"', () => {
 
   it('fails fast on 401, once, saying the API key was rejected', async () => {
     const repo = await tempRepo({ 'a.txt': 'alpha\n' });
-    const { model } = harness;
+    const { model } = suite.harness;
     model.enqueue({ kind: 'error', status: 401 });
     const { worker } = await chatWorker();
     const failure = await worker.runUntil(async () => {
-      const handle = await harness.start({ task: 'anything', workspace: repo.dir, approvalPolicy: 'never' });
+      const handle = await suite.harness.start({
+        task: 'anything',
+        workspace: repo.dir,
+        approvalPolicy: 'never',
+      });
       try {
         await handle.result();
         return undefined;
@@ -182,7 +171,7 @@ describe('a session with api = "chat"', () => {
 
   it('compacts locally through chat when the model says the request is too long', async () => {
     const repo = await tempRepo({ 'notes.txt': 'remember the milk\n' });
-    const { model } = harness;
+    const { model } = suite.harness;
     model
       .call('read_file', { file_path: 'notes.txt' }, 'call_notes')
       .enqueue({ kind: 'error', status: 400, code: 'context_length_exceeded' })
@@ -190,7 +179,7 @@ describe('a session with api = "chat"', () => {
       .reply('Fits now.');
     const { worker } = await chatWorker();
     const result = await worker.runUntil(async () => {
-      const handle = await harness.start({
+      const handle = await suite.harness.start({
         task: 'Read the notes',
         workspace: repo.dir,
         approvalPolicy: 'never',

@@ -7,14 +7,13 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 import { execa } from 'execa';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SessionResult } from '../../src/shared/session-api.js';
 import { transcriptQuery } from '../../src/shared/session-api.js';
 import type { TranscriptEntry } from '../../src/shared/session-config.js';
 import type { RecordedRequest } from '../../src/testing/scripted-model.js';
-import { createTempRepo } from '../helpers/git-repo.js';
-import type { TempRepo } from '../helpers/git-repo.js';
-import { Harness, waitForStatus } from '../helpers/harness.js';
+import { useHarness, waitForStatus } from '../helpers/harness.js';
+import type { Harness } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
 
 interface RequestBody {
@@ -29,27 +28,8 @@ interface ShellOutput {
 
 const TOOL_NAMES = 'shell, apply_patch, read_file, list_dir, grep_files, update_plan';
 
-let harness: Harness;
-const repos: TempRepo[] = [];
-
-beforeAll(async () => {
-  harness = await Harness.create();
-});
-
-beforeEach(async () => {
-  await harness.freshModel();
-});
-
-afterAll(async () => {
-  await harness?.close();
-  await Promise.all(repos.map((repo) => repo.remove()));
-});
-
-async function tempRepo(files: Record<string, string> = { 'a.txt': 'alpha\n' }): Promise<TempRepo> {
-  const repo = await createTempRepo(files);
-  repos.push(repo);
-  return repo;
-}
+const suite = useHarness();
+const tempRepo = (files?: Record<string, string>) => suite.tempRepo(files);
 
 /**
  * Runs a session on a fresh worker to its end (the worker stops with it), records its history
@@ -59,9 +39,9 @@ async function runToEnd(
   name: string,
   start: Parameters<Harness['start']>[0],
 ): Promise<{ result: SessionResult; entries: TranscriptEntry[] }> {
-  const { worker } = await harness.worker();
+  const { worker } = await suite.harness.worker();
   return worker.runUntil(async () => {
-    const handle = await harness.start(start);
+    const handle = await suite.harness.start(start);
     const result = (await handle.result()) as SessionResult;
     const entries = await transcriptOf(handle);
     await recordHistory(handle, name);
@@ -75,7 +55,7 @@ function bodyOf(request: RecordedRequest): RequestBody {
 
 /** Model calls only (a compaction request would be another path). */
 function modelRequests(): RecordedRequest[] {
-  return harness.model.requests.filter((r) => r.path === '/v1/responses');
+  return suite.harness.model.requests.filter((r) => r.path === '/v1/responses');
 }
 
 function outputsOf(request: RecordedRequest): Array<{ callId: string; output: string }> {
@@ -161,7 +141,7 @@ async function processesMatching(pattern: string): Promise<string> {
 describe('model faults', () => {
   it('waits as a 429 retry-after says, then completes', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model
       .enqueue({ kind: 'error', status: 429, headers: { 'retry-after': '2' } })
       .reply('Done after the wait.');
@@ -185,7 +165,7 @@ describe('model faults', () => {
 
   it('retries 500 and 503 with backoff, then completes', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model
       .enqueue({ kind: 'error', status: 500 }, { kind: 'error', status: 503 })
       .reply('Done after two server errors.');
@@ -209,7 +189,7 @@ describe('model faults', () => {
 
   it('retries a stream cut half-way and keeps one assistant message', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model.enqueue({ kind: 'cut' }).reply('The whole reply, this time.');
     const { result, entries } = await runToEnd('fault-model-stream-cut', {
       task: 'say it',
@@ -228,7 +208,7 @@ describe('model faults', () => {
 
   it('abandons a stream that stalls and retries it', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model.enqueue({ kind: 'hang' }).reply('Answered on the second try.');
     const { result, entries } = await runToEnd('fault-model-stream-stall', {
       task: 'say it',
@@ -251,15 +231,19 @@ describe('model faults', () => {
 
   it('fails fast on 401, once, saying the API key was rejected', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model.enqueue({ kind: 'error', status: 401 });
-    const { worker } = await harness.worker();
+    const { worker } = await suite.harness.worker();
     const started = Date.now();
     const { failure, failedAfterMs, view, description, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({ task: 'anything', workspace: repo.dir, approvalPolicy: 'never' });
+      const handle = await suite.harness.start({
+        task: 'anything',
+        workspace: repo.dir,
+        approvalPolicy: 'never',
+      });
       const failure = await failureOf(handle);
       const failedAfterMs = Date.now() - started;
-      const view = await harness.ratchet.status(handle.workflowId);
+      const view = await suite.harness.ratchet.status(handle.workflowId);
       const description = await handle.describe();
       const entries = await transcriptOf(handle);
       await recordHistory(handle, 'fault-model-401');
@@ -285,7 +269,7 @@ describe('model faults', () => {
 
   it('returns malformed arguments and an unknown tool to the model as errors it can correct', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model
       .enqueue({
         kind: 'reply',
@@ -322,7 +306,7 @@ describe('model faults', () => {
     { fault: 'garbage' as const, what: 'a body that does not parse', fixture: 'fault-model-garbage' },
   ])('retries $what, then completes', async ({ fault, fixture }) => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model.enqueue({ kind: fault }).reply('Something, at last.');
     const { result, entries } = await runToEnd(fixture, {
       task: 'say it',
@@ -339,13 +323,13 @@ describe('model faults', () => {
 
   it('stops in idle with a notice when retries run out, and a message resumes it', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model
       .enqueue({ kind: 'error', status: 500 }, { kind: 'error', status: 500 })
       .reply('Back on track after your message.');
-    const { worker } = await harness.worker();
+    const { worker } = await suite.harness.worker();
     const { result, entries, idle } = await worker.runUntil(async () => {
-      const handle = await harness.start({
+      const handle = await suite.harness.start({
         task: 'say it',
         workspace: repo.dir,
         approvalPolicy: 'never',
@@ -354,7 +338,7 @@ describe('model faults', () => {
       const idle = await waitForStatus(handle, (s) => s.status === 'idle');
       // Idle means waiting: no third attempt is made on its own.
       expect(model.requests).toHaveLength(2);
-      await harness.ratchet.send(handle.workflowId, 'Please try again.');
+      await suite.harness.ratchet.send(handle.workflowId, 'Please try again.');
       const result = (await handle.result()) as SessionResult;
       const entries = await transcriptOf(handle);
       await recordHistory(handle, 'fault-model-retries-exhausted');
@@ -382,15 +366,19 @@ describe('model faults', () => {
 describe('tool faults', () => {
   it('kills a command that times out, with everything it started', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     // A marker no other process has: both sleeps, and the shell running them, carry it.
     const marker = `sleep 30.${process.pid}`;
     model
       .call('shell', { command: ['bash', '-lc', `${marker} & ${marker}`], timeout_ms: 1000 })
       .reply('It timed out, as expected.');
-    const { worker } = await harness.worker();
+    const { worker } = await suite.harness.worker();
     const { result, entries, seenRunning } = await worker.runUntil(async () => {
-      const handle = await harness.start({ task: 'sleep', workspace: repo.dir, approvalPolicy: 'never' });
+      const handle = await suite.harness.start({
+        task: 'sleep',
+        workspace: repo.dir,
+        approvalPolicy: 'never',
+      });
       // While it runs, the marker finds the command's processes (so the check below means something).
       let seenRunning = '';
       const done = handle.result();
@@ -420,11 +408,11 @@ describe('tool faults', () => {
 
   it('cuts 50 MB of output down to its head and tail, with no large payload in history', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model.call('shell', { command: ['bash', '-lc', 'yes | head -c 50000000'] }).reply('That was a lot of y.');
-    const { worker } = await harness.worker();
+    const { worker } = await suite.harness.worker();
     const { result, entries, handle } = await worker.runUntil(async () => {
-      const handle = await harness.start({
+      const handle = await suite.harness.start({
         task: 'print a lot',
         workspace: repo.dir,
         approvalPolicy: 'never',
@@ -467,13 +455,13 @@ describe('tool faults', () => {
   // such as \x01 takes six bytes there. Output made of control characters counts as binary.
   it('keeps output of control characters under the same budget once encoded', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model
       .call('shell', { command: ['bash', '-lc', "head -c 50000000 /dev/zero | tr '\\0' '\\1'"] })
       .reply('Control characters.');
-    const { worker } = await harness.worker();
+    const { worker } = await suite.harness.worker();
     const result = await worker.runUntil(async () => {
-      const handle = await harness.start({
+      const handle = await suite.harness.start({
         task: 'print noise',
         workspace: repo.dir,
         approvalPolicy: 'never',
@@ -489,7 +477,7 @@ describe('tool faults', () => {
 
   it('shows binary output as a note, not as garbage', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model.call('shell', { command: ['head', '-c', '100000', '/dev/urandom'] }).reply('That was binary.');
     const { result, entries } = await runToEnd('fault-tool-binary-output', {
       task: 'read noise',
@@ -508,7 +496,7 @@ describe('tool faults', () => {
 
   it('gives a command that reads stdin an immediate end of file', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     // Had stdin stayed open, each would run into its timeout (and say so) instead of ending.
     model
       .enqueue({
@@ -541,7 +529,7 @@ describe('tool faults', () => {
 
   it('tells the model clearly when the workspace was deleted under the session', async () => {
     const repo = await tempRepo();
-    const { model } = harness;
+    const { model } = suite.harness;
     model
       // The first reply is held until the test has deleted the workspace.
       .enqueue({
@@ -549,9 +537,9 @@ describe('tool faults', () => {
         output: [{ type: 'function_call', name: 'read_file', arguments: { file_path: 'a.txt' } }],
       })
       .reply('The workspace is gone; I cannot go on.');
-    const { worker } = await harness.worker();
+    const { worker } = await suite.harness.worker();
     const { result, view, entries } = await worker.runUntil(async () => {
-      const handle = await harness.start({
+      const handle = await suite.harness.start({
         task: 'read a.txt',
         workspace: repo.dir,
         approvalPolicy: 'never',
@@ -560,7 +548,7 @@ describe('tool faults', () => {
       await repo.remove();
       expect(model.release()).toBe(1);
       const result = (await handle.result()) as SessionResult;
-      const view = await harness.ratchet.status(handle.workflowId);
+      const view = await suite.harness.ratchet.status(handle.workflowId);
       const entries = await transcriptOf(handle);
       await recordHistory(handle, 'fault-tool-workspace-deleted');
       return { result, view, entries };
