@@ -179,6 +179,4 @@ export interface ToolOutcome {
   display: string;
   /** False when the tool could not do what was asked (an error the model can react to). */
   success: boolean;
-  /** Workspace-relative paths the tool created, changed or deleted. */
-  changedFiles?: string[];
 }

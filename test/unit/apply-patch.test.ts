@@ -77,7 +77,6 @@ describe('applyPatch', () => {
       output: 'Success. Updated the following files:\nA deep/er/new.txt',
       display: 'apply_patch · 1 file (1 added)',
       success: true,
-      changedFiles: ['deep/er/new.txt'],
     });
     expect(await text('deep/er/new.txt')).toBe('first\nsecond\n');
   });
@@ -92,7 +91,6 @@ describe('applyPatch', () => {
       output: 'Success. Updated the following files:\nM src/app.ts',
       display: 'apply_patch · 1 file (1 updated)',
       success: true,
-      changedFiles: ['src/app.ts'],
     });
     expect(await text('src/app.ts')).toBe('one\ntwo\nTHREE\nthree and a half\nfour\nfive\n');
   });
@@ -162,7 +160,6 @@ describe('applyPatch', () => {
       ctx,
     );
     expect(outcome.output).toBe('Success. Updated the following files:\nA a.txt\nM a.txt');
-    expect(outcome.changedFiles).toEqual(['a.txt']);
     expect(await text('a.txt')).toBe('one\n2\n');
   });
 
@@ -173,7 +170,6 @@ describe('applyPatch', () => {
       output: 'Success. Updated the following files:\nD old/gone.txt',
       display: 'apply_patch · 1 file (1 deleted)',
       success: true,
-      changedFiles: ['old/gone.txt'],
     });
     expect(await tree(workspace)).toEqual({});
   });
@@ -194,7 +190,6 @@ describe('applyPatch', () => {
       output: 'Success. Updated the following files:\nM lib/main.ts (moved from src/app.ts)',
       display: 'apply_patch · 1 file (1 moved)',
       success: true,
-      changedFiles: ['src/app.ts', 'lib/main.ts'],
     });
     expect(await tree(workspace)).toEqual({ [path.join('lib', 'main.ts')]: 'const a = 2;\nexport { a };\n' });
   });
@@ -224,7 +219,6 @@ describe('applyPatch', () => {
       ].join('\n'),
       display: 'apply_patch · 3 files (1 added, 1 moved, 1 deleted)',
       success: true,
-      changedFiles: ['path/new.txt', 'path/old.txt', 'src/app.ts', 'src/main.ts'],
     });
     expect(await tree(workspace)).toEqual({
       [path.join('path', 'new.txt')]: 'new\n',
@@ -257,7 +251,6 @@ describe('applyPatch', () => {
     );
     expect(outcome.success).toBe(false);
     expect(outcome.display).toBe('apply_patch · failed');
-    expect(outcome.changedFiles).toBeUndefined();
     expect(outcome.output).toContain('nothing was changed');
     expect(outcome.output).toContain(
       'src/app.ts: could not find the lines of the hunk. Expected:\n    alpha\n    delta\n    gamma',
@@ -386,18 +379,18 @@ describe('applyPatch', () => {
       expect(await text('unix.txt')).toBe('one\n2\n');
     });
 
-    it('keeps a missing trailing newline, also when lines are added at the end', async () => {
+    it('ends an updated file with a line break, as Codex does', async () => {
       await put('nonl.txt', 'one\ntwo');
-      expect((await applyPatch(patch('*** Update File: nonl.txt', '@@', '-two', '+TWO'), ctx)).success).toBe(
+      expect((await applyPatch(patch('*** Update File: nonl.txt', '@@', '-one', '+ONE'), ctx)).success).toBe(
         true,
       );
-      expect(await text('nonl.txt')).toBe('one\nTWO');
+      expect(await text('nonl.txt')).toBe('ONE\ntwo\n');
       const appended = await applyPatch(
-        patch('*** Update File: nonl.txt', '@@', ' TWO', '+three', '*** End of File'),
+        patch('*** Update File: nonl.txt', '@@', ' two', '+three', '*** End of File'),
         ctx,
       );
       expect(appended.success).toBe(true);
-      expect(await text('nonl.txt')).toBe('one\nTWO\nthree');
+      expect(await text('nonl.txt')).toBe('ONE\ntwo\nthree\n');
     });
 
     it('keeps the mode of an updated or moved file', async () => {
@@ -421,19 +414,15 @@ describe('applyPatch', () => {
     });
   });
 
-  describe('idempotency', () => {
-    it('re-applies an add: the file ends the same and is reported as already applied', async () => {
+  describe('the same patch sent again in a new call', () => {
+    it('writes an add again and reports it as added, not as already applied', async () => {
       const edit = patch('*** Add File: a/new.txt', '+hello');
       expect((await applyPatch(edit, ctx)).success).toBe(true);
       const again = await applyPatch(edit, ctx);
       expect(again).toEqual({
-        output:
-          'Success. Updated the following files:\n' +
-          'A a/new.txt (already applied: the file already had this content)\n' +
-          '1 operation had already been applied (the files already looked as the patch leaves them); nothing was changed for it.',
-        display: 'apply_patch · 1 file (1 already applied)',
+        output: 'Success. Updated the following files:\nA a/new.txt',
+        display: 'apply_patch · 1 file (1 added)',
         success: true,
-        changedFiles: ['a/new.txt'],
       });
       expect(await tree(workspace)).toEqual({ [path.join('a', 'new.txt')]: 'hello\n' });
     });
@@ -445,105 +434,53 @@ describe('applyPatch', () => {
       expect(await text('a.txt')).toBe('new\n');
     });
 
-    it('re-applies an update', async () => {
+    it('fails an update whose old lines are gone, and says the result looks present', async () => {
       await put('a.txt', 'one\ntwo\nthree\n');
       const edit = patch('*** Update File: a.txt', '@@', ' one', '-two', '+TWO', ' three');
       expect((await applyPatch(edit, ctx)).success).toBe(true);
       const again = await applyPatch(edit, ctx);
-      expect(again.success).toBe(true);
-      expect(again.output).toContain('M a.txt (already applied: the file already contains these changes)');
-      expect(again.display).toBe('apply_patch · 1 file (1 already applied)');
+      expect(again.success).toBe(false);
+      expect(again.output).toContain('a.txt: could not find the lines of the hunk');
+      expect(again.output).toContain('already contains the lines this patch would leave');
+      expect(again.output).not.toContain('already applied');
       expect(await text('a.txt')).toBe('one\nTWO\nthree\n');
     });
 
-    it('does not add the lines of a pure addition twice', async () => {
+    it('adds the lines of a pure addition again, as asked', async () => {
       await put('imports.ts', '// imports\nimport a from "a";\n');
       const edit = patch('*** Update File: imports.ts', '@@ // imports', '+import b from "b";');
       expect((await applyPatch(edit, ctx)).success).toBe(true);
       expect(await text('imports.ts')).toBe('// imports\nimport b from "b";\nimport a from "a";\n');
-      const again = await applyPatch(edit, ctx);
-      expect(again.output).toContain('already applied');
-      expect(await text('imports.ts')).toBe('// imports\nimport b from "b";\nimport a from "a";\n');
-    });
-
-    it('re-applies a delete of a file that is gone', async () => {
-      await put('gone.txt', 'x\n');
-      const edit = patch('*** Delete File: gone.txt');
       expect((await applyPatch(edit, ctx)).success).toBe(true);
-      const again = await applyPatch(edit, ctx);
-      expect(again.success).toBe(true);
-      expect(again.output).toContain('D gone.txt (already applied: the file did not exist)');
-    });
-
-    it('re-applies a move whose target already holds the result', async () => {
-      await put('src/app.ts', 'a\nb\n');
-      const edit = patch('*** Update File: src/app.ts', '*** Move to: src/main.ts', '@@', ' a', '-b', '+c');
-      expect((await applyPatch(edit, ctx)).success).toBe(true);
-      const again = await applyPatch(edit, ctx);
-      expect(again.success).toBe(true);
-      expect(again.output).toContain(
-        'M src/main.ts (moved from src/app.ts; already applied: the file was already moved and updated)',
+      expect(await text('imports.ts')).toBe(
+        '// imports\nimport b from "b";\nimport b from "b";\nimport a from "a";\n',
       );
-      expect(again.changedFiles).toEqual(['src/app.ts', 'src/main.ts']);
-      expect(await tree(workspace)).toEqual({ [path.join('src', 'main.ts')]: 'a\nc\n' });
     });
 
-    it('finishes a move whose target was written before a crash, and still refuses a move from nowhere', async () => {
-      await put('src/app.ts', 'a\nb\n');
+    it('appends a line equal to the last line (a first attempt never says "already applied")', async () => {
+      await put('list.txt', 'one\ntwo\n');
+      const outcome = await applyPatch(patch('*** Update File: list.txt', '+two'), ctx);
+      expect(outcome.output).toBe('Success. Updated the following files:\nM list.txt');
+      expect(await text('list.txt')).toBe('one\ntwo\ntwo\n');
+      const after = await applyPatch(
+        patch('*** Update File: list.txt', '@@', ' one', ' two', ' two', '+two'),
+        ctx,
+      );
+      expect(after.success).toBe(true);
+      expect(await text('list.txt')).toBe('one\ntwo\ntwo\ntwo\n');
+    });
+
+    it('fails a delete of a file that is gone, and a move from nowhere', async () => {
+      const deleted = await applyPatch(patch('*** Delete File: gone.txt'), ctx);
+      expect(deleted.success).toBe(false);
+      expect(deleted.output).toContain('gone.txt: cannot delete it: the file does not exist');
       await put('src/main.ts', 'a\nc\n');
-      const edit = patch('*** Update File: src/app.ts', '*** Move to: src/main.ts', '@@', ' a', '-b', '+c');
-      expect((await applyPatch(edit, ctx)).success).toBe(true);
-      expect(await tree(workspace)).toEqual({ [path.join('src', 'main.ts')]: 'a\nc\n' });
-
-      await put('src/main.ts', 'something else\n');
-      const refused = await applyPatch(edit, ctx);
-      expect(refused.success).toBe(false);
-      expect(refused.output).toContain('src/app.ts: cannot update it: the file does not exist');
-    });
-
-    it('applies a whole patch twice with the same result, and finishes one that was half applied', async () => {
-      await put('path/old.txt', 'old\n');
-      await put('src/app.ts', 'hello\nworld\n');
-      await put('notes.md', 'a\nb\n');
-      const edit = patch(
-        '*** Add File: path/new.txt',
-        '+new',
-        '*** Delete File: path/old.txt',
-        '*** Update File: src/app.ts',
-        '*** Move to: src/main.ts',
-        '@@',
-        '-hello',
-        '+goodbye',
-        '*** Update File: notes.md',
-        '@@',
-        ' a',
-        '+a2',
-        ' b',
+      const moved = await applyPatch(
+        patch('*** Update File: src/app.ts', '*** Move to: src/main.ts', '@@', ' a', '-b', '+c'),
+        ctx,
       );
-      const first = await applyPatch(edit, ctx);
-      const after = await tree(workspace);
-      const second = await applyPatch(edit, ctx);
-      expect(first.success && second.success).toBe(true);
-      expect(second.display).toBe('apply_patch · 4 files (4 already applied)');
-      expect(await tree(workspace)).toEqual(after);
-      expect(after).toEqual({
-        [path.join('path', 'new.txt')]: 'new\n',
-        [path.join('src', 'main.ts')]: 'goodbye\nworld\n',
-        'notes.md': 'a\na2\nb\n',
-      });
-
-      // As if a worker died after writing two of the files.
-      await rm(workspace, { recursive: true });
-      await mkdir(workspace);
-      await put('path/new.txt', 'new\n');
-      await put('src/main.ts', 'goodbye\nworld\n');
-      await put('src/app.ts', 'hello\nworld\n');
-      await put('path/old.txt', 'old\n');
-      await put('notes.md', 'a\nb\n');
-      const resumed = await applyPatch(edit, ctx);
-      expect(resumed.success).toBe(true);
-      expect(resumed.output).toContain('A path/new.txt (already applied');
-      expect(await tree(workspace)).toEqual(after);
+      expect(moved.success).toBe(false);
+      expect(moved.output).toContain('src/app.ts: cannot update it: the file does not exist');
     });
   });
 
@@ -555,30 +492,5 @@ describe('applyPatch', () => {
       applyPatch(patch('*** Add File: a.txt', '+x'), { ...ctx, signal: controller.signal }),
     ).rejects.toBe(reason);
     expect(await tree(workspace)).toEqual({});
-  });
-});
-
-describe('a retried call (the first attempt may have written before its worker died)', () => {
-  const addThree = patch('*** Update File: list.txt', ' one', ' two', '+three');
-
-  it('does not add lines after context a second time', async () => {
-    await put('list.txt', 'one\ntwo\n');
-    expect((await applyPatch(addThree, ctx)).success).toBe(true);
-    const again = await applyPatch(addThree, ctx, { retry: true });
-    expect(again.success).toBe(true);
-    expect(again.output).toMatch(/already applied/);
-    expect(await text('list.txt')).toBe('one\ntwo\nthree\n');
-  });
-
-  it('still applies a patch whose result is not there yet', async () => {
-    await put('list.txt', 'one\ntwo\n');
-    expect((await applyPatch(addThree, ctx, { retry: true })).success).toBe(true);
-    expect(await text('list.txt')).toBe('one\ntwo\nthree\n');
-  });
-
-  it('outside a retry, a patch whose old lines still match is applied again, as asked', async () => {
-    await put('list.txt', 'one\ntwo\nthree\n');
-    expect((await applyPatch(addThree, ctx)).success).toBe(true);
-    expect(await text('list.txt')).toBe('one\ntwo\nthree\nthree\n');
   });
 });
