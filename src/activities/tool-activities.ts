@@ -6,11 +6,13 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { stat } from 'node:fs/promises';
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { ToolCallInput } from '../shared/activity-types.js';
 import type { ToolName, ToolOutcome } from '../shared/tools.js';
 import { applyPatchArgs, grepFilesArgs, listDirArgs, readFileArgs, shellArgs } from '../shared/tools.js';
+import { patchFromCommand } from '../shared/shell-patch.js';
 import { keepHeartbeating } from './heartbeat.js';
+import { defaultJournalDir, PatchJournal } from './tools/patch-journal.js';
 import type { SandboxMode } from '../shared/sandbox.js';
 import { applyPatch } from './tools/apply-patch.js';
 import type { SandboxInfo } from './tools/sandbox.js';
@@ -29,7 +31,25 @@ export interface ToolDeps {
   sandbox: SandboxInfo;
   /** This worker's own task queue: the one sessions whose workspace it holds route tools to. */
   toolQueue?: string;
+  /** Where apply_patch journals its writes (default: the user's state directory). */
+  patchJournalDir?: string;
 }
+
+/**
+ * apply_patch's arguments: its own, or a shell call that only applies a patch, which the
+ * workflow sends here (src/shared/shell-patch.ts).
+ */
+const patchCallArgs = z.union([
+  applyPatchArgs.transform((args) => ({ patch: args.input, workdir: undefined as string | undefined })),
+  shellArgs.transform((args, ctx) => {
+    const found = patchFromCommand(args.command, args.workdir);
+    if (found === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'the command does not apply a patch' });
+      return z.NEVER;
+    }
+    return { patch: found.patch, workdir: found.workdir };
+  }),
+]);
 
 /** The sandbox for one command, or why it must not run here. */
 function confinement(
@@ -141,8 +161,15 @@ export function createToolActivities(deps: ToolDeps) {
         ...confined,
       });
     }),
-    apply_patch: tool('apply_patch', applyPatchArgs, (args, context) =>
-      applyPatch(args.input, context, { retry: Context.current().info.attempt > 1 }),
+    apply_patch: tool('apply_patch', patchCallArgs, (args, context, input) =>
+      applyPatch(args.patch, context, {
+        journal: new PatchJournal(deps.patchJournalDir ?? defaultJournalDir(), {
+          sessionId: input.sessionId,
+          callId: input.callId,
+          patch: args.patch,
+        }),
+        ...(args.workdir === undefined ? {} : { workdir: args.workdir }),
+      }),
     ),
     read_file: tool('read_file', readFileArgs, (args, context) => executeReadFile(args, context)),
     list_dir: tool('list_dir', listDirArgs, (args, context) => executeListDir(args, context)),

@@ -345,7 +345,12 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
 
   async function runCalls(calls: FunctionCallItem[], firstIndex: number): Promise<void> {
     const prepared: PreparedCall[] = calls.map((call) =>
-      prepareCall(call, (request) => state.decidePolicy(request)),
+      prepareCall(
+        call,
+        (request) => state.decidePolicy(request),
+        // Sessions recorded before shell-wrapped patches ran as apply_patch replay them as shell.
+        () => patched('shell-apply-patch'),
+      ),
     );
     const indexOf = new Map(calls.map((call, i) => [call.call_id, firstIndex + i] as const));
     for (const p of prepared) {

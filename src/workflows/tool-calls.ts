@@ -6,6 +6,7 @@ import type { FunctionCallItem } from '../shared/items.js';
 import { parsePatch, patchPaths } from '../shared/patch.js';
 import type { PolicyDecision, ToolRequest } from '../shared/policy.js';
 import { isKnownSafeCommand } from '../shared/safe-commands.js';
+import { joinDir, patchFromCommand } from '../shared/shell-patch.js';
 import { toolCallSummary } from '../shared/tool-summary.js';
 import type { ToolName, UpdatePlanArgs } from '../shared/tools.js';
 import { isToolName, toolNames, toolSpecs } from '../shared/tools.js';
@@ -39,10 +40,10 @@ export interface ToolCall {
 
 export type PreparedCall = RejectedCall | PlanCall | ToolCall;
 
-function editPaths(tool: ToolName, args: Record<string, unknown>): string[] | undefined {
+function editPaths(tool: ToolName, args: Record<string, unknown>, workdir?: string): string[] | undefined {
   if (tool !== 'apply_patch') return undefined;
   try {
-    return patchPaths(parsePatch(args.input as string));
+    return patchPaths(parsePatch(args.input as string)).map((p) => joinDir(workdir, p) ?? p);
   } catch {
     return undefined;
   }
@@ -55,6 +56,11 @@ function editPaths(tool: ToolName, args: Record<string, unknown>): string[] | un
 export function prepareCall(
   call: FunctionCallItem,
   decide: (request: ToolRequest) => PolicyDecision,
+  /**
+   * Whether a shell call that only applies a patch (src/shared/shell-patch.ts) runs as apply_patch;
+   * asked only when a call has that shape (the workflow answers with a patch marker).
+   */
+  runShellPatches: () => boolean = () => true,
 ): PreparedCall {
   if (!isToolName(call.name)) {
     return {
@@ -91,11 +97,21 @@ export function prepareCall(
   if (call.name === 'update_plan') {
     return { kind: 'plan', call, args: parsed.data as UpdatePlanArgs };
   }
-  const tool = call.name;
-  const args = parsed.data as Record<string, unknown>;
+  let tool: Exclude<ToolName, 'update_plan'> = call.name;
+  let args = parsed.data as Record<string, unknown>;
+  let workdir: string | undefined;
+  if (tool === 'shell') {
+    const shellPatch = patchFromCommand(args.command as string[], args.workdir as string | undefined);
+    if (shellPatch !== undefined && runShellPatches()) {
+      tool = 'apply_patch';
+      args = { input: shellPatch.patch };
+      workdir = shellPatch.workdir;
+    }
+  }
+  const kind = toolSpecs[tool].kind;
   const command = tool === 'shell' ? (args.command as string[]) : undefined;
-  const request: ToolRequest = { tool, kind: spec.kind, command, paths: editPaths(tool, args) };
-  const readOnly = spec.kind === 'read' || (command !== undefined && isKnownSafeCommand(command));
+  const request: ToolRequest = { tool, kind, command, paths: editPaths(tool, args, workdir) };
+  const readOnly = kind === 'read' || (command !== undefined && isKnownSafeCommand(command));
   return {
     kind: 'tool',
     call,

@@ -5,7 +5,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,21 +15,25 @@ import type { ToolCallInput } from '../../src/shared/activity-types.js';
 import type { ToolOutcome } from '../../src/shared/tools.js';
 
 let workspace: string;
+let journals: string;
+let activities: ReturnType<typeof createToolActivities>;
 
 beforeEach(async () => {
   workspace = await realpath(await mkdtemp(path.join(tmpdir(), 'ratchet-tool-activities-')));
+  journals = await mkdtemp(path.join(tmpdir(), 'ratchet-journals-'));
   await writeFile(path.join(workspace, 'a.txt'), 'alpha\n');
+  activities = createToolActivities({
+    transcript: createTranscriptSource(() => Promise.reject(new Error('no transcript in this test'))),
+    commandEnv: {},
+    sandbox: { available: false, kind: 'none', detail: 'not needed here' },
+    toolQueue: 'ratchet@box-a',
+    patchJournalDir: journals,
+  });
 });
 
 afterEach(async () => {
   await rm(workspace, { recursive: true, force: true });
-});
-
-const activities = createToolActivities({
-  transcript: createTranscriptSource(() => Promise.reject(new Error('no transcript in this test'))),
-  commandEnv: {},
-  sandbox: { available: false, kind: 'none', detail: 'not needed here' },
-  toolQueue: 'ratchet@box-a',
+  await rm(journals, { recursive: true, force: true });
 });
 
 function readA(holder?: string): Promise<ToolOutcome> {
@@ -63,5 +67,50 @@ describe('a read sent to whichever worker runs the workflow', () => {
 
   it('runs anywhere when no holder is named (sessions from before tool queues)', async () => {
     expect(await readA()).toMatchObject({ success: true });
+  });
+});
+
+describe('apply_patch', () => {
+  const body = ['*** Begin Patch', '*** Update File: a.txt', '@@', '-alpha', '+beta', '*** End Patch'].join(
+    '\n',
+  );
+
+  function patchCall(args: unknown, attempt = 1): Promise<ToolOutcome> {
+    const input: ToolCallInput = {
+      sessionId: 's',
+      epoch: 0,
+      workspace,
+      callId: 'call_7',
+      itemIndex: 0,
+      arguments: JSON.stringify(args),
+    };
+    const env = new MockActivityEnvironment({ attempt }, { logger: new DefaultLogger('ERROR') });
+    return env.run(activities.apply_patch, input);
+  }
+
+  it('takes a patch sent through the shell, relative to its directory', async () => {
+    await mkdir(path.join(workspace, 'pkg'));
+    await writeFile(path.join(workspace, 'pkg', 'a.txt'), 'alpha\n');
+    const outcome = await patchCall({
+      command: ['bash', '-lc', `cd pkg && apply_patch <<'EOF'\n${body}\nEOF\n`],
+    });
+    expect(outcome).toMatchObject({
+      success: true,
+      output: 'Success. Updated the following files:\nM pkg/a.txt',
+    });
+    expect(await readFile(path.join(workspace, 'pkg', 'a.txt'), 'utf8')).toBe('beta\n');
+  });
+
+  it('refuses shell arguments that do not apply a patch', async () => {
+    const outcome = await patchCall({ command: ['rm', '-rf', '.'] });
+    expect(outcome).toMatchObject({ success: false, display: 'apply_patch · invalid arguments' });
+  });
+
+  it('journals each call, so a retry after the write reports "already applied" and writes nothing twice', async () => {
+    expect((await patchCall({ input: body })).success).toBe(true);
+    expect(await readdir(journals)).toHaveLength(1);
+    const retried = await patchCall({ input: body }, 2);
+    expect(retried.output).toContain('M a.txt (already applied by an earlier attempt of this call)');
+    expect(await readFile(path.join(workspace, 'a.txt'), 'utf8')).toBe('beta\n');
   });
 });
