@@ -4,6 +4,7 @@
  */
 import { parsePatch, patchPaths } from './patch.js';
 import { displayCommand } from './safe-commands.js';
+import { joinDir } from './shell-patch.js';
 
 export function shorten(text: string, max = 80): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
@@ -19,7 +20,8 @@ export function toolCallSummary(tool: string, args: Record<string, unknown>): st
         : 'shell';
     case 'apply_patch': {
       try {
-        const paths = patchPaths(parsePatch(String(args.input)));
+        const workdir = typeof args.workdir === 'string' ? args.workdir : undefined;
+        const paths = patchPaths(parsePatch(String(args.input))).map((p) => joinDir(workdir, p) ?? p);
         return paths.length === 1
           ? `apply_patch · ${shorten(paths[0]!, 60)}`
           : `apply_patch · ${paths.length} files`;

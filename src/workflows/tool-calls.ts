@@ -104,8 +104,9 @@ export function prepareCall(
     const shellPatch = patchFromCommand(args.command as string[], args.workdir as string | undefined);
     if (shellPatch !== undefined && runShellPatches()) {
       tool = 'apply_patch';
-      args = { input: shellPatch.patch };
       workdir = shellPatch.workdir;
+      // The workdir is shown with the patch (and in its summary); the activity reads the call's own arguments.
+      args = workdir === undefined ? { input: shellPatch.patch } : { input: shellPatch.patch, workdir };
     }
   }
   const kind = toolSpecs[tool].kind;

@@ -378,3 +378,46 @@ describe('parallel calls from one model turn', () => {
     model.assertDone();
   });
 });
+
+describe('a patch sent through the shell, as Codex-trained models send it', () => {
+  it('asks as a patch, shows the patch, applies it and answers as apply_patch does', async () => {
+    repo = await createTempRepo({ 'src/greet.js': GREET });
+    const { model } = harness;
+    const heredoc = [
+      'bash',
+      '-lc',
+      `cd src && apply_patch <<'EOF'\n${PATCH.replace('src/greet.js', 'greet.js')}\nEOF\n`,
+    ];
+    model
+      .call('shell', { command: heredoc })
+      .call('shell', {
+        command: ['apply_patch', PATCH.replace("'Hi '", "'Hey '").replace("'Hello '", "'Hi '")],
+      })
+      .reply('Patched twice.');
+    const { worker } = await harness.worker();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'Patch through the shell', workspace: repo.dir });
+      for (const summary of ['apply_patch · src/greet.js', 'apply_patch · src/greet.js']) {
+        const wait = await waitForStatus(
+          handle,
+          (s) => s.status === 'awaiting_approval' && s.pendingApprovals.length === 1,
+        );
+        const pending = wait.pendingApprovals[0]!;
+        expect(pending).toMatchObject({ tool: 'apply_patch', summary });
+        expect(JSON.stringify(pending.arguments)).toContain('*** Begin Patch');
+        await handle.executeUpdate(approveUpdate, {
+          args: [{ callId: pending.callId, decision: 'approve', by: 'test' }],
+        });
+      }
+      return (await handle.result()) as SessionResult;
+    });
+    expect(result.status).toBe('completed');
+    expect(await readFile(path.join(repo.dir, 'src/greet.js'), 'utf8')).toContain("'Hey ' + name");
+    const outputs = outputsOf(model.requests.at(-1)!.body as RequestBody);
+    expect(outputs).toEqual([
+      'Success. Updated the following files:\nM src/greet.js',
+      'Success. Updated the following files:\nM src/greet.js',
+    ]);
+    model.assertDone();
+  });
+});

@@ -62,9 +62,9 @@ describe('prepareCall with a patch sent through the shell', () => {
     expect(prepared).toMatchObject({
       kind: 'tool',
       tool: 'apply_patch',
-      args: { input: body },
+      args: { input: body, workdir: 'src' },
       readOnly: false,
-      summary: 'apply_patch · a.txt',
+      summary: 'apply_patch · src/a.txt',
       request: { tool: 'apply_patch', kind: 'edit', paths: ['src/a.txt'] },
       decision: { action: 'allow' },
     });
