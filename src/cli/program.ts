@@ -17,6 +17,8 @@ import { searchAttributeDefinitions } from '../shared/search-attributes.js';
 import { registerSearchAttributes } from '../temporal/search-attribute-setup.js';
 import { diffStat, preparedWorkspace, workspaceDiff } from './diff.js';
 import { followSession } from './follow.js';
+import type { InboxFlags } from './inbox-command.js';
+import { inboxOptions, serveInbox } from './inbox-command.js';
 import { colorsFor, statusColor } from './render.js';
 import type { SessionConfigInput } from '../shared/session-config.js';
 import { ScriptedModel } from '../testing/scripted-model.js';
@@ -560,19 +562,36 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       }),
     );
 
-  program
-    .command('server')
-    .description('run the embedded Temporal dev server (SQLite, Web UI) and a worker, in the foreground')
-    .option('--no-worker', 'do not run a worker in this process')
-    .action(async (opts: { worker: boolean }) => {
+  inboxOptions(
+    program
+      .command('server')
+      .description(
+        'run the embedded Temporal dev server (SQLite, Web UI), a worker and the approvals inbox, in the foreground',
+      )
+      .option('--no-worker', 'do not run a worker in this process')
+      .option('--no-inbox', 'do not serve the approvals inbox'),
+    'inbox-',
+  ).action(
+    async (opts: {
+      worker: boolean;
+      inbox: boolean;
+      inboxHost: string;
+      inboxPort: number;
+      inboxToken?: string;
+    }) => {
       const log = (message: string) => io.err.write(pc.dim(`${message}\n`));
       const server = await startEmbeddedServer(log);
       print(io, `Temporal server  ${server.address}`);
       print(io, `Web UI           ${server.uiUrl ?? '(off)'}`);
       const stop = waitForSignal();
+      const services = await connect({ ...process.env, TEMPORAL_ADDRESS: server.address });
+      const flags: InboxFlags = { host: opts.inboxHost, port: opts.inboxPort };
+      if (opts.inboxToken !== undefined) flags.token = opts.inboxToken;
+      const inbox = opts.inbox
+        ? await serveInbox(services.ratchet, flags, (line) => print(io, line))
+        : undefined;
       try {
         if (opts.worker) {
-          const services = await connect({ ...process.env, TEMPORAL_ADDRESS: server.address });
           const { worker, run } = await startInProcessWorker(
             services.target,
             services.client,
@@ -581,7 +600,6 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
           print(io, `Worker           task queue ${services.ratchet.taskQueue}`);
           stop.signal.addEventListener('abort', () => worker.shutdown(), { once: true });
           await run;
-          await services.close();
         } else {
           await new Promise<void>((resolve) =>
             stop.signal.addEventListener('abort', () => resolve(), { once: true }),
@@ -589,9 +607,28 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         }
       } finally {
         stop.dispose();
+        await inbox?.close();
+        await services.close();
         await server.stop();
       }
-    });
+    },
+  );
+
+  inboxOptions(
+    program
+      .command('inbox')
+      .description('serve the approvals inbox for the configured cluster, in the foreground'),
+  ).action(async (opts: InboxFlags) =>
+    withClient(async (ratchet) => {
+      const inbox = await serveInbox(ratchet, opts, (line) => print(io, line));
+      const stop = waitForSignal();
+      await new Promise<void>((resolve) =>
+        stop.signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
+      stop.dispose();
+      await inbox.close();
+    }),
+  );
 
   program
     .command('setup')
