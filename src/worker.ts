@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Activities } from './activities/index.js';
 import { createActivities } from './activities/index.js';
+import type { NotifyDeps } from './activities/notify.js';
 import type { ModelEndpoint } from './activities/openai-client.js';
 import { endpointFromEnv, openaiClientFactory } from './activities/openai-client.js';
 import { commandEnvironment } from './activities/tools/env.js';
@@ -45,6 +46,8 @@ export interface RatchetWorkerOptions {
    * Default RATCHET_WORKER_ID, else the host name.
    */
   workerId?: string;
+  /** Where session notifications go (`notify` in ratchet.toml); none: dropped. */
+  notify?: NotifyDeps;
   /** Passed to Worker.create as is (maxCachedWorkflows, identity, shutdownGraceTime …). */
   workerOptions?: Partial<WorkerOptions>;
 }
@@ -126,6 +129,7 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
       allowedRoots: options.allowedRoots ?? allowedRootsFromEnv(),
       sandbox,
       toolQueue,
+      ...(options.notify ? { notify: options.notify } : {}),
     }),
     ...options.activityOverrides,
   };

@@ -5,6 +5,8 @@
 import type OpenAI from 'openai';
 import { createCompactActivity } from './compact.js';
 import { createModelActivity } from './model.js';
+import type { NotifyDeps } from './notify.js';
+import { createNotifyActivity } from './notify.js';
 import type { ModelApi } from './openai-client.js';
 import { createToolActivities } from './tool-activities.js';
 import type { SandboxInfo } from './tools/sandbox.js';
@@ -22,6 +24,8 @@ export interface ActivityDeps {
   streamIdleTimeoutMs?: number;
   /** This worker's own task queue (tool calls of sessions it prepares are routed there). */
   toolQueue?: string;
+  /** Where this worker sends session notifications (none: they are dropped). */
+  notify?: NotifyDeps;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -38,6 +42,7 @@ export function createActivities(deps: ActivityDeps) {
       sandbox: deps.sandbox,
       toolQueue: deps.toolQueue,
     }),
+    ...createNotifyActivity(deps.notify ?? { targets: [] }),
     ...createToolActivities({
       transcript: deps.transcript,
       commandEnv: deps.commandEnv,

@@ -163,6 +163,7 @@ export function sessionConfig(
     sandbox: settings.sandbox ?? 'workspace-write',
     ...(Object.keys(limits).length ? { limits } : {}),
     ...(worker ? { worker } : {}),
+    ...(settings.notify?.length ? { notify: true } : {}),
   };
 }
 
@@ -178,6 +179,14 @@ function workerSettings(settings: Settings): WorkerSettings {
     ...(settings.worker_id ? { workerId: settings.worker_id } : {}),
     ...(settings.shutdown_grace ? { shutdownGraceSeconds: settings.shutdown_grace } : {}),
     ...(settings.metrics_port !== undefined ? { metricsPort: settings.metrics_port } : {}),
+    ...(settings.notify?.length
+      ? {
+          notify: {
+            targets: settings.notify,
+            ...(settings.inbox_url ? { inboxUrl: settings.inbox_url } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -592,10 +601,14 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         : undefined;
       try {
         if (opts.worker) {
+          const settings = workerSettings(resolveSettings({}));
+          // Links in notifications point at this inbox unless inbox_url names another.
+          if (settings.notify && !settings.notify.inboxUrl && inbox) settings.notify.inboxUrl = inbox.origin;
           const { worker, run } = await startInProcessWorker(
             services.target,
             services.client,
             services.ratchet.taskQueue,
+            settings,
           );
           print(io, `Worker           task queue ${services.ratchet.taskQueue}`);
           stop.signal.addEventListener('abort', () => worker.shutdown(), { once: true });

@@ -11,6 +11,7 @@ import { RatchetClient, RatchetError } from '../client.js';
 import { DEFAULT_TASK_QUEUE } from '../shared/session-api.js';
 import type { TemporalTarget } from '../temporal/connection.js';
 import type { ModelEndpoint } from '../activities/openai-client.js';
+import type { NotifyDeps } from '../activities/notify.js';
 import {
   connectClient,
   connectWorkerConnection,
@@ -131,6 +132,8 @@ export interface WorkerSettings {
   shutdownGraceSeconds?: number;
   /** Serve Prometheus metrics on this port (0: any free port); none when undefined. */
   metricsPort?: number;
+  /** Where session notifications go, and the inbox address their links point at. */
+  notify?: NotifyDeps;
 }
 
 export async function startInProcessWorker(
@@ -156,6 +159,7 @@ export async function startInProcessWorker(
     endpoint: options.endpoint,
     ...(options.allowedRoots ? { allowedRoots: options.allowedRoots } : {}),
     ...(options.workerId ? { workerId: options.workerId } : {}),
+    ...(options.notify ? { notify: options.notify } : {}),
     workflowBundle: await cachedWorkflowBundle(path.join(dataDir(), 'bundles')),
     // After the grace time running activities are cancelled; after the force time the worker
     // gives up on them altogether, so that a shutdown always ends.

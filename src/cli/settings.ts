@@ -14,11 +14,34 @@ import { z } from 'zod';
 import { RatchetError } from '../client.js';
 import { approvalPolicies } from '../shared/policy.js';
 import { sandboxModes } from '../shared/sandbox.js';
+import { notificationEvents } from '../shared/notifications.js';
+import { notifyFormats } from '../activities/notify.js';
 
 export const DEFAULT_MODEL = 'gpt-5.1-codex';
 export const CONFIG_FILE = 'ratchet.toml';
 
 const positiveInt = z.number().int('expected a whole number').positive('expected a positive number');
+
+/**
+ * A notification URL: a table `{ url, format, events }`, or (from RATCHET_NOTIFY) a URL with its
+ * format in front, `slack+https://…` or `ntfy+https://ntfy.sh/topic` (plain: generic JSON).
+ */
+const notifyTargetSchema = z.preprocess(
+  (value) => {
+    if (typeof value !== 'string') return value;
+    const match = /^(json|slack|ntfy)\+(.*)$/.exec(value);
+    return match ? { url: match[2], format: match[1] } : { url: value };
+  },
+  z
+    .object({
+      url: z
+        .url('expected a URL such as https://hooks.slack.com/services/…')
+        .refine((url) => /^https?:/.test(url), 'expected an http or https URL'),
+      format: z.enum(notifyFormats).default('json'),
+      events: z.array(z.enum(notificationEvents)).min(1).optional(),
+    })
+    .strict(),
+);
 
 /** Every setting: its schema, environment variable, flag and how a string (env, flag) becomes a value. */
 export const settingFields = {
@@ -89,6 +112,15 @@ export const settingFields = {
     flag: '--shutdown-grace',
     from: 'number',
   },
+  /** Where this worker sends session notifications; sessions started with it ask for them. */
+  notify: { schema: z.array(notifyTargetSchema), env: 'RATCHET_NOTIFY', flag: '--notify', from: 'urls' },
+  /** The inbox's address, for links in notifications. */
+  inbox_url: {
+    schema: z.url('expected a URL such as http://ratchet.example:8234'),
+    env: 'RATCHET_INBOX_URL',
+    flag: '--inbox-url',
+    from: 'string',
+  },
   metrics_port: {
     schema: z.number().int('expected a whole number').min(0).max(65535, 'expected a port (0–65535)'),
     env: 'RATCHET_METRICS_PORT',
@@ -126,6 +158,7 @@ function fromString(key: SettingKey, text: string): unknown {
     if (['0', 'false', 'no', 'off'].includes(word)) return false;
     return text;
   }
+  if (kind === 'urls') return text.split(/[\s,]+/).filter(Boolean);
   if (kind === 'list') {
     return text
       .split(path.delimiter)

@@ -99,6 +99,8 @@ export const sessionConfigSchema = z
     worker: z.string().min(1).max(200).optional(),
     /** Keep Ratchet's search attributes current (the namespace must have them registered). */
     searchAttributes: z.boolean().default(true),
+    /** Tell the workers' notify URLs when the session waits, idles, fails or finishes. */
+    notify: z.boolean().default(false),
   })
   .strict();
 

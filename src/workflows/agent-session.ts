@@ -57,6 +57,8 @@ import {
   modelFailureKind,
   toolFailureOutput,
 } from './activities.js';
+import { isNotificationEvent } from '../shared/notifications.js';
+import { Notifier } from './notification.js';
 import { SessionState } from './session-state.js';
 import type { PreparedCall, ToolCall } from './tool-calls.js';
 import { prepareCall } from './tool-calls.js';
@@ -133,6 +135,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
 
   // ── visibility ──────────────────────────────────────────────────────────
   let shown = { status: '', turn: -1, pending: -1, details: '' };
+  const notifier = new Notifier(config.notify, sessionId, state.runs);
   // What the last model reply asked for: an activity's summary is fixed before its result is
   // known, so the outcome is shown here (display only; not carried across continue-as-new).
   let lastTurn = '';
@@ -163,6 +166,15 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         .join('') +
       (state.notice ? `\n\n${state.notice}` : '');
     if (details !== shown.details) setCurrentDetails(details);
+    // Not on a run's first publish: a run continued as new does not announce its state again.
+    if (status !== shown.status && shown.status !== '' && isNotificationEvent(status)) {
+      notifier.emit(status, {
+        task: config.task,
+        turn: state.turn,
+        pending: state.pendingApprovals().map(({ callId, summary, reason }) => ({ callId, summary, reason })),
+        message: status === 'completed' ? state.lastMessage : state.notice,
+      });
+    }
     shown = { status, turn: state.turn, pending, details };
   }
 
@@ -508,6 +520,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
 
   // ── continue-as-new and compaction ──────────────────────────────────────
   async function continueAsNewNow(): Promise<never> {
+    await notifier.flush();
     await condition(allHandlersFinished);
     log.info('continuing as new', { turn: state.turn, entries: state.entries.length, bytes: state.bytes });
     return continueAsNew<typeof agentSession>({
@@ -628,6 +641,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     state.ended = 'completed';
     state.current = null;
     publish();
+    await notifier.flush();
     await condition(allHandlersFinished);
     return {
       status: 'completed',
@@ -645,6 +659,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     if (state.ended === 'failed') state.notice = rootMessage(err);
     await CancellationScope.nonCancellable(async () => {
       publish();
+      await notifier.flush();
       await condition(allHandlersFinished);
     });
     throw err;

@@ -1,1 +1,2 @@
 export { agentSession } from './agent-session.js';
+export { sessionNotification } from './notification.js';

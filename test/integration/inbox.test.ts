@@ -148,7 +148,7 @@ describe('deciding from the inbox', () => {
       // Usable on a phone: nothing wider than the screen, the buttons large enough to tap.
       expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
       const approve = page.getByRole('button', { name: 'Approve', exact: true });
-      expect((await approve.boundingBox())!.height).toBeGreaterThanOrEqual(40);
+      await expect.poll(async () => (await approve.boundingBox())?.height ?? 0).toBeGreaterThanOrEqual(40);
       await page.screenshot({ path: path.join(shotsDir, 'inbox-phone.png'), fullPage: true });
       await approve.click();
       await page.getByText(/You approved call_/).waitFor();

@@ -123,3 +123,48 @@ describe('settings', () => {
     expect(() => resolveSettings({ metricsPort: '70000' }, {}, dir)).toThrow(/^--metrics-port: /);
   });
 });
+
+describe('notify', () => {
+  it('reads URL tables from ratchet.toml, and marks the sessions it starts to notify', async () => {
+    await configFile(
+      [
+        'inbox_url = "http://ratchet.example:8234"',
+        '[[notify]]',
+        'url = "https://hooks.slack.com/services/T/B/x"',
+        'format = "slack"',
+        'events = ["awaiting_approval"]',
+        '[[notify]]',
+        'url = "https://example.com/hook"',
+      ].join('\n'),
+    );
+    const settings = resolveSettings({}, {}, dir);
+    expect(settings.notify).toEqual([
+      { url: 'https://hooks.slack.com/services/T/B/x', format: 'slack', events: ['awaiting_approval'] },
+      { url: 'https://example.com/hook', format: 'json' },
+    ]);
+    expect(settings.inbox_url).toBe('http://ratchet.example:8234');
+    expect(sessionConfig('t', '/w', settings).notify).toBe(true);
+    expect(sessionConfig('t', '/w', {}).notify).toBeUndefined();
+  });
+
+  it('reads RATCHET_NOTIFY as URLs with the format in front', () => {
+    const env = {
+      RATCHET_NOTIFY:
+        'slack+https://hooks.slack.com/services/x, ntfy+https://ntfy.sh/topic https://a.example/h',
+    };
+    expect(resolveSettings({}, env, dir).notify).toEqual([
+      { url: 'https://hooks.slack.com/services/x', format: 'slack' },
+      { url: 'https://ntfy.sh/topic', format: 'ntfy' },
+      { url: 'https://a.example/h', format: 'json' },
+    ]);
+  });
+
+  it.each([
+    ['a format it does not know', '[[notify]]\nurl = "https://a.example"\nformat = "teams"'],
+    ['an event it does not know', '[[notify]]\nurl = "https://a.example"\nevents = ["started"]'],
+    ['a URL that is not http', '[[notify]]\nurl = "file:///etc/passwd"'],
+  ])('refuses %s, naming the setting', async (_name, text) => {
+    await configFile(text);
+    expect(() => resolveSettings({}, {}, dir)).toThrow(/ratchet\.toml.*notify/);
+  });
+});
