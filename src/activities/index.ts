@@ -2,7 +2,10 @@
  * All of a session's activities, built from narrow dependencies so that tests and benchmarks can
  * substitute any of them. Workflows are typed with `ReturnType<typeof createActivities>`.
  */
+import { ApplicationFailure } from '@temporalio/activity';
 import type OpenAI from 'openai';
+import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/bytes.js';
+import type { ModelCallInput, ModelReply } from '../shared/activity-types.js';
 import { createCompactActivity } from './compact.js';
 import { createModelActivity } from './model.js';
 import type { ModelApi } from './openai-client.js';
@@ -24,14 +27,36 @@ export interface ActivityDeps {
   toolQueue?: string;
 }
 
+/**
+ * A reply too large for one payload would fail to be recorded on every attempt, each one a paid
+ * generation; it is refused once, and the session comes to rest with the message.
+ */
+function refusingOversizedReplies(
+  model: (input: ModelCallInput) => Promise<ModelReply>,
+): (input: ModelCallInput) => Promise<ModelReply> {
+  return async (input) => {
+    const reply = await model(input);
+    const bytes = jsonBytes(reply);
+    if (bytes > PAYLOAD_BUDGET_BYTES) {
+      throw ApplicationFailure.nonRetryable(
+        `the model's reply is ${bytes} bytes, over the ${PAYLOAD_BUDGET_BYTES}-byte limit of one step; it was not kept`,
+        'ModelReplyTooLarge',
+      );
+    }
+    return reply;
+  };
+}
+
 export function createActivities(deps: ActivityDeps) {
   return {
-    model: createModelActivity({
-      openai: deps.openai,
-      transcript: deps.transcript,
-      streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
-      api: deps.api,
-    }),
+    model: refusingOversizedReplies(
+      createModelActivity({
+        openai: deps.openai,
+        transcript: deps.transcript,
+        streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
+        api: deps.api,
+      }),
+    ),
     compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript, api: deps.api }),
     ...createWorkspaceActivities({
       allowedRoots: deps.allowedRoots,

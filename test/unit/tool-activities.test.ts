@@ -8,8 +8,9 @@ import { DefaultLogger } from '@temporalio/worker';
 import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createToolActivities } from '../../src/activities/tool-activities.js';
+import { MAX_TOOL_OUTPUT_BYTES, createToolActivities } from '../../src/activities/tool-activities.js';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
 import type { ToolCallInput } from '../../src/shared/activity-types.js';
 import type { ToolOutcome } from '../../src/shared/tools.js';
@@ -63,5 +64,30 @@ describe('a read sent to whichever worker runs the workflow', () => {
 
   it('runs anywhere when no holder is named (sessions from before tool queues)', async () => {
     expect(await readA()).toMatchObject({ success: true });
+  });
+});
+
+describe('any tool output', () => {
+  it('is at most MAX_TOOL_OUTPUT_BYTES, so a local read cannot fail its workflow task (issue 11 item 4)', async () => {
+    // 3,000 names of 200 bytes: the listing is ~600 KB before the cap.
+    const dir = path.join(workspace, 'many');
+    await mkdir(dir);
+    await Promise.all(
+      Array.from({ length: 3000 }, (_, i) =>
+        writeFile(path.join(dir, `${String(i).padStart(5, '0')}${'n'.repeat(195)}`), ''),
+      ),
+    );
+    const input: ToolCallInput = {
+      sessionId: 's',
+      epoch: 0,
+      workspace,
+      callId: 'call_1',
+      itemIndex: 0,
+      arguments: JSON.stringify({ dir_path: 'many', limit: 100_000 }),
+    };
+    const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
+    const outcome = (await env.run(activities.list_dir, input)) as ToolOutcome;
+    expect(Buffer.byteLength(outcome.output)).toBeLessThanOrEqual(MAX_TOOL_OUTPUT_BYTES);
+    expect(outcome.output).toMatch(/bytes \(.* lines\) omitted/);
   });
 });
