@@ -192,9 +192,7 @@ describe('issue 11: bounds in UTF-8 bytes, unique call ids', () => {
   });
 
   it('caps the task and a message in bytes, not characters (item 4)', () => {
-    expect(() => config({ task: '漢'.repeat(30_000) } as Partial<SessionConfig>)).toThrow(
-      /longer than 65536 bytes/,
-    );
+    expect(() => config({ task: '漢'.repeat(30_000) })).toThrow(/longer than 65536 bytes/);
     expect(userMessageSchema.safeParse({ text: '漢'.repeat(MAX_MESSAGE_BYTES / 3 + 1) }).success).toBe(false);
     expect(userMessageSchema.safeParse({ text: 'a'.repeat(MAX_MESSAGE_BYTES) }).success).toBe(true);
   });

@@ -86,7 +86,7 @@ describe('any tool output', () => {
       arguments: JSON.stringify({ dir_path: 'many', limit: 100_000 }),
     };
     const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
-    const outcome = (await env.run(activities.list_dir, input)) as ToolOutcome;
+    const outcome: ToolOutcome = await env.run(activities.list_dir, input);
     expect(Buffer.byteLength(outcome.output)).toBeLessThanOrEqual(MAX_TOOL_OUTPUT_BYTES);
     expect(outcome.output).toMatch(/bytes \(.* lines\) omitted/);
   });
