@@ -255,8 +255,8 @@ async function faults(
   done: () => boolean,
 ): Promise<void> {
   const events: Array<{ at: number; kind: 'kill' | 'restart' }> = [];
-  for (let i = rng.int(0, 2); i > 0; i--) events.push({ at: rng.int(500, 12_000), kind: 'kill' });
-  if (rng.chance(0.2)) events.push({ at: rng.int(1000, 12_000), kind: 'restart' });
+  for (let i = rng.int(1, 2); i > 0; i--) events.push({ at: rng.int(500, 10_000), kind: 'kill' });
+  if (rng.chance(0.3)) events.push({ at: rng.int(1000, 12_000), kind: 'restart' });
   events.sort((a, b) => a.at - b.at);
   const started = Date.now();
   for (const event of events) {
