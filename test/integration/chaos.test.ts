@@ -18,8 +18,15 @@ const from = Number(env.RATCHET_CHAOS_FROM ?? 1);
 const batchSize = Number(env.RATCHET_CHAOS_BATCH ?? 8);
 const withFaults = env.RATCHET_CHAOS_FAULTS !== '0';
 
-/** Seeds that once broke an invariant, with what they found; each runs on every test run. */
-export const REGRESSION_SEEDS: Record<string, number> = {};
+/**
+ * Seeds that once broke an invariant, with what they found; each runs on every test run. These
+ * found issue 11's bugs when the harness was first run against the code before the fixes.
+ */
+export const REGRESSION_SEEDS: Record<string, number> = {
+  'call ids repeated across turns, two outputs for one id (item 7)': 8,
+  'a message acknowledged during the final collection and never delivered (item 2)': 9,
+  'an output that changed between requests: one id, two calls (item 7)': 11,
+};
 
 let dir: string;
 let port: number;
