@@ -2,13 +2,14 @@
  * All of a session's activities, built from narrow dependencies so that tests and benchmarks can
  * substitute any of them. Workflows are typed with `ReturnType<typeof createActivities>`.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/bytes.js';
 import type { ModelCallInput, ModelReply } from '../shared/activity-types.js';
 import { createCompactActivity } from './compact.js';
 import { createModelActivity } from './model.js';
 import type { ModelApi } from './openai-client.js';
+import { keepHeartbeating } from './heartbeat.js';
 import { createToolActivities } from './tool-activities.js';
 import type { SandboxInfo } from './tools/sandbox.js';
 import type { TranscriptSource } from './transcript-source.js';
@@ -47,7 +48,27 @@ function refusingOversizedReplies(
   };
 }
 
+/**
+ * Heartbeats while a workspace step runs, so that a worker killed during preparation or the final
+ * collection is noticed within the heartbeat timeout instead of the 2-minute start-to-close one.
+ */
+function heartbeating<I, O>(step: string, run: (input: I) => Promise<O>): (input: I) => Promise<O> {
+  return async (input) => {
+    const stop = keepHeartbeating(Context.current(), () => ({ step }));
+    try {
+      return await run(input);
+    } finally {
+      stop();
+    }
+  };
+}
+
 export function createActivities(deps: ActivityDeps) {
+  const workspace = createWorkspaceActivities({
+    allowedRoots: deps.allowedRoots,
+    sandbox: deps.sandbox,
+    toolQueue: deps.toolQueue,
+  });
   return {
     model: refusingOversizedReplies(
       createModelActivity({
@@ -58,11 +79,8 @@ export function createActivities(deps: ActivityDeps) {
       }),
     ),
     compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript, api: deps.api }),
-    ...createWorkspaceActivities({
-      allowedRoots: deps.allowedRoots,
-      sandbox: deps.sandbox,
-      toolQueue: deps.toolQueue,
-    }),
+    prepareWorkspace: heartbeating('prepare', workspace.prepareWorkspace),
+    workspaceChanges: heartbeating('changes', workspace.workspaceChanges),
     ...createToolActivities({
       transcript: deps.transcript,
       commandEnv: deps.commandEnv,

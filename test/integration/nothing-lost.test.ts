@@ -300,6 +300,35 @@ describe('issue 11: wedged', () => {
   });
 });
 
+describe('found by the randomized harness', () => {
+  it('a worker lost during the final collection is noticed within the heartbeat timeout, not 2 minutes', async () => {
+    const repo = await suite.tempRepo();
+    const { harness } = suite;
+    harness.model.reply('Done.');
+    let attempts = 0;
+    const { worker } = await harness.worker({
+      activityOverrides: {
+        // The first attempt behaves like a killed worker: no heartbeat, and its result (8 s
+        // later) comes after the session has moved on.
+        workspaceChanges: async (_input: WorkspaceChangesInput): Promise<FileChange[]> => {
+          attempts += 1;
+          if (attempts === 1) await sleep(8000);
+          return [];
+        },
+      },
+    });
+    const elapsed = await worker.runUntil(async () => {
+      const started = Date.now();
+      const handle = await harness.start({ task: 'answer', workspace: repo.dir });
+      await handle.result();
+      return Date.now() - started;
+    });
+    expect(attempts).toBe(2);
+    expect(elapsed).toBeLessThan(8000);
+    harness.model.assertDone();
+  });
+});
+
 describe('issue 11: degraded', () => {
   it('item 9: an interrupt during compaction stops the session at the next boundary', async () => {
     const repo = await suite.tempRepo();
