@@ -10,7 +10,7 @@
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RatchetClient } from '../../src/client.js';
 import type { SessionConfigInput } from '../../src/shared/session-config.js';
@@ -44,6 +44,8 @@ export interface BatchOptions {
   /** SIGKILL and replace the worker, restart the server, at random moments. */
   faults: boolean;
   log?: (line: string) => void;
+  /** Where to write what a session with a problem saw (its requests and transcript), if anywhere. */
+  dumpDir?: string;
 }
 
 export interface SeedOutcome {
@@ -350,6 +352,11 @@ export async function runBatch(options: BatchOptions): Promise<SeedOutcome[]> {
           }),
         );
         problems.push(...(await historyProblems(client, s.handle)));
+        if (problems.length > 0 && options.dumpDir) {
+          await mkdir(options.dumpDir, { recursive: true });
+          const dump = { seed: s.seed, problems, runsLog, transcript, requests };
+          await writeFile(path.join(options.dumpDir, `seed-${s.seed}.json`), JSON.stringify(dump, null, 1));
+        }
       } catch (err) {
         problems.push(`could not check: ${(err as Error).message}`);
       }

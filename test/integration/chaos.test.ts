@@ -74,6 +74,8 @@ async function runSeeds(seeds: number[], faults: boolean): Promise<SeedOutcome[]
       taskQueue: `chaos-${randomUUID()}`,
       faults,
       log: (line) => console.log(line),
+      // What a session with a problem saw, to read and to turn into a regression test.
+      dumpDir: env.RATCHET_CHAOS_DUMP ?? path.join(os.tmpdir(), 'ratchet-chaos'),
     });
     outcomes.push(...results);
     if (env.RATCHET_CHAOS_REPORT) {
