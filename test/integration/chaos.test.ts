@@ -26,6 +26,9 @@ export const REGRESSION_SEEDS: Record<string, number> = {
   'call ids repeated across turns, two outputs for one id (item 7)': 8,
   'a message acknowledged during the final collection and never delivered (item 2)': 9,
   'an output that changed between requests: one id, two calls (item 7)': 11,
+  // Found after the fixes, with a worker kill and a server restart (which this re-run has not):
+  // a model request carried one call twice; transcript-source.test.ts pins the cause.
+  'a call and its output twice in a request: concurrent transcript-cache readers': 175,
 };
 
 let dir: string;
