@@ -290,6 +290,7 @@ export async function runBatch(options: BatchOptions): Promise<SeedOutcome[]> {
       address: options.server.address,
       taskQueue: options.taskQueue,
       modelBaseUrl: model.baseUrl,
+      ...(process.env.RATCHET_TEST_NO_CACHE === '1' ? { env: { RATCHET_TEST_NO_CACHE: '1' } } : {}),
     });
   const worker = { current: await startWorker(), start: startWorker };
   const repos: TempRepo[] = [];
