@@ -26,9 +26,12 @@ import {
   DEFAULT_TASK_QUEUE,
   WORKFLOW_TYPE,
   approveUpdate,
+  interruptSchema,
   interruptSignal,
+  moveToWorkerUpdate,
   statusQuery,
   transcriptQuery,
+  userMessageSchema,
   userMessageSignal,
 } from './shared/session-api.js';
 import type { SessionConfig, SessionConfigInput, SessionInput } from './shared/session-config.js';
@@ -74,6 +77,11 @@ function slug(text: string): string {
       .join('-')
       .slice(0, 40) || 'session'
   );
+}
+
+/** One update id per call and decision, so that repeating a decision is idempotent. */
+export function decisionUpdateId(callId: string, decision: ApprovalDecisionKind): string {
+  return `decide:${callId}:${decision}`;
 }
 
 export function newSessionId(task: string): string {
@@ -290,7 +298,10 @@ export class RatchetClient {
       callId = pendingApprovals[0]!.callId;
     }
     try {
+      // The same decision twice is one update: when the first took effect but its answer was
+      // lost (the CLI timed out), running the command again returns that answer.
       return await handle.executeUpdate(approveUpdate, {
+        updateId: decisionUpdateId(callId, decision),
         args: [
           {
             callId,
@@ -306,14 +317,32 @@ export class RatchetClient {
   }
 
   async send(sessionId: string, text: string): Promise<void> {
-    if (!text.trim()) throw new RatchetError('the message is empty');
+    // The session drops a malformed message with only a log line: refuse it here, out loud.
+    const checked = userMessageSchema.safeParse({ text });
+    if (!checked.success) throw new RatchetError(describeZodError(checked.error).replace(/^text: /, ''));
     const handle = await this.requireRunning(sessionId);
     await handle.signal(userMessageSignal, { text });
   }
 
   async interrupt(sessionId: string, reason?: string): Promise<void> {
+    const checked = interruptSchema.safeParse(reason ? { reason } : {});
+    if (!checked.success) throw new RatchetError(`invalid interrupt: ${describeZodError(checked.error)}`);
     const handle = await this.requireRunning(sessionId);
-    await handle.signal(interruptSignal, reason ? { reason } : {});
+    await handle.signal(interruptSignal, checked.data);
+  }
+
+  /**
+   * Hands the session's workspace to another worker (its RATCHET_WORKER_ID), which must have the
+   * same repository at the same path: for when the worker that prepared it is gone for good.
+   * Answers the task queue tool calls now go to.
+   */
+  async moveToWorker(sessionId: string, worker: string): Promise<string> {
+    const handle = await this.requireRunning(sessionId);
+    try {
+      return await handle.executeUpdate(moveToWorkerUpdate, { args: [{ worker }] });
+    } catch (err) {
+      throw new RatchetError(`cannot move ${sessionId} to worker ${worker}: ${errorMessage(err)}`);
+    }
   }
 
   async cancel(sessionId: string): Promise<void> {

@@ -12,6 +12,7 @@ import type { TranscriptItem } from '../shared/items.js';
 import { messageText, userMessage } from '../shared/items.js';
 import { BASE_INSTRUCTIONS, COMPACTION_PROMPT, SUMMARY_PREFIX } from '../shared/prompt.js';
 import type { Usage } from '../shared/session-config.js';
+import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/bytes.js';
 import { chatMessages, chatTools, chatUsageOf } from './chat-completions.js';
 import { keepHeartbeating } from './heartbeat.js';
 import { classifyModelError } from './model-errors.js';
@@ -108,7 +109,8 @@ function userMessagesToKeep(history: readonly TranscriptItem[]): TranscriptItem[
   let budget = USER_MESSAGES_BUDGET;
   for (let i = rest.length - 1; i >= 0; i--) {
     const size = messageText(rest[i]!).length;
-    if (size > budget) break;
+    // A message over what is left is skipped; earlier, shorter ones may still fit.
+    if (size > budget) continue;
     budget -= size;
     kept.unshift(rest[i]!);
   }
@@ -122,87 +124,104 @@ function isUnsupported(err: unknown): boolean {
   );
 }
 
+/**
+ * A compacted transcript that would not fit one payload is refused once (never retried): the
+ * session comes to rest with the message instead of paying for the same compaction again.
+ */
+function checkSize(result: CompactResult): CompactResult {
+  const bytes = jsonBytes(result);
+  if (bytes > PAYLOAD_BUDGET_BYTES) {
+    throw ApplicationFailure.nonRetryable(
+      `the compacted transcript is ${bytes} bytes, over the ${PAYLOAD_BUDGET_BYTES}-byte limit of one step`,
+      'CompactionTooLarge',
+    );
+  }
+  return result;
+}
+
 export function createCompactActivity(deps: CompactDeps) {
-  return async function compact(input: CompactInput): Promise<CompactResult> {
-    const context = Context.current();
-    const client = deps.openai();
-    const endpoint = client.baseURL;
-    const signal = context.cancellationSignal;
-    const stopHeartbeat = keepHeartbeating(context, () => ({ phase: 'compaction' }));
-    try {
-      const entries = await deps.transcript.entries(input, input.upTo);
-      const items = entries.map((entry) => entry.item);
-      const api = deps.api ?? 'responses';
-      if (api === 'chat' && input.model.compaction === 'remote') {
-        throw ApplicationFailure.nonRetryable(
-          'remote compaction needs the Responses API; with api = "chat" the session compacts locally (compaction "auto" or "local")',
-          'CompactionUnsupported',
-        );
-      }
+  return async (input: CompactInput): Promise<CompactResult> =>
+    checkSize(await compactTranscript(deps, input));
+}
 
-      if (api === 'responses' && input.model.compaction !== 'local') {
-        try {
-          const response = await client.responses.compact(
-            {
-              model: input.model.name,
-              input: requestItems(items),
-              instructions: BASE_INSTRUCTIONS,
-              prompt_cache_key: input.sessionId,
-            },
-            { signal },
-          );
-          const compacted = compactedItems(response.output);
-          if (compacted.length === 0) {
-            throw ApplicationFailure.retryable('remote compaction returned no items', 'CompactionEmpty');
-          }
-          return { items: compacted, method: 'remote', usage: usageOf(response.usage) };
-        } catch (err) {
-          if (signal.aborted) throw signal.reason;
-          if (input.model.compaction === 'remote' || !isUnsupported(err))
-            throw classifyModelError(err, endpoint);
-        }
-      }
-
-      const fixed = items.slice(0, input.contextEntries);
-      let history = items.slice(input.contextEntries);
-      let usage: Usage | undefined;
-      let summary = '';
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const result = await requestSummary(
-            client,
-            api,
-            input,
-            [...fixed, ...history, userMessage(COMPACTION_PROMPT)],
-            signal,
-          );
-          summary = result.text;
-          usage = result.usage;
-          break;
-        } catch (err) {
-          if (signal.aborted) throw signal.reason;
-          const failure = classifyModelError(err, endpoint);
-          if (failure.type === 'ContextLengthExceeded' && history.length > 2 && attempt < 8) {
-            history = dropOlderHalf(history);
-            continue;
-          }
-          throw failure;
-        }
-      }
-      if (!summary) throw ApplicationFailure.retryable('the model wrote an empty summary', 'CompactionEmpty');
-      if (summary.length > SUMMARY_MAX_CHARS)
-        summary = `${summary.slice(0, SUMMARY_MAX_CHARS)}\n[summary cut]`;
-      return {
-        items: [
-          ...fixed,
-          ...userMessagesToKeep(items.slice(input.contextEntries)),
-          userMessage(SUMMARY_PREFIX + summary),
-        ],
-        method: 'local',
-        usage,
-      };
-    } finally {
-      stopHeartbeat();
+async function compactTranscript(deps: CompactDeps, input: CompactInput): Promise<CompactResult> {
+  const context = Context.current();
+  const client = deps.openai();
+  const endpoint = client.baseURL;
+  const signal = context.cancellationSignal;
+  const stopHeartbeat = keepHeartbeating(context, () => ({ phase: 'compaction' }));
+  try {
+    const entries = await deps.transcript.entries(input, input.upTo);
+    const items = entries.map((entry) => entry.item);
+    const api = deps.api ?? 'responses';
+    if (api === 'chat' && input.model.compaction === 'remote') {
+      throw ApplicationFailure.nonRetryable(
+        'remote compaction needs the Responses API; with api = "chat" the session compacts locally (compaction "auto" or "local")',
+        'CompactionUnsupported',
+      );
     }
-  };
+
+    if (api === 'responses' && input.model.compaction !== 'local') {
+      try {
+        const response = await client.responses.compact(
+          {
+            model: input.model.name,
+            input: requestItems(items),
+            instructions: BASE_INSTRUCTIONS,
+            prompt_cache_key: input.sessionId,
+          },
+          { signal },
+        );
+        const compacted = compactedItems(response.output);
+        if (compacted.length === 0) {
+          throw ApplicationFailure.retryable('remote compaction returned no items', 'CompactionEmpty');
+        }
+        return { items: compacted, method: 'remote', usage: usageOf(response.usage) };
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        if (input.model.compaction === 'remote' || !isUnsupported(err))
+          throw classifyModelError(err, endpoint);
+      }
+    }
+
+    const fixed = items.slice(0, input.contextEntries);
+    let history = items.slice(input.contextEntries);
+    let usage: Usage | undefined;
+    let summary = '';
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await requestSummary(
+          client,
+          api,
+          input,
+          [...fixed, ...history, userMessage(COMPACTION_PROMPT)],
+          signal,
+        );
+        summary = result.text;
+        usage = result.usage;
+        break;
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        const failure = classifyModelError(err, endpoint);
+        if (failure.type === 'ContextLengthExceeded' && history.length > 2 && attempt < 8) {
+          history = dropOlderHalf(history);
+          continue;
+        }
+        throw failure;
+      }
+    }
+    if (!summary) throw ApplicationFailure.retryable('the model wrote an empty summary', 'CompactionEmpty');
+    if (summary.length > SUMMARY_MAX_CHARS) summary = `${summary.slice(0, SUMMARY_MAX_CHARS)}\n[summary cut]`;
+    return {
+      items: [
+        ...fixed,
+        ...userMessagesToKeep(items.slice(input.contextEntries)),
+        userMessage(SUMMARY_PREFIX + summary),
+      ],
+      method: 'local',
+      usage,
+    };
+  } finally {
+    stopHeartbeat();
+  }
 }

@@ -2,12 +2,16 @@
  * All of a session's activities, built from narrow dependencies so that tests and benchmarks can
  * substitute any of them. Workflows are typed with `ReturnType<typeof createActivities>`.
  */
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
+import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/bytes.js';
+import type { ModelCallInput, ModelReply } from '../shared/activity-types.js';
 import { createCompactActivity } from './compact.js';
 import { createModelActivity } from './model.js';
 import type { NotifyDeps } from './notify.js';
 import { createNotifyActivity } from './notify.js';
 import type { ModelApi } from './openai-client.js';
+import { keepHeartbeating } from './heartbeat.js';
 import { createToolActivities } from './tool-activities.js';
 import type { SandboxInfo } from './tools/sandbox.js';
 import type { TranscriptSource } from './transcript-source.js';
@@ -28,20 +32,59 @@ export interface ActivityDeps {
   notify?: NotifyDeps;
 }
 
+/**
+ * A reply too large for one payload would fail to be recorded on every attempt, each one a paid
+ * generation; it is refused once, and the session comes to rest with the message.
+ */
+function refusingOversizedReplies(
+  model: (input: ModelCallInput) => Promise<ModelReply>,
+): (input: ModelCallInput) => Promise<ModelReply> {
+  return async (input) => {
+    const reply = await model(input);
+    const bytes = jsonBytes(reply);
+    if (bytes > PAYLOAD_BUDGET_BYTES) {
+      throw ApplicationFailure.nonRetryable(
+        `the model's reply is ${bytes} bytes, over the ${PAYLOAD_BUDGET_BYTES}-byte limit of one step; it was not kept`,
+        'ModelReplyTooLarge',
+      );
+    }
+    return reply;
+  };
+}
+
+/**
+ * Heartbeats while a workspace step runs, so that a worker killed during preparation or the final
+ * collection is noticed within the heartbeat timeout instead of the 2-minute start-to-close one.
+ */
+function heartbeating<I, O>(step: string, run: (input: I) => Promise<O>): (input: I) => Promise<O> {
+  return async (input) => {
+    const stop = keepHeartbeating(Context.current(), () => ({ step }));
+    try {
+      return await run(input);
+    } finally {
+      stop();
+    }
+  };
+}
+
 export function createActivities(deps: ActivityDeps) {
+  const workspace = createWorkspaceActivities({
+    allowedRoots: deps.allowedRoots,
+    sandbox: deps.sandbox,
+    toolQueue: deps.toolQueue,
+  });
   return {
-    model: createModelActivity({
-      openai: deps.openai,
-      transcript: deps.transcript,
-      streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
-      api: deps.api,
-    }),
+    model: refusingOversizedReplies(
+      createModelActivity({
+        openai: deps.openai,
+        transcript: deps.transcript,
+        streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
+        api: deps.api,
+      }),
+    ),
     compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript, api: deps.api }),
-    ...createWorkspaceActivities({
-      allowedRoots: deps.allowedRoots,
-      sandbox: deps.sandbox,
-      toolQueue: deps.toolQueue,
-    }),
+    prepareWorkspace: heartbeating('prepare', workspace.prepareWorkspace),
+    workspaceChanges: heartbeating('changes', workspace.workspaceChanges),
     ...createNotifyActivity(deps.notify ?? { targets: [] }),
     ...createToolActivities({
       transcript: deps.transcript,

@@ -21,6 +21,7 @@ import { executeGrepFiles } from './tools/grep-files.js';
 import { executeListDir } from './tools/list-dir.js';
 import { executeReadFile } from './tools/read-file.js';
 import { executeShell } from './tools/shell.js';
+import { truncateMiddle } from './tools/truncate.js';
 import type { TranscriptSource } from './transcript-source.js';
 
 export interface ToolDeps {
@@ -68,6 +69,23 @@ function confinement(
 }
 
 type Runner<Args> = (args: Args, context: ToolContext, input: ToolCallInput) => Promise<ToolOutcome>;
+
+/**
+ * Most bytes of one tool output, whatever the tool: reads run as local activities, whose results
+ * travel inside the workflow task's completion, and a completion over 2 MB fails for ever. The
+ * tools keep far less on their own (shell ~16 KiB, read_file 64 KiB); this is the backstop for
+ * a listing of thousands of long names.
+ */
+export const MAX_TOOL_OUTPUT_BYTES = 128 * 1024;
+const MAX_DISPLAY_BYTES = 1024;
+
+function bounded(outcome: ToolOutcome): ToolOutcome {
+  return {
+    ...outcome,
+    output: truncateMiddle(outcome.output, MAX_TOOL_OUTPUT_BYTES),
+    display: truncateMiddle(outcome.display, MAX_DISPLAY_BYTES),
+  };
+}
 
 function failure(tool: string, output: string, display: string): ToolOutcome {
   return { output, display: `${tool} · ${display}`, success: false };
@@ -138,7 +156,7 @@ export function createToolActivities(deps: ToolDeps) {
             if (!activity.info.isLocal) activity.heartbeat(details);
           },
         };
-        const outcome = await run(parsed.data, context, input);
+        const outcome = bounded(await run(parsed.data, context, input));
         deps.transcript.proposeOutput(input, input.callId, outcome.output);
         return outcome;
       } catch (err) {

@@ -109,7 +109,10 @@ export function createTranscriptSource(fetchPage: FetchTranscriptPage, maxSessio
             'TranscriptShort',
           );
         }
-        cached.entries.push(...page.entries);
+        // Written at the page's own indexes: another activity of the same session on this worker
+        // (parallel reads with large arguments, or a retry while a lost attempt still runs) may
+        // have extended the cache while this page was on its way; pushing would duplicate items.
+        page.entries.forEach((entry, i) => (cached.entries[page.fromIndex + i] = entry));
         stats.fetchedEntries += page.entries.length;
       }
       remember(ref.sessionId, cached);

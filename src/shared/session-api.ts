@@ -8,6 +8,7 @@ import type { ApprovalPolicy } from './policy.js';
 import { approvalPolicies } from './policy.js';
 import type { TranscriptEntry, Usage } from './session-config.js';
 import type { PlanStep } from './tools.js';
+import { utf8Bytes } from './bytes.js';
 
 export const WORKFLOW_TYPE = 'agentSession';
 export const DEFAULT_TASK_QUEUE = 'ratchet';
@@ -44,13 +45,32 @@ export const approvalSchema = z
   .strict();
 export type Approval = z.infer<typeof approvalSchema>;
 
+/**
+ * Longest message, in UTF-8 bytes (queued messages are carried across continue-as-new, whose
+ * input is one payload; the task's limit is in session-config.ts).
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+
 export const userMessageSchema = z
-  .object({ text: z.string().trim().min(1, 'the message is empty') })
+  .object({
+    text: z
+      .string()
+      .trim()
+      .min(1, 'the message is empty')
+      .refine(
+        (text) => utf8Bytes(text) <= MAX_MESSAGE_BYTES,
+        `the message is longer than ${MAX_MESSAGE_BYTES} bytes`,
+      ),
+  })
   .strict();
 export type UserMessage = z.infer<typeof userMessageSchema>;
 
 export const interruptSchema = z.object({ reason: z.string().max(4000).optional() }).strict();
 export type Interrupt = z.infer<typeof interruptSchema>;
+
+/** Moves a session to another worker (its RATCHET_WORKER_ID) that has the same repository. */
+export const moveToWorkerSchema = z.object({ worker: z.string().trim().min(1).max(200) }).strict();
+export type MoveToWorker = z.infer<typeof moveToWorkerSchema>;
 
 export const setPolicySchema = z.object({ policy: z.enum(approvalPolicies) }).strict();
 export type SetPolicy = z.infer<typeof setPolicySchema>;
@@ -136,6 +156,8 @@ export interface SessionResult {
   turns: number;
   usage: Usage;
   filesChanged: FileChange[];
+  /** How many changed files were left out of `filesChanged` to keep the result small. */
+  filesChangedOmitted?: number;
   compactions: number;
   runs: number;
 }
@@ -144,6 +166,8 @@ export const approveUpdate = defineUpdate<ApprovalAck, [Approval]>('approve');
 export const approveSignal = defineSignal<[Approval]>('approve');
 export const userMessageSignal = defineSignal<[UserMessage]>('userMessage');
 export const interruptSignal = defineSignal<[Interrupt?]>('interrupt');
+/** Answers the task queue tool calls go to from now on. */
+export const moveToWorkerUpdate = defineUpdate<string, [MoveToWorker]>('moveToWorker');
 export const setPolicyUpdate = defineUpdate<ApprovalPolicy, [SetPolicy]>('setPolicy');
 export const statusQuery = defineQuery<StatusView>('status');
 export const transcriptQuery = defineQuery<TranscriptPage, [TranscriptRequest?]>('transcript');

@@ -7,6 +7,10 @@ import type { TranscriptItem } from './items.js';
 import { approvalPolicies } from './policy.js';
 import { sandboxModes } from './sandbox.js';
 import { planStepStatus } from './tools.js';
+import { utf8Bytes } from './bytes.js';
+
+/** Longest task in UTF-8 bytes (it is carried twice across continue-as-new). */
+export const MAX_TASK_BYTES = 64 * 1024;
 
 export const SESSION_SCHEMA_VERSION = 1;
 
@@ -82,7 +86,11 @@ export const limitsSchema = z
 
 export const sessionConfigSchema = z
   .object({
-    task: z.string().trim().min(1, 'the task is empty'),
+    task: z
+      .string()
+      .trim()
+      .min(1, 'the task is empty')
+      .refine((task) => utf8Bytes(task) <= MAX_TASK_BYTES, `the task is longer than ${MAX_TASK_BYTES} bytes`),
     /** Absolute path of the git working copy the session works in. */
     workspace: z.string().min(1),
     model: modelSettingsSchema,

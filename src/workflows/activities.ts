@@ -102,6 +102,8 @@ export function createSessionActivities(limits: SessionLimits) {
   });
   const workspace = proxyActivities<Activities>({
     startToCloseTimeout: '2 minutes',
+    // A worker that dies mid-step is noticed within this, not after the 2 minutes.
+    heartbeatTimeout: seconds(limits.toolHeartbeatTimeoutMs),
     retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes: ['WorkspaceRejected'] },
   });
   const toolBase: ActivityOptions = {

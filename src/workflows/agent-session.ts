@@ -25,6 +25,7 @@ import {
 } from '@temporalio/workflow';
 import type { FunctionCallItem } from '../shared/items.js';
 import { isFunctionCall, userMessage } from '../shared/items.js';
+import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/bytes.js';
 import { itemsDigest } from '../shared/digest.js';
 import { agentsMdMessage, environmentContextMessage } from '../shared/prompt.js';
 import {
@@ -33,12 +34,14 @@ import {
   RatchetStatus,
   RatchetTurn,
 } from '../shared/search-attributes.js';
-import type { SessionResult } from '../shared/session-api.js';
+import type { FileChange, SessionResult } from '../shared/session-api.js';
 import {
   approvalSchema,
   approveSignal,
   approveUpdate,
   interruptSignal,
+  moveToWorkerSchema,
+  moveToWorkerUpdate,
   setPolicySchema,
   setPolicyUpdate,
   statusQuery,
@@ -59,7 +62,8 @@ import {
 } from './activities.js';
 import { isNotificationEvent } from '../shared/notifications.js';
 import { Notifier } from './notification.js';
-import { SessionState } from './session-state.js';
+import type { OpenCallFate } from './session-state.js';
+import { SessionState, capNotice, uniqueCallIds } from './session-state.js';
 import type { PreparedCall, ToolCall } from './tool-calls.js';
 import { prepareCall } from './tool-calls.js';
 
@@ -76,6 +80,36 @@ type TurnOutcome = 'final' | 'continue' | 'stopped' | 'overflow';
 interface StopRequest {
   kind: 'interrupt' | 'abort';
   reason?: string;
+}
+
+/** What became of a turn's calls so far: an interrupted turn records each call's truth. */
+interface CallProgress {
+  started: Set<string>;
+  results: Map<string, ToolResult>;
+}
+
+/** Most bytes of changed-file list a session's result carries (the result is one payload). */
+const MAX_FILES_CHANGED_BYTES = 256 * 1024;
+
+function capFileList(files: FileChange[]): { kept: FileChange[]; omitted: number } {
+  const kept: FileChange[] = [];
+  let bytes = 0;
+  for (const file of files) {
+    bytes += jsonBytes(file) + 1;
+    if (bytes > MAX_FILES_CHANGED_BYTES) break;
+    kept.push(file);
+  }
+  return { kept, omitted: files.length - kept.length };
+}
+
+/** What the model reads for a call of an interrupted or aborted turn that has no result. */
+function openCallOutput(label: string, why: string) {
+  return (call: FunctionCallItem, fate: OpenCallFate): string =>
+    fate === 'not_run'
+      ? `The user ${label} this turn before this call ran${why}; it was not run.`
+      : `The user ${label} this turn while this ${call.name} call was running${why}; it was stopped before ` +
+        'it reported a result, so its effect on the workspace is unknown. Check the state of the workspace ' +
+        'before running it again.';
 }
 
 /** The innermost message of a failure chain (ActivityFailure → ApplicationFailure → …). */
@@ -108,8 +142,13 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   }
   const { config, carried } = parsed.data;
   // Sessions approved before prefixes were narrowed keep the broad rules they were given.
-  const state = new SessionState(config, carried, () =>
-    patched('narrow-session-prefix') ? 'narrow' : 'v0.1',
+  // Sizes are UTF-8 bytes, as payloads are; histories from before counted UTF-16 units.
+  const utf8 = patched('utf8-bytes');
+  const state = new SessionState(
+    config,
+    carried,
+    () => (patched('narrow-session-prefix') ? 'narrow' : 'v0.1'),
+    utf8 ? 'utf8' : 'utf16',
   );
   const sessionId = workflowInfo().workflowId;
   const activities = createSessionActivities(config.limits);
@@ -257,9 +296,41 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
 
   setHandler(interruptSignal, (request) => {
     if (state.ended || state.idle) return;
-    stopRequest = { kind: 'interrupt', reason: request?.reason };
+    // Honoured at the next boundary when no turn is running (preparation, compaction, collection).
+    const reason = typeof request?.reason === 'string' ? capNotice(request.reason) : undefined;
+    stopRequest = { kind: 'interrupt', reason };
     turnScope?.cancel();
   });
+
+  setHandler(
+    moveToWorkerUpdate,
+    ({ worker }) => {
+      const queue = workerTaskQueue(workflowInfo().taskQueue, worker.trim());
+      log.warn('session moved to another worker', { from: state.toolQueue, to: queue });
+      state.toolQueue = queue;
+      if (state.idle) state.notice = `moved to worker ${worker.trim()}; send a message to continue`;
+      publish();
+      return queue;
+    },
+    {
+      validator: (request) => {
+        const checked = moveToWorkerSchema.safeParse(request);
+        if (!checked.success) {
+          throw ApplicationFailure.nonRetryable(
+            `malformed move: ${describeZodError(checked.error)}`,
+            'InvalidMove',
+          );
+        }
+        if (state.ended)
+          throw ApplicationFailure.nonRetryable(`the session has ended (${state.ended})`, 'SessionEnded');
+        if (!state.workspace)
+          throw ApplicationFailure.nonRetryable(
+            'the workspace is not prepared yet; nothing to move',
+            'NotPrepared',
+          );
+      },
+    },
+  );
 
   setHandler(
     setPolicyUpdate,
@@ -285,8 +356,9 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   );
 
   // ── tools ───────────────────────────────────────────────────────────────
-  async function runTool(prepared: ToolCall, itemIndex: number): Promise<ToolResult> {
+  async function runTool(prepared: ToolCall, itemIndex: number, progress: CallProgress): Promise<ToolResult> {
     setCurrent('tool', prepared.summary);
+    progress.started.add(prepared.call.call_id);
     const input = {
       sessionId,
       epoch: state.epoch,
@@ -306,7 +378,8 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         const waited = Math.round(config.limits.toolScheduleToStartTimeoutMs / 1000);
         workerLost =
           `the worker holding the workspace (task queue ${state.toolQueue}) did not take a tool call for ${waited} s; ` +
-          'start it again (same RATCHET_WORKER_ID) and send a message to continue';
+          'start it again (same RATCHET_WORKER_ID), or move the session to another worker that has the ' +
+          'repository (the moveToWorker update), then send a message to continue';
         return {
           output:
             `The ${prepared.tool} call was not run: the worker that holds this workspace did not pick it up ` +
@@ -355,7 +428,26 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     }
   }
 
-  async function runCalls(calls: FunctionCallItem[], firstIndex: number): Promise<void> {
+  function workerLostResult(prepared: ToolCall): ToolResult {
+    return {
+      output:
+        `The ${prepared.tool} call was not run: the worker that holds this workspace is unavailable ` +
+        '(an earlier call of this turn was not picked up). The user has been told.',
+      display: `${prepared.summary} · not run (worker unavailable)`,
+      success: false,
+      outcome: 'not_run',
+    };
+  }
+
+  /**
+   * Runs a reply's calls. Each output enters the transcript as soon as it and every call before
+   * it have one, so an interrupted turn keeps what ran (runTurn answers the rest).
+   */
+  async function runCalls(
+    calls: FunctionCallItem[],
+    indexOf: ReadonlyMap<string, number>,
+    progress: CallProgress,
+  ): Promise<void> {
     const prepared: PreparedCall[] = calls.map((call) =>
       prepareCall(
         call,
@@ -364,7 +456,6 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         () => patched('shell-apply-patch'),
       ),
     );
-    const indexOf = new Map(calls.map((call, i) => [call.call_id, firstIndex + i] as const));
     for (const p of prepared) {
       if (p.kind === 'tool' && p.decision.action === 'ask') {
         state.requestApproval(
@@ -383,7 +474,21 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     }
     publish();
 
-    const results = new Map<string, ToolResult>();
+    const { results } = progress;
+    let appended = 0;
+    const land = (id: string, result: ToolResult) => {
+      results.set(id, result);
+      for (; appended < calls.length; appended++) {
+        const call = calls[appended]!;
+        const done = results.get(call.call_id);
+        if (!done) break;
+        state.appendToolOutput(call.call_id, done);
+        toolCallsMetric.add(1, {
+          tool: call.name,
+          outcome: done.outcome ?? (done.success ? 'success' : 'failure'),
+        });
+      }
+    };
     // Read-only calls run concurrently; their promises never reject (a rejection nobody awaits
     // would fail the workflow task), the first error is rethrown where they are awaited.
     let readers: Promise<void>[] = [];
@@ -393,28 +498,38 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       readers = [];
       if (readerError !== undefined) throw readerError;
     };
+    // Once the workspace's worker is known to be gone, the turn's other calls are not scheduled
+    // (each would wait the whole schedule-to-start timeout) and no longer ask anyone.
+    const skipLost = (p: ToolCall): boolean => {
+      if (workerLost === null || !patched('lost-worker-skips-rest')) return false;
+      state.dropApproval(p.call.call_id);
+      publish();
+      land(p.call.call_id, workerLostResult(p));
+      return true;
+    };
     for (const p of prepared) {
       const id = p.call.call_id;
       if (p.kind === 'rejected') {
-        results.set(id, { output: p.output, display: p.display, success: false, outcome: 'rejected' });
+        land(id, { output: p.output, display: p.display, success: false, outcome: 'rejected' });
       } else if (p.kind === 'plan') {
         state.plan = p.args.plan;
-        results.set(id, {
+        land(id, {
           output: 'Plan updated.',
           display: `update_plan · ${p.args.plan.length} steps`,
           success: true,
         });
       } else if (p.decision.action === 'deny') {
-        results.set(id, {
+        land(id, {
           output: `This ${p.tool} call is not allowed: ${p.decision.reason}`,
           display: `${p.summary} · denied by policy`,
           success: false,
           outcome: 'denied',
         });
       } else if (p.readOnly && p.decision.action === 'allow') {
+        if (skipLost(p)) continue;
         readers.push(
-          runTool(p, indexOf.get(id)!).then(
-            (result) => void results.set(id, result),
+          runTool(p, indexOf.get(id)!, progress).then(
+            (result) => land(id, result),
             (err: unknown) => void (readerError ??= err instanceof Error ? err : new Error(String(err))),
           ),
         );
@@ -422,30 +537,45 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         // Anything that may change the workspace waits for the calls before it, and the
         // calls after it wait for it.
         await awaitReaders();
+        if (skipLost(p)) continue;
         const verdict = p.decision.action === 'ask' ? await awaitDecision(p) : 'run';
-        results.set(id, verdict === 'run' ? await runTool(p, indexOf.get(id)!) : verdict);
+        land(id, verdict === 'run' ? await runTool(p, indexOf.get(id)!, progress) : verdict);
       }
     }
     await awaitReaders();
-    for (const call of calls) {
-      const result = results.get(call.call_id)!;
-      state.appendToolOutput(call.call_id, result);
-      toolCallsMetric.add(1, {
-        tool: call.name,
-        outcome: result.outcome ?? (result.success ? 'success' : 'failure'),
-      });
-    }
   }
 
   // ── one turn ────────────────────────────────────────────────────────────
+  /** Comes to rest after an interrupt or abort: the turn's open calls are answered truthfully. */
+  function stopTurn(
+    turn: number,
+    request: StopRequest,
+    calls: FunctionCallItem[],
+    progress: CallProgress,
+  ): void {
+    const label = request.kind === 'abort' ? 'aborted' : 'interrupted';
+    const why = request.reason ? ` (${request.reason})` : '';
+    // Results that landed after an earlier call was cut are still the truth about their call.
+    for (const call of calls) {
+      const result = progress.results.get(call.call_id);
+      if (result && !state.hasOutput(call.call_id)) state.appendToolOutput(call.call_id, result);
+    }
+    state.closeOpenCalls(calls, openCallOutput(label, why), (call) =>
+      progress.started.has(call.call_id) ? 'interrupted' : 'not_run',
+    );
+    state.clearApprovals();
+    state.goIdle(`turn ${turn} ${label} by the user${why}; waiting for a message`);
+  }
+
   async function runTurn(): Promise<TurnOutcome> {
     state.turn += 1;
     const turn = state.turn;
     let calls: FunctionCallItem[] = [];
+    const progress: CallProgress = { started: new Set(), results: new Map() };
     const scope = new CancellationScope();
     turnScope = scope;
     try {
-      return await scope.run(async () => {
+      const outcome = await scope.run(async (): Promise<TurnOutcome> => {
         setCurrent('model', modelCallSummary(turn, state.entries.length));
         const tail =
           lastReply && lastReply.epoch === state.epoch && lastReply.from < state.entries.length
@@ -469,15 +599,27 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         state.addUsage(reply.usage);
         const firstIndex = state.entries.length;
         lastReply = { epoch: state.epoch, from: firstIndex };
-        for (const item of reply.output) state.append(item);
+        // Call ids must be unique in the transcript: a reply that repeats one (chat endpoints that
+        // send no ids) gets fresh ones, the same on every replay.
+        let output = reply.output;
+        const unique = uniqueCallIds(state.callIds(), output);
+        if (unique.renamed > 0 && patched('unique-call-ids')) {
+          log.warn('renamed repeated call ids', { turn, renamed: unique.renamed });
+          output = unique.items;
+        }
+        for (const item of output) state.append(item);
         if (config.model.providerState) {
           state.lastResponse = reply.responseId ? { id: reply.responseId, upTo: state.entries.length } : null;
         }
-        state.recordAssistantText(reply.output);
-        calls = reply.output.filter(isFunctionCall);
+        state.recordAssistantText(output);
+        calls = output.filter(isFunctionCall);
         lastTurn = turnOutcome(turn, calls);
         if (calls.length === 0) return 'final';
-        await runCalls(calls, firstIndex + reply.output.findIndex(isFunctionCall));
+        const indexOf = new Map<string, number>();
+        output.forEach((item, i) => {
+          if (isFunctionCall(item)) indexOf.set(item.call_id, firstIndex + i);
+        });
+        await runCalls(calls, indexOf, progress);
         if (workerLost !== null) {
           log.warn('the worker holding the workspace is unavailable', { toolQueue: state.toolQueue });
           state.goIdle(workerLost);
@@ -486,14 +628,16 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         }
         return 'continue';
       });
+      // An interrupt whose cancellation found nothing left to cancel (the last call had just
+      // finished) still stops the session here, at the end of the turn.
+      if (stopRequest !== null && outcome !== 'stopped' && patched('interrupt-at-boundary')) {
+        stopTurn(turn, stopRequest, calls, progress);
+        return 'stopped';
+      }
+      return outcome;
     } catch (err) {
       if (isCancellation(err) && !CancellationScope.current().consideredCancelled) {
-        const request: StopRequest = stopRequest ?? { kind: 'interrupt' };
-        const label = request.kind === 'abort' ? 'aborted' : 'interrupted';
-        const why = request.reason ? ` (${request.reason})` : '';
-        state.closeOpenCalls(calls, `The user ${label} this turn before the call ran or finished${why}.`);
-        state.clearApprovals();
-        state.goIdle(`turn ${turn} ${label} by the user${why}; waiting for a message`);
+        stopTurn(turn, stopRequest ?? { kind: 'interrupt' }, calls, progress);
         return 'stopped';
       }
       if (err instanceof ActivityFailure) {
@@ -519,9 +663,32 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   }
 
   // ── continue-as-new and compaction ──────────────────────────────────────
+  /** Whether the state to carry fits one continue-as-new payload (histories from before: assumed). */
+  function carryFits(): boolean {
+    if (!utf8) return true;
+    const input = { schemaVersion: SESSION_SCHEMA_VERSION, config, carried: state.carry() };
+    return jsonBytes(input) <= PAYLOAD_BUDGET_BYTES;
+  }
+
+  /**
+   * An interrupt that arrived while no turn ran (preparation, compaction, the final collection):
+   * the session comes to rest at this boundary. True when it did.
+   */
+  function honourStop(): boolean {
+    if (stopRequest === null) return false;
+    const request = stopRequest;
+    stopRequest = null;
+    if (state.idle || state.ended || !patched('interrupt-at-boundary')) return false;
+    const why = request.reason ? ` (${request.reason})` : '';
+    state.goIdle(`interrupted by the user${why}; waiting for a message`);
+    return true;
+  }
+
   async function continueAsNewNow(): Promise<never> {
     await notifier.flush();
     await condition(allHandlersFinished);
+    // An interrupt during compaction: the next run starts at rest.
+    honourStop();
     log.info('continuing as new', { turn: state.turn, entries: state.entries.length, bytes: state.bytes });
     return continueAsNew<typeof agentSession>({
       schemaVersion: SESSION_SCHEMA_VERSION,
@@ -530,20 +697,93 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     });
   }
 
-  async function compactAndContinue(reason: string): Promise<never> {
+  /**
+   * Compacts, then continues as new with the compacted state. Comes to rest (idle, with a notice;
+   * a message resumes) instead when compaction fails, or when its result is still over the limits:
+   * continuing as new would only compact again, for ever.
+   */
+  async function compactAndContinue(reason: string): Promise<void> {
     setCurrent('compaction', `compaction · ${reason}`);
     log.info('compacting', { reason, entries: state.entries.length, bytes: state.bytes });
-    const result = await activities.compact({
-      sessionId,
-      epoch: state.epoch,
-      upTo: state.entries.length,
-      model: config.model,
-      contextEntries: state.contextEntries,
-    });
+    let result: Awaited<ReturnType<typeof activities.compact>>;
+    try {
+      result = await activities.compact({
+        sessionId,
+        epoch: state.epoch,
+        upTo: state.entries.length,
+        model: config.model,
+        contextEntries: state.contextEntries,
+      });
+    } catch (err) {
+      if (err instanceof ActivityFailure && !isCancellation(err) && patched('compaction-failure-idles')) {
+        const failure = modelFailureKind(err);
+        if (failure.kind === 'fatal') throw ApplicationFailure.nonRetryable(failure.message, failure.type);
+        const detail =
+          failure.kind === 'overflow' ? 'the transcript is too long even to compact' : rootMessage(err);
+        log.warn('compaction failed', { detail });
+        state.goIdle(`compaction failed (${detail}); send a message to try again`);
+        return;
+      }
+      throw err;
+    }
     state.addUsage(result.usage);
     state.replaceTranscript(result.items);
     state.lastCompactionTurn = state.turn;
+    const still = state.compactionReason();
+    if ((still !== null || !carryFits()) && patched('bounded-compaction')) {
+      const why = still ?? `the state to carry is over ${PAYLOAD_BUDGET_BYTES} bytes`;
+      log.warn('compaction left the transcript over its limits', { why });
+      state.goIdle(
+        `compaction did not bring the transcript under its limits (${why}); the session will not compact ` +
+          'again before the next turn; send a message to continue',
+      );
+      return;
+    }
     return continueAsNewNow();
+  }
+
+  /** Turns until the model answers without a tool call and no message waits. */
+  async function converse(): Promise<void> {
+    for (;;) {
+      state.deliverQueuedMessages();
+      honourStop();
+      if (state.idle) {
+        publish();
+        await condition(() => state.queuedMessages.length > 0);
+        continue;
+      }
+      if (state.turn >= state.turnLimit) {
+        state.goIdle(`stopped after ${state.turn} turns (the turn limit); send a message to continue`);
+        continue;
+      }
+      const reason = state.compactionReason();
+      // Compacted since the last turn and still over: one turn runs before the next compaction.
+      if (
+        reason &&
+        !(state.compactions > 0 && state.lastCompactionTurn === state.turn && patched('bounded-compaction'))
+      ) {
+        await compactAndContinue(reason);
+        continue;
+      }
+      if (workflowInfo().continueAsNewSuggested) {
+        if (carryFits()) await continueAsNewNow();
+        await compactAndContinue(`the state to carry is over ${PAYLOAD_BUDGET_BYTES} bytes`);
+        continue;
+      }
+
+      const outcome = await runTurn();
+      if (outcome === 'overflow') {
+        if (state.lastCompactionTurn === state.turn) {
+          state.goIdle(
+            'the transcript does not fit the model context even after compaction; send a message to continue',
+          );
+          continue;
+        }
+        await compactAndContinue('the model rejected the request as longer than its context window');
+        continue;
+      }
+      if (outcome === 'final' && state.queuedMessages.length === 0) return;
+    }
   }
 
   // ── the session ─────────────────────────────────────────────────────────
@@ -600,58 +840,40 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     publish();
 
     for (;;) {
-      state.deliverQueuedMessages();
-      if (state.idle) {
-        publish();
-        await condition(() => state.queuedMessages.length > 0);
+      await converse();
+      setCurrent('workspace', 'workspace · collect changes');
+      // The conversation is finished; a workspace that vanished only costs the list of changes.
+      const filesChanged = await activities
+        .workspaceChanges({ workspace: state.workspace }, state.toolQueue)
+        .catch((err: unknown): FileChange[] => {
+          if (err instanceof ActivityFailure && !isCancellation(err)) {
+            state.notice = capNotice(`could not list the changed files: ${rootMessage(err)}`);
+            return [];
+          }
+          throw err;
+        });
+      // A message that arrived while the changes were collected is answered, not dropped.
+      if (state.queuedMessages.length > 0 && patched('deliver-late-messages')) {
+        state.current = null;
         continue;
       }
-      if (state.turn >= state.turnLimit) {
-        state.goIdle(`stopped after ${state.turn} turns (the turn limit); send a message to continue`);
-        continue;
-      }
-      const reason = state.compactionReason();
-      if (reason) await compactAndContinue(reason);
-      if (workflowInfo().continueAsNewSuggested) await continueAsNewNow();
-
-      const outcome = await runTurn();
-      if (outcome === 'overflow') {
-        if (state.lastCompactionTurn === state.turn) {
-          state.goIdle(
-            'the transcript does not fit the model context even after compaction; send a message to continue',
-          );
-          continue;
-        }
-        await compactAndContinue('the model rejected the request as longer than its context window');
-      }
-      if (outcome === 'final' && state.queuedMessages.length === 0) break;
+      state.ended = 'completed';
+      state.current = null;
+      publish();
+      await notifier.flush();
+      await condition(allHandlersFinished);
+      const files = utf8 ? capFileList(filesChanged) : { kept: filesChanged, omitted: 0 };
+      return {
+        status: 'completed',
+        finalMessage: state.lastMessage ?? '',
+        turns: state.turn,
+        usage: state.usage,
+        filesChanged: files.kept,
+        ...(files.omitted > 0 ? { filesChangedOmitted: files.omitted } : {}),
+        compactions: state.compactions,
+        runs: state.runs,
+      };
     }
-
-    setCurrent('workspace', 'workspace · collect changes');
-    // The conversation is finished; a workspace that vanished only costs the list of changes.
-    const filesChanged = await activities
-      .workspaceChanges({ workspace: state.workspace }, state.toolQueue)
-      .catch((err: unknown) => {
-        if (err instanceof ActivityFailure && !isCancellation(err)) {
-          state.notice = `could not list the changed files: ${rootMessage(err)}`;
-          return [];
-        }
-        throw err;
-      });
-    state.ended = 'completed';
-    state.current = null;
-    publish();
-    await notifier.flush();
-    await condition(allHandlersFinished);
-    return {
-      status: 'completed',
-      finalMessage: state.lastMessage ?? '',
-      turns: state.turn,
-      usage: state.usage,
-      filesChanged,
-      compactions: state.compactions,
-      runs: state.runs,
-    };
   } catch (err) {
     if (err instanceof ContinueAsNew) throw err;
     state.ended = isCancellation(err) ? 'cancelled' : 'failed';

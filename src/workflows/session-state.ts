@@ -27,6 +27,7 @@ import type {
 } from '../shared/session-config.js';
 import { emptyUsage } from '../shared/session-config.js';
 import type { PlanStep } from '../shared/tools.js';
+import { jsonBytes } from '../shared/bytes.js';
 
 export const DEFAULT_PAGE_BYTES = 1024 * 1024;
 
@@ -37,12 +38,47 @@ interface WaitingCall {
   decision?: Approval;
 }
 
+/** Longest notice kept: notices are carried across continue-as-new and shown in the UI. */
+const MAX_NOTICE_CHARS = 4000;
+
+export function capNotice(notice: string): string {
+  return notice.length <= MAX_NOTICE_CHARS ? notice : `${notice.slice(0, MAX_NOTICE_CHARS - 1)}…`;
+}
+
 export class ApprovalRejected extends Error {
   override name = 'ApprovalRejected';
 }
 
-function entryBytes(entry: TranscriptEntry): number {
-  return JSON.stringify(entry).length;
+/** How transcript sizes are measured: UTF-8 bytes as payloads are, or (histories from before) UTF-16 units. */
+export type ByteMeasure = 'utf8' | 'utf16';
+
+function measureEntry(measure: ByteMeasure, entry: TranscriptEntry): number {
+  return measure === 'utf8' ? jsonBytes(entry) : JSON.stringify(entry).length;
+}
+
+/** A call whose output the transcript does not have yet, and why: never started, or cut mid-run. */
+export type OpenCallFate = 'not_run' | 'interrupted';
+
+/** Finds call ids already used in the transcript and gives repeats a fresh, deterministic one. */
+export function uniqueCallIds(
+  used: ReadonlySet<string>,
+  items: readonly TranscriptItem[],
+): { items: TranscriptItem[]; renamed: number } {
+  const taken = new Set(used);
+  let renamed = 0;
+  const out = items.map((item) => {
+    if (item.type !== 'function_call') return item;
+    let id = item.call_id;
+    if (taken.has(id)) {
+      let n = 2;
+      while (taken.has(`${item.call_id}~${n}`)) n += 1;
+      id = `${item.call_id}~${n}`;
+      renamed += 1;
+    }
+    taken.add(id);
+    return id === item.call_id ? item : { ...item, call_id: id };
+  });
+  return { items: out, renamed };
 }
 
 export class SessionState {
@@ -85,6 +121,7 @@ export class SessionState {
     readonly config: SessionConfig,
     carried?: CarriedState,
     private readonly prefixStyle: () => PrefixStyle = () => 'narrow',
+    private readonly measure: ByteMeasure = 'utf8',
   ) {
     this.entries = carried?.entries ?? [];
     this.epoch = carried?.epoch ?? 0;
@@ -107,7 +144,7 @@ export class SessionState {
     this.unconfined = carried?.unconfined ?? null;
     this.toolQueue = carried?.toolQueue ?? null;
     this.lastResponse = carried?.lastResponse ?? null;
-    this.transcriptBytes = this.entries.reduce((sum, entry) => sum + entryBytes(entry), 0);
+    this.transcriptBytes = this.entries.reduce((sum, entry) => sum + this.entryBytes(entry), 0);
   }
 
   // ── transcript ────────────────────────────────────────────────────────────
@@ -115,7 +152,18 @@ export class SessionState {
   append(item: TranscriptItem, note?: { display: string; success: boolean }): void {
     const entry: TranscriptEntry = note ? { item, turn: this.turn, ...note } : { item, turn: this.turn };
     this.entries.push(entry);
-    this.transcriptBytes += entryBytes(entry);
+    this.transcriptBytes += this.entryBytes(entry);
+  }
+
+  private entryBytes(entry: TranscriptEntry): number {
+    return measureEntry(this.measure, entry);
+  }
+
+  /** Every call id in the transcript (a new call must not reuse one). */
+  callIds(): Set<string> {
+    const ids = new Set<string>();
+    for (const { item } of this.entries) if (item.type === 'function_call') ids.add(item.call_id);
+    return ids;
   }
 
   get bytes(): number {
@@ -142,7 +190,7 @@ export class SessionState {
     let bytes = 0;
     for (let i = fromIndex; i < this.entries.length && entries.length < limit; i++) {
       const entry = this.entries[i]!;
-      const size = entryBytes(entry);
+      const size = this.entryBytes(entry);
       // Always return at least one entry, so that a reader makes progress.
       if (entries.length > 0 && bytes + size > maxBytes) break;
       entries.push(entry);
@@ -202,7 +250,7 @@ export class SessionState {
 
   goIdle(notice: string | null): void {
     this.idle = true;
-    this.notice = notice;
+    this.notice = notice === null ? null : capNotice(notice);
     this.current = null;
   }
 
@@ -293,6 +341,11 @@ export class SessionState {
     return approved;
   }
 
+  /** Stops waiting for one call's decision (it will not run); a late decision is refused. */
+  dropApproval(callId: string): void {
+    if (this.waiting.delete(callId)) this.decided.add(callId);
+  }
+
   /** Ends every wait (turn aborted or interrupted): calls not yet decided are dropped. */
   clearApprovals(): void {
     for (const callId of this.waiting.keys()) this.decided.add(callId);
@@ -350,15 +403,30 @@ export class SessionState {
     if (text) this.lastMessage = text;
   }
 
-  /** Answers every call of a turn that has no output yet, so the transcript stays well-formed. */
-  closeOpenCalls(calls: FunctionCallItem[], output: string): void {
+  /** Whether the transcript has an output for this call. */
+  hasOutput(callId: string): boolean {
+    return this.entries.some((e) => e.item.type === 'function_call_output' && e.item.call_id === callId);
+  }
+
+  /**
+   * Answers every call of a turn that has no output yet, so the transcript stays well-formed, and
+   * says what became of it: `output` gives the words for a call that never started and for one
+   * cut while it ran (its effect unknown).
+   */
+  closeOpenCalls(
+    calls: FunctionCallItem[],
+    output: string | ((call: FunctionCallItem, fate: OpenCallFate) => string),
+    fateOf: (call: FunctionCallItem) => OpenCallFate = () => 'not_run',
+  ): void {
     const answered = new Set(
       this.entries.flatMap((e) => (e.item.type === 'function_call_output' ? [e.item.call_id] : [])),
     );
     for (const call of calls) {
       if (!answered.has(call.call_id)) {
-        this.append(functionOutput(call.call_id, output), {
-          display: `${call.name} · not run`,
+        const fate = fateOf(call);
+        const text = typeof output === 'string' ? output : output(call, fate);
+        this.append(functionOutput(call.call_id, text), {
+          display: `${call.name} · ${fate === 'interrupted' ? 'interrupted' : 'not run'}`,
           success: false,
         });
       }

@@ -56,6 +56,8 @@ const { worker } = await createRatchetWorker({
   endpoint: { apiKey: 'test-key', baseURL: process.env.OPENAI_BASE_URL! },
   allowedRoots: [],
   activityOverrides: overrides,
+  // RATCHET_TEST_NO_CACHE=1: every workflow task replays the history from the start.
+  ...(process.env.RATCHET_TEST_NO_CACHE === '1' ? { workerOptions: { maxCachedWorkflows: 0 } } : {}),
 });
 const running = worker.run();
 process.stdout.write('ready\n');

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SessionResult } from '../../src/shared/session-api.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness } from '../helpers/harness.js';
+import { recordHistory } from '../helpers/histories.js';
 
 interface Body {
   input: Array<Record<string, unknown>>;
@@ -42,7 +43,9 @@ it('sends only new items while the provider holds the conversation, and everythi
       approvalPolicy: 'never',
       model: { name: 'scripted-model', contextWindow: 1000, compactAtRatio: 0.8, providerState: true },
     });
-    return (await handle.result()) as SessionResult;
+    const result = (await handle.result()) as SessionResult;
+    await recordHistory(handle, 'provider-state');
+    return result;
   });
 
   expect(result).toMatchObject({ status: 'completed', compactions: 1, runs: 2, turns: 4 });

@@ -14,13 +14,82 @@ import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';
 import { historiesDir } from '../helpers/histories.js';
 
+/**
+ * Every recorded session, by name (a fixture's runs after the first are `<name>.runN.json`): a
+ * path whose history goes missing fails here, not silently. Sessions of older workflow code live
+ * in subfolders and must keep replaying too.
+ */
+const EXPECTED_FIXTURES = [
+  // the scenarios of the fault, durability and session tests
+  'compaction-remote',
+  'continue-as-new-suggested',
+  'fault-model-401',
+  'fault-model-429-retry-after',
+  'fault-model-5xx-backoff',
+  'fault-model-bad-tool-calls',
+  'fault-model-empty-response',
+  'fault-model-garbage',
+  'fault-model-retries-exhausted',
+  'fault-model-stream-cut',
+  'fault-model-stream-stall',
+  'fault-tool-binary-output',
+  'fault-tool-huge-output',
+  'fault-tool-stdin',
+  'fault-tool-timeout',
+  'fault-tool-workspace-deleted',
+  'server-restarted',
+  'session-approvals',
+  'session-approve-for-session',
+  'session-cancelled',
+  'session-deny',
+  'session-interrupt-and-message',
+  'worker-killed-after-patch',
+  'worker-killed-awaiting-approval',
+  'worker-killed-during-command',
+  'worker-killed-mid-model-call',
+  // paths the review of issue 11 found uncovered
+  'sandbox-fallback',
+  'provider-state',
+  'worker-lost-and-moved', // a pinned worker, lost, and the session moved to another
+  'path-set-policy',
+  'path-abort',
+  'path-overflow-compaction',
+  'path-turn-limit',
+  'interrupt-during-tool-call',
+  'path-interrupt-awaiting-approval',
+  'path-message-mid-turn',
+  'path-large-arguments',
+  // the fixes of issue 11
+  'message-during-collection',
+  'duplicate-call-ids',
+  'compaction-still-over-limit',
+  'compaction-failed',
+  'interrupt-during-compaction',
+  'interrupt-after-last-call',
+  'model-reply-too-large',
+  // the first release, and before reads ran locally
+  'v0.1/compaction-remote',
+  'v0.1/continue-as-new-suggested',
+  'v0.1/session-approvals',
+  'v0.1/session-cancelled',
+  'v0.1/session-deny',
+  'v0.1/session-interrupt-and-message',
+  'v0.1/worker-killed-mid-model-call',
+  'v0.2/session-approvals',
+  'v0.2/session-approve-for-session',
+  'v0.2/session-cancelled',
+  'v0.2/session-deny',
+  'v0.2/session-interrupt-and-message',
+];
+
+const fixtureName = (file: string) => file.replace(/(\.run\d+)?\.json$/, '');
+
 describe('recorded histories', () => {
   it('all replay with the current workflow code', async () => {
-    // Histories of older workflow code live in subfolders and must keep replaying too.
     const files = (await readdir(historiesDir, { recursive: true }))
       .filter((name) => name.endsWith('.json'))
       .sort();
-    expect(files.length).toBeGreaterThanOrEqual(6);
+    expect([...new Set(files.map(fixtureName))].sort()).toEqual([...EXPECTED_FIXTURES].sort());
     const histories = await Promise.all(
       files.map(async (file) => ({
         workflowId: file,

@@ -10,6 +10,7 @@ import type { SessionResult } from '../../src/shared/session-api.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';
 import { capturedLogs } from '../helpers/runtime-setup.js';
+import { recordHistory } from '../helpers/histories.js';
 
 const SECRETS = {
   OPENAI_API_KEY: 'sk-sentinel-openai-5b1d',
@@ -147,7 +148,9 @@ describe('a worker that cannot sandbox', () => {
       expect(waiting.sandbox).toMatch(/^none: bubblewrap is not installed; every command asks/);
       expect(waiting.pendingApprovals[0]!.reason).toMatch(/cannot be sandboxed on this worker/);
       await harness.ratchet.decide(handle.workflowId, 'approve');
-      return (await handle.result()) as SessionResult;
+      const result = (await handle.result()) as SessionResult;
+      await recordHistory(handle, 'sandbox-fallback');
+      return result;
     });
     expect(result.finalMessage).toBe('Listed.');
     const first = model.requests[0]!.body as { input: Array<{ content?: Array<{ text: string }> }> };

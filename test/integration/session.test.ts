@@ -210,14 +210,16 @@ describe('a session', () => {
       expect(
         (await waitForStatus(handle, (s) => s.status === 'awaiting_approval')).pendingApprovals,
       ).toHaveLength(1);
-      await harness.ratchet.decide(handle.workflowId, 'approve');
-      await expect(harness.ratchet.decide(handle.workflowId, 'approve', { callId })).rejects.toThrow(
+      const first = await harness.ratchet.decide(handle.workflowId, 'approve');
+      // The same decision again is the same update: its first answer (issue 11 item 11).
+      expect(await harness.ratchet.decide(handle.workflowId, 'approve', { callId })).toEqual(first);
+      await expect(harness.ratchet.decide(handle.workflowId, 'deny', { callId })).rejects.toThrow(
         /already decided|no pending approval/,
       );
       const result = (await handle.result()) as SessionResult;
       expect(result.filesChanged).toEqual([{ path: 'made-by-agent', status: '??' }]);
       // After the end: nothing to decide.
-      await expect(harness.ratchet.decide(handle.workflowId, 'approve', { callId })).rejects.toThrow(
+      await expect(harness.ratchet.decide(handle.workflowId, 'deny', { callId })).rejects.toThrow(
         RatchetError,
       );
     });

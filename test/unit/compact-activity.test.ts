@@ -209,6 +209,20 @@ describe('compact activity: remote', () => {
   });
 });
 
+describe('compact activity: size', () => {
+  it('refuses, without retry, a compacted transcript too large for one payload (issue 11 item 5)', async () => {
+    const model = await startModel();
+    // Non-ASCII: 700,000 characters are 2.1 MB of UTF-8.
+    model.enqueueCompaction({ kind: 'compact', summary: '漢'.repeat(700_000) });
+
+    const err = await failure(runCompact(model, transcript, 'remote'));
+
+    expect(err.type).toBe('CompactionTooLarge');
+    expect(err.nonRetryable).toBe(true);
+    expect(err.message).toMatch(/over the 1572864-byte limit/);
+  });
+});
+
 describe('compact activity: local summary', () => {
   it('falls back to a summary when responses.compact is unsupported', async () => {
     const model = await startModel({ compact: 'unsupported' });
@@ -278,6 +292,24 @@ describe('compact activity: local summary', () => {
       environmentContext,
       task,
       newer,
+      userMessage(`${SUMMARY_PREFIX}Summary.`),
+    ]);
+  });
+
+  it('skips a user message over the budget but keeps the shorter, earlier ones (issue 11 item 12)', async () => {
+    const model = await startModel();
+    model.reply('Summary.');
+    const huge = userMessage(`paste: ${'x'.repeat(30_000)}`);
+    const items = [agentsMd, environmentContext, task, preference, assistantMessage('ok'), huge, latest];
+
+    const result = await runCompact(model, items, 'local');
+
+    expect(result.items).toEqual([
+      agentsMd,
+      environmentContext,
+      task,
+      preference,
+      latest,
       userMessage(`${SUMMARY_PREFIX}Summary.`),
     ]);
   });

@@ -88,6 +88,9 @@ describe('docker-compose.yml', () => {
       TEMPORAL_ADDRESS: 'temporal:7233',
       RATCHET_WORKSPACE_ROOTS: '/workspaces',
     });
+    // A stable id, not the container's hostname: a recreated container is the same worker to the
+    // sessions whose workspace it holds (issue 11 item 8).
+    expect(worker.environment?.RATCHET_WORKER_ID).toBe('${RATCHET_WORKER_ID:-worker-1}');
     expect(worker.volumes).toEqual(['./workspaces:/workspaces', 'ratchet-data:/var/lib/ratchet']);
     // Bubblewrap needs these inside a container (README: What a command may touch).
     expect(worker.security_opt).toEqual(

@@ -3,7 +3,9 @@ import { assistantMessage, userMessage } from '../../src/shared/items.js';
 import type { ToolRequest } from '../../src/shared/policy.js';
 import type { SessionConfig } from '../../src/shared/session-config.js';
 import { carriedStateSchema, sessionConfigSchema } from '../../src/shared/session-config.js';
-import { ApprovalRejected, SessionState } from '../../src/workflows/session-state.js';
+import { ApprovalRejected, SessionState, uniqueCallIds } from '../../src/workflows/session-state.js';
+import { MAX_MESSAGE_BYTES, userMessageSchema } from '../../src/shared/session-api.js';
+import { jsonBytes, utf8Bytes } from '../../src/shared/bytes.js';
 
 function config(overrides: Partial<SessionConfig> = {}): SessionConfig {
   return sessionConfigSchema.parse({
@@ -160,5 +162,79 @@ describe('SessionState transcript', () => {
     state.deliverQueuedMessages();
     expect(state.turnLimit).toBe(4);
     expect(state.idle).toBe(false);
+  });
+});
+
+describe('issue 11: bounds in UTF-8 bytes, unique call ids', () => {
+  it('measures the transcript in UTF-8 bytes, as payloads are (item 4)', () => {
+    const limit = 1024 * 1024;
+    const state = new SessionState(config({ limits: { ...config().limits, maxTranscriptBytes: limit } }));
+    // 3 × 250,000 CJK characters: 750,000 UTF-16 units (under the limit), 2.25 MB on the wire.
+    for (let i = 0; i < 3; i++) state.append(assistantMessage('漢'.repeat(250_000)));
+    expect(state.bytes).toBe(state.entries.reduce((sum, entry) => sum + jsonBytes(entry), 0));
+    expect(state.bytes).toBeGreaterThan(2_250_000);
+    expect(state.compactionReason()).toMatch(/bytes/);
+    // Recorded histories measured UTF-16 units; they replay with that measure.
+    const legacy = new SessionState(
+      config({ limits: { ...config().limits, maxTranscriptBytes: limit } }),
+      undefined,
+      () => 'narrow',
+      'utf16',
+    );
+    for (let i = 0; i < 3; i++) legacy.append(assistantMessage('漢'.repeat(250_000)));
+    expect(legacy.compactionReason()).toBeNull();
+  });
+
+  it('counts UTF-8 bytes like Buffer.byteLength, surrogate pairs included', () => {
+    for (const text of ['plain', 'é', '漢字', '😀 ok', '·…']) {
+      expect(utf8Bytes(text)).toBe(Buffer.byteLength(text, 'utf8'));
+    }
+  });
+
+  it('caps the task and a message in bytes, not characters (item 4)', () => {
+    expect(() => config({ task: '漢'.repeat(30_000) })).toThrow(/longer than 65536 bytes/);
+    expect(userMessageSchema.safeParse({ text: '漢'.repeat(MAX_MESSAGE_BYTES / 3 + 1) }).success).toBe(false);
+    expect(userMessageSchema.safeParse({ text: 'a'.repeat(MAX_MESSAGE_BYTES) }).success).toBe(true);
+  });
+
+  it('gives a repeated call id a fresh one, the same every time (item 7)', () => {
+    const call = (id: string, name: string) => ({
+      type: 'function_call' as const,
+      call_id: id,
+      name,
+      arguments: '{}',
+    });
+    const reply = [call('call_0', 'shell'), call('call_0', 'apply_patch'), call('call_1', 'read_file')];
+    const first = uniqueCallIds(new Set(['call_1']), reply);
+    expect(first.renamed).toBe(2);
+    expect(first.items.map((item) => (item as { call_id: string }).call_id)).toEqual([
+      'call_0',
+      'call_0~2',
+      'call_1~2',
+    ]);
+    expect(uniqueCallIds(new Set(['call_1']), reply)).toEqual(first);
+    expect(uniqueCallIds(new Set(), [call('a', 'shell')]).renamed).toBe(0);
+  });
+
+  it('says which open calls never ran and which were cut mid-run (item 1)', () => {
+    const state = new SessionState(config());
+    const calls = ['c1', 'c2', 'c3'].map((id) => ({
+      type: 'function_call' as const,
+      call_id: id,
+      name: 'shell',
+      arguments: '{}',
+    }));
+    for (const call of calls) state.append(call);
+    state.appendToolOutput('c1', { output: 'ran', display: 'shell', success: true });
+    state.closeOpenCalls(
+      calls,
+      (call, fate) => `${call.call_id}: ${fate}`,
+      (call) => (call.call_id === 'c2' ? 'interrupted' : 'not_run'),
+    );
+    const outputs = state.entries.flatMap((e) =>
+      e.item.type === 'function_call_output' ? [e.item.output] : [],
+    );
+    expect(outputs).toEqual(['ran', 'c2: interrupted', 'c3: not_run']);
+    expect(state.entries.at(-2)!.display).toBe('shell · interrupted');
   });
 });

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createToolActivities } from '../../src/activities/tool-activities.js';
+import { MAX_TOOL_OUTPUT_BYTES, createToolActivities } from '../../src/activities/tool-activities.js';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
 import type { ToolCallInput } from '../../src/shared/activity-types.js';
 import type { ToolOutcome } from '../../src/shared/tools.js';
@@ -112,5 +112,30 @@ describe('apply_patch', () => {
     const retried = await patchCall({ input: body }, 2);
     expect(retried.output).toContain('M a.txt (already applied by an earlier attempt of this call)');
     expect(await readFile(path.join(workspace, 'a.txt'), 'utf8')).toBe('beta\n');
+  });
+});
+
+describe('any tool output', () => {
+  it('is at most MAX_TOOL_OUTPUT_BYTES, so a local read cannot fail its workflow task (issue 11 item 4)', async () => {
+    // 3,000 names of 200 bytes: the listing is ~600 KB before the cap.
+    const dir = path.join(workspace, 'many');
+    await mkdir(dir);
+    await Promise.all(
+      Array.from({ length: 3000 }, (_, i) =>
+        writeFile(path.join(dir, `${String(i).padStart(5, '0')}${'n'.repeat(195)}`), ''),
+      ),
+    );
+    const input: ToolCallInput = {
+      sessionId: 's',
+      epoch: 0,
+      workspace,
+      callId: 'call_1',
+      itemIndex: 0,
+      arguments: JSON.stringify({ dir_path: 'many', limit: 100_000 }),
+    };
+    const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
+    const outcome: ToolOutcome = await env.run(activities.list_dir, input);
+    expect(Buffer.byteLength(outcome.output)).toBeLessThanOrEqual(MAX_TOOL_OUTPUT_BYTES);
+    expect(outcome.output).toMatch(/bytes \(.* lines\) omitted/);
   });
 });

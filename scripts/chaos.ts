@@ -1,0 +1,42 @@
+/**
+ * `npm run chaos -- --seeds N [--from F] [--batch B] [--no-faults] [--report FILE]`: runs the
+ * randomized session harness (test/chaos/) for N seeds through the integration test project,
+ * which provides the Temporal CLI and the workflow bundle.
+ */
+import { execa } from 'execa';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    seeds: { type: 'string', default: '100' },
+    from: { type: 'string', default: '1' },
+    batch: { type: 'string', default: '8' },
+    'no-faults': { type: 'boolean', default: false },
+    report: { type: 'string' },
+  },
+});
+
+const result = await execa(
+  'npx',
+  [
+    'vitest',
+    'run',
+    '--project',
+    'integration',
+    'test/integration/chaos.test.ts',
+    '-t',
+    'keep every invariant',
+  ],
+  {
+    stdio: 'inherit',
+    reject: false,
+    env: {
+      RATCHET_CHAOS_SEEDS: values.seeds,
+      RATCHET_CHAOS_FROM: values.from,
+      RATCHET_CHAOS_BATCH: values.batch,
+      RATCHET_CHAOS_FAULTS: values['no-faults'] ? '0' : '1',
+      ...(values.report ? { RATCHET_CHAOS_REPORT: values.report } : {}),
+    },
+  },
+);
+process.exit(result.exitCode ?? 1);
