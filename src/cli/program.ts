@@ -171,6 +171,8 @@ function workerSettings(settings: Settings): WorkerSettings {
       apiKey: process.env.OPENAI_API_KEY || undefined,
       baseURL: settings.base_url,
       api: settings.api ?? 'responses',
+      ...(settings.stream !== undefined ? { stream: settings.stream } : {}),
+      ...(settings.max_output_tokens !== undefined ? { maxOutputTokens: settings.max_output_tokens } : {}),
     },
     ...(settings.workspace_roots ? { allowedRoots: settings.workspace_roots } : {}),
     ...(settings.worker_id ? { workerId: settings.worker_id } : {}),
@@ -312,6 +314,17 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .option(
       '--api <api>',
       settingHelp('api', 'responses or chat (Chat Completions), for a worker this command starts'),
+    )
+    .option(
+      '--stream <yes|no>',
+      settingHelp('stream', 'no: never stream model requests, for a worker this command starts'),
+    )
+    .option(
+      '--max-output-tokens <n>',
+      settingHelp(
+        'max_output_tokens',
+        'cap on each model reply (0: none; default none for OpenAI, 4096 elsewhere), for a worker this command starts',
+      ),
     )
     .action(
       async (
@@ -629,6 +642,14 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .option('--metrics-port <port>', settingHelp('metrics_port', 'serve Prometheus metrics on this port'))
     .option('--base-url <url>', settingHelp('base_url', 'model endpoint (OpenAI-compatible)'))
     .option('--api <api>', settingHelp('api', 'responses (default) or chat (Chat Completions)'))
+    .option('--stream <yes|no>', settingHelp('stream', 'no: never stream model requests'))
+    .option(
+      '--max-output-tokens <n>',
+      settingHelp(
+        'max_output_tokens',
+        'cap on each model reply (0: none; default none for OpenAI, 4096 elsewhere)',
+      ),
+    )
     .option('--config <file>', 'settings file (default ./ratchet.toml; env RATCHET_CONFIG)')
     .action(async (opts: Record<string, unknown>) => {
       const options = workerSettings(resolveSettings(opts));
