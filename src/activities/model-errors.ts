@@ -85,7 +85,10 @@ export function classifyModelError(err: unknown, endpoint: string): ApplicationF
       code: err.code,
       message: err.message,
     };
-    const { status, headers, message: detail } = fields;
+    const { status, headers } = fields;
+    // The SDK's message starts with the status ("500 the GPU …"); the messages below name it once.
+    const detail =
+      status !== undefined ? fields.message.replace(new RegExp(`^${status} `), '') : fields.message;
     if (status === undefined) {
       // An error event inside a stream: the request was accepted, the generation failed.
       return retryable(`the model stream failed: ${detail}`, 'ModelStreamFailed', err);
