@@ -232,7 +232,7 @@ describe('ratchet run (following)', () => {
     expect(logLine, result.stderr).not.toBeNull();
     expect(result.stderr.match(/Worker log:/g)).toHaveLength(1);
     const log = await readFile(logLine![1]!.trim(), 'utf8');
-    expect(log).toMatch(/\[WARN\] Activity failed.*the GPU caught fire/);
+    expect(log).toMatch(/\[WARN\] Activity failed[\s\S]*the GPU caught fire/);
   });
 });
 
