@@ -78,6 +78,12 @@ async function restingSession(server: RunningServer, api: ModelApi): Promise<Sta
     // Each turn's reply is in the transcript: an assistant message or at least one call.
     const replies = items.filter((item) => item.type === 'message' && item.role === 'assistant').length;
     expect(replies + calls.length, context).toBeGreaterThanOrEqual(1);
+    // What the real model did, for whoever reads the CI log.
+    console.info(
+      `${api} on ${server.baseUrl}: ${status.status} after ${status.turn} turn(s), ${calls.length} tool call(s), ` +
+        `${replies} message(s)${status.notice ? `; notice: ${status.notice}` : ''}; tools asked for: ` +
+        `${items.flatMap((item) => (item.type === 'function_call' ? [item.name] : [])).join(', ') || 'none'}`,
+    );
     // No model call is still failing: a session at rest has no attempt left in flight.
     const description = await handle.describe();
     const pending = description.raw.pendingActivities ?? [];

@@ -13,6 +13,8 @@ import { createModelActivity, uniqueCallIds } from '../../src/activities/model.j
 import { outputTokenCap } from '../../src/activities/openai-client.js';
 import type { ModelApi } from '../../src/activities/openai-client.js';
 import { StreamingMemory } from '../../src/activities/stream-support.js';
+import { CUT_CALL_OUTPUT } from '../../src/shared/prompt.js';
+import { prepareCall } from '../../src/workflows/tool-calls.js';
 import type { ModelCallInput, ModelReply } from '../../src/shared/activity-types.js';
 import { functionOutput, userMessage } from '../../src/shared/items.js';
 import type { TranscriptItem } from '../../src/shared/items.js';
@@ -212,6 +214,22 @@ describe('the output token cap', () => {
       });
     },
   );
+
+  it('the workflow answers a call marked incomplete with what happened, and does not run it', () => {
+    const prepared = prepareCall(
+      {
+        type: 'function_call',
+        call_id: 'call_cut',
+        name: 'shell',
+        arguments: '{"command":["ec',
+        status: 'incomplete',
+      },
+      () => ({ action: 'allow', reason: 'test' }),
+    );
+
+    expect(prepared).toMatchObject({ kind: 'rejected', output: CUT_CALL_OUTPUT });
+    expect(CUT_CALL_OUTPUT).toMatch(/output token limit/);
+  });
 
   it('a reply cut in its text is an ordinary reply', async () => {
     const model = await startModel();
