@@ -38,6 +38,22 @@ import type { SessionConfig, SessionConfigInput, SessionInput } from './shared/s
 import { SESSION_SCHEMA_VERSION, describeZodError, sessionConfigSchema } from './shared/session-config.js';
 
 /** An error with a message meant for the person at the terminal. */
+/**
+ * The activity the session waits on, from the server's record of it (not from the workflow): how
+ * many attempts it has had, why the last one failed, and what its last heartbeat said.
+ */
+export interface ActivityProgress {
+  type: string;
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** 0: unlimited. */
+  maximumAttempts: number;
+  lastFailure: string | null;
+  /** The model activity's heartbeat: estimated output tokens so far, and whether it streams. */
+  tokens: number | null;
+  streamed: boolean | null;
+}
+
 export class RatchetError extends Error {
   override name = 'RatchetError';
 }
@@ -189,7 +205,9 @@ export class RatchetClient {
     return handle;
   }
 
-  async status(sessionId: string): Promise<StatusView & { sessionId: string }> {
+  async status(
+    sessionId: string,
+  ): Promise<StatusView & { sessionId: string; activity?: ActivityProgress | null }> {
     const handle = await this.session(sessionId);
     const description = await handle.describe();
     const closed = description.status.name !== 'RUNNING';
@@ -198,7 +216,8 @@ export class RatchetClient {
         handle.query(statusQuery),
       );
       if (closed) view.status = terminalWorkflowStatus[description.status.name] ?? view.status;
-      return { sessionId, ...view };
+      const activity = closed ? null : this.activityProgress(description.raw.pendingActivities ?? []);
+      return { sessionId, ...view, ...(activity ? { activity } : {}) };
     } catch (err) {
       if (!closed)
         throw new RatchetError(
@@ -242,6 +261,33 @@ export class RatchetClient {
         queuedMessages: 0,
       };
     }
+  }
+
+  /** The longest-running pending activity's attempts, last failure and heartbeat. */
+  private activityProgress(
+    pending: readonly proto.temporal.api.workflow.v1.IPendingActivityInfo[],
+  ): ActivityProgress | null {
+    const activity = pending.find((a) => a.activityType?.name === 'model') ?? pending[0];
+    if (!activity) return null;
+    let details: Record<string, unknown> = {};
+    const payload = activity.heartbeatDetails?.payloads?.[0];
+    if (payload) {
+      try {
+        const value = this.client.options.loadedDataConverter.payloadConverter.fromPayload<unknown>(payload);
+        if (typeof value === 'object' && value !== null) details = value as Record<string, unknown>;
+      } catch {
+        // details in a shape this client does not read
+      }
+    }
+    const failure = activity.lastFailure;
+    return {
+      type: activity.activityType?.name ?? '',
+      attempt: activity.attempt ?? 1,
+      maximumAttempts: activity.maximumAttempts ?? 0,
+      lastFailure: failure?.message ? failure.message : null,
+      tokens: typeof details.tokens === 'number' ? details.tokens : null,
+      streamed: typeof details.streamed === 'boolean' ? details.streamed : null,
+    };
   }
 
   /** The session configuration a run was started with, read from its first event; null if unreadable. */

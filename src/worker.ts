@@ -15,7 +15,7 @@ import type { Activities } from './activities/index.js';
 import { createActivities } from './activities/index.js';
 import type { NotifyDeps } from './activities/notify.js';
 import type { ModelEndpoint } from './activities/openai-client.js';
-import { endpointFromEnv, openaiClientFactory } from './activities/openai-client.js';
+import { endpointFromEnv, openaiClientFactory, outputTokenCap } from './activities/openai-client.js';
 import { commandEnvironment } from './activities/tools/env.js';
 import type { SandboxInfo } from './activities/tools/sandbox.js';
 import { detectSandbox } from './activities/tools/sandbox.js';
@@ -124,6 +124,8 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
     ...createActivities({
       openai: openaiClientFactory(endpoint),
       api: endpoint.api,
+      maxOutputTokens: outputTokenCap(endpoint),
+      stream: endpoint.stream,
       transcript,
       commandEnv: commandEnvironment(process.env),
       allowedRoots: options.allowedRoots ?? allowedRootsFromEnv(),

@@ -7,16 +7,19 @@
  * - reasoning items are dropped (chat has no field that takes them back);
  * - compaction items (the encrypted output of the Responses API's remote compaction) are dropped;
  *   with `api = "chat"` compaction is local, and its summary is a plain user message;
- * - developer messages are sent as system messages, which every chat server accepts;
+ * - the instructions and the developer messages before the first user message are one system
+ *   message (many chat templates take one system message, and only first); a developer message
+ *   later on is sent as a user message, since strict templates refuse a system message there;
  * - there is no `prompt_cache_key` and no `store: false` (chat completions are not stored unless
  *   asked to be).
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import type {
+  ChatCompletion,
   ChatCompletionAssistantMessageParam,
   ChatCompletionChunk,
-  ChatCompletionCreateParamsStreaming,
+  ChatCompletionCreateParamsBase,
   ChatCompletionFunctionTool,
   ChatCompletionMessageFunctionToolCall,
   ChatCompletionMessageParam,
@@ -27,7 +30,8 @@ import type { TranscriptItem } from '../shared/items.js';
 import { messageText } from '../shared/items.js';
 import { BASE_INSTRUCTIONS } from '../shared/prompt.js';
 import type { ModelSettings, Usage } from '../shared/session-config.js';
-import { toolDefinitions } from './model-request.js';
+import { sendableArguments, toolDefinitions } from './model-request.js';
+import { StreamRefused, isAnswer } from './stream-support.js';
 
 /** The session's tools in the chat shape (the same JSON schemas as the Responses request). */
 export function chatTools(): ChatCompletionFunctionTool[] {
@@ -42,17 +46,34 @@ export function chatTools(): ChatCompletionFunctionTool[] {
 }
 
 /**
- * The transcript as chat messages, after a system message with the instructions. Consecutive
- * function calls (one turn's calls) become one assistant message with `tool_calls`, joined to the
- * assistant text just before them; each output becomes a `tool` message with its call id.
+ * The transcript as chat messages, in the shapes strict servers (llama.cpp, llama-cpp-python,
+ * vLLM, Ollama, LM Studio) accept:
+ * - one system message first: the instructions and any developer messages before the first other
+ *   message; a later developer message becomes a user message;
+ * - consecutive user messages joined into one (templates that want user and assistant turns to
+ *   alternate refuse two in a row);
+ * - consecutive function calls (one turn's calls) are one assistant message with `tool_calls`,
+ *   joined to the assistant text just before them; its `content` is that text or '' — never null,
+ *   which pydantic-validated servers refuse;
+ * - a call's arguments are always a JSON object's text (see `sendableArguments`), since servers
+ *   that render tool calls through a chat template parse them;
+ * - each output is a `tool` message with its call id and non-empty content.
  */
 export function chatMessages(
   items: readonly TranscriptItem[],
   instructions: string = BASE_INSTRUCTIONS,
 ): ChatCompletionMessageParam[] {
-  const messages: ChatCompletionMessageParam[] = [{ role: 'system', content: instructions }];
+  const system: { role: 'system'; content: string } = { role: 'system', content: instructions };
+  const messages: ChatCompletionMessageParam[] = [system];
   /** The assistant message that function calls may still join. */
   let open: ChatCompletionAssistantMessageParam | undefined;
+  const pushUser = (text: string) => {
+    open = undefined;
+    const last = messages.at(-1);
+    if (last && last.role === 'user' && typeof last.content === 'string' && messages.length > 1) {
+      last.content = `${last.content}\n\n${text}`;
+    } else messages.push({ role: 'user', content: text });
+  };
   for (const item of items) {
     switch (item.type) {
       case 'message': {
@@ -60,29 +81,29 @@ export function chatMessages(
         if (item.role === 'assistant') {
           open = { role: 'assistant', content: text };
           messages.push(open);
-        } else {
-          open = undefined;
-          messages.push({ role: item.role === 'developer' ? 'system' : item.role, content: text });
-        }
+        } else if (item.role === 'developer' || item.role === 'system') {
+          if (messages.length === 1) system.content = `${system.content}\n\n${text}`;
+          else pushUser(text);
+        } else pushUser(text);
         break;
       }
       case 'function_call': {
         const call: ChatCompletionMessageFunctionToolCall = {
           id: item.call_id,
           type: 'function',
-          function: { name: item.name, arguments: item.arguments },
+          function: { name: item.name, arguments: sendableArguments(item.arguments) },
         };
         if (open) {
           open.tool_calls = [...(open.tool_calls ?? []), call];
         } else {
-          open = { role: 'assistant', content: null, tool_calls: [call] };
+          open = { role: 'assistant', content: '', tool_calls: [call] };
           messages.push(open);
         }
         break;
       }
       case 'function_call_output':
         open = undefined;
-        messages.push({ role: 'tool', tool_call_id: item.call_id, content: item.output });
+        messages.push({ role: 'tool', tool_call_id: item.call_id, content: item.output || '(no output)' });
         break;
       default:
         // Reasoning and compaction items: chat has nowhere to put them (see the module comment).
@@ -92,18 +113,26 @@ export function chatMessages(
   return messages;
 }
 
+export interface ChatRequestOptions {
+  /** Stream the reply (default); false asks for the whole reply at once. */
+  stream: boolean;
+  /** Cap on the reply's tokens (`max_tokens`); none when undefined. */
+  maxOutputTokens?: number;
+}
+
 export function buildChatRequest(
   settings: ModelSettings,
   items: readonly TranscriptItem[],
-): ChatCompletionCreateParamsStreaming {
+  options: ChatRequestOptions = { stream: true },
+): ChatCompletionCreateParamsBase {
   return {
     model: settings.name,
     messages: chatMessages(items),
     tools: chatTools(),
     tool_choice: 'auto',
     parallel_tool_calls: true,
-    stream: true,
-    stream_options: { include_usage: true },
+    ...(options.stream ? { stream: true, stream_options: { include_usage: true } } : { stream: false }),
+    ...(options.maxOutputTokens !== undefined ? { max_tokens: options.maxOutputTokens } : {}),
     ...(settings.reasoningEffort ? { reasoning_effort: settings.reasoningEffort } : {}),
   };
 }
@@ -172,29 +201,71 @@ export class ChatStreamAssembler {
   }
 
   /** The reply as transcript items: the assistant's text (if any), then its calls in index order. */
-  reply(): ModelReply {
-    const output: TranscriptItem[] = [];
+  reply(): AssembledReply {
     const text = this.refusal ? `${this.text}[refusal] ${this.refusal}` : this.text;
-    if (text) output.push({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] });
     const indexes = [...this.calls.keys()].sort((a, b) => a - b);
-    for (const index of indexes) {
-      const call = this.calls.get(index)!;
-      if (!call.name) {
-        throw ApplicationFailure.retryable(
-          `the model stream sent tool call ${index} without a function name`,
-          'ModelBadResponse',
-        );
-      }
-      output.push({
-        type: 'function_call',
-        // Some servers leave the id out; the transcript needs one to pair the call with its output.
-        call_id: call.id || `call_${this.id ?? 'chat'}_${index}`,
-        name: call.name,
-        arguments: call.arguments || '{}',
-      });
-    }
-    return { output, usage: chatUsageOf(this.usage), responseId: this.id ?? null };
+    return chatReply(
+      this.id,
+      text,
+      indexes.map((index) => this.calls.get(index)!),
+      this.usage,
+      this.finishReason,
+    );
   }
+}
+
+/** A reply, and whether the output token cap cut it (`finish_reason: "length"`). */
+export interface AssembledReply {
+  reply: ModelReply;
+  cut: boolean;
+}
+
+function chatReply(
+  id: string | undefined,
+  text: string,
+  calls: readonly PartialCall[],
+  usage: CompletionUsage | undefined | null,
+  finishReason: string | undefined | null,
+): AssembledReply {
+  const output: TranscriptItem[] = [];
+  if (text) output.push({ type: 'message', role: 'assistant', content: [{ type: 'output_text', text }] });
+  calls.forEach((call, index) => {
+    if (!call.name) {
+      throw ApplicationFailure.retryable(
+        `the model sent tool call ${index} without a function name`,
+        'ModelBadResponse',
+      );
+    }
+    output.push({
+      type: 'function_call',
+      // Some servers leave the id out; model.ts also makes ids unique within the transcript.
+      call_id: call.id || `call_${id ?? 'chat'}_${index}`,
+      name: call.name,
+      arguments: call.arguments || '{}',
+    });
+  });
+  return {
+    reply: { output, usage: chatUsageOf(usage), responseId: id ?? null },
+    cut: finishReason === 'length',
+  };
+}
+
+/** A whole (not streamed) chat completion as a reply. */
+export function chatCompletionReply(completion: ChatCompletion): AssembledReply {
+  const choice = completion.choices?.find((c) => c.index === 0) ?? completion.choices?.[0];
+  if (!choice) {
+    throw ApplicationFailure.retryable('the model answered without a choice', 'ModelEmptyResponse');
+  }
+  const { message } = choice;
+  const text = message.refusal
+    ? `${message.content ?? ''}[refusal] ${message.refusal}`
+    : (message.content ?? '');
+  const calls: PartialCall[] = (message.tool_calls ?? []).flatMap((call) =>
+    call.type === 'function'
+      ? [{ id: call.id ?? '', name: call.function?.name ?? '', arguments: call.function?.arguments ?? '' }]
+      : [],
+  );
+  return chatReply(completion.id, text, calls, completion.usage, choice.finish_reason);
 }
 
 export interface ChatStreamObserver {
@@ -204,19 +275,33 @@ export interface ChatStreamObserver {
   chunk(text: string): void;
 }
 
-/** Streams one chat completion and assembles it; throws what the SDK throws, or a cut stream. */
+/**
+ * Streams one chat completion and assembles it; throws what the SDK throws, a cut stream, or
+ * StreamRefused when the stream ends or breaks before its first chunk (a server that cannot
+ * stream this request: llama-cpp-python with tools sends its headers, then nothing).
+ */
 export async function streamChatCompletion(
   client: OpenAI,
-  request: ChatCompletionCreateParamsStreaming,
+  request: ChatCompletionCreateParamsBase,
   signal: AbortSignal,
   observer: ChatStreamObserver,
-): Promise<ModelReply> {
-  const stream = await client.chat.completions.create(request, { signal });
+): Promise<AssembledReply> {
+  const stream = await client.chat.completions.create({ ...request, stream: true }, { signal });
   observer.opened();
   const assembler = new ChatStreamAssembler();
-  for await (const chunk of stream) observer.chunk(assembler.add(chunk));
+  let chunks = 0;
+  try {
+    for await (const chunk of stream) {
+      chunks += 1;
+      observer.chunk(assembler.add(chunk));
+    }
+  } catch (err) {
+    if (chunks === 0 && !signal.aborted && !isAnswer(err)) throw new StreamRefused(err);
+    throw err;
+  }
   // An aborted stream ends the loop without an error.
   if (signal.aborted) throw signal.reason;
+  if (chunks === 0) throw new StreamRefused();
   if (assembler.finishReason === undefined) {
     throw ApplicationFailure.retryable(
       'the model stream ended before the completion was finished',
@@ -224,4 +309,15 @@ export async function streamChatCompletion(
     );
   }
   return assembler.reply();
+}
+
+/** One chat completion without streaming: the whole reply in one response. */
+export async function completeChat(
+  client: OpenAI,
+  request: ChatCompletionCreateParamsBase,
+  signal: AbortSignal,
+): Promise<AssembledReply> {
+  const { stream: _stream, stream_options: _options, ...rest } = request;
+  const completion = await client.chat.completions.create({ ...rest, stream: false }, { signal });
+  return chatCompletionReply(completion);
 }

@@ -12,6 +12,7 @@ import type { NotifyDeps } from './notify.js';
 import { createNotifyActivity } from './notify.js';
 import type { ModelApi } from './openai-client.js';
 import { keepHeartbeating } from './heartbeat.js';
+import { StreamingMemory } from './stream-support.js';
 import { createToolActivities } from './tool-activities.js';
 import type { SandboxInfo } from './tools/sandbox.js';
 import type { TranscriptSource } from './transcript-source.js';
@@ -21,6 +22,10 @@ export interface ActivityDeps {
   openai: () => OpenAI;
   /** Which API the model endpoint speaks (default: the Responses API). */
   api?: ModelApi;
+  /** Cap on each reply's output tokens; none when undefined. */
+  maxOutputTokens?: number;
+  /** false: never stream model requests (the `stream` setting). */
+  stream?: boolean;
   transcript: TranscriptSource;
   commandEnv: Record<string, string>;
   allowedRoots: readonly string[];
@@ -80,6 +85,8 @@ export function createActivities(deps: ActivityDeps) {
         transcript: deps.transcript,
         streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
         api: deps.api,
+        maxOutputTokens: deps.maxOutputTokens,
+        streaming: new StreamingMemory(deps.stream ?? true),
       }),
     ),
     compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript, api: deps.api }),

@@ -1,7 +1,10 @@
 /**
  * Model errors classified once, at the activity edge (DESIGN.md §7): whose fault it is decides
  * whether Temporal retries. 429/408/409/5xx and broken streams retry (honouring retry-after);
- * 400/401/403/404 do not; a context-length error is its own type, so the session compacts.
+ * 400/401/403/404 do not; a context-length error is its own type, so the session compacts. A
+ * request the endpoint cannot take as sent (a validation error) is not retried whatever its
+ * status: local servers answer 500 or 422 for a body their schema refuses, and sending the same
+ * body ten times changes nothing.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import OpenAI from 'openai';
@@ -27,6 +30,19 @@ interface ApiErrorFields {
   headers: Headers | undefined;
   code: string | null | undefined;
   message: string;
+}
+
+/**
+ * Words servers use when the request's shape is wrong: pydantic/FastAPI (llama-cpp-python, vLLM:
+ * "7 validation errors for …", "Field required", "Input should be …"), JSON-schema validators,
+ * llama.cpp's template errors on tool calls, and OpenAI's "unsupported parameter".
+ */
+const VALIDATION_WORDS =
+  /\bvalidation errors?\b|field required|input should be|extra inputs are not permitted|is not valid under|failed to parse (the )?(tool call )?arguments|unsupported parameter|unrecognized request argument|unknown (parameter|field)|invalid (type|value) for/i;
+
+function isValidationError(err: ApiErrorFields): boolean {
+  if (err.status === 422) return true;
+  return VALIDATION_WORDS.test(err.message) && !isContextLengthError(err);
 }
 
 function isContextLengthError(err: ApiErrorFields): boolean {
@@ -69,7 +85,10 @@ export function classifyModelError(err: unknown, endpoint: string): ApplicationF
       code: err.code,
       message: err.message,
     };
-    const { status, headers, message: detail } = fields;
+    const { status, headers } = fields;
+    // The SDK's message starts with the status ("500 the GPU …"); the messages below name it once.
+    const detail =
+      status !== undefined ? fields.message.replace(new RegExp(`^${status} `), '') : fields.message;
     if (status === undefined) {
       // An error event inside a stream: the request was accepted, the generation failed.
       return retryable(`the model stream failed: ${detail}`, 'ModelStreamFailed', err);
@@ -87,6 +106,16 @@ export function classifyModelError(err: unknown, endpoint: string): ApplicationF
         'ModelRateLimited',
         err,
         retryAfterMs(headers),
+      );
+    }
+    if (status !== 429 && isValidationError(fields)) {
+      return fatal(
+        `the model endpoint ${endpoint} cannot take the request as sent (${status}): ${detail} — not retried. ` +
+          'Check that the endpoint serves the configured API (api = "responses" or "chat"), the model name, ' +
+          'and that the server accepts tools (for llama-cpp-python, a tool-calling chat format such as ' +
+          '--chat_format chatml-function-calling); max_output_tokens and stream = false are settings too',
+        'ModelBadRequest',
+        err,
       );
     }
     if (status === 408 || status === 409 || status >= 500) {

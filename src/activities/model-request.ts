@@ -27,14 +27,35 @@ export function toolDefinitions(): FunctionTool[] {
 }
 
 /**
+ * A call's arguments as they are sent back: the model's own text when it is a JSON object, else
+ * that text wrapped in one (`{"invalid_arguments": "…"}`). Servers that render past calls through
+ * a chat template (llama.cpp's, for both APIs) parse the arguments and refuse the whole request
+ * when they are not JSON, and a small model does send such calls; the call's output already told
+ * it that the arguments were invalid.
+ */
+export function sendableArguments(text: string): string {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return text;
+  } catch {
+    // not JSON
+  }
+  return JSON.stringify({ invalid_arguments: text });
+}
+
+/**
  * Items as they are sent back. Output-item ids and statuses are dropped: with `store: false` the
  * server keeps nothing they could refer to. Reasoning items travel whole (their encrypted content).
  */
 export function requestItems(items: readonly TranscriptItem[]): ResponseInputItem[] {
   return items.map((item) => {
-    if (item.type === 'message' || item.type === 'function_call') {
+    if (item.type === 'message') {
       const { id: _id, status: _status, ...rest } = item;
       return rest as ResponseInputItem;
+    }
+    if (item.type === 'function_call') {
+      const { id: _id, status: _status, ...rest } = item;
+      return { ...rest, arguments: sendableArguments(rest.arguments) };
     }
     return item as unknown as ResponseInputItem;
   });
@@ -44,6 +65,7 @@ export function buildRequest(
   settings: ModelSettings,
   sessionId: string,
   items: readonly TranscriptItem[],
+  maxOutputTokens?: number,
 ): ResponseCreateParamsBase {
   return {
     model: settings.name,
@@ -55,6 +77,7 @@ export function buildRequest(
     // With provider state the response is stored, for the next request's previous_response_id.
     store: settings.providerState === true,
     prompt_cache_key: sessionId,
+    ...(maxOutputTokens !== undefined ? { max_output_tokens: maxOutputTokens } : {}),
     ...(settings.reasoningEffort
       ? {
           reasoning: { effort: settings.reasoningEffort, summary: 'auto' },

@@ -1,18 +1,23 @@
 /**
- * The model activity: one streamed Responses API call (or a Chat Completions call when the
- * endpoint's `api` is "chat", see chat-completions.ts). It rebuilds the request from the
- * transcript reference, heartbeats while the stream runs (a dead worker is noticed within the
- * heartbeat timeout), abandons a stream that sends nothing for the idle timeout (then Temporal
- * retries), and classifies errors at this edge.
+ * The model activity: one Responses API call (or a Chat Completions call when the endpoint's
+ * `api` is "chat", see chat-completions.ts). It rebuilds the request from the transcript
+ * reference; streams it, or — for an endpoint that cannot stream (stream-support.ts) — sends it
+ * whole; heartbeats on a timer all the while (a dead worker is noticed within the heartbeat
+ * timeout); abandons a stream that sends nothing for the idle timeout, or a whole request that
+ * takes five times as long (then Temporal retries); marks a tool call cut by the output token cap;
+ * makes call ids unique in the transcript; and classifies errors at this edge.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
 import type { ModelCallInput, ModelReply } from '../shared/activity-types.js';
-import { buildChatRequest, streamChatCompletion } from './chat-completions.js';
+import type { TranscriptItem } from '../shared/items.js';
+import type { AssembledReply } from './chat-completions.js';
+import { buildChatRequest, completeChat, streamChatCompletion } from './chat-completions.js';
 import { keepHeartbeating } from './heartbeat.js';
 import { classifyModelError } from './model-errors.js';
 import { buildRequest, outputItems, usageOf } from './model-request.js';
 import type { ModelApi } from './openai-client.js';
+import { StreamRefused, StreamingMemory, cannotStream, isAnswer } from './stream-support.js';
 import type { TranscriptSource } from './transcript-source.js';
 
 export interface ModelDeps {
@@ -23,7 +28,14 @@ export interface ModelDeps {
   streamIdleTimeoutMs: number;
   /** Which API the endpoint speaks (default: the Responses API); see chat-completions.ts. */
   api?: ModelApi;
+  /** Cap on each reply's tokens (`max_output_tokens`, chat `max_tokens`); none when undefined. */
+  maxOutputTokens?: number;
+  /** Which endpoints stream (shared by the worker's model activities); default: a fresh memory. */
+  streaming?: StreamingMemory;
 }
+
+/** Without a stream nothing arrives until the reply is whole: it may take this many idle timeouts. */
+const WHOLE_REPLY_IDLE_FACTOR = 5;
 
 class StreamIdle extends Error {
   override name = 'StreamIdle';
@@ -35,6 +47,48 @@ function isUnknownPreviousResponse(err: unknown): boolean {
     err.status === 400 &&
     (err.code === 'previous_response_not_found' || err.param === 'previous_response_id')
   );
+}
+
+/**
+ * Call ids as the transcript needs them: present and unique. Some servers leave them out, or
+ * number every reply's calls from the same start (`call_0` each turn); a repeated id would pair a
+ * call with another call's output. A missing or repeated id gets a new one.
+ */
+export function uniqueCallIds(
+  output: readonly TranscriptItem[],
+  earlier: readonly TranscriptItem[],
+  turn: number,
+): TranscriptItem[] {
+  const seen = new Set(earlier.flatMap((item) => (item.type === 'function_call' ? [item.call_id] : [])));
+  return output.map((item, index) => {
+    if (item.type !== 'function_call') return item;
+    let id = item.call_id;
+    for (let n = 0; !id || seen.has(id); n++)
+      id = `${item.call_id || 'call'}_t${turn}_${index}${n ? `_${n}` : ''}`;
+    seen.add(id);
+    return id === item.call_id ? item : { ...item, call_id: id };
+  });
+}
+
+/**
+ * A reply cut by the output token cap: its last tool call (when the cut fell in one) is marked
+ * `incomplete`, which the workflow reports to the model instead of running it. A reply cut before
+ * any text or call cannot go on: non-retryable, naming the setting.
+ */
+function markCut(assembled: AssembledReply, cap: number | undefined): ModelReply {
+  const { reply } = assembled;
+  if (!assembled.cut) return reply;
+  const output = [...reply.output];
+  const last = output.at(-1);
+  if (last?.type === 'function_call') output[output.length - 1] = { ...last, status: 'incomplete' };
+  if (!output.some((item) => item.type === 'message' || item.type === 'function_call')) {
+    throw ApplicationFailure.nonRetryable(
+      `the reply reached the output token limit${cap !== undefined ? ` (max_output_tokens = ${cap})` : ''} ` +
+        'before any text or tool call: raise max_output_tokens (RATCHET_MAX_OUTPUT_TOKENS) on the worker',
+      'ModelOutputLimit',
+    );
+  }
+  return { ...reply, output };
 }
 
 function estimateTokens(text: string): number {
@@ -61,6 +115,7 @@ function finishReply(context: Context, modelName: string, reply: ModelReply): Mo
 }
 
 export function createModelActivity(deps: ModelDeps) {
+  const streaming = deps.streaming ?? new StreamingMemory();
   return async function model(input: ModelCallInput): Promise<ModelReply> {
     const context = Context.current();
     const client = deps.openai();
@@ -71,111 +126,86 @@ export function createModelActivity(deps: ModelDeps) {
     context.cancellationSignal.addEventListener('abort', onCancel, { once: true });
 
     const started = Date.now();
-    /** Time of the last stream event; undefined until the request is sent. */
+    /** Time of the last stream event (or of sending a whole request); undefined until sent. */
     let lastEventAt: number | undefined;
     let events = 0;
     let tokens = 0;
+    /** Whether the request in flight is streamed. */
+    let streamed = true;
     const stopHeartbeat = keepHeartbeating(
       context,
-      () => ({ turn: input.turn, events, tokens, elapsedMs: Date.now() - started }),
+      () => ({ turn: input.turn, events, tokens, elapsedMs: Date.now() - started, streamed }),
       () => {
-        if (lastEventAt !== undefined && Date.now() - lastEventAt > idleTimeoutMs) {
+        const limitMs = streamed ? idleTimeoutMs : idleTimeoutMs * WHOLE_REPLY_IDLE_FACTOR;
+        if (lastEventAt !== undefined && Date.now() - lastEventAt > limitMs) {
           abort.abort(
-            new StreamIdle(`the model stream sent nothing for ${Math.round(idleTimeoutMs / 1000)} s`),
+            new StreamIdle(
+              streamed
+                ? `the model stream sent nothing for ${Math.round(limitMs / 1000)} s`
+                : `the model sent no reply for ${Math.round(limitMs / 1000)} s (not streaming)`,
+            ),
           );
         }
       },
     );
+    const onEvent = (text: string) => {
+      lastEventAt = Date.now();
+      events += 1;
+      tokens += estimateTokens(text);
+    };
 
-    let completed: OpenAI.Responses.Response | undefined;
-    let streaming = false;
+    let opened = false;
+    let items: TranscriptItem[] = [];
+    const call = async (stream: boolean): Promise<AssembledReply> => {
+      streamed = stream;
+      opened = false;
+      lastEventAt = Date.now();
+      if (deps.api === 'chat') {
+        const request = buildChatRequest(input.model, items, {
+          stream,
+          maxOutputTokens: deps.maxOutputTokens,
+        });
+        return stream
+          ? streamChatCompletion(client, request, abort.signal, {
+              opened: () => (opened = true),
+              chunk: onEvent,
+            })
+          : completeChat(client, request, abort.signal);
+      }
+      return callResponses(client, input, items, stream, deps.maxOutputTokens, abort.signal, {
+        opened: () => (opened = true),
+        event: onEvent,
+        resent: () => (lastEventAt = Date.now()),
+      });
+    };
+
+    let assembled: AssembledReply;
     try {
       const entries = await deps.transcript.entries(input, input.upTo, input.tail);
-      const items = entries.map((entry) => entry.item);
-      if (deps.api === 'chat') {
-        const request = buildChatRequest(input.model, items);
-        lastEventAt = Date.now();
-        const reply = await streamChatCompletion(client, request, abort.signal, {
-          opened: () => (streaming = true),
-          chunk: (text) => {
-            lastEventAt = Date.now();
-            events += 1;
-            tokens += estimateTokens(text);
-          },
-        });
-        const finished = finishReply(context, input.model.name, reply);
-        deps.transcript.proposeReply(input, input.upTo, finished.output);
-        return finished;
-      }
-      const send = (previous: { id: string; upTo: number } | undefined) => {
-        const request = buildRequest(
-          input.model,
-          input.sessionId,
-          previous ? items.slice(previous.upTo) : items,
-        );
-        return client.responses.create(
-          { ...request, ...(previous ? { previous_response_id: previous.id } : {}), stream: true },
-          { signal: abort.signal },
-        );
-      };
-      const previous =
-        input.previousResponse && input.previousResponse.upTo <= items.length
-          ? input.previousResponse
-          : undefined;
-      lastEventAt = Date.now();
-      let stream: Awaited<ReturnType<typeof send>>;
+      items = entries.map((entry) => entry.item);
+      const stream = streaming.streams(endpoint);
       try {
-        stream = await send(previous);
+        assembled = await call(stream);
       } catch (err) {
-        // The provider no longer holds the response (expired, deleted, another project): send
-        // the whole conversation instead.
-        if (!previous || !isUnknownPreviousResponse(err)) throw err;
-        Context.current().log.warn(
-          'the provider does not know the previous response; sending the whole input',
-          {
-            previousResponseId: previous.id,
-          },
-        );
-        lastEventAt = Date.now();
-        stream = await send(undefined);
-      }
-      streaming = true;
-      for await (const event of stream) {
-        lastEventAt = Date.now();
-        events += 1;
-        switch (event.type) {
-          case 'response.output_text.delta':
-          case 'response.function_call_arguments.delta':
-          case 'response.reasoning_summary_text.delta':
-            tokens += estimateTokens(event.delta);
-            break;
-          case 'response.completed':
-          case 'response.incomplete':
-            completed = event.response;
-            break;
-          case 'response.failed':
-            throw ApplicationFailure.retryable(
-              `the model reported a failed response: ${event.response.error?.message ?? 'no reason given'}`,
-              'ModelResponseFailed',
-            );
-          case 'error':
-            throw ApplicationFailure.retryable(
-              `the model stream reported an error: ${event.message}`,
-              'ModelStreamFailed',
-            );
-          default:
-            break;
+        if (!stream || abort.signal.aborted || !cannotStream(err)) throw err;
+        const reason = err instanceof Error ? err.message : String(err);
+        context.log.warn('the endpoint did not stream; sending the request whole', { endpoint, reason });
+        assembled = await call(false);
+        if (streaming.remember(endpoint, reason)) {
+          context.log.warn('this worker sends whole requests to the endpoint from now on', { endpoint });
         }
       }
-      // An aborted stream ends the loop without an error.
-      if (abort.signal.aborted) throw abort.signal.reason;
     } catch (err) {
       if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
       if (abort.signal.reason instanceof StreamIdle) {
         throw ApplicationFailure.retryable(abort.signal.reason.message, 'ModelStreamStalled');
       }
+      if (err instanceof StreamRefused) {
+        throw ApplicationFailure.retryable(err.message, 'ModelStreamCut');
+      }
       if (
-        streaming &&
+        streamed &&
+        opened &&
         !(err instanceof ApplicationFailure || err instanceof OpenAI.APIError || err instanceof SyntaxError)
       ) {
         // The connection broke under the stream (undici throws a bare TypeError "terminated").
@@ -192,18 +222,126 @@ export function createModelActivity(deps: ModelDeps) {
       context.cancellationSignal.removeEventListener('abort', onCancel);
     }
 
-    if (!completed) {
-      throw ApplicationFailure.retryable(
-        'the model stream ended before the response was complete',
-        'ModelStreamCut',
-      );
-    }
+    const cut = markCut(assembled, deps.maxOutputTokens);
     const reply = finishReply(context, input.model.name, {
-      output: outputItems(completed.output),
-      usage: usageOf(completed.usage),
-      responseId: completed.id ?? null,
+      ...cut,
+      output: uniqueCallIds(cut.output, items, input.turn),
     });
     deps.transcript.proposeReply(input, input.upTo, reply.output);
     return reply;
+  };
+}
+
+interface ResponsesObserver {
+  /** The response headers arrived. */
+  opened(): void;
+  /** A stream event arrived, carrying `text` (maybe ''). */
+  event(text: string): void;
+  /** The request is sent again (the whole input instead of a previous response). */
+  resent(): void;
+}
+
+/**
+ * One Responses API call, streamed or whole. With provider state the request names the previous
+ * response; when the provider no longer holds it (expired, deleted, another project), the whole
+ * conversation is sent instead.
+ */
+async function callResponses(
+  client: OpenAI,
+  input: ModelCallInput,
+  items: readonly TranscriptItem[],
+  stream: boolean,
+  maxOutputTokens: number | undefined,
+  signal: AbortSignal,
+  observer: ResponsesObserver,
+): Promise<AssembledReply> {
+  const body = (previous: { id: string; upTo: number } | undefined) => ({
+    ...buildRequest(
+      input.model,
+      input.sessionId,
+      previous ? items.slice(previous.upTo) : items,
+      maxOutputTokens,
+    ),
+    ...(previous ? { previous_response_id: previous.id } : {}),
+  });
+  const previous =
+    input.previousResponse && input.previousResponse.upTo <= items.length
+      ? input.previousResponse
+      : undefined;
+  const withFallback = async <T>(send: (p: typeof previous) => Promise<T>): Promise<T> => {
+    try {
+      return await send(previous);
+    } catch (err) {
+      if (!previous || !isUnknownPreviousResponse(err)) throw err;
+      Context.current().log.warn(
+        'the provider does not know the previous response; sending the whole input',
+        {
+          previousResponseId: previous.id,
+        },
+      );
+      observer.resent();
+      return send(undefined);
+    }
+  };
+
+  let completed: OpenAI.Responses.Response | undefined;
+  if (!stream) {
+    completed = await withFallback((p) => client.responses.create({ ...body(p), stream: false }, { signal }));
+  } else {
+    const events = await withFallback((p) =>
+      client.responses.create({ ...body(p), stream: true }, { signal }),
+    );
+    observer.opened();
+    let count = 0;
+    try {
+      for await (const event of events) {
+        count += 1;
+        switch (event.type) {
+          case 'response.output_text.delta':
+          case 'response.function_call_arguments.delta':
+          case 'response.reasoning_summary_text.delta':
+            observer.event(event.delta);
+            break;
+          case 'response.completed':
+          case 'response.incomplete':
+            observer.event('');
+            completed = event.response;
+            break;
+          case 'response.failed':
+            throw ApplicationFailure.retryable(
+              `the model reported a failed response: ${event.response.error?.message ?? 'no reason given'}`,
+              'ModelResponseFailed',
+            );
+          case 'error':
+            throw ApplicationFailure.retryable(
+              `the model stream reported an error: ${event.message}`,
+              'ModelStreamFailed',
+            );
+          default:
+            observer.event('');
+            break;
+        }
+      }
+    } catch (err) {
+      if (count === 0 && !signal.aborted && !isAnswer(err)) throw new StreamRefused(err);
+      throw err;
+    }
+    // An aborted stream ends the loop without an error.
+    if (signal.aborted) throw signal.reason;
+    if (count === 0) throw new StreamRefused();
+  }
+  if (!completed) {
+    throw ApplicationFailure.retryable(
+      'the model stream ended before the response was complete',
+      'ModelStreamCut',
+    );
+  }
+  return {
+    reply: {
+      output: outputItems(completed.output),
+      usage: usageOf(completed.usage),
+      responseId: completed.id ?? null,
+    },
+    cut: completed.status === 'incomplete' && completed.incomplete_details?.reason === 'max_output_tokens',
   };
 }

@@ -6,19 +6,36 @@
  * Three forms: on a terminal, finished steps scroll by while a live line at the bottom shows the
  * current step with a spinner and its elapsed time; on a pipe, the same steps as plain lines (no
  * colour, no control characters) with a status line whenever the status or the step changes; with
- * `json`, one JSON object per line (`entry`, `status`, `approval`, `compacted`).
+ * `json`, one JSON object per line: Ratchet's own (`entry`, `status`, `approval`, `compacted`), or
+ * with `format: 'exec'` events shaped like `codex exec --json`'s (exec-events.ts).
+ *
+ * With `exitAtRest` following ends when the session rests where only someone else can move it:
+ * idle (waiting for a message), or waiting for an approval that this terminal cannot give.
  */
 import { createInterface } from 'node:readline/promises';
 import type { RatchetClient } from '../client.js';
 import { RatchetError } from '../client.js';
 import type { PendingApproval, StatusView } from '../shared/session-api.js';
+import { ExecEventMapper } from './exec-events.js';
 import { LiveLine } from './live-line.js';
 import type { Colors } from './render.js';
-import { colorsFor, renderApproval, renderEntry, renderStatusChange, renderStatusLine } from './render.js';
+import type { StepProgress } from './render.js';
+import {
+  colorsFor,
+  renderApproval,
+  renderEntry,
+  renderStatusChange,
+  renderStatusLine,
+  stepLabel,
+} from './render.js';
 
 export interface FollowOptions {
   /** JSON lines instead of text. */
   json: boolean;
+  /** With `json`: Ratchet's lines (default) or `codex exec --json`-shaped events. */
+  format?: 'ratchet' | 'exec';
+  /** Return when the session is idle, or waits for an approval and `interactive` is off. */
+  exitAtRest?: boolean;
   /** Prompt for approvals on the terminal. */
   interactive: boolean;
   out?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -140,7 +157,13 @@ async function follow(
 ): Promise<FollowResult> {
   const pc = options.colors ?? colorsFor(out);
   const pollMs = options.pollMs ?? 400;
-  const emit = (event: Record<string, unknown>) => out.write(`${JSON.stringify(event)}\n`);
+  const write = (event: Record<string, unknown>) => out.write(`${JSON.stringify(event)}\n`);
+  const exec = options.json && options.format === 'exec' ? new ExecEventMapper(sessionId) : null;
+  // Ratchet's own lines; in exec format they are replaced by the mapper's events.
+  const emit = (event: Record<string, unknown>) => {
+    if (!exec) write(event);
+  };
+  if (exec) exec.started().forEach(write);
   const print = (text: string) => (live ? live.print(text) : out.write(`${text}\n`));
   let index = 0;
   let epoch = 0;
@@ -149,7 +172,7 @@ async function follow(
 
   for (;;) {
     if (options.signal?.aborted) return { status: 'detached' };
-    let view: StatusView;
+    let view: StatusView & { activity?: StepProgress | null };
     try {
       view = await ratchet.status(sessionId);
     } catch (err) {
@@ -169,7 +192,8 @@ async function follow(
       const page = await ratchet.transcript(sessionId, index);
       if (page.epoch !== epoch || page.entries.length === 0) break;
       for (const entry of page.entries) {
-        if (options.json) emit({ type: 'entry', sessionId, index, entry });
+        if (exec) exec.entry(index, entry).forEach(write);
+        else if (options.json) emit({ type: 'entry', sessionId, index, entry });
         else {
           const text = renderEntry(entry, pc);
           if (text) print(text);
@@ -189,9 +213,21 @@ async function follow(
         })
       : live
         ? JSON.stringify({ status: view.status, notice: view.notice })
-        : renderStatusLine(view, pc);
+        : renderStatusLine(
+            view.current
+              ? {
+                  ...view,
+                  current: {
+                    ...view.current,
+                    label: stepLabel(view.current, view.activity, { tokens: false }),
+                  },
+                }
+              : view,
+            pc,
+          );
     if (key !== lastLine) {
-      if (options.json) emit({ type: 'status', sessionId, ...view });
+      if (exec) exec.status(view).forEach(write);
+      else if (options.json) emit({ type: 'status', sessionId, ...view });
       else print(live ? renderStatusChange(view, pc) : key);
       lastLine = key;
     }
@@ -202,7 +238,8 @@ async function follow(
     for (const approval of options.interactive ? fresh.slice(0, 1) : fresh) {
       prompted.add(approval.callId);
       if (options.json) {
-        emit({ type: 'approval', sessionId, approval });
+        if (exec) exec.approval(approval).forEach(write);
+        else emit({ type: 'approval', sessionId, approval });
         continue;
       }
       print(renderApproval(approval, pc));
@@ -240,8 +277,18 @@ async function follow(
       }
     }
     if (options.interactive && fresh.length > 0) continue;
+    if (
+      options.exitAtRest &&
+      (view.status === 'idle' || (view.status === 'awaiting_approval' && !options.interactive))
+    ) {
+      return { status: view.status, view };
+    }
 
-    live?.set(view.current);
+    live?.set(
+      view.current
+        ? { ...view.current, label: stepLabel(view.current, view.activity, { tokens: true }) }
+        : null,
+    );
     await sleep(pollMs, options.signal);
   }
 }

@@ -174,6 +174,8 @@ function workerSettings(settings: Settings): WorkerSettings {
       apiKey: process.env.OPENAI_API_KEY || undefined,
       baseURL: settings.base_url,
       api: settings.api ?? 'responses',
+      ...(settings.stream !== undefined ? { stream: settings.stream } : {}),
+      ...(settings.max_output_tokens !== undefined ? { maxOutputTokens: settings.max_output_tokens } : {}),
     },
     ...(settings.workspace_roots ? { allowedRoots: settings.workspace_roots } : {}),
     ...(settings.worker_id ? { workerId: settings.worker_id } : {}),
@@ -207,7 +209,18 @@ function waitForSignal(): { signal: AbortSignal; dispose(): void } {
   };
 }
 
-/** Starts a session and, unless detached, follows it until it ends or the user leaves. */
+/**
+ * Exit codes of `ratchet run` and `ratchet demo` when they stop following a session at rest:
+ * 0 completed, 1 failed or cancelled, 2 idle (waiting for a message), 3 waiting for an approval
+ * nobody can give here (no terminal, or --json).
+ */
+export const EXIT_IDLE = 2;
+export const EXIT_AWAITING_APPROVAL = 3;
+
+/**
+ * Starts a session and, unless detached, follows it until it ends, the user leaves, or — without
+ * a person at a terminal — it comes to rest.
+ */
 async function startAndFollow(
   io: Io,
   services: RunServices | Services,
@@ -225,21 +238,39 @@ async function startAndFollow(
       }
       return;
     }
-    if (opts.json) io.out.write(`${JSON.stringify({ type: 'started', sessionId, uiUrl })}\n`);
-    else {
+    if (!opts.json) {
       const c = colorsFor(io.out);
       print(io, `${c.bold('session')} ${sessionId}${uiUrl ? c.dim(`  ${uiUrl}`) : ''}`);
     }
     const stop = waitForSignal();
     try {
+      const interactive = Boolean(process.stdin.isTTY) && !opts.json;
       const result = await followSession(services.ratchet, sessionId, {
         json: opts.json,
-        interactive: Boolean(process.stdin.isTTY) && !opts.json,
+        format: 'exec',
+        // Without a person at a terminal nobody here can move a resting session: stop following.
+        exitAtRest: !interactive,
+        interactive,
         out: io.out,
         signal: stop.signal,
       });
-      if (result.status === 'detached') {
-        const inProcess = 'worker' in services && services.worker !== undefined;
+      const inProcess = 'worker' in services && services.worker !== undefined;
+      const needsWorker = inProcess ? ' (a worker must be running: ratchet server, or ratchet worker)' : '';
+      if (result.status === 'idle') {
+        process.exitCode = EXIT_IDLE;
+        io.err.write(
+          `Session ${sessionId} is idle${result.view?.notice ? `: ${result.view.notice}` : ''}. ` +
+            `Continue it with: ratchet send ${sessionId} "<message>"${needsWorker}\n`,
+        );
+      } else if (result.status === 'awaiting_approval') {
+        process.exitCode = EXIT_AWAITING_APPROVAL;
+        const calls = result.view?.pendingApprovals ?? [];
+        const first = calls[0]?.callId ?? '<call id>';
+        io.err.write(
+          `Session ${sessionId} waits for approval of ${calls.map((c) => `${c.callId} (${c.summary})`).join(', ') || 'a call'}. ` +
+            `Decide with: ratchet approve ${sessionId} ${first} (or ratchet deny …), then ratchet watch ${sessionId}${needsWorker}\n`,
+        );
+      } else if (result.status === 'detached') {
         io.err.write(
           `\nLeft session ${sessionId}; it is saved. Follow it again with: ratchet watch ${sessionId}` +
             (inProcess ? ' (it continues once a worker runs: ratchet server, or ratchet worker)' : '') +
@@ -324,6 +355,17 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       '--api <api>',
       settingHelp('api', 'responses or chat (Chat Completions), for a worker this command starts'),
     )
+    .option(
+      '--stream <yes|no>',
+      settingHelp('stream', 'no: never stream model requests, for a worker this command starts'),
+    )
+    .option(
+      '--max-output-tokens <n>',
+      settingHelp(
+        'max_output_tokens',
+        'cap on each model reply (0: none; default none for OpenAI, 4096 elsewhere), for a worker this command starts',
+      ),
+    )
     .action(
       async (
         words: string[],
@@ -344,7 +386,12 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         const workspace = workspacePath(opts.repo, Boolean(opts.detach), log);
         const services = opts.detach
           ? await connect()
-          : await connectForRun({ log, worker: true, workerSettings: workerSettings(settings) });
+          : await connectForRun({
+              log,
+              worker: true,
+              workerSettings: workerSettings(settings),
+              workerLogToFile: true,
+            });
         await startAndFollow(io, services, sessionConfig(task, workspace, settings, opts.worker), {
           detach: Boolean(opts.detach),
           json: Boolean(opts.json),
@@ -375,6 +422,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
           // A queue of its own, so that the demo's scripted model is the one that answers.
           taskQueue: `ratchet-demo-${process.pid}`,
           workerSettings: { endpoint: { apiKey: 'demo', baseURL: model.baseUrl } },
+          workerLogToFile: true,
         });
         await startAndFollow(
           io,
@@ -679,6 +727,14 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .option('--metrics-port <port>', settingHelp('metrics_port', 'serve Prometheus metrics on this port'))
     .option('--base-url <url>', settingHelp('base_url', 'model endpoint (OpenAI-compatible)'))
     .option('--api <api>', settingHelp('api', 'responses (default) or chat (Chat Completions)'))
+    .option('--stream <yes|no>', settingHelp('stream', 'no: never stream model requests'))
+    .option(
+      '--max-output-tokens <n>',
+      settingHelp(
+        'max_output_tokens',
+        'cap on each model reply (0: none; default none for OpenAI, 4096 elsewhere)',
+      ),
+    )
     .option('--config <file>', 'settings file (default ./ratchet.toml; env RATCHET_CONFIG)')
     .action(async (opts: Record<string, unknown>) => {
       const options = workerSettings(resolveSettings(opts));

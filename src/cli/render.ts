@@ -100,6 +100,39 @@ export function renderStatusLine(view: StatusView, c: Colors = pc): string {
   return c.dim('· ') + parts.join(c.dim(' · '));
 }
 
+/** What the server knows of the activity under the current step (see RatchetClient.status). */
+export interface StepProgress {
+  type: string;
+  attempt: number;
+  maximumAttempts: number;
+  lastFailure: string | null;
+  tokens: number | null;
+  streamed: boolean | null;
+}
+
+/**
+ * The current step's label with what the server knows of its activity: the attempt and why the
+ * last one failed ("model · turn 3 · attempt 4/10 · the model endpoint failed (500): …"), and, with
+ * `tokens` (the live line, which redraws in place), the tokens streamed so far or that the reply
+ * comes whole. The failure is one line.
+ */
+export function stepLabel(
+  current: Pick<CurrentStep, 'label'>,
+  progress: StepProgress | null | undefined,
+  options: { tokens: boolean },
+): string {
+  const parts = [current.label];
+  if (progress && progress.attempt > 1) {
+    parts.push(`attempt ${progress.attempt}/${progress.maximumAttempts || '∞'}`);
+    if (progress.lastFailure) parts.push(progress.lastFailure.split('\n')[0]!.trim());
+  }
+  if (options.tokens && progress?.type === 'model') {
+    if (progress.streamed === false) parts.push('whole reply (the endpoint does not stream)');
+    else if (progress.tokens) parts.push(`${progress.tokens} tokens`);
+  }
+  return parts.join(' · ');
+}
+
 /** The status without the current step (which the live line shows on a terminal). */
 export function renderStatusChange(view: StatusView, c: Colors = pc): string {
   return renderStatusLine({ ...view, current: null }, c);

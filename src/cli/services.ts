@@ -92,6 +92,14 @@ export interface EmbeddedOptions {
   taskQueue?: string;
   /** Settings of the in-process worker (default: OPENAI_* and RATCHET_* variables). */
   workerSettings?: WorkerSettings;
+  /** Write the in-process worker's log to a file under the data directory (its path is logged once). */
+  workerLogToFile?: boolean;
+}
+
+/** A new log file for this process's in-process worker: <data dir>/logs/worker-<time>-<pid>.log. */
+export function workerLogFile(env: NodeJS.ProcessEnv = process.env): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  return path.join(dataDir(env), 'logs', `worker-${stamp}-${process.pid}.log`);
 }
 
 export interface RunServices extends Services {
@@ -193,6 +201,16 @@ export async function connectForRun(
   let workerRun: Promise<void> | undefined;
   if (options.worker && (server || !(await hasPollers(services.client, taskQueue)))) {
     if (!server) options.log(`No worker polls task queue ${taskQueue}; running one in this process.`);
+    if (options.workerLogToFile) {
+      const logFile = workerLogFile(env);
+      installRuntime({
+        logFile,
+        ...(options.workerSettings?.metricsPort !== undefined
+          ? { metricsPort: options.workerSettings.metricsPort }
+          : {}),
+      });
+      options.log(`Worker log: ${logFile}`);
+    }
     const started = await startInProcessWorker(target, services.client, taskQueue, options.workerSettings);
     worker = started.worker;
     workerRun = started.run;

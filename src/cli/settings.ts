@@ -53,6 +53,15 @@ export const settingFields = {
     from: 'string',
   },
   api: { schema: z.enum(['responses', 'chat']), env: 'RATCHET_API', flag: '--api', from: 'string' },
+  /** false: never stream model requests (for servers that cannot). */
+  stream: { schema: z.boolean(), env: 'RATCHET_STREAM', flag: '--stream', from: 'boolean' },
+  /** Cap on each model reply's tokens; 0 for none. */
+  max_output_tokens: {
+    schema: z.number().int('expected a whole number').min(0, 'expected 0 (no cap) or more'),
+    env: 'RATCHET_MAX_OUTPUT_TOKENS',
+    flag: '--max-output-tokens',
+    from: 'number',
+  },
   approval: {
     schema: z.enum(approvalPolicies),
     env: 'RATCHET_APPROVAL',

@@ -49,3 +49,8 @@ export const COMPACTION_PROMPT = `You are handing this work over to another engi
 Be specific (paths, names, commands, error messages). Do not call tools.`;
 
 export const SUMMARY_PREFIX = 'Summary of the session so far (earlier turns were compacted):\n\n';
+
+/** The output of a tool call that the reply's output token limit cut off (it is not run). */
+export const CUT_CALL_OUTPUT =
+  'This call was not run: your reply reached the output token limit before its arguments were complete. ' +
+  'Make the call again with shorter arguments (for a long file, write it in several smaller patches).';

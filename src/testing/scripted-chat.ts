@@ -22,6 +22,7 @@ export function chatCompletionPlan(
   output: readonly ScriptedOutput[],
   usage: ScriptedUsage | undefined,
   nextId: (prefix: string) => string,
+  cutByLimit = false,
 ): Plan {
   const id = nextId('chatcmpl');
   const created = nowSeconds();
@@ -71,7 +72,7 @@ export function chatCompletionPlan(
       reasoningTokens += Math.max(1, tokensOf(scripted.summary ?? ''));
     }
   }
-  const finishReason = calls.length > 0 ? 'tool_calls' : 'stop';
+  const finishReason = cutByLimit ? 'length' : calls.length > 0 ? 'tool_calls' : 'stop';
   const cutLimit = chunksOut.length;
   chunksOut.push(chunk([{ index: 0, delta: {}, finish_reason: finishReason }]));
 
@@ -115,4 +116,39 @@ export function chatCompletionPlan(
     events: [...chunksOut.map((c) => `data: ${JSON.stringify(c)}\n\n`), 'data: [DONE]\n\n'],
     cutLimit,
   };
+}
+
+/**
+ * What a pydantic-validated chat server (llama-cpp-python's) refuses in a request's messages: an
+ * assistant `content` that is not a string (null included), a tool message without a string
+ * `tool_call_id`, a tool call whose arguments are not a string. One line per problem, as pydantic
+ * reports them.
+ */
+export function strictChatProblems(body: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const messages = Array.isArray(body.messages) ? (body.messages as Array<Record<string, unknown>>) : [];
+  messages.forEach((message, i) => {
+    if ('content' in message && message.role === 'assistant' && typeof message.content !== 'string') {
+      problems.push(
+        `messages.${i}.content\n  Input should be a valid string [type=string_type, input_value=${JSON.stringify(message.content)}]`,
+      );
+    }
+    if (message.role === 'tool' && typeof message.tool_call_id !== 'string') {
+      problems.push(`messages.${i}.tool_call_id\n  Field required [type=missing]`);
+    }
+    const calls = Array.isArray(message.tool_calls)
+      ? (message.tool_calls as Array<Record<string, unknown>>)
+      : [];
+    calls.forEach((call, j) => {
+      const fn = call.function as Record<string, unknown> | undefined;
+      if (typeof call.id !== 'string')
+        problems.push(`messages.${i}.tool_calls.${j}.id\n  Field required [type=missing]`);
+      if (typeof fn?.arguments !== 'string') {
+        problems.push(
+          `messages.${i}.tool_calls.${j}.function.arguments\n  Input should be a valid string [type=string_type]`,
+        );
+      }
+    });
+  });
+  return problems;
 }

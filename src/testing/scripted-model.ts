@@ -21,7 +21,7 @@ import { Buffer } from 'node:buffer';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chatCompletionPlan } from './scripted-chat.js';
+import { chatCompletionPlan, strictChatProblems } from './scripted-chat.js';
 import { chunks, estimateInputTokens, nowSeconds, tokensOf } from './scripted-text.js';
 
 export { estimateInputTokens };
@@ -79,6 +79,11 @@ export interface ReplyStep extends StreamTiming {
   kind: 'reply';
   output: ScriptedOutput[];
   usage?: ScriptedUsage;
+  /**
+   * The reply ends as one cut by the request's output token cap: `response.incomplete` with
+   * `incomplete_details.reason: "max_output_tokens"`, or chat's `finish_reason: "length"`.
+   */
+  cutByLimit?: boolean;
 }
 
 /** An HTTP error with OpenAI's error body: `{ error: { message, type, param, code } }`. */
@@ -181,6 +186,19 @@ export interface ScriptedModelOptions {
   responder?: (request: RecordedRequest) => ScriptStep | undefined;
   /** Whether `/v1/responses/compact` exists (default 'supported'); 'unsupported' answers 404. */
   compact?: 'supported' | 'unsupported';
+  /**
+   * How a request with `stream: true` is answered, without using a script step: 'supported'
+   * (default) streams; 'empty' sends the stream's headers and ends it without an event (as
+   * llama-cpp-python's server does when asked to stream with tools); 'refused' answers 400 with
+   * an error that says streaming is not supported.
+   */
+  streaming?: 'supported' | 'empty' | 'refused';
+  /**
+   * Checks chat request bodies as a pydantic-validated server (llama-cpp-python) does, and
+   * answers 500 with "N validation errors …" for a message shape it refuses (see
+   * `strictChatProblems`).
+   */
+  strictChat?: boolean;
   /** Default 127.0.0.1. */
   host?: string;
   /** Default 0: any free port. */
@@ -196,7 +214,10 @@ type WireResponse = Omit<ApiResponse, 'output_text' | 'usage'> & { usage: Respon
 type Unsequenced<T> = T extends unknown ? Omit<T, 'sequence_number'> : never;
 
 type StreamEvent =
-  | { type: 'response.created' | 'response.in_progress' | 'response.completed'; response: WireResponse }
+  | {
+      type: 'response.created' | 'response.in_progress' | 'response.completed' | 'response.incomplete';
+      response: WireResponse;
+    }
   | Unsequenced<
       | ResponseOutputItemAddedEvent
       | ResponseOutputItemDoneEvent
@@ -228,6 +249,7 @@ type Planner = (
   body: RequestBody,
   output: readonly ScriptedOutput[],
   usage: ScriptedUsage | undefined,
+  cutByLimit?: boolean,
 ) => Plan;
 
 interface ErrorBody {
@@ -650,6 +672,30 @@ export class ScriptedModel {
   private async answerStep(exchange: Exchange, request: RequestBody, plan: Planner): Promise<void> {
     const { record, signal } = exchange;
     const stream = request.stream === true;
+    if (plan === this.chatPlan && this.options.strictChat) {
+      const problems = strictChatProblems(request);
+      if (problems.length > 0) {
+        this.sendError(exchange, {
+          kind: 'error',
+          status: 500,
+          type: 'server_error',
+          message: `${problems.length} validation error${problems.length > 1 ? 's' : ''} for CreateChatCompletionRequest\n${problems.join('\n')}`,
+        });
+        return;
+      }
+    }
+    if (stream && this.options.streaming === 'empty') {
+      if (this.startStream(exchange)) exchange.res.end();
+      return;
+    }
+    if (stream && this.options.streaming === 'refused') {
+      this.sendError(exchange, {
+        kind: 'error',
+        status: 400,
+        message: 'Streaming is not supported for this request.',
+      });
+      return;
+    }
     const previous = request.previous_response_id;
     let conversation = inputItems(request.input);
     if (typeof previous === 'string') {
@@ -694,8 +740,8 @@ export class ScriptedModel {
         await this.sendPlan(
           exchange,
           plan === this.responsesPlan
-            ? this.storing(body, plan(body, step.output, step.usage), record)
-            : plan(body, step.output, step.usage),
+            ? this.storing(body, plan(body, step.output, step.usage, step.cutByLimit), record)
+            : plan(body, step.output, step.usage, step.cutByLimit),
           stream,
           step.chunkDelayMs,
         );
@@ -892,8 +938,8 @@ export class ScriptedModel {
   // -------------------------------------------------------------------------------------------
   // Building replies
 
-  private readonly chatPlan: Planner = (body, output, usage) =>
-    chatCompletionPlan(body, output, usage, (prefix) => this.id(prefix));
+  private readonly chatPlan: Planner = (body, output, usage, cutByLimit) =>
+    chatCompletionPlan(body, output, usage, (prefix) => this.id(prefix), cutByLimit);
 
   /** Keeps a completed response for `previous_response_id`, unless the request said `store: false`. */
   private storing(body: RequestBody, plan: Plan, record: RecordedRequest): Plan {
@@ -919,7 +965,7 @@ export class ScriptedModel {
     return `${prefix}_${n}`;
   }
 
-  private readonly responsesPlan: Planner = (body, output, usage) => {
+  private readonly responsesPlan: Planner = (body, output, usage, cutByLimit) => {
     const base: WireResponse = {
       id: this.id('resp'),
       object: 'response',
@@ -1093,8 +1139,9 @@ export class ScriptedModel {
     const outputTokens = usage?.outputTokens ?? Math.ceil(outputChars / 4) + reasoning;
     const response: WireResponse = {
       ...base,
-      status: 'completed',
-      completed_at: nowSeconds(),
+      ...(cutByLimit
+        ? { status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } }
+        : { status: 'completed', completed_at: nowSeconds() }),
       output: items,
       usage: {
         input_tokens: inputTokens,
@@ -1104,7 +1151,7 @@ export class ScriptedModel {
         total_tokens: inputTokens + outputTokens,
       },
     };
-    events.push({ type: 'response.completed', response });
+    events.push({ type: cutByLimit ? 'response.incomplete' : 'response.completed', response });
     return {
       response,
       // Each event's sequence number is its place in the full stream.

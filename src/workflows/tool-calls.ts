@@ -6,6 +6,7 @@ import type { FunctionCallItem } from '../shared/items.js';
 import { parsePatch, patchPaths } from '../shared/patch.js';
 import type { PolicyDecision, ToolRequest } from '../shared/policy.js';
 import { isKnownSafeCommand } from '../shared/safe-commands.js';
+import { CUT_CALL_OUTPUT } from '../shared/prompt.js';
 import { joinDir, patchFromCommand } from '../shared/shell-patch.js';
 import { toolCallSummary } from '../shared/tool-summary.js';
 import type { ToolName, UpdatePlanArgs } from '../shared/tools.js';
@@ -68,6 +69,14 @@ export function prepareCall(
       call,
       output: `Unknown tool "${call.name}". Available tools: ${toolNames.join(', ')}.`,
       display: `${call.name} · unknown tool`,
+    };
+  }
+  if (call.status === 'incomplete') {
+    return {
+      kind: 'rejected',
+      call,
+      output: CUT_CALL_OUTPUT,
+      display: `${call.name} · cut off by the output limit`,
     };
   }
   let raw: unknown;

@@ -122,7 +122,7 @@ function outputsOf(body: RequestBody): string[] {
 }
 
 describe('ratchet run (following)', () => {
-  it('starts a worker of its own, follows the session as JSON lines and exits 0 when it completes', async () => {
+  it('starts a worker of its own, follows the session as codex exec JSON events and exits 0 when it completes', async () => {
     // A queue no worker has ever polled, so that the CLI must run one itself.
     const taskQueue = `${harness.taskQueue}-inproc`;
     const repo = await tempRepo({ 'src/greet.js': GREET });
@@ -139,27 +139,100 @@ describe('ratchet run (following)', () => {
     expect(result.stderr).toBe('');
     const lines = linesOf(result.stdout).map((line) => JSON.parse(line) as JsonLine);
     const started = lines[0]!;
-    expect(started.type).toBe('started');
-    expect(started.sessionId).toMatch(/^ratchet-make-greet-say-hi-[0-9a-f]{8}$/);
-    const entries = lines.filter((line) => line.type === 'entry');
-    const items = entries.map((line) => (line.entry as { item: { type: string; name?: string } }).item);
-    expect(items.filter((item) => item.type === 'function_call').map((item) => item.name)).toEqual([
-      'apply_patch',
+    expect(started.type).toBe('thread.started');
+    const sessionId = started.thread_id as string;
+    expect(sessionId).toMatch(/^ratchet-make-greet-say-hi-[0-9a-f]{8}$/);
+    expect(lines.map((line) => line.type)).toEqual([
+      'thread.started',
+      'turn.started',
+      'item.completed',
+      'item.completed',
+      'turn.completed',
     ]);
-    expect(items.some((item) => item.type === 'function_call_output')).toBe(true);
-    expect(entries.map((line) => line.index)).toEqual(entries.map((_, i) => i));
-    const last = lines.at(-1)!;
-    expect(last).toMatchObject({ type: 'status', sessionId: started.sessionId, status: 'completed' });
-    expect(last.lastMessage).toBe('greet now says Hi.');
-    expect(lines.filter((line) => !['started', 'entry', 'status'].includes(line.type))).toEqual([]);
+    expect(lines[2]).toMatchObject({
+      item: { type: 'file_change', changes: [{ path: 'src/greet.js', kind: 'update' }], status: 'completed' },
+    });
+    expect(lines[3]).toMatchObject({ item: { type: 'agent_message', text: 'greet now says Hi.' } });
+    const usage = lines[4]!.usage as Record<string, number>;
+    expect(Object.keys(usage).sort()).toEqual(['cached_input_tokens', 'input_tokens', 'output_tokens']);
+    expect(usage.output_tokens).toBeGreaterThan(0);
 
     expect(await readFile(path.join(repo.dir, 'src/greet.js'), 'utf8')).toContain("'Hi ' + name");
     const bodies = model.requests.map((request) => request.body as RequestBody);
     expect(bodies).toHaveLength(2);
-    expect(bodies.map((body) => body.prompt_cache_key)).toEqual([started.sessionId, started.sessionId]);
+    expect(bodies.map((body) => body.prompt_cache_key)).toEqual([sessionId, sessionId]);
     expect(outputsOf(bodies[1]!)[0]).toMatch(/^Success/);
     model.assertDone();
-    expect(await sessionsOn(taskQueue)).toEqual([started.sessionId]);
+    expect(await sessionsOn(taskQueue)).toEqual([sessionId]);
+  });
+
+  it('without a terminal, exits 2 when the session goes idle and says how to continue (it used to follow it for ever)', async () => {
+    const taskQueue = `${harness.taskQueue}-idle`;
+    const repo = await tempRepo();
+    // A request the endpoint refuses as malformed: the session stops in idle with a notice.
+    harness.model.enqueue({
+      kind: 'error',
+      status: 500,
+      message: '7 validation errors for CreateChatCompletionRequest',
+    });
+
+    const result = await ratchet(['run', '--repo', repo.dir, 'Say hello'], { taskQueue });
+
+    expect(result.timedOut, JSON.stringify(result)).toBe(false);
+    expect(result.exitCode, JSON.stringify(result)).toBe(2);
+    expect(result.stderr).toMatch(
+      /is idle: .*validation errors.*\. Continue it with: ratchet send ratchet-say-hello-[0-9a-f]{8} "<message>"/,
+    );
+    // One model call: a request that cannot succeed is not retried.
+    expect(harness.model.requests).toHaveLength(1);
+  });
+
+  it('with --json, exits 3 when the session waits for an approval nobody here can give, naming the call', async () => {
+    const taskQueue = `${harness.taskQueue}-approval`;
+    const repo = await tempRepo();
+    harness.model.call('shell', { command: ['touch', 'x'] }, 'call_touch');
+
+    const result = await ratchet(['run', '--repo', repo.dir, '--json', 'Touch x'], { taskQueue });
+
+    expect(result.exitCode, JSON.stringify(result)).toBe(3);
+    const lines = linesOf(result.stdout).map((line) => JSON.parse(line) as JsonLine);
+    expect(lines.map((line) => line.type)).toEqual([
+      'thread.started',
+      'turn.started',
+      'item.started',
+      'approval.requested',
+    ]);
+    expect(lines[2]).toMatchObject({
+      item: { type: 'command_execution', command: 'touch x', status: 'in_progress' },
+    });
+    expect(lines[3]).toMatchObject({ call_id: 'call_touch', tool: 'shell' });
+    expect(result.stderr).toMatch(
+      /waits for approval of call_touch .*Decide with: ratchet approve ratchet-touch-x-[0-9a-f]{8} call_touch/,
+    );
+  });
+
+  it("writes the in-process worker's log to a file and shows a failing model call as one line per attempt", async () => {
+    const taskQueue = `${harness.taskQueue}-failing`;
+    const repo = await tempRepo();
+    harness.model
+      .enqueue({ kind: 'error', status: 500, message: 'the GPU caught fire' })
+      .enqueue({ kind: 'error', status: 500, message: 'the GPU caught fire' })
+      .reply('Hello.');
+
+    const result = await ratchet(['run', '--repo', repo.dir, 'Say hello'], { taskQueue });
+
+    expectSuccess(result);
+    const all = result.stdout + result.stderr;
+    // Before: multi-line "[WARN] Activity failed" blocks with stack traces in the terminal.
+    expect(all).not.toMatch(/\[WARN\]|Activity failed|taskToken| {4}at /);
+    expect(result.stdout).toMatch(
+      /model · turn 1 .*· attempt 2\/10 · the model endpoint failed \(500\): the GPU caught fire$/m,
+    );
+    const logLine = /^Worker log: (.+)$/m.exec(result.stderr);
+    expect(logLine, result.stderr).not.toBeNull();
+    expect(result.stderr.match(/Worker log:/g)).toHaveLength(1);
+    const log = await readFile(logLine![1]!.trim(), 'utf8');
+    expect(log).toMatch(/\[WARN\] Activity failed[\s\S]*the GPU caught fire/);
   });
 });
 

@@ -8,6 +8,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
+import { sendableArguments } from '../../src/activities/model-request.js';
 import type { SessionResult } from '../../src/shared/session-api.js';
 import { transcriptQuery } from '../../src/shared/session-api.js';
 import type { TranscriptEntry } from '../../src/shared/session-config.js';
@@ -86,7 +87,8 @@ async function transcriptOf(handle: WorkflowHandle): Promise<TranscriptEntry[]> 
 /**
  * Nothing lost, nothing twice: every function call has exactly one output, the assistant
  * messages are the expected ones, and the last model request carried exactly the transcript
- * before its reply (the items the model received are the items the session kept).
+ * before its reply (the items the model received are the items the session kept; a call whose
+ * arguments are not JSON goes back wrapped in a JSON object, see `sendableArguments`).
  */
 function expectWholeTranscript(
   entries: TranscriptEntry[],
@@ -102,7 +104,10 @@ function expectWholeTranscript(
     .map((i) => (i.type === 'message' ? i.content.map((part) => part.text).join('') : ''));
   expect(texts).toEqual(options.assistantMessages);
   const last = modelRequests().at(-1)!;
-  expect(bodyOf(last).input).toEqual(items.slice(0, items.length - (options.lastReplyItems ?? 1)));
+  const sent = items
+    .slice(0, items.length - (options.lastReplyItems ?? 1))
+    .map((i) => (i.type === 'function_call' ? { ...i, arguments: sendableArguments(i.arguments) } : i));
+  expect(bodyOf(last).input).toEqual(sent);
 }
 
 /** Every `payloads[].data` in a history event, found wherever it sits. */

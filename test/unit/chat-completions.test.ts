@@ -71,7 +71,7 @@ async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
 const task = userMessage('Fix the failing test in src/sum.ts');
 
 describe('transcript → chat messages', () => {
-  it('puts the instructions first and maps messages, grouped calls and tool results', () => {
+  it('puts the instructions first and maps messages, grouped calls and tool results, as strict servers take them', () => {
     const items: TranscriptItem[] = [
       userMessage('<environment_context>cwd: /repo</environment_context>'),
       task,
@@ -101,8 +101,11 @@ describe('transcript → chat messages', () => {
 
     expect(chatMessages(items)).toEqual([
       { role: 'system', content: BASE_INSTRUCTIONS },
-      { role: 'user', content: '<environment_context>cwd: /repo</environment_context>' },
-      { role: 'user', content: 'Fix the failing test in src/sum.ts' },
+      {
+        role: 'user',
+        content:
+          '<environment_context>cwd: /repo</environment_context>\n\nFix the failing test in src/sum.ts',
+      },
       {
         role: 'assistant',
         content: 'Looking at both files.',
@@ -123,7 +126,7 @@ describe('transcript → chat messages', () => {
       { role: 'tool', tool_call_id: 'call_b', content: 'L1: assert(sum(2, 2) === 4)' },
       {
         role: 'assistant',
-        content: null,
+        content: '',
         tool_calls: [
           {
             id: 'call_c',
@@ -133,7 +136,7 @@ describe('transcript → chat messages', () => {
         ],
       },
       { role: 'tool', tool_call_id: 'call_c', content: 'exit 1' },
-      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Be brief.' },
       { role: 'assistant', content: 'Fixed.' },
     ]);
   });
@@ -194,7 +197,7 @@ describe('assembling a streamed chat completion', () => {
 
     expect(carried).toBe('Two reads.{"dir_path"{"file_path":"a.ts"}:"."}');
     expect(assembler.finishReason).toBe('tool_calls');
-    expect(assembler.reply()).toEqual({
+    expect(assembler.reply().reply).toEqual({
       output: [
         { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Two reads.' }] },
         { type: 'function_call', call_id: 'call_x', name: 'read_file', arguments: '{"file_path":"a.ts"}' },
@@ -215,7 +218,7 @@ describe('assembling a streamed chat completion', () => {
     const assembler = new ChatStreamAssembler();
     assembler.add(chunk({ tool_calls: [{ index: 0, function: { name: 'list_dir' } }] }));
     assembler.add(chunk({}, 'tool_calls'));
-    expect(assembler.reply().output).toEqual([
+    expect(assembler.reply().reply.output).toEqual([
       { type: 'function_call', call_id: 'call_chatcmpl_9_0', name: 'list_dir', arguments: '{}' },
     ]);
   });
@@ -331,7 +334,8 @@ describe('compaction with api: chat', () => {
     const body = model.requests[0]!.body as { stream?: boolean; tool_choice: string; messages: unknown[] };
     expect(body.stream).toBeUndefined();
     expect(body.tool_choice).toBe('none');
-    expect(body.messages).toHaveLength(7);
+    // system, the two user messages as one, the call, its output, the answer, the summary request
+    expect(body.messages).toHaveLength(6);
   });
 
   it('refuses compaction "remote" on a chat endpoint', async () => {

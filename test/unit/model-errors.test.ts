@@ -141,6 +141,34 @@ describe('classifyModelError', () => {
     expect(failure.message).toContain('422');
   });
 
+  it.each([
+    [
+      500,
+      '7 validation errors for CreateChatCompletionRequest\nmessages.1.content\n  Input should be a valid string',
+    ],
+    [500, 'Failed to parse tool call arguments as JSON: [json.exception.parse_error.101]'],
+    [400, "Unsupported parameter: 'max_tokens' is not supported with this model."],
+    [503, '1 validation error for Request: body.stream_options: Extra inputs are not permitted'],
+  ])(
+    'a %i that says the request is malformed → non-retryable ModelBadRequest saying what to check',
+    (status, message) => {
+      const failure = classifyModelError(apiError(status, { message, type: 'server_error' }), ENDPOINT);
+
+      expect(failure.type).toBe('ModelBadRequest');
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.message).toContain('not retried');
+      expect(failure.message).toContain(message.split('\n')[0]!);
+      expect(failure.message).toMatch(/api = "responses" or "chat"/);
+    },
+  );
+
+  it('a 500 that does not say the request is malformed is still retried', () => {
+    const failure = classifyModelError(apiError(500, { message: 'CUDA error: out of memory' }), ENDPOINT);
+
+    expect(failure.type).toBe('ModelUnavailable');
+    expect(failure.nonRetryable).toBe(false);
+  });
+
   it('an error event inside a stream (no status) → retryable ModelStreamFailed', () => {
     // What the SDK throws for a server-sent event carrying an `error` object.
     const err = new OpenAI.APIError(undefined, { message: 'The server had an error' }, undefined, undefined);
