@@ -14,6 +14,7 @@ import { keepHeartbeating } from './heartbeat.js';
 import type { SandboxMode } from '../shared/sandbox.js';
 import { applyPatch } from './tools/apply-patch.js';
 import type { SandboxInfo } from './tools/sandbox.js';
+import { sandboxIdentity } from './tools/sandbox.js';
 import type { ToolContext } from './tools/context.js';
 import { executeGrepFiles } from './tools/grep-files.js';
 import { executeListDir } from './tools/list-dir.js';
@@ -31,14 +32,21 @@ export interface ToolDeps {
   toolQueue?: string;
 }
 
-/** The sandbox for one command, or why it must not run here. */
-function confinement(
+/**
+ * The sandbox for one command, or why it must not run here. A root worker cannot sandbox a
+ * workspace root owns (sandboxIdentity): the session was told so when it began, as if there were
+ * no sandbox, and a command a person approved as it is runs unconfined.
+ */
+async function confinement(
   input: ToolCallInput,
   sandbox: SandboxInfo,
-): { sandbox?: { mode: SandboxMode; bwrapPath: string } } | { refused: string } {
+): Promise<{ sandbox?: { mode: SandboxMode; bwrapPath: string } } | { refused: string }> {
   const mode = input.sandbox ?? 'workspace-write';
   if (mode === 'danger-full-access') return {};
-  if (sandbox.available) return { sandbox: { mode, bwrapPath: sandbox.bwrapPath } };
+  if (sandbox.available) {
+    if (input.unconfinedApproved && 'refused' in (await sandboxIdentity(input.workspace))) return {};
+    return { sandbox: { mode, bwrapPath: sandbox.bwrapPath } };
+  }
   if (input.unconfinedApproved) return {};
   return {
     refused:
@@ -131,10 +139,9 @@ export function createToolActivities(deps: ToolDeps) {
   }
 
   return {
-    shell: tool('shell', shellArgs, (args, context, input) => {
-      const confined = confinement(input, deps.sandbox);
-      if ('refused' in confined)
-        return Promise.resolve(failure('shell', confined.refused, 'not sandboxed: refused'));
+    shell: tool('shell', shellArgs, async (args, context, input) => {
+      const confined = await confinement(input, deps.sandbox);
+      if ('refused' in confined) return failure('shell', confined.refused, 'not sandboxed: refused');
       return executeShell(args, context, {
         defaultTimeoutMs: input.timeoutMs ?? 10 * 60_000,
         env: deps.commandEnv,

@@ -14,6 +14,7 @@ import type {
 import { AGENTS_MD_MAX_BYTES } from '../shared/prompt.js';
 import type { FileChange } from '../shared/session-api.js';
 import type { SandboxInfo } from './tools/sandbox.js';
+import { sandboxIdentity } from './tools/sandbox.js';
 
 export interface WorkspaceDeps {
   /** Directories sessions may work in (and below); empty means anywhere but system folders. */
@@ -128,6 +129,17 @@ async function readAgentsMd(gitTop: string, root: string): Promise<string | null
   return parts.length ? parts.join('\n\n') : null;
 }
 
+/** Whether this workspace's commands can be sandboxed: not as root in a workspace root owns. */
+async function sandboxFor(
+  root: string,
+  sandbox: SandboxInfo,
+): Promise<{ available: boolean; detail: string }> {
+  if (!sandbox.available) return { available: false, detail: sandbox.detail };
+  const identity = await sandboxIdentity(root);
+  if ('refused' in identity) return { available: false, detail: identity.refused };
+  return { available: true, detail: sandbox.detail };
+}
+
 export function createWorkspaceActivities(deps: WorkspaceDeps) {
   async function prepareWorkspace(input: PrepareWorkspaceInput): Promise<PreparedWorkspace> {
     if (!path.isAbsolute(input.workspace))
@@ -171,7 +183,7 @@ export function createWorkspaceActivities(deps: WorkspaceDeps) {
       info: { root, gitHead, initiallyDirty, agentsMd: agentsMd !== null },
       agentsMd,
       shell: path.basename(process.env.SHELL ?? 'bash'),
-      sandbox: { available: deps.sandbox.available, detail: deps.sandbox.detail },
+      sandbox: await sandboxFor(root, deps.sandbox),
       ...(deps.toolQueue ? { toolQueue: deps.toolQueue } : {}),
     };
   }
