@@ -3,10 +3,12 @@
  * activity summaries in the Temporal UI and by the CLI.
  */
 import { parsePatch, patchPaths } from './patch.js';
+import { escapeControl } from './escape.js';
 import { displayCommand } from './safe-commands.js';
 
+/** One line of at most `max` characters, control characters escaped (escape.ts). */
 export function shorten(text: string, max = 80): string {
-  const oneLine = text.replace(/\s+/g, ' ').trim();
+  const oneLine = escapeControl(text).replace(/\s+/g, ' ').trim();
   return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
 }
 
@@ -36,7 +38,7 @@ export function toolCallSummary(tool: string, args: Record<string, unknown>): st
     case 'update_plan':
       return `update_plan · ${Array.isArray(args.plan) ? args.plan.length : 0} steps`;
     default:
-      return `${tool}`;
+      return shorten(tool, 60);
   }
 }
 
@@ -48,5 +50,5 @@ export function summarizeRawCall(tool: string, argumentsJson: string): string {
   } catch {
     // fall through
   }
-  return tool;
+  return shorten(tool, 60);
 }

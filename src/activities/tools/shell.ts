@@ -15,6 +15,7 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
+import { escapeControl } from '../../shared/escape.js';
 import type { SandboxMode } from '../../shared/sandbox.js';
 import type { ShellArgs, ToolOutcome } from '../../shared/tools.js';
 import type { ToolContext } from './context.js';
@@ -100,7 +101,9 @@ export function describeCommand(command: string[]): string {
     ['bash', 'sh', 'zsh', 'dash'].includes(path.basename(program)) &&
     flag !== undefined &&
     /^-[a-z]*c[a-z]*$/.test(flag);
-  const text = (runsScript && script !== undefined ? script : command.map(quoteArgument).join(' '))
+  const text = escapeControl(
+    runsScript && script !== undefined ? script : command.map(quoteArgument).join(' '),
+  )
     .replace(/\s+/g, ' ')
     .trim();
   return text.length <= DISPLAY_COMMAND_CHARS ? text : `${text.slice(0, DISPLAY_COMMAND_CHARS - 1)}…`;
