@@ -1,5 +1,6 @@
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { execa } from 'execa';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ToolContext } from '../../src/activities/tools/context.js';
@@ -179,5 +180,12 @@ describe('openInWorkspace', () => {
     await symlink(path.join(workspace, 'real'), path.join(workspace, 'alias'));
     const handle = await openInWorkspace(workspace, path.join(workspace, 'alias', 'g.txt'));
     await handle.close();
+  });
+
+  it('does not wait on a FIFO put where a file was', async () => {
+    await execa('mkfifo', [path.join(workspace, 'pipe')]);
+    await expect(openInWorkspace(workspace, path.join(workspace, 'pipe'))).rejects.toMatchObject({
+      code: 'ENOTREG',
+    });
   });
 });

@@ -211,6 +211,8 @@ export async function executeReadFile(args: ReadFileArgs, ctx: ToolContext): Pro
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM')
       return failure(label, `Permission denied: cannot read ${relative}.`);
+    if (code === 'ENOTREG' || code === 'ENOENT')
+      return failure(label, `${relative} is not a regular file and cannot be read.`);
     throw err;
   }
   const { window, consumed } = result;
