@@ -11,6 +11,8 @@ import type { ToolCallInput } from '../shared/activity-types.js';
 import type { ToolName, ToolOutcome } from '../shared/tools.js';
 import { applyPatchArgs, grepFilesArgs, listDirArgs, readFileArgs, shellArgs } from '../shared/tools.js';
 import { keepHeartbeating } from './heartbeat.js';
+import { parsePatch, patchPaths } from '../shared/patch.js';
+import { giveToWorkspaceOwner } from './workspace-owner.js';
 import type { SandboxMode } from '../shared/sandbox.js';
 import { applyPatch } from './tools/apply-patch.js';
 import type { SandboxInfo } from './tools/sandbox.js';
@@ -148,9 +150,19 @@ export function createToolActivities(deps: ToolDeps) {
         ...confined,
       });
     }),
-    apply_patch: tool('apply_patch', applyPatchArgs, (args, context) =>
-      applyPatch(args.input, context, { retry: Context.current().info.attempt > 1 }),
-    ),
+    apply_patch: tool('apply_patch', applyPatchArgs, async (args, context) => {
+      const outcome = await applyPatch(args.input, context, { retry: Context.current().info.attempt > 1 });
+      if (outcome.success) {
+        let paths: string[] = [];
+        try {
+          paths = patchPaths(parsePatch(args.input));
+        } catch {
+          // Applied, so it parsed; nothing to do otherwise.
+        }
+        await giveToWorkspaceOwner(context.workspace, paths);
+      }
+      return outcome;
+    }),
     read_file: tool('read_file', readFileArgs, (args, context) => executeReadFile(args, context)),
     list_dir: tool('list_dir', listDirArgs, (args, context) => executeListDir(args, context)),
     grep_files: tool('grep_files', grepFilesArgs, (args, context) => executeGrepFiles(args, context)),

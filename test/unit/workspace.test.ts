@@ -3,14 +3,16 @@
  * own git runs no program the repository names, finds the repository once, and AGENTS.md is read
  * only as a regular file inside the repository.
  */
-import { mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWorkspaceActivities } from '../../src/activities/workspace.js';
+import { giveToWorkspaceOwner } from '../../src/activities/workspace-owner.js';
 import { workspaceDiff } from '../../src/cli/diff.js';
 import { AGENTS_MD_MAX_BYTES } from '../../src/shared/prompt.js';
+import { giveToTestUser, runningAsRoot, TEST_USER } from '../helpers/test-user.js';
 
 let repo: string;
 let outside: string;
@@ -127,5 +129,26 @@ describe('AGENTS.md', () => {
       `${'x'.repeat(AGENTS_MD_MAX_BYTES)}\n[AGENTS.md cut at ${AGENTS_MD_MAX_BYTES} bytes]`,
     );
     expect(await readFile(path.join(repo, 'AGENTS.md'), 'utf8')).toHaveLength(AGENTS_MD_MAX_BYTES * 3);
+  });
+});
+
+describe('files a root worker writes', () => {
+  it("belong to the workspace's owner, directories between included, links not followed", async () => {
+    await mkdir(path.join(repo, 'new', 'deep'), { recursive: true });
+    await writeFile(path.join(repo, 'new', 'deep', 'f.txt'), 'x\n');
+    await writeFile(path.join(outside, 'target.txt'), 'outside\n');
+    await symlink(path.join(outside, 'target.txt'), path.join(repo, 'link'));
+    await giveToTestUser(repo);
+    if (runningAsRoot) {
+      await execa('chown', ['-R', '0:0', path.join(repo, 'new')]);
+      await execa('chown', ['-h', '0:0', path.join(repo, 'link')]);
+    }
+    await giveToWorkspaceOwner(repo, ['new/deep/f.txt', 'link', '../escape']);
+    const expected = runningAsRoot ? TEST_USER.uid : process.geteuid!();
+    for (const file of ['new', 'new/deep', 'new/deep/f.txt']) {
+      expect((await stat(path.join(repo, file))).uid, file).toBe(expected);
+    }
+    expect((await lstat(path.join(repo, 'link'))).uid).toBe(expected);
+    expect((await stat(path.join(outside, 'target.txt'))).uid).toBe(process.geteuid!());
   });
 });
