@@ -12,9 +12,18 @@ COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
 
+# The worker never runs as root: a root worker would run commands as each workspace's owner and
+# refuse workspaces root owns (README: What a command may touch). Give ./workspaces to this uid,
+# or set RATCHET_UID/RATCHET_GID in docker-compose.yml to your own.
+RUN groupadd --gid 10001 ratchet \
+  && useradd --uid 10001 --gid 10001 --create-home --home-dir /home/ratchet --shell /bin/bash ratchet \
+  && mkdir -p /var/lib/ratchet /workspaces \
+  && chown ratchet:ratchet /var/lib/ratchet /workspaces
 ENV RATCHET_WORKSPACE_ROOTS=/workspaces \
-    RATCHET_HOME=/var/lib/ratchet
+    RATCHET_HOME=/var/lib/ratchet \
+    HOME=/home/ratchet
 VOLUME ["/workspaces", "/var/lib/ratchet"]
+USER 10001:10001
 # tini reaps the init processes that bubblewrap leaves behind for each sandboxed command.
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "bin/ratchet.js", "worker"]

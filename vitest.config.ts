@@ -10,6 +10,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
+          setupFiles: ['test/helpers/git-setup.ts'],
           testTimeout: 20_000,
         },
       },
@@ -19,7 +20,7 @@ export default defineConfig({
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/helpers/global-setup.ts'],
-          setupFiles: ['test/helpers/runtime-setup.ts'],
+          setupFiles: ['test/helpers/git-setup.ts', 'test/helpers/runtime-setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

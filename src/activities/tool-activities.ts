@@ -10,12 +10,15 @@ import { z } from 'zod';
 import type { ToolCallInput } from '../shared/activity-types.js';
 import type { ToolName, ToolOutcome } from '../shared/tools.js';
 import { applyPatchArgs, grepFilesArgs, listDirArgs, readFileArgs, shellArgs } from '../shared/tools.js';
-import { patchFromCommand } from '../shared/shell-patch.js';
+import { joinDir, patchFromCommand } from '../shared/shell-patch.js';
 import { keepHeartbeating } from './heartbeat.js';
 import { defaultJournalDir, PatchJournal } from './tools/patch-journal.js';
+import { parsePatch, patchPaths } from '../shared/patch.js';
+import { giveToWorkspaceOwner } from './workspace-owner.js';
 import type { SandboxMode } from '../shared/sandbox.js';
 import { applyPatch } from './tools/apply-patch.js';
 import type { SandboxInfo } from './tools/sandbox.js';
+import { sandboxIdentity } from './tools/sandbox.js';
 import type { ToolContext } from './tools/context.js';
 import { executeGrepFiles } from './tools/grep-files.js';
 import { executeListDir } from './tools/list-dir.js';
@@ -52,14 +55,21 @@ const patchCallArgs = z.union([
   }),
 ]);
 
-/** The sandbox for one command, or why it must not run here. */
-function confinement(
+/**
+ * The sandbox for one command, or why it must not run here. A root worker cannot sandbox a
+ * workspace root owns (sandboxIdentity): the session was told so when it began, as if there were
+ * no sandbox, and a command a person approved as it is runs unconfined.
+ */
+async function confinement(
   input: ToolCallInput,
   sandbox: SandboxInfo,
-): { sandbox?: { mode: SandboxMode; bwrapPath: string } } | { refused: string } {
+): Promise<{ sandbox?: { mode: SandboxMode; bwrapPath: string } } | { refused: string }> {
   const mode = input.sandbox ?? 'workspace-write';
   if (mode === 'danger-full-access') return {};
-  if (sandbox.available) return { sandbox: { mode, bwrapPath: sandbox.bwrapPath } };
+  if (sandbox.available) {
+    if (input.unconfinedApproved && 'refused' in (await sandboxIdentity(input.workspace))) return {};
+    return { sandbox: { mode, bwrapPath: sandbox.bwrapPath } };
+  }
   if (input.unconfinedApproved) return {};
   return {
     refused:
@@ -169,26 +179,35 @@ export function createToolActivities(deps: ToolDeps) {
   }
 
   return {
-    shell: tool('shell', shellArgs, (args, context, input) => {
-      const confined = confinement(input, deps.sandbox);
-      if ('refused' in confined)
-        return Promise.resolve(failure('shell', confined.refused, 'not sandboxed: refused'));
+    shell: tool('shell', shellArgs, async (args, context, input) => {
+      const confined = await confinement(input, deps.sandbox);
+      if ('refused' in confined) return failure('shell', confined.refused, 'not sandboxed: refused');
       return executeShell(args, context, {
         defaultTimeoutMs: input.timeoutMs ?? 10 * 60_000,
         env: deps.commandEnv,
         ...confined,
       });
     }),
-    apply_patch: tool('apply_patch', patchCallArgs, (args, context, input) =>
-      applyPatch(args.patch, context, {
+    apply_patch: tool('apply_patch', patchCallArgs, async (args, context, input) => {
+      const outcome = await applyPatch(args.patch, context, {
         journal: new PatchJournal(deps.patchJournalDir ?? defaultJournalDir(), {
           sessionId: input.sessionId,
           callId: input.callId,
           patch: args.patch,
         }),
         ...(args.workdir === undefined ? {} : { workdir: args.workdir }),
-      }),
-    ),
+      });
+      if (outcome.success) {
+        let paths: string[] = [];
+        try {
+          paths = patchPaths(parsePatch(args.patch)).map((p) => joinDir(args.workdir, p) ?? p);
+        } catch {
+          // Applied, so it parsed; nothing to do otherwise.
+        }
+        await giveToWorkspaceOwner(context.workspace, paths);
+      }
+      return outcome;
+    }),
     read_file: tool('read_file', readFileArgs, (args, context) => executeReadFile(args, context)),
     list_dir: tool('list_dir', listDirArgs, (args, context) => executeListDir(args, context)),
     grep_files: tool('grep_files', grepFilesArgs, (args, context) => executeGrepFiles(args, context)),

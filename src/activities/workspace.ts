@@ -3,8 +3,8 @@
  * starting point (git HEAD, files already modified, AGENTS.md); at the end, list what changed.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { execa } from 'execa';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { lstat, open, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type {
   PrepareWorkspaceInput,
@@ -14,6 +14,9 @@ import type {
 import { AGENTS_MD_MAX_BYTES } from '../shared/prompt.js';
 import type { FileChange } from '../shared/session-api.js';
 import type { SandboxInfo } from './tools/sandbox.js';
+import { sandboxIdentity } from './tools/sandbox.js';
+import type { RepositoryLocation } from './workspace-git.js';
+import { locateRepository, sessionGit } from './workspace-git.js';
 
 export interface WorkspaceDeps {
   /** Directories sessions may work in (and below); empty means anywhere but system folders. */
@@ -50,8 +53,13 @@ function inside(root: string, candidate: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
-async function git(cwd: string, args: string[]): Promise<string> {
-  const result = await execa('git', args, { cwd, reject: false, stripFinalNewline: false, stdin: 'ignore' });
+async function git(
+  location: RepositoryLocation,
+  cwd: string,
+  args: string[],
+  input?: string,
+): Promise<string> {
+  const result = await sessionGit(location, cwd, args, input === undefined ? {} : { input });
   if (result.exitCode !== 0) {
     throw new Error(
       `git ${args.join(' ')} failed in ${cwd}: ${result.stderr.trim() || `exit ${result.exitCode}`}`,
@@ -60,16 +68,20 @@ async function git(cwd: string, args: string[]): Promise<string> {
   return result.stdout;
 }
 
-async function repositoryTop(root: string): Promise<string> {
-  return realpath((await git(root, ['rev-parse', '--show-toplevel'])).trim());
-}
-
 /**
  * Paths under `root` with uncommitted changes (porcelain v1, NUL separated; renames as their new
  * path), relative to the repository's top directory as git reports them.
  */
-async function dirtyPaths(root: string): Promise<Map<string, string>> {
-  const out = await git(root, ['status', '--porcelain=v1', '-z', '--untracked-files=all', '--', '.']);
+async function dirtyPaths(location: RepositoryLocation, root: string): Promise<Map<string, string>> {
+  const out = await git(location, root, [
+    'status',
+    '--porcelain=v1',
+    '-z',
+    '--untracked-files=all',
+    '--ignore-submodules=all',
+    '--',
+    '.',
+  ]);
   const fields = out.split('\0');
   const paths = new Map<string, string>();
   for (let i = 0; i < fields.length; i++) {
@@ -83,28 +95,58 @@ async function dirtyPaths(root: string): Promise<Map<string, string>> {
 }
 
 /** Content hashes (git's blob ids) of files relative to the repository top; "absent" when missing. */
-async function hashes(top: string, files: readonly string[]): Promise<Map<string, string>> {
+async function hashes(location: RepositoryLocation, files: readonly string[]): Promise<Map<string, string>> {
+  const top = location.workTree;
   const result = new Map<string, string>();
   const present: string[] = [];
   for (const file of files) {
     try {
-      if ((await stat(path.join(top, file))).isFile()) present.push(file);
+      if ((await lstat(path.join(top, file))).isFile()) present.push(file);
       else result.set(file, 'not-a-file');
     } catch {
       result.set(file, 'absent');
     }
   }
   if (present.length > 0) {
-    const out = await execa('git', ['hash-object', '--stdin-paths'], { cwd: top, input: present.join('\n') });
-    const ids = out.stdout.trim().split('\n');
+    // Unfiltered: the same bytes give the same id, and no filter driver runs.
+    const out = await git(
+      location,
+      top,
+      ['hash-object', '--no-filters', '--stdin-paths'],
+      present.join('\n'),
+    );
+    const ids = out.trim().split('\n');
     present.forEach((file, i) => result.set(file, ids[i] ?? 'unknown'));
   }
   return result;
 }
 
+/**
+ * One AGENTS.md, or null: only a regular file (a symbolic link could name a file anywhere on the
+ * worker), opened without following links, and at most `budget` bytes of it.
+ */
+async function readAgentsFile(file: string, budget: number): Promise<{ text: string; cut: boolean } | null> {
+  let handle;
+  try {
+    handle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) return null;
+    const buffer = Buffer.alloc(Math.min(info.size, budget + 1));
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    const cut = bytesRead > budget;
+    return { text: buffer.subarray(0, Math.min(bytesRead, budget)).toString('utf8'), cut };
+  } finally {
+    await handle.close();
+  }
+}
+
 async function readAgentsMd(gitTop: string, root: string): Promise<string | null> {
   // AGENTS.md files from the repository root down to the workspace; deeper files come later
-  // and take precedence.
+  // and take precedence. Both are real paths, so every directory between is inside the repository.
   const dirs: string[] = [];
   for (let dir = root; inside(gitTop, dir); dir = path.dirname(dir)) {
     dirs.unshift(dir);
@@ -113,19 +155,26 @@ async function readAgentsMd(gitTop: string, root: string): Promise<string | null
   const parts: string[] = [];
   let budget = AGENTS_MD_MAX_BYTES;
   for (const dir of dirs) {
-    let text: string;
-    try {
-      text = await readFile(path.join(dir, 'AGENTS.md'), 'utf8');
-    } catch {
-      continue;
-    }
-    if (text.length > budget)
-      text = `${text.slice(0, budget)}\n[AGENTS.md cut at ${AGENTS_MD_MAX_BYTES} bytes]`;
-    budget -= text.length;
+    const read = await readAgentsFile(path.join(dir, 'AGENTS.md'), budget);
+    if (read === null) continue;
+    let text = read.text;
+    if (read.cut) text = `${text}\n[AGENTS.md cut at ${AGENTS_MD_MAX_BYTES} bytes]`;
+    budget -= Buffer.byteLength(read.text);
     parts.push(dirs.length > 1 ? `<!-- ${path.join(dir, 'AGENTS.md')} -->\n${text}` : text);
     if (budget <= 0) break;
   }
   return parts.length ? parts.join('\n\n') : null;
+}
+
+/** Whether this workspace's commands can be sandboxed: not as root in a workspace root owns. */
+async function sandboxFor(
+  root: string,
+  sandbox: SandboxInfo,
+): Promise<{ available: boolean; detail: string }> {
+  if (!sandbox.available) return { available: false, detail: sandbox.detail };
+  const identity = await sandboxIdentity(root);
+  if ('refused' in identity) return { available: false, detail: identity.refused };
+  return { available: true, detail: sandbox.detail };
 }
 
 export function createWorkspaceActivities(deps: WorkspaceDeps) {
@@ -152,26 +201,26 @@ export function createWorkspaceActivities(deps: WorkspaceDeps) {
       throw rejected(`workspace ${root} is a system directory; choose a project directory`);
     }
 
-    let gitTop: string;
-    try {
-      gitTop = await repositoryTop(root);
-    } catch {
-      throw rejected(`workspace ${root} is not a git working copy (run git init there first)`);
+    const location = await locateRepository(root);
+    if ('problem' in location) {
+      throw rejected(
+        `workspace ${root} is not a git working copy (run git init there first): ${location.problem}`,
+      );
     }
     let gitHead: string | null = null;
     try {
-      gitHead = (await git(root, ['rev-parse', '--verify', '-q', 'HEAD'])).trim() || null;
+      gitHead = (await git(location, root, ['rev-parse', '--verify', '-q', 'HEAD'])).trim() || null;
     } catch {
       gitHead = null;
     }
-    const dirty = [...(await dirtyPaths(root)).keys()].slice(0, MAX_TRACKED_DIRTY);
-    const initiallyDirty = Object.fromEntries(await hashes(gitTop, dirty));
-    const agentsMd = await readAgentsMd(gitTop, root);
+    const dirty = [...(await dirtyPaths(location, root)).keys()].slice(0, MAX_TRACKED_DIRTY);
+    const initiallyDirty = Object.fromEntries(await hashes(location, dirty));
+    const agentsMd = await readAgentsMd(location.workTree, root);
     return {
-      info: { root, gitHead, initiallyDirty, agentsMd: agentsMd !== null },
+      info: { root, gitHead, initiallyDirty, agentsMd: agentsMd !== null, git: location },
       agentsMd,
       shell: path.basename(process.env.SHELL ?? 'bash'),
-      sandbox: { available: deps.sandbox.available, detail: deps.sandbox.detail },
+      sandbox: await sandboxFor(root, deps.sandbox),
       ...(deps.toolQueue ? { toolQueue: deps.toolQueue } : {}),
     };
   }
@@ -183,11 +232,13 @@ export function createWorkspaceActivities(deps: WorkspaceDeps) {
     } catch {
       throw rejected(`workspace ${root} no longer exists`);
     }
+    // Sessions prepared before the location was recorded find it again, as they always did.
+    const location = input.workspace.git ?? (await locateRepository(root));
+    if ('problem' in location) throw rejected(`workspace ${root} is no longer a git working copy`);
     const changes = new Map<string, string>();
-    const now = await dirtyPaths(root);
-    const top = await repositoryTop(root);
+    const now = await dirtyPaths(location, root);
     const nowHashes = await hashes(
-      top,
+      location,
       [...now.keys()].filter((p) => p in initiallyDirty),
     );
     for (const [file, status] of now) {
@@ -197,9 +248,20 @@ export function createWorkspaceActivities(deps: WorkspaceDeps) {
     for (const file of Object.keys(initiallyDirty)) {
       if (!now.has(file)) changes.set(file, 'restored');
     }
-    const head = (await git(root, ['rev-parse', '--verify', '-q', 'HEAD']).catch(() => '')).trim();
+    const head = (await git(location, root, ['rev-parse', '--verify', '-q', 'HEAD']).catch(() => '')).trim();
     if (gitHead && head && head !== gitHead) {
-      const committed = await git(root, ['diff', '--name-status', '-z', gitHead, head, '--', '.']);
+      const committed = await git(location, root, [
+        'diff',
+        '--no-ext-diff',
+        '--no-textconv',
+        '--ignore-submodules=all',
+        '--name-status',
+        '-z',
+        gitHead,
+        head,
+        '--',
+        '.',
+      ]);
       const fields = committed.split('\0').filter(Boolean);
       for (let i = 0; i + 1 < fields.length; i += 2) {
         const status = fields[i]!;

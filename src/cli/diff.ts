@@ -1,14 +1,24 @@
 /**
  * `ratchet diff ID`: what the session changed in its workspace — the working tree against the
  * commit that was HEAD when the session prepared it (commits the session made included), plus new
- * untracked files. Git runs here, so this works where the workspace is (the worker's machine).
+ * untracked files. Git runs here, so this works where the workspace is (the worker's machine),
+ * hardened as Ratchet's own git always is (workspace-git.ts): the repository's working tree is
+ * the model's to write, and no diff driver, textconv, filter or fsmonitor it names may run.
  */
-import { execa } from 'execa';
 import { existsSync } from 'node:fs';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { RatchetClient } from '../client.js';
 import { RatchetError } from '../client.js';
 import type { PreparedWorkspace } from '../shared/activity-types.js';
+import type { RepositoryLocation } from '../activities/workspace-git.js';
+import { locateRepository, sessionGit } from '../activities/workspace-git.js';
+
+export interface PreparedRepository {
+  root: string;
+  gitHead: string | null;
+  /** The repository as located when the session began; absent for older sessions. */
+  git?: RepositoryLocation;
+}
 
 /** Git's empty tree: the base for a repository that had no commit yet. */
 const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
@@ -21,7 +31,7 @@ const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
 export async function preparedWorkspace(
   ratchet: RatchetClient,
   sessionId: string,
-): Promise<{ root: string; gitHead: string | null }> {
+): Promise<PreparedRepository> {
   const handle = await ratchet.session(sessionId);
   const description = await handle.describe();
   const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
@@ -36,7 +46,8 @@ export async function preparedWorkspace(
       const payload = completed.result?.payloads?.[0];
       if (payload) {
         const result = defaultPayloadConverter.fromPayload<PreparedWorkspace>(payload);
-        return { root: result.info.root, gitHead: result.info.gitHead };
+        const { root, gitHead, git } = result.info;
+        return { root, gitHead, ...(git === undefined ? {} : { git }) };
       }
     }
   }
@@ -44,7 +55,7 @@ export async function preparedWorkspace(
 }
 
 export async function workspaceDiff(
-  prepared: { root: string; gitHead: string | null },
+  prepared: PreparedRepository,
   options: { color: boolean },
 ): Promise<string> {
   if (!existsSync(prepared.root)) {
@@ -52,10 +63,14 @@ export async function workspaceDiff(
       `the workspace ${prepared.root} is not on this machine; run ratchet diff where the session's worker runs`,
     );
   }
+  const location = prepared.git ?? (await locateRepository(prepared.root));
+  if ('problem' in location) {
+    throw new RatchetError(`${prepared.root} is not a git working copy: ${location.problem}`);
+  }
   const color = options.color ? '--color=always' : '--color=never';
-  const git = (args: string[]) =>
-    execa('git', args, { cwd: prepared.root, reject: false, stripFinalNewline: false });
-  const tracked = await git(['diff', color, prepared.gitHead ?? EMPTY_TREE, '--', '.']);
+  const safe = ['--no-ext-diff', '--no-textconv', '--ignore-submodules=all'];
+  const git = (args: string[]) => sessionGit(location, prepared.root, args);
+  const tracked = await git(['diff', color, ...safe, prepared.gitHead ?? EMPTY_TREE, '--', '.']);
   if (tracked.exitCode !== 0) {
     throw new RatchetError(`git diff failed in ${prepared.root}: ${tracked.stderr.trim().split('\n')[0]}`);
   }
@@ -63,7 +78,7 @@ export async function workspaceDiff(
   let text = tracked.stdout;
   for (const file of untracked.stdout.split('\0').filter(Boolean)) {
     // --no-index exits 1 when the files differ, which they do.
-    text += (await git(['diff', color, '--no-index', '--', '/dev/null', file])).stdout;
+    text += (await git(['diff', color, ...safe, '--no-index', '--', '/dev/null', file])).stdout;
   }
   return text;
 }

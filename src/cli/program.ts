@@ -15,6 +15,7 @@ import { sandboxModes } from '../shared/sandbox.js';
 import type { SandboxMode } from '../shared/sandbox.js';
 import { searchAttributeDefinitions } from '../shared/search-attributes.js';
 import { registerSearchAttributes } from '../temporal/search-attribute-setup.js';
+import { escapeControl } from '../shared/escape.js';
 import { diffStat, preparedWorkspace, workspaceDiff } from './diff.js';
 import { followSession } from './follow.js';
 import type { InboxFlags } from './inbox-command.js';
@@ -446,7 +447,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         const view = await ratchet.status(id);
         if (opts.json) return json(io, view);
         print(io, `${pc.bold(id)}  ${statusColor(view.status)(view.status)}`);
-        print(io, `task       ${view.task}`);
+        print(io, `task       ${escapeControl(view.task)}`);
         print(io, `repository ${view.workspace}`);
         print(io, `model      ${view.model} · policy ${view.approvalPolicy}`);
         print(io, `sandbox    ${view.sandbox}`);
@@ -455,16 +456,16 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
           io,
           `tokens     ${view.usage.inputTokens} in (${view.usage.cachedInputTokens} cached) · ${view.usage.outputTokens} out`,
         );
-        if (view.current) print(io, `now        ${view.current.label}`);
-        if (view.notice) print(io, `notice     ${view.notice}`);
+        if (view.current) print(io, `now        ${escapeControl(view.current.label)}`);
+        if (view.notice) print(io, `notice     ${escapeControl(view.notice)}`);
         for (const step of view.plan)
           print(
             io,
-            `plan       [${step.status === 'completed' ? 'x' : step.status === 'in_progress' ? '>' : ' '}] ${step.step}`,
+            `plan       [${step.status === 'completed' ? 'x' : step.status === 'in_progress' ? '>' : ' '}] ${escapeControl(step.step)}`,
           );
         for (const p of view.pendingApprovals)
-          print(io, pc.yellow(`pending    ${p.callId} · ${p.summary} · ${p.reason}`));
-        if (view.lastMessage) print(io, `last message\n${view.lastMessage}`);
+          print(io, pc.yellow(escapeControl(`pending    ${p.callId} · ${p.summary} · ${p.reason}`)));
+        if (view.lastMessage) print(io, `last message\n${escapeControl(view.lastMessage)}`);
         const uiUrl = ratchet.uiUrl(id);
         if (uiUrl) print(io, pc.dim(uiUrl));
       }),
@@ -489,7 +490,7 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
           print(
             io,
             `${s.sessionId}  ${statusColor(s.status)(s.status.padEnd(17))} turn ${String(s.turn ?? '-').padStart(3)}  ` +
-              `${s.pendingApprovals ? pc.yellow(`${s.pendingApprovals} pending  `) : ''}${pc.dim(s.task || s.repo || '')}`,
+              `${s.pendingApprovals ? pc.yellow(`${s.pendingApprovals} pending  `) : ''}${pc.dim(escapeControl(s.task || s.repo || '', { newlines: false }))}`,
           );
         }
       }),

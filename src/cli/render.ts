@@ -1,10 +1,12 @@
 /**
  * How sessions look in a terminal: transcript entries, statuses, approvals, the live step line.
  * Every function takes the colours to use, so that a pipe gets plain text and tests can switch
- * colours on or off (`colorsFor`).
+ * colours on or off (`colorsFor`). Everything that came from the model, a command or the
+ * repository goes through `escapeControl` first: only Ratchet's own colours reach the terminal.
  */
 import pc from 'picocolors';
 import { messageText } from '../shared/items.js';
+import { escapeControl } from '../shared/escape.js';
 import { displayCommand } from '../shared/safe-commands.js';
 import type { CurrentStep, PendingApproval, StatusView } from '../shared/session-api.js';
 import type { TranscriptEntry } from '../shared/session-config.js';
@@ -45,7 +47,7 @@ export function renderEntry(entry: TranscriptEntry, c: Colors = pc): string | nu
   const item = entry.item;
   switch (item.type) {
     case 'message': {
-      const text = messageText(item).trim();
+      const text = escapeControl(messageText(item).trim());
       if (!text) return null;
       if (item.role === 'assistant') return `${c.bold(c.magenta('ratchet'))} ${text}`;
       if (isContextMessage(text)) return null;
@@ -56,7 +58,7 @@ export function renderEntry(entry: TranscriptEntry, c: Colors = pc): string | nu
     case 'function_call':
       return c.yellow(`▸ ${summarizeRawCall(item.name, item.arguments)}`);
     case 'function_call_output': {
-      const display = entry.display ?? 'done';
+      const display = escapeControl(entry.display ?? 'done', { newlines: false });
       return entry.success === false ? c.red(`✗ ${display}`) : c.green(`✓ ${display}`);
     }
     case 'reasoning': {
@@ -66,7 +68,7 @@ export function renderEntry(entry: TranscriptEntry, c: Colors = pc): string | nu
             .join('\n')
             .trim()
         : '';
-      return summary ? c.dim(indent(summary, '  … ')) : null;
+      return summary ? c.dim(indent(escapeControl(summary), '  … ')) : null;
     }
     case 'compaction':
       return c.dim('[earlier turns compacted]');
@@ -95,8 +97,8 @@ export function statusColor(status: string, c: Colors = pc): (text: string) => s
 export function renderStatusLine(view: StatusView, c: Colors = pc): string {
   const color = statusColor(view.status, c);
   const parts = [color(view.status.replace('_', ' ')), `turn ${view.turn}`];
-  if (view.current) parts.push(view.current.label);
-  if (view.notice) parts.push(view.notice);
+  if (view.current) parts.push(escapeControl(view.current.label, { newlines: false }));
+  if (view.notice) parts.push(escapeControl(view.notice, { newlines: false }));
   return c.dim('· ') + parts.join(c.dim(' · '));
 }
 
@@ -140,7 +142,7 @@ export function renderStatusChange(view: StatusView, c: Colors = pc): string {
 
 /** An apply_patch body with + green, - red, file headers bold; at most `maxLines` lines. */
 export function renderPatchPreview(patch: string, c: Colors = pc, maxLines = 40): string {
-  const lines = patch.replace(/\n$/, '').split('\n');
+  const lines = escapeControl(patch.replace(/\n$/, '')).split('\n');
   const shown = lines.slice(0, maxLines).map((line) => {
     if (line.startsWith('***')) return c.bold(line);
     if (line.startsWith('+')) return c.green(line);
@@ -154,9 +156,10 @@ export function renderPatchPreview(patch: string, c: Colors = pc, maxLines = 40)
 
 /** A pending call, highlighted: what asks and why, the command in full or the patch's preview. */
 export function renderApproval(approval: PendingApproval, c: Colors = pc): string {
+  const line = (text: string): string => escapeControl(text, { newlines: false });
   const lines = [
-    `${c.bold(c.yellow('approval needed'))} ${c.bold(approval.summary)} ${c.dim(`(${approval.callId})`)}`,
-    c.dim(`  ${approval.reason}`),
+    `${c.bold(c.yellow('approval needed'))} ${c.bold(line(approval.summary))} ${c.dim(`(${line(approval.callId)})`)}`,
+    c.dim(`  ${line(approval.reason)}`),
   ];
   const args = (approval.arguments ?? {}) as { input?: unknown; command?: unknown; workdir?: unknown };
   if (approval.tool === 'apply_patch' && typeof args.input === 'string')
@@ -164,7 +167,7 @@ export function renderApproval(approval: PendingApproval, c: Colors = pc): strin
   if (approval.tool === 'shell' && Array.isArray(args.command)) {
     const [first = '', ...rest] = displayCommand(args.command.map(String)).split('\n');
     lines.push(`    ${c.yellow('$')} ${c.bold(first)}`, ...rest.map((line) => `      ${c.bold(line)}`));
-    if (typeof args.workdir === 'string') lines.push(c.dim(`    in ${args.workdir}`));
+    if (typeof args.workdir === 'string') lines.push(c.dim(`    in ${line(args.workdir)}`));
   }
   return lines.join('\n');
 }
@@ -199,6 +202,7 @@ export function renderLiveLine(
   const since = Date.parse(step.since);
   const elapsed = Number.isNaN(since) ? '' : formatElapsed(now - since);
   const room = Math.max(10, width - 1 - 2 - (elapsed ? elapsed.length + 2 : 0));
-  const label = step.label.length <= room ? step.label : `${step.label.slice(0, room - 1)}…`;
+  const text = escapeControl(step.label, { newlines: false });
+  const label = text.length <= room ? text : `${text.slice(0, room - 1)}…`;
   return `${c.cyan(spinnerFrame(tick))} ${label}${elapsed ? `  ${c.dim(elapsed)}` : ''}`;
 }

@@ -7,7 +7,9 @@ import {
   commandPrefix,
   commandWords,
   displayCommand,
+  argumentsDecideWhatRuns,
   isKnownSafeCommand,
+  runsChosenCode,
   type PrefixStyle,
 } from './safe-commands.js';
 import type { ToolKind } from './tools.js';
@@ -26,7 +28,8 @@ export type PolicyAction = 'allow' | 'ask' | 'deny';
 
 /**
  * A standing decision. `tool` is a tool name or `*`. With a `prefix`, the rule is about shell
- * commands that start with those words (`["npm", "test"]` covers `npm test -- --watch`).
+ * commands that start with those words: an `allow` rule covers what was approved and nothing
+ * more (see coversCommand); `deny` and `ask` rules catch any command that starts with them.
  */
 export interface PolicyRule {
   tool: string;
@@ -58,6 +61,21 @@ function startsWith(words: readonly string[], prefix: readonly string[]): boolea
 }
 
 /**
+ * Whether an allow rule's prefix covers one command: the command as approved, or with more words
+ * that are not options (`npm test foo.test.ts`, `npm test -- a.test.ts`, but not
+ * `npm test --node-options=…` or `npm test -- --watch`). A prefix that holds options or whose
+ * arguments decide what runs was a whole command (`rm -rf build`, `python -c …`, `xargs rm`):
+ * it takes no more words. A package manager told by an option to run chosen code is never
+ * covered, not even as approved (runsChosenCode).
+ */
+function coversCommand(words: readonly string[], prefix: readonly string[]): boolean {
+  if (!startsWith(words, prefix) || runsChosenCode(words)) return false;
+  if (words.length === prefix.length) return true;
+  const whole = prefix.some((word) => word.startsWith('-')) || argumentsDecideWhatRuns(prefix);
+  return !whole && words.slice(prefix.length).every((word) => word === '--' || !word.startsWith('-'));
+}
+
+/**
  * The allow rules that together cover a request, or null. A rule without a prefix covers every
  * call of its tool. Prefix rules cover a shell command when each of its commands starts with one
  * of their prefixes or is known safe, and at least one starts with a prefix (a script of only
@@ -71,7 +89,7 @@ function coveringAllowRules(request: ToolRequest, rules: readonly PolicyRule[]):
   if (commands === null || commands.length === 0) return null;
   const used = new Set<PolicyRule>();
   for (const words of commands) {
-    const rule = allows.find((candidate) => startsWith(words, candidate.prefix!));
+    const rule = allows.find((candidate) => coversCommand(words, candidate.prefix!));
     if (rule !== undefined) used.add(rule);
     else if (!isKnownSafeCommand(words)) return null;
   }
@@ -81,8 +99,8 @@ function coveringAllowRules(request: ToolRequest, rules: readonly PolicyRule[]):
 /**
  * Whether one rule applies to a request. The tool must match (or the rule say `*`). A prefix rule
  * needs a shell command that parses; a `deny` or `ask` rule then applies when any of its commands
- * starts with the prefix (`ls && rm x` is caught by a rule about `rm`), an `allow` rule when each
- * command starts with the prefix or is known safe. `decide` lets several allow rules share the
+ * starts with the prefix (`ls && rm x` is caught by a rule about `rm`), an `allow` rule when it
+ * covers each command (coversCommand) or the command is known safe. `decide` lets several allow rules share the
  * commands of one script.
  */
 export function ruleMatches(rule: PolicyRule, request: ToolRequest): boolean {

@@ -7,6 +7,8 @@
  * the whole script unparseable, and a command not on the list is not known safe.
  */
 
+import { escapeControl } from './escape.js';
+
 /** A set from a space-separated list. */
 function wordSet(list: string): ReadonlySet<string> {
   return new Set(list.trim().split(/\s+/));
@@ -402,6 +404,15 @@ const PACKAGE_MANAGERS = new Set(['npm', 'pnpm', 'yarn', 'bun']);
  */
 export type PrefixStyle = 'narrow' | 'v0.1';
 
+/**
+ * Whether a command's arguments decide what runs (a launcher such as `env`, `xargs` or a shell,
+ * or inline code such as `python -c`): a rule for it covers that exact command only.
+ */
+export function argumentsDecideWhatRuns(command: readonly string[]): boolean {
+  const [program, first] = command;
+  return program !== undefined && (LAUNCHERS.has(program) || (first !== undefined && INLINE_CODE.has(first)));
+}
+
 function prefixOf(command: readonly string[], style: PrefixStyle): string[] {
   const [program, first, second] = command;
   if (program === undefined) return [];
@@ -438,6 +449,39 @@ export function commandPrefix(argv: string[], style: PrefixStyle = 'narrow'): st
   return prefixOf(chosen, style);
 }
 
+/** Package managers and the runtimes they start: their options below load code of the caller's choosing. */
+const CODE_LOADERS = new Set([
+  'npm',
+  'npx',
+  'pnpm',
+  'pnpx',
+  'yarn',
+  'bun',
+  'bunx',
+  'node',
+  'deno',
+  'corepack',
+]);
+
+/**
+ * Options of CODE_LOADERS that run code the arguments name, wherever they appear
+ * (`npm test --node-options=--import=data:…`, `yarn --require x test`): a standing rule never
+ * covers a command with one of them, even one approved with it.
+ */
+const CODE_RUNNING_OPTIONS = new Set([
+  ...['--node-options', '--require', '-r', '--import', '--loader', '--experimental-loader'],
+  ...['--eval', '-e', '--print', '-p', '--call', '-c', '--script-shell', '--shell'],
+  ...['--userconfig', '--globalconfig', '--init-module', '--prefix', '--cwd', '--dir', '-C'],
+  ...['--workspace', '-w', '--filter', '--config', '--rc', '--preload', '--env-file'],
+]);
+
+/** Whether a command is a package manager or runtime told, by an option, to run chosen code. */
+export function runsChosenCode(command: readonly string[]): boolean {
+  const [program, ...args] = command;
+  if (program === undefined || !CODE_LOADERS.has(program.split('/').pop()!)) return false;
+  return args.some((arg) => arg.startsWith('-') && CODE_RUNNING_OPTIONS.has(arg.split('=', 1)[0]!));
+}
+
 const PLAIN_WORD = /^[A-Za-z0-9_@%+=:,./-]+$/;
 
 function quoteWord(word: string): string {
@@ -445,8 +489,11 @@ function quoteWord(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The command as a person would type it: a shell's `-c` script as written, else the quoted argv. */
+/**
+ * The command as a person would type it: a shell's `-c` script as written, else the quoted argv;
+ * control characters escaped (escape.ts), so that what a person approves is what runs.
+ */
 export function displayCommand(argv: string[]): string {
   const script = shellScript(argv);
-  return script !== null ? script.trim() : argv.map(quoteWord).join(' ');
+  return escapeControl(script !== null ? script.trim() : argv.map(quoteWord).join(' '));
 }

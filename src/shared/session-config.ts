@@ -146,6 +146,11 @@ export const workspaceInfoSchema = z
     /** Files that were already modified when the session started, with their content hash. */
     initiallyDirty: z.record(z.string(), z.string()),
     agentsMd: z.boolean(),
+    /**
+     * The repository's git directory and work tree, worked out once when the workspace was
+     * prepared; Ratchet's own git uses these and never searches again. Absent in older sessions.
+     */
+    git: z.object({ gitDir: z.string(), workTree: z.string() }).strict().optional(),
   })
   .strict();
 

@@ -3,11 +3,13 @@
  * activity summaries in the Temporal UI and by the CLI.
  */
 import { parsePatch, patchPaths } from './patch.js';
+import { escapeControl } from './escape.js';
 import { displayCommand } from './safe-commands.js';
 import { joinDir } from './shell-patch.js';
 
+/** One line of at most `max` characters, control characters escaped (escape.ts). */
 export function shorten(text: string, max = 80): string {
-  const oneLine = text.replace(/\s+/g, ' ').trim();
+  const oneLine = escapeControl(text).replace(/\s+/g, ' ').trim();
   return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
 }
 
@@ -38,7 +40,7 @@ export function toolCallSummary(tool: string, args: Record<string, unknown>): st
     case 'update_plan':
       return `update_plan · ${Array.isArray(args.plan) ? args.plan.length : 0} steps`;
     default:
-      return `${tool}`;
+      return shorten(tool, 60);
   }
 }
 
@@ -50,5 +52,5 @@ export function summarizeRawCall(tool: string, argumentsJson: string): string {
   } catch {
     // fall through
   }
-  return tool;
+  return shorten(tool, 60);
 }

@@ -22,9 +22,23 @@ export interface ReadyProcess {
 export async function startReadyProcess(
   script: string,
   env: Record<string, string>,
-  options: { label: string; readyTimeoutMs: number },
+  options: {
+    label: string;
+    readyTimeoutMs: number;
+    /** Runs it as this user (the caller is root). */ asUser?: { uid: number; gid: number };
+  },
 ): Promise<ReadyProcess> {
-  const child = execa('node', ['--import', 'tsx', script], {
+  const asUser = options.asUser;
+  const [file, ...args] = [
+    ...(asUser === undefined
+      ? []
+      : ['setpriv', `--reuid=${asUser.uid}`, `--regid=${asUser.gid}`, '--clear-groups', '--inh-caps=-all']),
+    process.execPath,
+    '--import',
+    'tsx',
+    script,
+  ];
+  const child = execa(file, args, {
     env,
     reject: false,
     buffer: false,

@@ -12,16 +12,22 @@ export function startChildWorker(options: {
   taskQueue: string;
   modelBaseUrl: string;
   env?: Record<string, string>;
+  /** Runs the worker as this user (the tests run as root): its commands run as that user too. */
+  asUser?: { uid: number; gid: number };
 }): Promise<ReadyProcess> {
   return startReadyProcess(
     script,
     {
       TEMPORAL_ADDRESS: options.address,
       RATCHET_TASK_QUEUE: options.taskQueue,
-      WORKFLOW_BUNDLE: inject('workflowBundlePath'),
+      WORKFLOW_BUNDLE: options.env?.WORKFLOW_BUNDLE ?? inject('workflowBundlePath'),
       OPENAI_BASE_URL: options.modelBaseUrl,
       ...options.env,
     },
-    { label: 'worker process', readyTimeoutMs: 30_000 },
+    {
+      label: 'worker process',
+      readyTimeoutMs: 30_000,
+      ...(options.asUser === undefined ? {} : { asUser: options.asUser }),
+    },
   );
 }

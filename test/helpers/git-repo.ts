@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { giveToTestUser } from './test-user.js';
 
 export interface TempRepo {
   dir: string;
@@ -9,7 +10,11 @@ export interface TempRepo {
   remove(): Promise<void>;
 }
 
-/** A temporary git repository with the given files committed. */
+/**
+ * A temporary git repository with the given files committed, owned by the test user (see
+ * test-user.ts). Files a test adds later as root are root's: give them too before a command must
+ * change them.
+ */
 export async function createTempRepo(files: Record<string, string> = {}): Promise<TempRepo> {
   const dir = await realpath(await mkdtemp(path.join(os.tmpdir(), 'ratchet-repo-')));
   const git = async (...args: string[]) => (await execa('git', args, { cwd: dir })).stdout;
@@ -24,5 +29,6 @@ export async function createTempRepo(files: Record<string, string> = {}): Promis
     await git('add', '-A');
     await git('commit', '-q', '-m', 'initial');
   }
+  await giveToTestUser(dir);
   return { dir, git, remove: () => rm(dir, { recursive: true, force: true }) };
 }

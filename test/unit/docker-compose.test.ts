@@ -23,6 +23,7 @@ interface Service {
   ports?: string[];
   volumes?: string[];
   security_opt?: string[];
+  user?: string;
 }
 interface ComposeFile {
   name?: string;
@@ -97,6 +98,8 @@ describe('docker-compose.yml', () => {
       expect.arrayContaining(['seccomp=unconfined', 'apparmor=unconfined']),
     );
     expect(Object.keys(compose.volumes ?? {}).sort()).toEqual(['postgresql-data', 'ratchet-data']);
+    // Never root: a root worker would not sandbox workspaces root owns.
+    expect(worker.user).toBe('${RATCHET_UID:-10001}:${RATCHET_GID:-10001}');
   });
 
   it('builds the worker from files that exist, and runs `ratchet worker`', () => {
@@ -105,5 +108,7 @@ describe('docker-compose.yml', () => {
     expect(copied.length).toBeGreaterThan(0);
     for (const source of copied) expect(existsSync(path.join(root, source)), source).toBe(true);
     expect(dockerfile).toMatch(/^CMD \["node", "bin\/ratchet\.js", "worker"\]$/m);
+    const users = [...dockerfile.matchAll(/^USER (\S+)$/gm)].map((m) => m[1]!);
+    expect(users.at(-1)).toBe('10001:10001');
   });
 });

@@ -133,6 +133,44 @@ describe('executeGrepFiles', () => {
     expect(ignored.output).toBe('build/out.js');
   });
 
+  it('honours nested .gitignore files, and negations', async () => {
+    await write({
+      '.gitignore': '*.log\n!keep.log\n',
+      'keep.log': 'hit',
+      'drop.log': 'hit',
+      'pkg/.gitignore': 'gen/\n',
+      'pkg/gen/x.ts': 'hit',
+      'pkg/src/y.ts': 'hit',
+    });
+    const outcome = await executeGrepFiles({ pattern: 'hit' }, ctx);
+    expect(outcome.output.split('\n').sort()).toEqual(['keep.log', 'pkg/src/y.ts']);
+  });
+
+  it('runs no git: a planted fsmonitor, hook or nested repository runs nothing', async () => {
+    const marker = path.join(outside, 'pwned');
+    await gitInit();
+    await write({ 'a.ts': 'hit', 'nested/b.ts': 'hit' });
+    await execa('git', ['init', '--quiet', 'nested'], { cwd: workspace });
+    for (const repo of [workspace, path.join(workspace, 'nested')]) {
+      await execa('git', ['config', 'core.fsmonitor', `touch ${marker}; false`], { cwd: repo });
+    }
+    const outcome = await executeGrepFiles({ pattern: 'hit', path: 'nested' }, ctx);
+    expect(outcome.output).toBe('nested/b.ts');
+    expect((await executeGrepFiles({ pattern: 'hit' }, ctx)).output.split('\n').sort()).toEqual([
+      'a.ts',
+      'nested/b.ts',
+    ]);
+    await expect(realpath(marker)).rejects.toThrow();
+  });
+
+  it('matches in linear time: a pattern that backtracks for ever in RegExp returns at once', async () => {
+    await write({ 'a.txt': `${'a'.repeat(50_000)}!` });
+    const started = performance.now();
+    const outcome = await executeGrepFiles({ pattern: '(a+)+$' }, ctx);
+    expect(outcome.output).toBe('No matches found.');
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
   it('says so when nothing matches', async () => {
     await write({ 'a.ts': 'nothing' });
     const outcome = await executeGrepFiles({ pattern: 'absent' }, ctx);
@@ -146,7 +184,8 @@ describe('executeGrepFiles', () => {
   it('reports an invalid regular expression, a missing path and an escaping path as errors', async () => {
     const invalid = await executeGrepFiles({ pattern: 'foo(' }, ctx);
     expect(invalid.success).toBe(false);
-    expect(invalid.output).toMatch(/^Invalid regular expression: .*Unterminated group/);
+    expect(invalid.output).toMatch(/^Invalid regular expression: .*missing closing \)/);
+    expect(invalid.output).toContain('RE2 syntax');
 
     const missing = await executeGrepFiles({ pattern: 'x', path: 'nope' }, ctx);
     expect(missing.success).toBe(false);

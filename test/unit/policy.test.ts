@@ -143,10 +143,12 @@ describe('rules', () => {
     expect(ruleMatches({ tool: '*', prefix: ['npm'], action: 'deny' }, edit)).toBe(false);
   });
 
-  it('a prefix rule matches commands that start with its words', () => {
+  it('an allow prefix rule matches its words followed by more words that are not options', () => {
     expect(ruleMatches(allowNpmTest, shell('npm', 'test'))).toBe(true);
-    expect(ruleMatches(allowNpmTest, shell('npm', 'test', '--', '--watch'))).toBe(true);
-    expect(ruleMatches(allowNpmTest, bash('npm test -- --watch'))).toBe(true);
+    expect(ruleMatches(allowNpmTest, shell('npm', 'test', '--', 'a.test.ts'))).toBe(true);
+    expect(ruleMatches(allowNpmTest, shell('npm', 'test', '--', '--watch'))).toBe(false);
+    expect(ruleMatches(allowNpmTest, bash('npm test -- --watch'))).toBe(false);
+    expect(ruleMatches({ ...allowNpmTest, action: 'deny' }, bash('npm test -- --watch'))).toBe(true);
     expect(ruleMatches(allowNpmTest, shell('npm', 'testing'))).toBe(false);
     expect(ruleMatches(allowNpmTest, shell('npm', 'run', 'test'))).toBe(false);
     expect(ruleMatches(allowNpmTest, shell('npm'))).toBe(false);
@@ -210,8 +212,16 @@ describe('sessionRuleFor', () => {
     [
       'npm test',
       shell('npm', 'test'),
-      [shell('npm', 'test'), shell('npm', 'test', '--', '--watch'), bash('npm test 2>&1 | tail -5')],
-      [shell('npm', 'run', 'build'), shell('npm', 'install'), bash('npm test && rm -rf x')],
+      [shell('npm', 'test'), shell('npm', 'test', 'a.test.ts'), bash('npm test 2>&1 | tail -5')],
+      [
+        shell('npm', 'run', 'build'),
+        shell('npm', 'install'),
+        bash('npm test && rm -rf x'),
+        // Options after an approved prefix are a new command: these ran arbitrary code.
+        shell('npm', 'test', '--', '--watch'),
+        shell('npm', 'test', '--node-options=--import=data:text/javascript,process.exit(7)'),
+        shell('npm', '--node-options=--require=./x.js', 'test'),
+      ],
     ],
     [
       'a script',
@@ -222,9 +232,27 @@ describe('sessionRuleFor', () => {
     [
       'git commit',
       shell('git', 'commit', '-m', 'first'),
-      [shell('git', 'commit', '-m', 'second'), bash("git commit -am 'x'")],
-      [shell('git', 'push'), shell('git', 'reset', '--hard')],
+      [shell('git', 'commit')],
+      [
+        shell('git', 'push'),
+        shell('git', 'reset', '--hard'),
+        shell('git', 'commit', '-m', 'second'),
+        shell('git', 'commit', '--no-verify', '-m', 'x'),
+      ],
     ],
+    [
+      'a whole command',
+      shell('rm', '-rf', 'build'),
+      [shell('rm', '-rf', 'build')],
+      [shell('rm', '-rf', 'build', '/'), shell('rm', '-rf', 'build', '--', '/'), shell('rm', '-rf')],
+    ],
+    [
+      'a package manager with a code-running option, even as approved',
+      shell('npm', '--node-options=--require=./x.js', 'test'),
+      [],
+      [shell('npm', '--node-options=--require=./x.js', 'test'), shell('npm', 'test', '--require', 'x')],
+    ],
+    ['a launcher', shell('xargs', 'rm'), [shell('xargs', 'rm')], [shell('xargs', 'rm', 'important.txt')]],
     [
       'inline code',
       shell('python', '-c', 'print(1)'),

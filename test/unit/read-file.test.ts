@@ -1,9 +1,11 @@
 import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { execa } from 'execa';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ToolContext } from '../../src/activities/tools/context.js';
 import { executeReadFile } from '../../src/activities/tools/read-file.js';
+import { openInWorkspace, resolveInWorkspace } from '../../src/activities/tools/workspace-paths.js';
 
 let workspace: string;
 let outside: string;
@@ -159,5 +161,31 @@ describe('executeReadFile', () => {
     await symlink('real.txt', path.join(workspace, 'alias.txt'));
     const outcome = await executeReadFile({ file_path: 'alias.txt' }, ctx);
     expect(outcome.output).toBe('L1: inside');
+  });
+});
+
+describe('openInWorkspace', () => {
+  it('catches a directory swapped for a link to outside after the path was checked', async () => {
+    await mkdir(path.join(workspace, 'sub'));
+    await writeFile(path.join(workspace, 'sub', 'f.txt'), 'inside\n');
+    await writeFile(path.join(outside, 'f.txt'), 'outside secret\n');
+    const absolute = await resolveInWorkspace(workspace, 'sub/f.txt');
+    // The swap a concurrent command could make between the check and the read.
+    await rm(path.join(workspace, 'sub'), { recursive: true });
+    await symlink(outside, path.join(workspace, 'sub'));
+    await expect(openInWorkspace(workspace, absolute)).rejects.toThrow(/outside the workspace/);
+    // A link that stays inside is still fine.
+    await mkdir(path.join(workspace, 'real'));
+    await writeFile(path.join(workspace, 'real', 'g.txt'), 'g\n');
+    await symlink(path.join(workspace, 'real'), path.join(workspace, 'alias'));
+    const handle = await openInWorkspace(workspace, path.join(workspace, 'alias', 'g.txt'));
+    await handle.close();
+  });
+
+  it('does not wait on a FIFO put where a file was', async () => {
+    await execa('mkfifo', [path.join(workspace, 'pipe')]);
+    await expect(openInWorkspace(workspace, path.join(workspace, 'pipe'))).rejects.toMatchObject({
+      code: 'ENOTREG',
+    });
   });
 });

@@ -12,7 +12,11 @@ import {
   renderPatchPreview,
   spinnerFrame,
 } from '../../src/cli/render.js';
+import { escapeControl } from '../../src/shared/escape.js';
+import { decide } from '../../src/shared/policy.js';
+import type { ToolRequest } from '../../src/shared/policy.js';
 import type { PendingApproval } from '../../src/shared/session-api.js';
+import { toolCallSummary } from '../../src/shared/tool-summary.js';
 import type { TranscriptEntry } from '../../src/shared/session-config.js';
 
 const colors = pc.createColors(true);
@@ -175,5 +179,53 @@ describe('the live line', () => {
     line.print('session completed');
     line.stop();
     expect(writes).toEqual(['session completed\n']);
+  });
+});
+
+describe('control characters from the model', () => {
+  // The review's spoof: the terminal showed only `npm test`; answering y ran the rest.
+  const spoof = 'echo pwned>spoof.txt;#\x1b[22Dnpm test\x1b[K';
+  const request: ToolRequest = { tool: 'shell', kind: 'execute', command: ['bash', '-lc', spoof] };
+  // eslint-disable-next-line no-control-regex -- Ratchet's own colour codes
+  const shown = (text: string): string => text.replace(/\x1b\[[0-9;]*m/g, ''); // Ratchet's own colours
+
+  it('are escaped in the approval prompt, its summary and its reason, byte for byte visible', () => {
+    const summary = toolCallSummary('shell', { command: ['bash', '-lc', spoof] });
+    const reason = decide(request, 'untrusted', []).reason;
+    const text = renderApproval(approval('shell', { command: ['bash', '-lc', spoof] }, summary), colors);
+    for (const part of [summary, reason, shown(text)]) {
+      expect(part).not.toContain(ESC);
+      expect(part).toContain('echo pwned>spoof.txt;#\\x1b[22Dnpm test\\x1b[K');
+    }
+  });
+
+  it('are escaped in every line a session prints: messages, results, status, live line, patches', () => {
+    const hostile = 'ok\r\x1b]0;title\x07\u202eevil\x9b';
+    const message: TranscriptEntry = {
+      item: { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: hostile }] },
+    } as TranscriptEntry;
+    const output: TranscriptEntry = {
+      item: { type: 'function_call_output', call_id: 'c', output: '' },
+      display: hostile,
+      success: true,
+    } as TranscriptEntry;
+    const call: TranscriptEntry = {
+      item: { type: 'function_call', call_id: 'c', name: hostile, arguments: '{}' },
+    } as TranscriptEntry;
+    const lines = [
+      renderEntry(message, plain),
+      renderEntry(output, plain),
+      renderEntry(call, plain),
+      renderLiveLine({ label: hostile, since: new Date().toISOString() }, Date.now(), 0, plain, 200),
+      renderPatchPreview(`*** Begin Patch\n+${hostile}\n`, plain),
+      escapeControl(hostile),
+    ];
+    for (const line of lines) {
+      // eslint-disable-next-line no-control-regex -- no control character may be left
+      expect(line).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]/);
+      expect(line).toContain('\\x1b');
+    }
+    expect(escapeControl(hostile)).toBe('ok\\r\\x1b]0;title\\x07\\u202eevil\\x9b');
+    expect(escapeControl('tab\there\nnext')).toBe('tab\there\nnext');
   });
 });

@@ -55,16 +55,17 @@ describe('SessionState approvals', () => {
     expect(state.decisionFor('call_1')).toBeUndefined();
   });
 
-  it('approve_for_session adds a rule that approves the same command prefix, not others', () => {
+  it('approve_for_session adds a rule for what was approved: not more options, not others', () => {
     const state = new SessionState(config());
     pending(state, 'call_1', npmTest);
     pending(state, 'call_2', npmTestWatch);
     pending(state, 'call_3', rmRf);
+    pending(state, 'call_4', { ...npmTest, command: ['npm', 'test', 'a.test.ts'] });
     expect(state.status).toBe('awaiting_approval');
     const ack = state.applyApproval({ callId: 'call_1', decision: 'approve_for_session' });
-    expect(ack.alsoApproved).toEqual(['call_2']);
-    expect(state.decisionFor('call_2')?.decision).toBe('approve');
-    expect(state.pendingApprovals().map((p) => p.callId)).toEqual(['call_3']);
+    expect(ack.alsoApproved).toEqual(['call_4']);
+    expect(state.decisionFor('call_4')?.decision).toBe('approve');
+    expect(state.pendingApprovals().map((p) => p.callId)).toEqual(['call_2', 'call_3']);
     expect(state.decidePolicy(npmTest).action).toBe('allow');
     expect(state.decidePolicy(rmRf).action).toBe('ask');
   });

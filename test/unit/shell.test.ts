@@ -9,10 +9,11 @@ import type { ToolContext } from '../../src/activities/tools/context.js';
 import { commandEnvironment } from '../../src/activities/tools/env.js';
 import type { SandboxInfo } from '../../src/activities/tools/sandbox.js';
 import { detectSandbox } from '../../src/activities/tools/sandbox.js';
-import { describeCommand, executeShell } from '../../src/activities/tools/shell.js';
+import { describeCommand, executeShell, MAX_TIMEOUT_MS } from '../../src/activities/tools/shell.js';
 import type { ShellOptions } from '../../src/activities/tools/shell.js';
 import type { SandboxMode } from '../../src/shared/sandbox.js';
 import type { ShellArgs, ToolOutcome } from '../../src/shared/tools.js';
+import { giveToTestUser } from '../helpers/test-user.js';
 
 interface ShellResult {
   output: string;
@@ -172,6 +173,17 @@ describe('executeShell', () => {
     expect(result.output).toMatch(/\[command timed out after 500 ms and was killed\]$/);
     expect(outcome.display).toMatch(/ · exit 124 · [\d.]+ s · timed out$/);
     await expectGone(firstPid(result.output));
+  });
+
+  it('caps timeout_ms at the maximum a command may run, and says so', async () => {
+    const outcome = await executeShell({ command: ['sleep', '5'], timeout_ms: 10 * 24 * 3600_000 }, ctx, {
+      ...options,
+      maxTimeoutMs: 300,
+    });
+    expect(parse(outcome).output).toBe(
+      '[command timed out after 300 ms (the most a command may run; 864,000,000 ms was asked) and was killed]',
+    );
+    expect(MAX_TIMEOUT_MS).toBe(2 * 3600_000);
   });
 
   it('follows SIGTERM with SIGKILL for processes that ignore it', async () => {
@@ -346,6 +358,7 @@ let detected: Promise<SandboxInfo> | undefined;
 async function sandboxed(mode: SandboxMode): Promise<ShellOptions> {
   const info = await (detected ??= detectSandbox({ PATH: process.env.PATH }));
   if (!info.available) throw new Error(`these tests need a working bubblewrap: ${info.detail}`);
+  await giveToTestUser(workspace);
   return { ...options, sandbox: { mode, bwrapPath: info.bwrapPath } };
 }
 

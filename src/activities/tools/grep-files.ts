@@ -1,21 +1,33 @@
 /**
  * grep_files: which files contain a match for a regular expression, most recently modified first.
- * In a git working copy the candidates are the files git knows or would add (so .gitignore is
- * honoured); elsewhere a walk of the tree. Files are read newest first and the search stops as
- * soon as the page is full, so a common pattern in a large tree costs little.
+ * The tree is walked here, honouring the .gitignore files it meets: no git runs on the host
+ * against a repository the model can write (a planted core.fsmonitor or a nested repository's
+ * config would run code here), and no path is taken from a model-writable index. Every file is
+ * opened without following a link and then checked, through the descriptor, to be where the walk
+ * found it inside the workspace. The pattern runs on RE2 (re2js), whose matching time is linear in
+ * the input: no pattern can stall the worker's event loop, as catastrophic backtracking in
+ * JavaScript's RegExp did. Files are read newest first and the search stops as soon as the page is
+ * full, so a common pattern in a large tree costs little.
  */
-import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { lstat, open, readdir, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
+import ignoreModule from 'ignore';
+import type { Ignore } from 'ignore';
 import picomatch from 'picomatch';
+import { RE2JS } from 're2js';
 import type { GrepFilesArgs, ToolOutcome } from '../../shared/tools.js';
 import type { ToolContext } from './context.js';
 import { resolveInWorkspace, WorkspaceEscapeError, workspaceRelative } from './workspace-paths.js';
 
+// `ignore` is CommonJS with an ES-style default in its types; at run time both name the factory.
+const ignore = ignoreModule.default;
+
 const DEFAULT_LIMIT = 100;
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
+const MAX_GITIGNORE_BYTES = 256 * 1024;
 const BINARY_SNIFF_BYTES = 8 * 1024;
-/** Directories a walk outside git never enters. */
+/** Directories a walk never enters. */
 const SKIPPED_DIRECTORIES = new Set(['.git', 'node_modules']);
 /** Files stat'ed or read at once. */
 const CONCURRENCY = 16;
@@ -26,42 +38,57 @@ interface Candidate {
   mtimeMs: number;
 }
 
+/** The rules of the .gitignore files met on the way down, each relative to its directory. */
+interface Rules {
+  base: string;
+  rules: Ignore;
+}
+
 function failure(display: string, output: string): ToolOutcome {
   return { output, display: `${display} · error`, success: false };
 }
 
-/** Files under `directory` as git sees them, or undefined when it is not in a working copy. */
-async function gitFiles(directory: string, signal: AbortSignal): Promise<string[] | undefined> {
-  const result = await execa('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], {
-    cwd: directory,
-    // A read must not take the index lock that a concurrent git command may need.
-    env: { GIT_OPTIONAL_LOCKS: '0' },
-    stdin: 'ignore',
-    reject: false,
-    cancelSignal: signal,
-  });
-  signal.throwIfAborted();
-  if (result.exitCode !== 0) return undefined;
-  const names = new Set(result.stdout.split('\0').filter((name) => name !== ''));
-  return [...names].map((name) => path.join(directory, name));
+/** A .gitignore that is a regular file of sensible size, or nothing. */
+async function gitignoreAt(directory: string): Promise<Rules | undefined> {
+  const file = path.join(directory, '.gitignore');
+  const text = await readChecked(file, directory, MAX_GITIGNORE_BYTES);
+  return text === undefined ? undefined : { base: directory, rules: ignore().add(text.toString('utf8')) };
 }
 
-/** Every file under `directory`, skipping symbolic links, .git and node_modules. */
-async function walkFiles(directory: string, signal: AbortSignal, files: string[] = []): Promise<string[]> {
+function isIgnored(stack: readonly Rules[], absolute: string, isDirectory: boolean): boolean {
+  return stack.some(({ base, rules }) => {
+    const relative = path.relative(base, absolute).split(path.sep).join('/');
+    return relative !== '' && rules.ignores(isDirectory ? `${relative}/` : relative);
+  });
+}
+
+/**
+ * Every regular file under `directory` that the .gitignore files in `stack` and below do not
+ * ignore, skipping symbolic links, .git and node_modules.
+ */
+async function walkFiles(
+  directory: string,
+  stack: readonly Rules[],
+  signal: AbortSignal,
+  files: string[] = [],
+): Promise<string[]> {
   signal.throwIfAborted();
   let entries;
   try {
     entries = await readdir(directory, { withFileTypes: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM') return files;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'ENOTDIR') return files;
     throw err;
   }
+  const own = await gitignoreAt(directory);
+  const rules = own === undefined ? stack : [...stack, own];
   for (const entry of entries) {
     const absolute = path.join(directory, entry.name);
     if (entry.isDirectory()) {
-      if (!SKIPPED_DIRECTORIES.has(entry.name)) await walkFiles(absolute, signal, files);
-    } else if (entry.isFile()) {
+      if (!SKIPPED_DIRECTORIES.has(entry.name) && !isIgnored(rules, absolute, true))
+        await walkFiles(absolute, rules, signal, files);
+    } else if (entry.isFile() && !isIgnored(rules, absolute, false)) {
       files.push(absolute);
     }
   }
@@ -69,12 +96,47 @@ async function walkFiles(directory: string, signal: AbortSignal, files: string[]
 }
 
 /**
- * Candidate files under a directory. When git lists nothing (the directory is ignored, say
- * `dist/`), it was still asked for by name, so it is walked instead.
+ * The .gitignore rules from the workspace root down to (not including) `directory`. A directory
+ * those rules ignore (say `dist/`) was still asked for by name: it is walked without them.
  */
-async function filesUnder(directory: string, signal: AbortSignal): Promise<string[]> {
-  const listed = await gitFiles(directory, signal);
-  return listed !== undefined && listed.length > 0 ? listed : walkFiles(directory, signal);
+async function rulesAbove(workspace: string, directory: string): Promise<Rules[]> {
+  const stack: Rules[] = [];
+  const parts = path.relative(workspace, directory).split(path.sep).filter(Boolean);
+  let current = workspace;
+  for (const part of parts) {
+    const rules = await gitignoreAt(current);
+    if (rules !== undefined) stack.push(rules);
+    current = path.join(current, part);
+  }
+  return isIgnored(stack, directory, true) ? [] : stack;
+}
+
+/**
+ * Up to `maxBytes` of `file`, or undefined unless it is a regular file that really is at
+ * `file`, inside `root`: opened without following a final link, and its descriptor's own path
+ * checked, so a directory swapped for a link on the way is caught.
+ */
+async function readChecked(file: string, root: string, maxBytes: number): Promise<Buffer | undefined> {
+  let handle;
+  try {
+    handle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile() || info.size > maxBytes) return undefined;
+    const real = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => undefined);
+    const rel = real === undefined ? '..' : path.relative(root, real);
+    if (real !== file || rel.startsWith('..') || path.isAbsolute(rel)) return undefined;
+    const buffer = Buffer.alloc(info.size);
+    const { bytesRead } = await handle.read(buffer, 0, info.size, 0);
+    return buffer.subarray(0, bytesRead);
+  } catch {
+    return undefined;
+  } finally {
+    await handle.close();
+  }
 }
 
 async function inBatches<T, R>(items: T[], signal: AbortSignal, work: (item: T) => Promise<R>): Promise<R[]> {
@@ -94,7 +156,7 @@ async function searchable(files: string[], workspace: string, signal: AbortSigna
       if (!info.isFile() || info.size > MAX_FILE_BYTES) return undefined;
       return { absolute, relative: workspaceRelative(workspace, absolute), mtimeMs: info.mtimeMs };
     } catch {
-      // Listed by git but deleted from the working tree, or gone since: nothing to search.
+      // Gone since the walk: nothing to search.
       return undefined;
     }
   });
@@ -105,15 +167,10 @@ async function searchable(files: string[], workspace: string, signal: AbortSigna
     );
 }
 
-async function matches(file: string, regex: RegExp): Promise<boolean> {
-  let content: Buffer;
-  try {
-    content = await readFile(file);
-  } catch {
-    return false;
-  }
-  if (content.subarray(0, BINARY_SNIFF_BYTES).includes(0)) return false;
-  return regex.test(content.toString('utf8'));
+async function matches(file: string, workspace: string, regex: RE2JS): Promise<boolean> {
+  const content = await readChecked(file, workspace, MAX_FILE_BYTES);
+  if (content === undefined || content.subarray(0, BINARY_SNIFF_BYTES).includes(0)) return false;
+  return regex.matcher(content.toString('utf8')).find();
 }
 
 function includeFilter(include: string | undefined): (relative: string) => boolean {
@@ -128,14 +185,15 @@ export async function executeGrepFiles(args: GrepFilesArgs, ctx: ToolContext): P
   const requested = args.path ?? '.';
   const label = `grep_files · /${args.pattern}/${args.path === undefined ? '' : ` in ${args.path}`}`;
 
-  let regex: RegExp;
+  let regex: RE2JS;
   try {
     // Multiline, so that ^ and $ match at line boundaries as they do in grep and ripgrep.
-    regex = new RegExp(args.pattern, 'm');
+    regex = RE2JS.compile(args.pattern, RE2JS.MULTILINE);
   } catch (err) {
     return failure(
       label,
-      `Invalid regular expression: ${(err as Error).message}. The pattern is a JavaScript RegExp.`,
+      `Invalid regular expression: ${(err as Error).message}. The pattern is RE2 syntax, as in ripgrep: ` +
+        'no lookaround and no backreferences.',
     );
   }
 
@@ -154,7 +212,9 @@ export async function executeGrepFiles(args: GrepFilesArgs, ctx: ToolContext): P
 
   let files: string[];
   try {
-    files = (await stat(absolute)).isDirectory() ? await filesUnder(absolute, ctx.signal) : [absolute];
+    files = (await stat(absolute)).isDirectory()
+      ? await walkFiles(absolute, await rulesAbove(ctx.workspace, absolute), ctx.signal)
+      : [absolute];
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -174,7 +234,9 @@ export async function executeGrepFiles(args: GrepFilesArgs, ctx: ToolContext): P
   for (let start = 0; start < candidates.length && found.length <= limit; start += CONCURRENCY) {
     ctx.signal.throwIfAborted();
     const batch = candidates.slice(start, start + CONCURRENCY);
-    const hits = await Promise.all(batch.map((candidate) => matches(candidate.absolute, regex)));
+    const hits = await Promise.all(
+      batch.map((candidate) => matches(candidate.absolute, ctx.workspace, regex)),
+    );
     batch.forEach((candidate, i) => {
       if (hits[i] === true) found.push(candidate.relative);
     });

@@ -3,10 +3,15 @@
  * cite lines and ask for the next window by offset. The file is read in chunks and only the lines
  * shown are decoded, so a huge file costs time, never memory.
  */
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { ReadFileArgs, ToolOutcome } from '../../shared/tools.js';
 import type { ToolContext } from './context.js';
-import { resolveInWorkspace, WorkspaceEscapeError, workspaceRelative } from './workspace-paths.js';
+import {
+  openInWorkspace,
+  resolveInWorkspace,
+  WorkspaceEscapeError,
+  workspaceRelative,
+} from './workspace-paths.js';
 
 const DEFAULT_LIMIT = 2000;
 const MAX_LINE_CHARS = 500;
@@ -104,6 +109,7 @@ interface ReadResult {
 }
 
 async function readWindow(
+  workspace: string,
   absolute: string,
   offset: number,
   limit: number,
@@ -112,7 +118,7 @@ async function readWindow(
   const window = new Window(offset, limit);
   const line = new LineAccumulator();
   const chunk = Buffer.alloc(CHUNK_BYTES);
-  const handle = await open(absolute, 'r');
+  const handle = await openInWorkspace(workspace, absolute);
   try {
     let position = 0;
     for (;;) {
@@ -194,11 +200,19 @@ export async function executeReadFile(args: ReadFileArgs, ctx: ToolContext): Pro
 
   let result: ReadResult;
   try {
-    result = await readWindow(absolute, offset, limit, ctx.signal);
+    result = await readWindow(ctx.workspace, absolute, offset, limit, ctx.signal);
   } catch (err) {
+    if (err instanceof WorkspaceEscapeError) {
+      return failure(
+        label,
+        `${err.message}: read_file only reads files inside the workspace (${ctx.workspace}).`,
+      );
+    }
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM')
       return failure(label, `Permission denied: cannot read ${relative}.`);
+    if (code === 'ENOTREG' || code === 'ENOENT')
+      return failure(label, `${relative} is not a regular file and cannot be read.`);
     throw err;
   }
   const { window, consumed } = result;

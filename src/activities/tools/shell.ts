@@ -15,16 +15,26 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
+import { escapeControl } from '../../shared/escape.js';
 import type { SandboxMode } from '../../shared/sandbox.js';
 import type { ShellArgs, ToolOutcome } from '../../shared/tools.js';
 import type { ToolContext } from './context.js';
-import { gitPaths, hiddenInSandbox, sandboxedCommand } from './sandbox.js';
+import {
+  hiddenInSandbox,
+  layoutFor,
+  protectedPaths,
+  sandboxedCommand,
+  sandboxIdentity,
+  sandboxLayoutOfWorker,
+} from './sandbox.js';
 import { HeadTailBuffer, truncateEncoded } from './truncate.js';
 import { resolveInWorkspace, WorkspaceEscapeError } from './workspace-paths.js';
 
 export interface ShellOptions {
   /** Used when the model gives no timeout_ms. */
   defaultTimeoutMs: number;
+  /** No command runs longer, whatever timeout_ms says (default MAX_TIMEOUT_MS). */
+  maxTimeoutMs?: number;
   /** The command's whole environment (see commandEnvironment); nothing else is inherited. */
   env: Record<string, string>;
   /** Bytes of output kept from the start (default 8 KiB). */
@@ -37,6 +47,8 @@ export interface ShellOptions {
 
 const DEFAULT_HEAD_BYTES = 8 * 1024;
 const DEFAULT_TAIL_BYTES = 8 * 1024;
+/** The longest a command may run: a model cannot park a tool slot (and a workspace) for days. */
+export const MAX_TIMEOUT_MS = 2 * 60 * 60 * 1000;
 /** Exit code reported for a command that ran out of time, as timeout(1) reports it. */
 const TIMEOUT_EXIT_CODE = 124;
 /** Between SIGTERM and SIGKILL: time for a command to clean up after itself. */
@@ -89,7 +101,9 @@ export function describeCommand(command: string[]): string {
     ['bash', 'sh', 'zsh', 'dash'].includes(path.basename(program)) &&
     flag !== undefined &&
     /^-[a-z]*c[a-z]*$/.test(flag);
-  const text = (runsScript && script !== undefined ? script : command.map(quoteArgument).join(' '))
+  const text = escapeControl(
+    runsScript && script !== undefined ? script : command.map(quoteArgument).join(' '),
+  )
     .replace(/\s+/g, ' ')
     .trim();
   return text.length <= DISPLAY_COMMAND_CHARS ? text : `${text.slice(0, DISPLAY_COMMAND_CHARS - 1)}…`;
@@ -337,24 +351,30 @@ export async function executeShell(
   const sandbox = confinedBy(options.sandbox);
   let argv: [string, ...string[]] = [program, ...programArgs];
   if (sandbox !== undefined) {
+    const identity = await sandboxIdentity(ctx.workspace);
+    if ('refused' in identity) return failure(label, `${identity.refused} The command was not run.`);
     const confinement = {
       ...sandbox,
       workspace: ctx.workspace,
       cwd,
-      ...(await gitPaths(ctx.workspace)),
+      protect: await protectedPaths(ctx.workspace),
+      layout: await layoutFor(await sandboxLayoutOfWorker(), identity.runAs),
+      ...identity,
       statusFd: STATUS_FD,
     };
     if (hiddenInSandbox(await realpath(located.file), confinement)) {
       return failure(
         label,
         `${program} is at ${located.file}, which the sandbox (${sandbox.mode}) hides: commands get ` +
-          `private, empty /tmp and /run folders. Put programs in the workspace instead.`,
+          `private, empty /tmp, /run and home folders. Put programs in the workspace instead.`,
       );
     }
-    argv = [sandbox.bwrapPath, ...sandboxedCommand(args.command, confinement).slice(1)];
+    const [first, ...rest] = sandboxedCommand(args.command, confinement);
+    argv = [first ?? sandbox.bwrapPath, ...rest];
   }
 
-  const timeoutMs = args.timeout_ms ?? options.defaultTimeoutMs;
+  const asked = args.timeout_ms ?? options.defaultTimeoutMs;
+  const timeoutMs = Math.min(asked, options.maxTimeoutMs ?? MAX_TIMEOUT_MS);
   const output = new HeadTailBuffer(
     options.headBytes ?? DEFAULT_HEAD_BYTES,
     options.tailBytes ?? DEFAULT_TAIL_BYTES,
@@ -375,7 +395,9 @@ export async function executeShell(
   let text = truncateEncoded(output.toString(), budget);
   if (finished.timedOut) {
     const separator = text === '' || text.endsWith('\n') ? '' : '\n';
-    text += `${separator}[command timed out after ${formatNumber(timeoutMs)} ms and was killed]`;
+    const capped =
+      timeoutMs < asked ? ` (the most a command may run; ${formatNumber(asked)} ms was asked)` : '';
+    text += `${separator}[command timed out after ${formatNumber(timeoutMs)} ms${capped} and was killed]`;
   }
   if (sandbox !== undefined && finished.exitCode !== 0 && !finished.timedOut) {
     // The command's own error ("Read-only file system", "Network is unreachable") may not say why.

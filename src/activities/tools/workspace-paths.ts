@@ -1,4 +1,6 @@
-import { realpath } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { open, readlink, realpath } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 /** A path that would leave the workspace: refused before anything is read or written. */
@@ -53,4 +55,27 @@ export async function resolveInWorkspace(workspace: string, requested: string): 
 /** The workspace-relative form of an absolute path inside the workspace, with forward slashes. */
 export function workspaceRelative(workspace: string, absolute: string): string {
   return path.relative(workspace, absolute).split(path.sep).join('/') || '.';
+}
+
+/**
+ * Opens a regular file inside the workspace for reading, and checks what was opened: the
+ * descriptor's own path must be inside the workspace (else WorkspaceEscapeError), and it must be
+ * a regular file (else an error with code ENOTREG). A directory swapped for a link after resolveInWorkspace (a
+ * concurrent command, another session on the same checkout) is caught, without a race.
+ */
+export async function openInWorkspace(workspace: string, absolute: string): Promise<FileHandle> {
+  // Non-blocking: a FIFO put in the file's place would otherwise hold the worker at open().
+  const handle = await open(absolute, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  const opened = await readlink(`/proc/self/fd/${handle.fd}`).catch(() => undefined);
+  if (opened === undefined || !isInside(workspace, opened)) {
+    await handle.close();
+    throw new WorkspaceEscapeError(workspaceRelative(workspace, absolute));
+  }
+  if (!(await handle.stat()).isFile()) {
+    await handle.close();
+    throw Object.assign(new Error(`${workspaceRelative(workspace, absolute)} is not a regular file`), {
+      code: 'ENOTREG',
+    });
+  }
+  return handle;
 }
