@@ -10,17 +10,14 @@ import type { SessionSummary } from '../client.js';
 import type { FunctionCallItem, TranscriptItem } from '../shared/items.js';
 import { messageText } from '../shared/items.js';
 import type { PendingApproval, StatusView, TranscriptPage } from '../shared/session-api.js';
+import { escapeControl } from '../shared/escape.js';
 import { summarizeRawCall } from '../shared/tool-summary.js';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
-/** Control characters (but tab and line feed) as visible escapes: "\x1b" rather than ESC. */
+/** What the model or a repository wrote, with every hidden character shown as an escape. */
 export function visible(text: string): string {
-  return text.replace(
-    // eslint-disable-next-line no-control-regex
-    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g,
-    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  return escapeControl(text);
 }
 
 const STATUS_ORDER = ['awaiting_approval', 'running', 'idle', 'failed', 'completed', 'cancelled'];

@@ -303,7 +303,7 @@ describe('what guards the inbox', () => {
       expect(response.headers.get('x-frame-options')).toBe('DENY');
       const page = await response.text();
       expect(page).not.toContain('\u001b');
-      expect(page).toContain('echo pwned&gt;spoof.txt;#\\u001b[22Dnpm test\\u001b[K');
+      expect(page).toContain('echo pwned&gt;spoof.txt;#\\x1b[22Dnpm test\\x1b[K');
       expect((await fetch(`${inbox.origin}/s/no-such-session`)).status).toBe(404);
       await handle.cancel();
     });
