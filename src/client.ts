@@ -37,7 +37,6 @@ import {
 import type { SessionConfig, SessionConfigInput, SessionInput } from './shared/session-config.js';
 import { SESSION_SCHEMA_VERSION, describeZodError, sessionConfigSchema } from './shared/session-config.js';
 
-/** An error with a message meant for the person at the terminal. */
 /**
  * The activity the session waits on, from the server's record of it (not from the workflow): how
  * many attempts it has had, why the last one failed, and what its last heartbeat said.
@@ -54,6 +53,7 @@ export interface ActivityProgress {
   streamed: boolean | null;
 }
 
+/** An error with a message meant for the person at the terminal. */
 export class RatchetError extends Error {
   override name = 'RatchetError';
 }

@@ -581,6 +581,20 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     );
 
   program
+    .command('move')
+    .description(
+      'hand a session to another worker (its RATCHET_WORKER_ID) that has the repository at the same path',
+    )
+    .argument('<id>', 'session id')
+    .requiredOption('--worker <id>', "the worker's RATCHET_WORKER_ID")
+    .action(async (id: string, opts: { worker: string }) =>
+      withClient(async (ratchet) => {
+        const queue = await ratchet.moveToWorker(id, opts.worker);
+        print(io, `moved: tool calls now go to ${queue}; send a message (ratchet send ${id} …) to continue`);
+      }),
+    );
+
+  program
     .command('cancel')
     .description('end a session (running commands are stopped)')
     .argument('<id>', 'session id')

@@ -601,6 +601,21 @@ describe('bad input: one line on stderr, a non-zero exit, nothing started', () =
       error: /^ratchet: no session with id no-such-session$/m,
     },
     {
+      name: 'moving a session that does not exist',
+      args: () => ['move', 'no-such-session', '--worker', 'box-2'],
+      error: /^ratchet: no session with id no-such-session$/m,
+    },
+    {
+      name: 'moving a session without naming the worker',
+      args: () => ['move', 'no-such-session'],
+      error: /required option '--worker <id>' not specified/,
+    },
+    {
+      name: 'an inbox port that is not a port',
+      args: () => ['inbox', '--port', '99999'],
+      error: /expected a port number \(0-65535\)/,
+    },
+    {
       name: 'a repository that does not exist',
       args: () => ['run', '--repo', '/nonexistent', 'x'],
       error: /^ratchet: --repo \/nonexistent: no such directory$/m,
