@@ -9,7 +9,7 @@
  *   origin), foreign Host names, no caching, control characters shown, not obeyed.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -52,6 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await inbox?.close();
   await browser?.close();
+  if (process.env.RATCHET_UPDATE_SCREENSHOTS !== '1') await rm(shotsDir, { recursive: true, force: true });
 });
 
 async function newPage(viewport = { width: 1200, height: 900 }): Promise<Page> {
