@@ -3,22 +3,12 @@
  * the retry), paths into git's directories, links swapped while a patch is written, and Codex's
  * matching semantics that models rely on.
  */
-import {
-  lstat,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  realpath,
-  rename,
-  rm,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, realpath, rename, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { applyPatch } from '../../src/activities/tools/apply-patch.js';
+import { fileTree, patch, putFile, readText } from '../helpers/files.js';
 import type { ToolContext } from '../../src/activities/tools/context.js';
 import { PatchJournal } from '../../src/activities/tools/patch-journal.js';
 import { WorkspaceFs } from '../../src/activities/tools/workspace-fs.js';
@@ -39,30 +29,10 @@ afterEach(async () => {
   for (const dir of [workspace, outside, journals]) await rm(dir, { recursive: true, force: true });
 });
 
-function patch(...body: string[]): string {
-  return ['*** Begin Patch', ...body, '*** End Patch'].join('\n');
-}
-
-async function put(relative: string, content: string, root = workspace): Promise<void> {
-  const absolute = path.join(root, relative);
-  await mkdir(path.dirname(absolute), { recursive: true });
-  await writeFile(absolute, content);
-}
-
-async function text(relative: string, root = workspace): Promise<string> {
-  return readFile(path.join(root, relative), 'utf8');
-}
-
-async function tree(root: string): Promise<Record<string, string>> {
-  const files: Record<string, string> = {};
-  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
-    const absolute = path.join(entry.parentPath, entry.name);
-    const relative = path.relative(root, absolute);
-    if (entry.isSymbolicLink()) files[relative] = '<link>';
-    else if (entry.isFile()) files[relative] = await readFile(absolute, 'utf8');
-  }
-  return files;
-}
+const put = (relative: string, content: string, root = workspace): Promise<void> =>
+  putFile(root, relative, content);
+const text = (relative: string, root = workspace): Promise<string> => readText(root, relative);
+const tree = fileTree;
 
 function journalFor(edit: string, callId = 'call-1'): PatchJournal {
   return new PatchJournal(journals, { sessionId: 'session-1', callId, patch: edit });

@@ -1,19 +1,9 @@
-import {
-  chmod,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readFile,
-  realpath,
-  rm,
-  stat,
-  symlink,
-  writeFile,
-} from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { applyPatch } from '../../src/activities/tools/apply-patch.js';
+import { fileTree, patch, putFile, readText } from '../helpers/files.js';
 import type { ToolContext } from '../../src/activities/tools/context.js';
 
 let workspace: string;
@@ -31,31 +21,10 @@ afterEach(async () => {
   await rm(outside, { recursive: true, force: true });
 });
 
-function patch(...body: string[]): string {
-  return ['*** Begin Patch', ...body, '*** End Patch'].join('\n');
-}
-
-async function put(relative: string, content: string, root = workspace): Promise<void> {
-  const absolute = path.join(root, relative);
-  await mkdir(path.dirname(absolute), { recursive: true });
-  await writeFile(absolute, content);
-}
-
-async function text(relative: string, root = workspace): Promise<string> {
-  return readFile(path.join(root, relative), 'utf8');
-}
-
-/** Every file under `root` (links shown as such) with its content: compares whole trees. */
-async function tree(root: string): Promise<Record<string, string>> {
-  const files: Record<string, string> = {};
-  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
-    const absolute = path.join(entry.parentPath, entry.name);
-    const relative = path.relative(root, absolute);
-    if (entry.isSymbolicLink()) files[relative] = '<link>';
-    else if (entry.isFile()) files[relative] = await readFile(absolute, 'utf8');
-  }
-  return files;
-}
+const put = (relative: string, content: string, root = workspace): Promise<void> =>
+  putFile(root, relative, content);
+const text = (relative: string, root = workspace): Promise<string> => readText(root, relative);
+const tree = fileTree;
 
 const greeter = [
   'export function greet(name: string): string {',
