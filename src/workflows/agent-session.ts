@@ -60,7 +60,7 @@ import {
   modelFailureKind,
   toolFailureOutput,
 } from './activities.js';
-import { isNotificationEvent } from '../shared/notifications.js';
+import { isNotificationEvent, notificationDetails } from '../shared/notifications.js';
 import { Notifier } from './notification.js';
 import type { OpenCallFate } from './session-state.js';
 import { SessionState, capNotice, uniqueCallIds } from './session-state.js';
@@ -207,12 +207,17 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     if (details !== shown.details) setCurrentDetails(details);
     // Not on a run's first publish: a run continued as new does not announce its state again.
     if (status !== shown.status && shown.status !== '' && isNotificationEvent(status)) {
-      notifier.emit(status, {
-        task: config.task,
-        turn: state.turn,
-        pending: state.pendingApprovals().map(({ callId, summary, reason }) => ({ callId, summary, reason })),
-        message: status === 'completed' ? state.lastMessage : state.notice,
-      });
+      notifier.emit(
+        status,
+        notificationDetails({
+          task: config.task,
+          turn: state.turn,
+          pending: state
+            .pendingApprovals()
+            .map(({ callId, summary, reason }) => ({ callId, summary, reason })),
+          message: status === 'completed' ? state.lastMessage : state.notice,
+        }),
+      );
     }
     shown = { status, turn: state.turn, pending, details };
   }
