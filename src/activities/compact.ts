@@ -19,6 +19,7 @@ import { classifyModelError } from './model-errors.js';
 import { requestItems, toolDefinitions, usageOf } from './model-request.js';
 import type { ModelApi } from './openai-client.js';
 import type { TranscriptSource } from './transcript-source.js';
+import { ActivityFailureType } from '../shared/failure-types.js';
 
 export interface CompactDeps {
   openai: () => OpenAI;
@@ -203,7 +204,7 @@ async function compactTranscript(deps: CompactDeps, input: CompactInput): Promis
       } catch (err) {
         if (signal.aborted) throw signal.reason;
         const failure = classifyModelError(err, endpoint);
-        if (failure.type === 'ContextLengthExceeded' && history.length > 2 && attempt < 8) {
+        if (failure.type === ActivityFailureType.ContextLengthExceeded && history.length > 2 && attempt < 8) {
           history = dropOlderHalf(history);
           continue;
         }

@@ -8,6 +8,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import OpenAI from 'openai';
+import { ActivityFailureType } from '../shared/failure-types.js';
 
 /** Delay the server asked for, from retry-after-ms or retry-after (seconds or an HTTP date). */
 export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {
@@ -129,14 +130,14 @@ export function classifyModelError(err: unknown, endpoint: string): ApplicationF
     if (status === 401) {
       return fatal(
         `the model endpoint ${endpoint} rejected the API key (401): check OPENAI_API_KEY on the worker`,
-        'ModelAuthenticationFailed',
+        ActivityFailureType.ModelAuthenticationFailed,
         err,
       );
     }
     if (status === 403) {
       return fatal(
         `the model endpoint ${endpoint} refused access (403): ${detail}`,
-        'ModelPermissionDenied',
+        ActivityFailureType.ModelPermissionDenied,
         err,
       );
     }
@@ -144,14 +145,14 @@ export function classifyModelError(err: unknown, endpoint: string): ApplicationF
       return fatal(
         `the model endpoint ${endpoint} answered 404 (${detail}): check the model name (RATCHET_MODEL) and that ` +
           'the endpoint serves the API it is configured for (api = "chat" for an endpoint with only Chat Completions)',
-        'ModelNotFound',
+        ActivityFailureType.ModelNotFound,
         err,
       );
     }
     if (status === 400 && isContextLengthError(fields)) {
       return fatal(
         `the request is longer than the model's context window: ${detail}`,
-        'ContextLengthExceeded',
+        ActivityFailureType.ContextLengthExceeded,
         err,
       );
     }

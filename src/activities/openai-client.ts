@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import OpenAI from 'openai';
+import { ActivityFailureType } from '../shared/failure-types.js';
 
 export const modelApis = ['responses', 'chat'] as const;
 export type ModelApi = (typeof modelApis)[number];
@@ -81,7 +82,7 @@ export function openaiClientFactory(endpoint: ModelEndpoint): () => OpenAI {
     if (!apiKey) {
       throw ApplicationFailure.nonRetryable(
         'the worker has no model configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for another endpoint) where the worker runs',
-        'ModelNotConfigured',
+        ActivityFailureType.ModelNotConfigured,
       );
     }
     client = new OpenAI({ apiKey, baseURL: endpoint.baseURL, maxRetries: 0, timeout: 30 * 60_000 });

@@ -26,6 +26,7 @@ import { executeReadFile } from './tools/read-file.js';
 import { executeShell } from './tools/shell.js';
 import { truncateMiddle } from './tools/truncate.js';
 import type { TranscriptSource } from './transcript-source.js';
+import { ActivityFailureType } from '../shared/failure-types.js';
 
 export interface ToolDeps {
   transcript: TranscriptSource;
@@ -120,7 +121,7 @@ export function createToolActivities(deps: ToolDeps) {
       if (input.holder !== undefined && input.holder !== deps.toolQueue) {
         throw ApplicationFailure.nonRetryable(
           `this worker (${deps.toolQueue ?? 'no tool queue'}) does not hold the workspace (${input.holder})`,
-          'NotWorkspaceHolder',
+          ActivityFailureType.NotWorkspaceHolder,
         );
       }
       const activity = Context.current();

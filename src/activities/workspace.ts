@@ -17,6 +17,7 @@ import type { SandboxInfo } from './tools/sandbox.js';
 import { sandboxIdentity } from './tools/sandbox.js';
 import type { RepositoryLocation } from './workspace-git.js';
 import { locateRepository, sessionGit } from './workspace-git.js';
+import { ActivityFailureType } from '../shared/failure-types.js';
 
 export interface WorkspaceDeps {
   /** Directories sessions may work in (and below); empty means anywhere but system folders. */
@@ -45,7 +46,7 @@ const SYSTEM_DIRS = [
 const MAX_TRACKED_DIRTY = 2000;
 
 function rejected(message: string): ApplicationFailure {
-  return ApplicationFailure.nonRetryable(message, 'WorkspaceRejected');
+  return ApplicationFailure.nonRetryable(message, ActivityFailureType.WorkspaceRejected);
 }
 
 function inside(root: string, candidate: string): boolean {

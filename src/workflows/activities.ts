@@ -1,88 +1,30 @@
 /**
  * Activity stubs for the session, with the options that carry DESIGN.md's decisions: model calls
  * and read-only tools retry; a command that may change the workspace gets one attempt; long
- * activities heartbeat so that a lost worker is noticed within the heartbeat timeout.
+ * activities heartbeat so that a lost worker is noticed within the heartbeat timeout. What a
+ * failure means is decided in failures.ts.
  */
 import type { ActivityOptions } from '@temporalio/workflow';
 import {
-  ActivityFailure,
   ActivityCancellationType,
-  ApplicationFailure,
-  TimeoutFailure,
   patched,
   proxyActivities,
   proxyLocalActivities,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { ModelCallInput, ToolCallInput } from '../shared/activity-types.js';
+import { ActivityFailureType } from '../shared/failure-types.js';
 import type { SessionLimits } from '../shared/session-config.js';
 import type { ToolOutcome } from '../shared/tools.js';
 import type { ToolCall } from './tool-calls.js';
+import { isNotHolder } from './failures.js';
+import { Patch } from './patches.js';
 
 type Activities = ReturnType<typeof createActivities>;
-
-/** Model errors that no retry or message can fix: the session fails with the message. */
-const FATAL_MODEL_ERRORS = new Set([
-  'ModelAuthenticationFailed',
-  'ModelPermissionDenied',
-  'ModelNotFound',
-  'ModelNotConfigured',
-]);
-
-export type ModelFailure =
-  | { kind: 'overflow' }
-  | { kind: 'fatal'; message: string; type: string }
-  | { kind: 'gave_up'; message: string };
-
-export function modelFailureKind(err: ActivityFailure): ModelFailure {
-  const cause = err.cause;
-  if (cause instanceof ApplicationFailure) {
-    if (cause.type === 'ContextLengthExceeded') return { kind: 'overflow' };
-    if (cause.type && FATAL_MODEL_ERRORS.has(cause.type)) {
-      return { kind: 'fatal', message: cause.message, type: cause.type };
-    }
-    return { kind: 'gave_up', message: `the model call failed (${cause.type ?? 'error'}): ${cause.message}` };
-  }
-  if (cause instanceof TimeoutFailure) {
-    return { kind: 'gave_up', message: `the model call timed out (${cause.timeoutType ?? 'timeout'})` };
-  }
-  return { kind: 'gave_up', message: `the model call failed: ${cause?.message ?? err.message}` };
-}
-
-/** What the model reads when a tool activity failed as infrastructure, not as a tool result. */
-export function toolFailureOutput(call: ToolCall, err: ActivityFailure): string {
-  const cause = err.cause;
-  const detail =
-    cause instanceof TimeoutFailure
-      ? 'the worker running it stopped responding'
-      : (cause?.message ?? err.message);
-  if (!call.readOnly) {
-    return (
-      `The ${call.tool} call was interrupted before it reported a result (${detail}), so its effect on the ` +
-      'workspace is unknown. It was not run again. Check the state of the workspace (for example git status, ' +
-      'or read the files involved) before deciding whether to run it again.'
-    );
-  }
-  return `The ${call.tool} call failed: ${detail}`;
-}
 
 /** "model · turn 7 · 42 items in context". */
 export function modelCallSummary(turn: number, contextItems: number): string {
   return `model · turn ${turn} · ${contextItems} ${contextItems === 1 ? 'item' : 'items'} in context`;
-}
-
-/** Whether a tool activity failed because no worker of its queue took it in time (the worker is gone). */
-export function isWorkerLost(err: ActivityFailure): boolean {
-  return err.cause instanceof TimeoutFailure && err.cause.timeoutType === 'SCHEDULE_TO_START';
-}
-
-/**
- * A local read that ran on a worker other than the workspace's holder. A local activity's failure
- * may reach the workflow as the ApplicationFailure itself or wrapped in an ActivityFailure.
- */
-function isNotHolder(err: unknown): boolean {
-  const failure = err instanceof ActivityFailure ? err.cause : err;
-  return failure instanceof ApplicationFailure && failure.type === 'NotWorkspaceHolder';
 }
 
 /** Tools cheap and bounded enough to run as local activities (grep may walk a large tree). */
@@ -104,7 +46,11 @@ export function createSessionActivities(limits: SessionLimits) {
     startToCloseTimeout: '2 minutes',
     // A worker that dies mid-step is noticed within this, not after the 2 minutes.
     heartbeatTimeout: seconds(limits.toolHeartbeatTimeoutMs),
-    retry: { initialInterval: '1s', maximumAttempts: 5, nonRetryableErrorTypes: ['WorkspaceRejected'] },
+    retry: {
+      initialInterval: '1s',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: [ActivityFailureType.WorkspaceRejected],
+    },
   });
   const toolBase: ActivityOptions = {
     startToCloseTimeout: '5 minutes',
@@ -118,7 +64,11 @@ export function createSessionActivities(limits: SessionLimits) {
   // arguments: fetching them would query this workflow while its task is still open.
   const localReads = proxyLocalActivities<Activities>({
     startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: ['NotWorkspaceHolder'] },
+    retry: {
+      initialInterval: '1s',
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: [ActivityFailureType.NotWorkspaceHolder],
+    },
   });
 
   /**
@@ -169,7 +119,7 @@ export function createSessionActivities(limits: SessionLimits) {
         LOCAL_READS.has(call.tool) &&
         input.arguments !== undefined &&
         // Sessions recorded before reads ran locally replay with regular activities.
-        patched('local-reads')
+        patched(Patch.localReads)
       ) {
         // The worker running this workflow task may not be the one holding the workspace; the
         // read then refuses (recorded, so replay takes the same path) and goes to the holder.
@@ -185,3 +135,4 @@ export function createSessionActivities(limits: SessionLimits) {
     },
   };
 }
+export type SessionActivities = ReturnType<typeof createSessionActivities>;

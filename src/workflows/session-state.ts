@@ -207,6 +207,21 @@ export class SessionState {
 
   // ── model turns ───────────────────────────────────────────────────────────
 
+  /** Starts the next turn; returns its number. */
+  beginTurn(): number {
+    this.turn += 1;
+    return this.turn;
+  }
+
+  /**
+   * The model never answered (it gave up, or the request did not fit): the turn did not happen and
+   * the next attempt takes its number. The number was shown (and published) while the model was
+   * called, so it is taken back rather than taken late.
+   */
+  abandonTurn(): void {
+    this.turn -= 1;
+  }
+
   addUsage(usage: Usage): void {
     this.usage = {
       inputTokens: this.usage.inputTokens + usage.inputTokens,

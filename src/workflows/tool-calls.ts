@@ -10,7 +10,8 @@ import { CUT_CALL_OUTPUT } from '../shared/prompt.js';
 import { joinDir, patchFromCommand } from '../shared/shell-patch.js';
 import { toolCallSummary } from '../shared/tool-summary.js';
 import type { ToolName, UpdatePlanArgs } from '../shared/tools.js';
-import { isToolName, toolNames, toolSpecs } from '../shared/tools.js';
+import { isToolName, toolSpecs } from '../shared/tools.js';
+import { invalidArgumentsOutput, malformedArgumentsOutput, unknownToolOutput } from './model-text.js';
 
 /** A call that goes back to the model as an error without running anything. */
 export interface RejectedCall {
@@ -67,7 +68,7 @@ export function prepareCall(
     return {
       kind: 'rejected',
       call,
-      output: `Unknown tool "${call.name}". Available tools: ${toolNames.join(', ')}.`,
+      output: unknownToolOutput(call.name),
       display: `${call.name} · unknown tool`,
     };
   }
@@ -86,7 +87,7 @@ export function prepareCall(
     return {
       kind: 'rejected',
       call,
-      output: `The arguments for ${call.name} are not valid JSON (${(err as Error).message}). Send a JSON object.`,
+      output: malformedArgumentsOutput(call.name, (err as Error).message),
       display: `${call.name} · malformed arguments`,
     };
   }
@@ -99,7 +100,7 @@ export function prepareCall(
     return {
       kind: 'rejected',
       call,
-      output: `Invalid arguments for ${call.name}: ${problems}.`,
+      output: invalidArgumentsOutput(call.name, problems),
       display: `${call.name} · invalid arguments`,
     };
   }

@@ -1,0 +1,25 @@
+/**
+ * What the parts of a session run share: its configuration and state, the activity stubs, the
+ * run's control (stops, lost worker), and its view (what it shows outside). Built once by the
+ * workflow's entry (agent-session.ts) and handed to handlers, the tool scheduler, the turn and
+ * continue-as-new, so that each is a module of its own and none keeps state in a closure.
+ */
+import type { SessionConfig } from '../shared/session-config.js';
+import type { SessionActivities } from './activities.js';
+import type { Notifier } from './notification.js';
+import type { SessionView } from './publish.js';
+import type { RunControl } from './run-control.js';
+import type { SessionState } from './session-state.js';
+
+export interface SessionContext {
+  readonly config: SessionConfig;
+  readonly state: SessionState;
+  /** The workflow id: transcript reads and activity inputs name the session by it. */
+  readonly sessionId: string;
+  readonly activities: SessionActivities;
+  readonly control: RunControl;
+  readonly view: SessionView;
+  readonly notifier: Notifier;
+  /** Sizes are UTF-8 bytes (the utf8-bytes marker); histories from before counted UTF-16 units. */
+  readonly utf8: boolean;
+}

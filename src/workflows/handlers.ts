@@ -1,0 +1,161 @@
+/**
+ * The session's messages: two queries, the approve update and signal, the user-message and
+ * interrupt signals, and the moveToWorker and setPolicy updates. Each handler owns one sequence:
+ * validate (an update refuses in its validator with an ApplicationFailure the caller sees; a
+ * signal that cannot apply is logged and ignored) → ask the state or the run control to change →
+ * publish. Nothing here waits or issues an activity.
+ */
+import { ApplicationFailure, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import { SessionFailureType } from '../shared/failure-types.js';
+import {
+  approvalSchema,
+  approveSignal,
+  approveUpdate,
+  interruptSignal,
+  moveToWorkerSchema,
+  moveToWorkerUpdate,
+  setPolicySchema,
+  setPolicyUpdate,
+  statusQuery,
+  transcriptQuery,
+  userMessageSchema,
+  userMessageSignal,
+  workerTaskQueue,
+} from '../shared/session-api.js';
+import { describeZodError } from '../shared/session-config.js';
+import type { SessionContext } from './context.js';
+import { capNotice } from './session-state.js';
+
+function refuse(message: string, type: string): never {
+  throw ApplicationFailure.nonRetryable(message, type);
+}
+
+export function registerHandlers({ state, control, view }: SessionContext): void {
+  const refuseWhenEnded = () => {
+    if (state.ended) refuse(`the session has ended (${state.ended})`, SessionFailureType.SessionEnded);
+  };
+
+  setHandler(statusQuery, () => state.statusView());
+  setHandler(transcriptQuery, (request) => state.transcriptPage(request ?? {}));
+
+  setHandler(
+    approveUpdate,
+    (approval) => {
+      const ack = state.applyApproval(approvalSchema.parse(approval));
+      log.info('approval decided', {
+        callId: ack.callId,
+        decision: ack.decision,
+        by: approval.by,
+        via: 'update',
+      });
+      view.publish();
+      return ack;
+    },
+    {
+      validator: (approval) => {
+        const checked = approvalSchema.safeParse(approval);
+        if (!checked.success) {
+          refuse(
+            `malformed approval: ${describeZodError(checked.error)}`,
+            SessionFailureType.InvalidApproval,
+          );
+        }
+        try {
+          state.validateApproval(checked.data);
+        } catch (err) {
+          refuse((err as Error).message, SessionFailureType.InvalidApproval);
+        }
+      },
+    },
+  );
+
+  setHandler(approveSignal, (approval) => {
+    const checked = approvalSchema.safeParse(approval);
+    if (!checked.success) {
+      log.warn('ignored a malformed approval signal', { problem: describeZodError(checked.error) });
+      return;
+    }
+    try {
+      const ack = state.applyApproval(checked.data);
+      log.info('approval decided', {
+        callId: ack.callId,
+        decision: ack.decision,
+        by: checked.data.by,
+        via: 'signal',
+      });
+      view.publish();
+    } catch (err) {
+      log.warn('ignored an approval signal', {
+        callId: checked.data.callId,
+        problem: (err as Error).message,
+      });
+    }
+  });
+
+  setHandler(userMessageSignal, (message) => {
+    const checked = userMessageSchema.safeParse(message);
+    if (!checked.success) {
+      log.warn('ignored a malformed user message', { problem: describeZodError(checked.error) });
+      return;
+    }
+    if (state.ended) {
+      log.warn('ignored a user message after the session ended', { status: state.ended });
+      return;
+    }
+    state.queueMessage(checked.data.text);
+    view.publish();
+  });
+
+  setHandler(interruptSignal, (request) => {
+    if (state.ended || state.idle) return;
+    // Honoured at the next boundary when no turn is running (preparation, compaction, collection).
+    const reason = typeof request?.reason === 'string' ? capNotice(request.reason) : undefined;
+    control.requestStop({ kind: 'interrupt', reason });
+  });
+
+  setHandler(
+    moveToWorkerUpdate,
+    ({ worker }) => {
+      const queue = workerTaskQueue(workflowInfo().taskQueue, worker.trim());
+      log.warn('session moved to another worker', { from: state.toolQueue, to: queue });
+      state.toolQueue = queue;
+      if (state.idle) state.notice = `moved to worker ${worker.trim()}; send a message to continue`;
+      view.publish();
+      return queue;
+    },
+    {
+      validator: (request) => {
+        const checked = moveToWorkerSchema.safeParse(request);
+        if (!checked.success) {
+          refuse(`malformed move: ${describeZodError(checked.error)}`, SessionFailureType.InvalidMove);
+        }
+        refuseWhenEnded();
+        if (!state.workspace) {
+          refuse('the workspace is not prepared yet; nothing to move', SessionFailureType.NotPrepared);
+        }
+      },
+    },
+  );
+
+  setHandler(
+    setPolicyUpdate,
+    ({ policy }) => {
+      state.approvalPolicy = policy;
+      state.approveCoveredCalls(`policy changed to ${policy}`);
+      view.publish();
+      return policy;
+    },
+    {
+      validator: (request) => {
+        const checked = setPolicySchema.safeParse(request);
+        if (!checked.success) {
+          refuse(
+            `malformed policy change: ${describeZodError(checked.error)}`,
+            SessionFailureType.InvalidPolicy,
+          );
+        }
+        refuseWhenEnded();
+      },
+    },
+  );
+}

@@ -1,0 +1,33 @@
+/**
+ * Every `patched()` marker the session workflow asks, in one list. A marker keeps a history
+ * recorded before a change replaying the old way (test/fixtures/histories, and the v0.1/ and
+ * v0.2/ folders recorded by earlier releases); a new run records the marker and takes the new
+ * path. Markers are never removed or renamed while such histories may still be replayed, and a
+ * change to the commands the workflow issues gets a new one here.
+ */
+export const Patch = {
+  /** Sizes are UTF-8 bytes, as payloads are (before: UTF-16 units; no payload budget checks). */
+  utf8Bytes: 'utf8-bytes',
+  /** "Approve for this session" narrows a command's prefix (before: the v0.1 broad prefix). */
+  narrowSessionPrefix: 'narrow-session-prefix',
+  /** A reply that repeats a call id gets a fresh, deterministic one. */
+  uniqueCallIds: 'unique-call-ids',
+  /** An interrupt with nothing left to cancel still stops the session at the next boundary. */
+  interruptAtBoundary: 'interrupt-at-boundary',
+  /** A compaction that leaves the transcript over its limits comes to rest instead of looping. */
+  boundedCompaction: 'bounded-compaction',
+  /** A failed compaction leaves the session idle instead of failing it. */
+  compactionFailureIdles: 'compaction-failure-idles',
+  /** Once the workspace's worker is gone, a turn's remaining calls are not scheduled. */
+  lostWorkerSkipsRest: 'lost-worker-skips-rest',
+  /** A shell call that only applies a patch runs as apply_patch. */
+  shellApplyPatch: 'shell-apply-patch',
+  /** Tool calls go to the queue of the worker that prepared the workspace. */
+  workerTaskQueue: 'worker-task-queue',
+  /** A worker that cannot sandbox makes every command ask. */
+  sandboxFallback: 'sandbox-fallback',
+  /** A message that arrives while the changes are collected is answered, not dropped. */
+  deliverLateMessages: 'deliver-late-messages',
+  /** Cheap reads with inline arguments run as local activities. */
+  localReads: 'local-reads',
+} as const;

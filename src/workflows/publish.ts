@@ -1,0 +1,111 @@
+/**
+ * What a session shows outside itself while it runs: the Web UI's current details (Markdown),
+ * the search attributes a list filters on, and the notifications a status change sends. It owns
+ * the publish sequence: the state changes → `publish()` compares what it would show with what it
+ * last showed → upserts the search attributes, sets the details, and emits a notification only
+ * for what changed. `sessionDetails` is pure, so what a person reads is tested without a server.
+ */
+import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import type { FunctionCallItem } from '../shared/items.js';
+import { isNotificationEvent, notificationDetails } from '../shared/notifications.js';
+import {
+  RatchetPendingApprovals,
+  RatchetRepo,
+  RatchetStatus,
+  RatchetTurn,
+} from '../shared/search-attributes.js';
+import type { CurrentStep } from '../shared/session-api.js';
+import type { SessionConfig } from '../shared/session-config.js';
+import { summarizeRawCall } from '../shared/tool-summary.js';
+import type { Notifier } from './notification.js';
+import type { SessionState } from './session-state.js';
+
+function firstLine(text: string, max = 100): string {
+  const line = text.trim().split('\n')[0] ?? '';
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}
+
+/** "turn 7 · 3 tool calls: shell · npm test, read_file · a.ts, …" or "turn 8 · answered". */
+export function turnOutcome(turn: number, calls: FunctionCallItem[]): string {
+  if (calls.length === 0) return `turn ${turn} · answered`;
+  const shown = calls.slice(0, 3).map((call) => summarizeRawCall(call.name, call.arguments));
+  const more = calls.length > 3 ? `, … ${calls.length - 3} more` : '';
+  return `turn ${turn} · ${calls.length} tool ${calls.length === 1 ? 'call' : 'calls'}: ${shown.join(', ')}${more}`;
+}
+
+/** The Web UI's current details: task, status, what runs now, the last turn, what waits for a person. */
+export function sessionDetails(state: SessionState, task: string, lastTurn: string): string {
+  return (
+    `**${firstLine(task)}**\n\n` +
+    `status: ${state.status} · turn ${state.turn} · run ${state.runs}` +
+    (state.compactions ? ` · ${state.compactions} compactions` : '') +
+    (state.current ? `\n\nnow: ${state.current.label}` : '') +
+    (lastTurn ? `\n\nlast turn: ${lastTurn}` : '') +
+    // The call ids a person needs for the UI's "Send a Signal" form (README: Approving from the Web UI).
+    state
+      .pendingApprovals()
+      .map((p, i) => `${i === 0 ? '\n\nwaiting for approval:' : ''}\n- \`${p.callId}\` ${p.summary}`)
+      .join('') +
+    (state.notice ? `\n\n${state.notice}` : '')
+  );
+}
+
+export class SessionView {
+  private shown = { status: '', turn: -1, pending: -1, details: '' };
+  /**
+   * What the last model reply asked for: an activity's summary is fixed before its result is
+   * known, so the outcome is shown here (display only; not carried across continue-as-new).
+   */
+  private lastTurn = '';
+
+  constructor(
+    private readonly config: SessionConfig,
+    private readonly state: SessionState,
+    private readonly notifier: Notifier,
+  ) {}
+
+  publish(): void {
+    const { state, config, shown } = this;
+    const status = state.status;
+    const pending = state.pendingApprovals().length;
+    if (
+      config.searchAttributes &&
+      (status !== shown.status || state.turn !== shown.turn || pending !== shown.pending)
+    ) {
+      upsertSearchAttributes([
+        { key: RatchetStatus, value: status },
+        { key: RatchetTurn, value: state.turn },
+        { key: RatchetPendingApprovals, value: pending },
+        ...(shown.status === '' ? [{ key: RatchetRepo, value: config.workspace }] : []),
+      ]);
+    }
+    const details = sessionDetails(state, config.task, this.lastTurn);
+    if (details !== shown.details) setCurrentDetails(details);
+    // Not on a run's first publish: a run continued as new does not announce its state again.
+    if (status !== shown.status && shown.status !== '' && isNotificationEvent(status)) {
+      this.notifier.emit(
+        status,
+        notificationDetails({
+          task: config.task,
+          turn: state.turn,
+          pending: state
+            .pendingApprovals()
+            .map(({ callId, summary, reason }) => ({ callId, summary, reason })),
+          message: status === 'completed' ? state.lastMessage : state.notice,
+        }),
+      );
+    }
+    this.shown = { status, turn: state.turn, pending, details };
+  }
+
+  /** Shows what the session is doing now, and publishes. */
+  setCurrent(kind: CurrentStep['kind'], label: string): void {
+    this.state.current = { kind, label, since: new Date().toISOString() };
+    this.publish();
+  }
+
+  /** Remembers what the last reply asked for (shown with the next publish). */
+  showTurn(turn: number, calls: FunctionCallItem[]): void {
+    this.lastTurn = turnOutcome(turn, calls);
+  }
+}
