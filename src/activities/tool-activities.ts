@@ -67,11 +67,12 @@ async function confinement(
 ): Promise<{ sandbox?: { mode: SandboxMode; bwrapPath: string } } | { refused: string }> {
   const mode = input.sandbox ?? 'workspace-write';
   if (mode === 'danger-full-access') return {};
+  const sessionUnconfined = input.sessionUnconfined ?? input.unconfinedApproved;
   if (sandbox.available) {
-    if (input.unconfinedApproved && 'refused' in (await sandboxIdentity(input.workspace))) return {};
+    if (sessionUnconfined && 'refused' in (await sandboxIdentity(input.workspace))) return {};
     return { sandbox: { mode, bwrapPath: sandbox.bwrapPath } };
   }
-  if (input.unconfinedApproved) return {};
+  if (sessionUnconfined) return {};
   return {
     refused:
       `This worker cannot confine commands (${sandbox.detail}), and the session asked for ${mode}; the ` +

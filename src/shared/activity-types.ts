@@ -85,9 +85,12 @@ export interface ToolCallInput extends TranscriptRef {
   /** How to confine the command (shell; default workspace-write). */
   sandbox?: SandboxMode;
   /**
-   * The session knows commands cannot be confined and a person approved this one as it is
-   * (shell). Without it, a worker that cannot confine a command refuses to run it.
+   * The session runs without a sandbox: a constant of the session, set when its workspace was
+   * prepared on a worker that cannot confine commands, so every command of it asked a person
+   * first and runs as it is. Without it, a worker that cannot confine a command refuses it.
    */
+  sessionUnconfined?: boolean;
+  /** The same, under the name that activities scheduled by earlier workflow code carry. */
   unconfinedApproved?: boolean;
 }
 

@@ -35,7 +35,7 @@ import { Notifier } from './notification.js';
 import { Patch } from './patches.js';
 import { SessionView } from './publish.js';
 import { RunControl } from './run-control.js';
-import { SessionState, capNotice } from './session-state.js';
+import { SessionState } from './session-state.js';
 import { ToolScheduler } from './tool-scheduler.js';
 import { runTurn } from './turn.js';
 import { bootstrapWorkspace } from './workspace-bootstrap.js';
@@ -148,18 +148,17 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         .workspaceChanges({ workspace: state.workspace! }, state.toolQueue)
         .catch((err: unknown): FileChange[] => {
           if (err instanceof ActivityFailure && !isCancellation(err)) {
-            state.notice = capNotice(`could not list the changed files: ${rootMessage(err)}`);
+            state.setNotice(`could not list the changed files: ${rootMessage(err)}`);
             return [];
           }
           throw err;
         });
       // A message that arrived while the changes were collected is answered, not dropped.
       if (state.queuedMessages.length > 0 && patched(Patch.deliverLateMessages)) {
-        state.current = null;
+        state.clearCurrent();
         continue;
       }
-      state.ended = 'completed';
-      state.current = null;
+      state.end('completed');
       view.publish();
       await notifier.flush();
       await condition(allHandlersFinished);
@@ -177,9 +176,8 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     }
   } catch (err) {
     if (err instanceof ContinueAsNew) throw err;
-    state.ended = isCancellation(err) ? 'cancelled' : 'failed';
-    state.current = null;
-    if (state.ended === 'failed') state.notice = rootMessage(err);
+    if (isCancellation(err)) state.end('cancelled');
+    else state.end('failed', rootMessage(err));
     await CancellationScope.nonCancellable(async () => {
       view.publish();
       await notifier.flush();

@@ -90,7 +90,6 @@ export async function compactAndContinue(ctx: SessionContext, reason: string): P
   }
   state.addUsage(result.usage);
   state.replaceTranscript(result.items);
-  state.lastCompactionTurn = state.turn;
   const still = state.compactionReason();
   if ((still !== null || !carryFits(ctx)) && patched(Patch.boundedCompaction)) {
     const why = still ?? `the state to carry is over ${PAYLOAD_BUDGET_BYTES} bytes`;

@@ -118,8 +118,8 @@ export function registerHandlers({ state, control, view }: SessionContext): void
     ({ worker }) => {
       const queue = workerTaskQueue(workflowInfo().taskQueue, worker.trim());
       log.warn('session moved to another worker', { from: state.toolQueue, to: queue });
-      state.toolQueue = queue;
-      if (state.idle) state.notice = `moved to worker ${worker.trim()}; send a message to continue`;
+      state.routeToolsTo(queue);
+      if (state.idle) state.setNotice(`moved to worker ${worker.trim()}; send a message to continue`);
       view.publish();
       return queue;
     },
@@ -140,8 +140,7 @@ export function registerHandlers({ state, control, view }: SessionContext): void
   setHandler(
     setPolicyUpdate,
     ({ policy }) => {
-      state.approvalPolicy = policy;
-      state.approveCoveredCalls(`policy changed to ${policy}`);
+      state.changePolicy(policy);
       view.publish();
       return policy;
     },

@@ -100,7 +100,7 @@ export class SessionView {
 
   /** Shows what the session is doing now, and publishes. */
   setCurrent(kind: CurrentStep['kind'], label: string): void {
-    this.state.current = { kind, label, since: new Date().toISOString() };
+    this.state.setCurrent(kind, label);
     this.publish();
   }
 

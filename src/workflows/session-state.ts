@@ -5,7 +5,7 @@
  */
 import type { FunctionCallItem, TranscriptItem } from '../shared/items.js';
 import { functionOutput, messageText, userMessage } from '../shared/items.js';
-import type { ApprovalPolicy, PolicyDecision, PolicyRule, ToolRequest } from '../shared/policy.js';
+import type { ApprovalPolicy, PolicyDecision, ToolRequest } from '../shared/policy.js';
 import { decide, ruleMatches, sessionRuleFor } from '../shared/policy.js';
 import type { PrefixStyle } from '../shared/safe-commands.js';
 import type {
@@ -81,34 +81,47 @@ export function uniqueCallIds(
   return { items: out, renamed };
 }
 
+/**
+ * What a session carries across continue-as-new, as declared once by carriedStateSchema
+ * (src/shared/session-config.ts); a prepared session's workspace is never null.
+ */
+type Carried = Omit<CarriedState, 'workspace'> & { workspace: WorkspaceInfo | null };
+
+/** A new session's carried state. Typed as Carried, so a field added to the schema must be given here. */
+function freshState(config: SessionConfig): Carried {
+  return {
+    entries: [],
+    epoch: 0,
+    turn: 0,
+    turnLimit: config.limits.maxTurns,
+    usage: { ...emptyUsage },
+    lastInputTokens: 0,
+    plan: [],
+    sessionRules: [],
+    approvalPolicy: config.approvalPolicy,
+    queuedMessages: [],
+    idle: false,
+    lastMessage: null,
+    notice: null,
+    workspace: null,
+    runs: 1,
+    compactions: 0,
+    contextEntries: 0,
+    lastCompactionTurn: null,
+    unconfined: null,
+    toolQueue: null,
+    lastResponse: null,
+  };
+}
+
+/**
+ * The session's state. Carried fields are read through getters and change only through the
+ * methods below, so every transition has a name; `ended` and `current` belong to this run alone.
+ */
 export class SessionState {
-  entries: TranscriptEntry[];
-  epoch: number;
-  turn: number;
-  turnLimit: number;
-  usage: Usage;
-  lastInputTokens: number;
-  plan: PlanStep[];
-  sessionRules: PolicyRule[];
-  approvalPolicy: ApprovalPolicy;
-  queuedMessages: string[];
-  idle: boolean;
-  lastMessage: string | null;
-  notice: string | null;
-  workspace: WorkspaceInfo | null;
-  runs: number;
-  compactions: number;
-  contextEntries: number;
-  lastCompactionTurn: number | null;
-  /** Why this session's commands cannot be confined (then every command asks); null when they can. */
-  unconfined: string | null;
-  /** Task queue of the worker that holds the workspace; null: the session's own queue. */
-  toolQueue: string | null;
-  /** The provider's last stored response (providerState), reset by compaction. */
-  lastResponse: { id: string; upTo: number } | null;
-  /** Terminal status, once the session has ended. */
-  ended: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'> | null = null;
-  current: CurrentStep | null = null;
+  private s: Carried;
+  private endedAs: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'> | null = null;
+  private step: CurrentStep | null = null;
   private transcriptBytes: number;
   private readonly waiting = new Map<string, WaitingCall>();
   private readonly decided = new Set<string>();
@@ -123,35 +136,159 @@ export class SessionState {
     private readonly prefixStyle: () => PrefixStyle = () => 'narrow',
     private readonly measure: ByteMeasure = 'utf8',
   ) {
-    this.entries = carried?.entries ?? [];
-    this.epoch = carried?.epoch ?? 0;
-    this.turn = carried?.turn ?? 0;
-    this.turnLimit = carried?.turnLimit ?? config.limits.maxTurns;
-    this.usage = carried?.usage ?? { ...emptyUsage };
-    this.lastInputTokens = carried?.lastInputTokens ?? 0;
-    this.plan = carried?.plan ?? [];
-    this.sessionRules = carried?.sessionRules ?? [];
-    this.approvalPolicy = carried?.approvalPolicy ?? config.approvalPolicy;
-    this.queuedMessages = carried?.queuedMessages ?? [];
-    this.idle = carried?.idle ?? false;
-    this.lastMessage = carried?.lastMessage ?? null;
-    this.notice = carried?.notice ?? null;
-    this.workspace = carried?.workspace ?? null;
-    this.runs = carried?.runs ?? 1;
-    this.compactions = carried?.compactions ?? 0;
-    this.contextEntries = carried?.contextEntries ?? 0;
-    this.lastCompactionTurn = carried?.lastCompactionTurn ?? null;
-    this.unconfined = carried?.unconfined ?? null;
-    this.toolQueue = carried?.toolQueue ?? null;
-    this.lastResponse = carried?.lastResponse ?? null;
-    this.transcriptBytes = this.entries.reduce((sum, entry) => sum + this.entryBytes(entry), 0);
+    this.s = carried ? { ...carried } : freshState(config);
+    this.transcriptBytes = this.s.entries.reduce((sum, entry) => sum + this.entryBytes(entry), 0);
+  }
+
+  // ── what the session carries, read-only ───────────────────────────────────
+
+  get entries(): readonly TranscriptEntry[] {
+    return this.s.entries;
+  }
+  /** Incremented by every compaction: transcript indexes are stable within an epoch. */
+  get epoch(): number {
+    return this.s.epoch;
+  }
+  get turn(): number {
+    return this.s.turn;
+  }
+  /** Turn at which the turn limit stops the session (raised when a person sends a message). */
+  get turnLimit(): number {
+    return this.s.turnLimit;
+  }
+  get usage(): Usage {
+    return this.s.usage;
+  }
+  /**
+   * Tokens of the last model call's context: its input plus its output, since the output is in
+   * the next request (carried as `lastInputTokens`, its name in histories).
+   */
+  get contextTokens(): number {
+    return this.s.lastInputTokens;
+  }
+  get plan(): readonly PlanStep[] {
+    return this.s.plan;
+  }
+  get approvalPolicy(): ApprovalPolicy {
+    return this.s.approvalPolicy;
+  }
+  get queuedMessages(): readonly string[] {
+    return this.s.queuedMessages;
+  }
+  get idle(): boolean {
+    return this.s.idle;
+  }
+  get lastMessage(): string | null {
+    return this.s.lastMessage;
+  }
+  get notice(): string | null {
+    return this.s.notice;
+  }
+  get workspace(): WorkspaceInfo | null {
+    return this.s.workspace;
+  }
+  get runs(): number {
+    return this.s.runs;
+  }
+  get compactions(): number {
+    return this.s.compactions;
+  }
+  /** How many leading entries are the fixed context (AGENTS.md, environment) that compaction keeps. */
+  get contextEntries(): number {
+    return this.s.contextEntries;
+  }
+  /** Turn at which the transcript was last compacted. */
+  get lastCompactionTurn(): number | null {
+    return this.s.lastCompactionTurn;
+  }
+  /**
+   * Why this session's commands cannot be confined, or null when they can. Set once, when the
+   * workspace is prepared on a worker without a sandbox: a constant of the session.
+   */
+  get unconfined(): string | null {
+    return this.s.unconfined;
+  }
+  /** Task queue of the worker that holds the workspace; null: the session's own queue. */
+  get toolQueue(): string | null {
+    return this.s.toolQueue;
+  }
+  /** The provider's last stored response (providerState), reset by compaction. */
+  get lastResponse(): { id: string; upTo: number } | null {
+    return this.s.lastResponse;
+  }
+  /** Terminal status, once the session has ended. */
+  get ended(): Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'> | null {
+    return this.endedAs;
+  }
+  /** What the session is doing now (display only). */
+  get current(): CurrentStep | null {
+    return this.step;
+  }
+
+  // ── the session's own transitions ─────────────────────────────────────────
+
+  /** The workspace was prepared: the session holds it for good. */
+  workspacePrepared(workspace: WorkspaceInfo): void {
+    this.s.workspace = workspace;
+  }
+
+  /** The entries so far are the fixed context that compaction keeps. */
+  markFixedContext(): void {
+    this.s.contextEntries = this.s.entries.length;
+  }
+
+  /** The worker cannot confine commands: for the rest of the session every command asks. */
+  runUnconfined(detail: string): void {
+    this.s.unconfined = detail;
+    this.setNotice(
+      `commands cannot be sandboxed on this worker (${detail}); every command will ask for approval`,
+    );
+  }
+
+  /** Tool calls go to this worker's queue from now on. */
+  routeToolsTo(queue: string): void {
+    this.s.toolQueue = queue;
+  }
+
+  setNotice(notice: string): void {
+    this.s.notice = capNotice(notice);
+  }
+
+  updatePlan(plan: PlanStep[]): void {
+    this.s.plan = plan;
+  }
+
+  /** After a reply, with providerState: the provider's id for it, covering the whole transcript. */
+  rememberResponse(responseId: string | null | undefined): void {
+    this.s.lastResponse = responseId ? { id: responseId, upTo: this.s.entries.length } : null;
+  }
+
+  /** A new approval policy; the waiting calls it now allows are approved. */
+  changePolicy(policy: ApprovalPolicy): string[] {
+    this.s.approvalPolicy = policy;
+    return this.approveCoveredCalls(`policy changed to ${policy}`);
+  }
+
+  setCurrent(kind: CurrentStep['kind'], label: string): void {
+    this.step = { kind, label, since: new Date().toISOString() };
+  }
+
+  clearCurrent(): void {
+    this.step = null;
+  }
+
+  /** The session is over; `notice` says why when it failed. */
+  end(status: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'>, notice?: string): void {
+    this.endedAs = status;
+    this.step = null;
+    if (notice !== undefined) this.s.notice = notice;
   }
 
   // ── transcript ────────────────────────────────────────────────────────────
 
   append(item: TranscriptItem, note?: { display: string; success: boolean }): void {
-    const entry: TranscriptEntry = note ? { item, turn: this.turn, ...note } : { item, turn: this.turn };
-    this.entries.push(entry);
+    const entry: TranscriptEntry = note ? { item, turn: this.s.turn, ...note } : { item, turn: this.s.turn };
+    this.s.entries.push(entry);
     this.transcriptBytes += this.entryBytes(entry);
   }
 
@@ -162,7 +299,7 @@ export class SessionState {
   /** Every call id in the transcript (a new call must not reuse one). */
   callIds(): Set<string> {
     const ids = new Set<string>();
-    for (const { item } of this.entries) if (item.type === 'function_call') ids.add(item.call_id);
+    for (const { item } of this.s.entries) if (item.type === 'function_call') ids.add(item.call_id);
     return ids;
   }
 
@@ -172,24 +309,25 @@ export class SessionState {
 
   /** Replaces the transcript with a compacted one; indexes restart in a new epoch. */
   replaceTranscript(items: TranscriptItem[]): void {
-    this.entries = [];
+    this.s.entries = [];
     this.transcriptBytes = 0;
-    this.epoch += 1;
-    this.compactions += 1;
-    this.lastInputTokens = 0;
+    this.s.epoch += 1;
+    this.s.compactions += 1;
+    this.s.lastCompactionTurn = this.s.turn;
+    this.s.lastInputTokens = 0;
     // The provider's copy is of the old transcript: the next request sends the compacted one whole.
-    this.lastResponse = null;
+    this.s.lastResponse = null;
     for (const item of items) this.append(item);
   }
 
   transcriptPage(request: TranscriptRequest = {}): TranscriptPage {
-    const fromIndex = Math.max(0, Math.min(request.fromIndex ?? 0, this.entries.length));
+    const fromIndex = Math.max(0, Math.min(request.fromIndex ?? 0, this.s.entries.length));
     const maxBytes = request.maxBytes ?? DEFAULT_PAGE_BYTES;
     const limit = request.limit ?? Number.POSITIVE_INFINITY;
     const entries: TranscriptEntry[] = [];
     let bytes = 0;
-    for (let i = fromIndex; i < this.entries.length && entries.length < limit; i++) {
-      const entry = this.entries[i]!;
+    for (let i = fromIndex; i < this.s.entries.length && entries.length < limit; i++) {
+      const entry = this.s.entries[i]!;
       const size = this.entryBytes(entry);
       // Always return at least one entry, so that a reader makes progress.
       if (entries.length > 0 && bytes + size > maxBytes) break;
@@ -197,11 +335,11 @@ export class SessionState {
       bytes += size;
     }
     return {
-      epoch: this.epoch,
+      epoch: this.s.epoch,
       fromIndex,
       entries,
       nextIndex: fromIndex + entries.length,
-      total: this.entries.length,
+      total: this.s.entries.length,
     };
   }
 
@@ -209,8 +347,8 @@ export class SessionState {
 
   /** Starts the next turn; returns its number. */
   beginTurn(): number {
-    this.turn += 1;
-    return this.turn;
+    this.s.turn += 1;
+    return this.s.turn;
   }
 
   /**
@@ -219,26 +357,26 @@ export class SessionState {
    * called, so it is taken back rather than taken late.
    */
   abandonTurn(): void {
-    this.turn -= 1;
+    this.s.turn -= 1;
   }
 
   addUsage(usage: Usage): void {
-    this.usage = {
-      inputTokens: this.usage.inputTokens + usage.inputTokens,
-      cachedInputTokens: this.usage.cachedInputTokens + usage.cachedInputTokens,
-      outputTokens: this.usage.outputTokens + usage.outputTokens,
-      reasoningTokens: this.usage.reasoningTokens + usage.reasoningTokens,
-      totalTokens: this.usage.totalTokens + usage.totalTokens,
+    this.s.usage = {
+      inputTokens: this.s.usage.inputTokens + usage.inputTokens,
+      cachedInputTokens: this.s.usage.cachedInputTokens + usage.cachedInputTokens,
+      outputTokens: this.s.usage.outputTokens + usage.outputTokens,
+      reasoningTokens: this.s.usage.reasoningTokens + usage.reasoningTokens,
+      totalTokens: this.s.usage.totalTokens + usage.totalTokens,
     };
-    this.lastInputTokens = usage.inputTokens + usage.outputTokens;
+    this.s.lastInputTokens = usage.inputTokens + usage.outputTokens;
   }
 
   /** Why the transcript must be compacted before the next model call, or null. */
   compactionReason(): string | null {
     const { contextWindow, compactAtRatio } = this.config.model;
     const tokenLimit = Math.floor(contextWindow * compactAtRatio);
-    if (this.lastInputTokens >= tokenLimit) {
-      return `the last request used ${this.lastInputTokens} of ${contextWindow} tokens (limit ${tokenLimit})`;
+    if (this.s.lastInputTokens >= tokenLimit) {
+      return `the last request used ${this.s.lastInputTokens} of ${contextWindow} tokens (limit ${tokenLimit})`;
     }
     if (this.transcriptBytes >= this.config.limits.maxTranscriptBytes) {
       return `the transcript is ${this.transcriptBytes} bytes (limit ${this.config.limits.maxTranscriptBytes})`;
@@ -249,24 +387,24 @@ export class SessionState {
   // ── messages from people ──────────────────────────────────────────────────
 
   queueMessage(text: string): void {
-    this.queuedMessages.push(text);
+    this.s.queuedMessages.push(text);
   }
 
   /** Moves queued messages into the transcript; true if there were any. */
   deliverQueuedMessages(): boolean {
-    if (this.queuedMessages.length === 0) return false;
-    for (const text of this.queuedMessages) this.append(userMessage(text));
-    this.queuedMessages = [];
-    this.idle = false;
-    this.notice = null;
-    if (this.turn >= this.turnLimit) this.turnLimit = this.turn + this.config.limits.maxTurns;
+    if (this.s.queuedMessages.length === 0) return false;
+    for (const text of this.s.queuedMessages) this.append(userMessage(text));
+    this.s.queuedMessages = [];
+    this.s.idle = false;
+    this.s.notice = null;
+    if (this.s.turn >= this.s.turnLimit) this.s.turnLimit = this.s.turn + this.config.limits.maxTurns;
     return true;
   }
 
   goIdle(notice: string | null): void {
-    this.idle = true;
-    this.notice = notice === null ? null : capNotice(notice);
-    this.current = null;
+    this.s.idle = true;
+    this.s.notice = notice === null ? null : capNotice(notice);
+    this.step = null;
   }
 
   // ── approvals ─────────────────────────────────────────────────────────────
@@ -276,14 +414,14 @@ export class SessionState {
    * asks, and a read-only session asks before every edit — unless a rule a person set allows it.
    */
   decidePolicy(request: ToolRequest): PolicyDecision {
-    const rules = [...this.config.rules, ...this.sessionRules];
-    const decision = decide(request, this.approvalPolicy, rules);
+    const rules = [...this.config.rules, ...this.s.sessionRules];
+    const decision = decide(request, this.s.approvalPolicy, rules);
     if (decision.action !== 'allow') return decision;
     if (rules.some((rule) => rule.action === 'allow' && ruleMatches(rule, request))) return decision;
-    if (this.unconfined !== null && request.kind === 'execute') {
+    if (this.s.unconfined !== null && request.kind === 'execute') {
       return {
         action: 'ask',
-        reason: `commands cannot be sandboxed on this worker (${this.unconfined}), so every command asks`,
+        reason: `commands cannot be sandboxed on this worker (${this.s.unconfined}), so every command asks`,
       };
     }
     if (this.config.sandbox === 'read-only' && request.kind === 'edit') {
@@ -295,7 +433,7 @@ export class SessionState {
   /** How commands are confined, as a person reads it. */
   get sandboxLabel(): string {
     if (this.config.sandbox === 'danger-full-access') return 'danger-full-access (no sandbox)';
-    if (this.unconfined !== null) return `none: ${this.unconfined}; every command asks for approval`;
+    if (this.s.unconfined !== null) return `none: ${this.s.unconfined}; every command asks for approval`;
     return this.config.sandbox;
   }
 
@@ -337,7 +475,7 @@ export class SessionState {
     waiting.decision = approval;
     let alsoApproved: string[] = [];
     if (approval.decision === 'approve_for_session') {
-      this.sessionRules.push(sessionRuleFor(waiting.request, this.prefixStyle()));
+      this.s.sessionRules.push(sessionRuleFor(waiting.request, this.prefixStyle()));
       alsoApproved = this.approveCoveredCalls(`covered by the session rule from ${approval.callId}`);
     }
     return { callId: approval.callId, decision: approval.decision, alsoApproved };
@@ -374,9 +512,9 @@ export class SessionState {
   // ── status ────────────────────────────────────────────────────────────────
 
   get status(): SessionStatus {
-    if (this.ended) return this.ended;
+    if (this.endedAs) return this.endedAs;
     if (this.pendingApprovals().length > 0) return 'awaiting_approval';
-    if (this.idle) return 'idle';
+    if (this.s.idle) return 'idle';
     return 'running';
   }
 
@@ -386,21 +524,21 @@ export class SessionState {
       task: this.config.task,
       workspace: this.config.workspace,
       model: this.config.model.name,
-      approvalPolicy: this.approvalPolicy,
+      approvalPolicy: this.s.approvalPolicy,
       sandbox: this.sandboxLabel,
-      turn: this.turn,
+      turn: this.s.turn,
       pendingApprovals: this.pendingApprovals(),
-      usage: this.usage,
-      plan: this.plan,
-      lastMessage: this.lastMessage,
-      notice: this.notice,
+      usage: this.s.usage,
+      plan: this.s.plan,
+      lastMessage: this.s.lastMessage,
+      notice: this.s.notice,
       current: this.current,
-      transcriptLength: this.entries.length,
-      epoch: this.epoch,
-      runs: this.runs,
-      compactions: this.compactions,
-      queuedMessages: this.queuedMessages.length,
-      toolQueue: this.toolQueue,
+      transcriptLength: this.s.entries.length,
+      epoch: this.s.epoch,
+      runs: this.s.runs,
+      compactions: this.s.compactions,
+      queuedMessages: this.s.queuedMessages.length,
+      toolQueue: this.s.toolQueue,
     };
   }
 
@@ -415,12 +553,12 @@ export class SessionState {
       .map((item) => messageText(item))
       .join('\n')
       .trim();
-    if (text) this.lastMessage = text;
+    if (text) this.s.lastMessage = text;
   }
 
   /** Whether the transcript has an output for this call. */
   hasOutput(callId: string): boolean {
-    return this.entries.some((e) => e.item.type === 'function_call_output' && e.item.call_id === callId);
+    return this.s.entries.some((e) => e.item.type === 'function_call_output' && e.item.call_id === callId);
   }
 
   /**
@@ -434,7 +572,7 @@ export class SessionState {
     fateOf: (call: FunctionCallItem) => OpenCallFate = () => 'not_run',
   ): void {
     const answered = new Set(
-      this.entries.flatMap((e) => (e.item.type === 'function_call_output' ? [e.item.call_id] : [])),
+      this.s.entries.flatMap((e) => (e.item.type === 'function_call_output' ? [e.item.call_id] : [])),
     );
     for (const call of calls) {
       if (!answered.has(call.call_id)) {
@@ -448,31 +586,10 @@ export class SessionState {
     }
   }
 
-  /** The state the next run starts from (continue-as-new). */
+  /** The state the next run starts from (continue-as-new): every carried field, as carried. */
   carry(): CarriedState {
-    if (!this.workspace) throw new Error('cannot carry a session whose workspace was never prepared');
-    return {
-      entries: this.entries,
-      epoch: this.epoch,
-      turn: this.turn,
-      turnLimit: this.turnLimit,
-      usage: this.usage,
-      lastInputTokens: this.lastInputTokens,
-      plan: this.plan,
-      sessionRules: this.sessionRules,
-      approvalPolicy: this.approvalPolicy,
-      queuedMessages: this.queuedMessages,
-      idle: this.idle,
-      lastMessage: this.lastMessage,
-      notice: this.notice,
-      workspace: this.workspace,
-      runs: this.runs + 1,
-      compactions: this.compactions,
-      contextEntries: this.contextEntries,
-      lastCompactionTurn: this.lastCompactionTurn,
-      unconfined: this.unconfined,
-      toolQueue: this.toolQueue,
-      lastResponse: this.lastResponse,
-    };
+    const { workspace } = this.s;
+    if (!workspace) throw new Error('cannot carry a session whose workspace was never prepared');
+    return { ...this.s, workspace, runs: this.s.runs + 1 };
   }
 }

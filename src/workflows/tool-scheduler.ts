@@ -15,6 +15,7 @@ import {
   metricMeter,
   patched,
 } from '@temporalio/workflow';
+import type { ToolCallInput } from '../shared/activity-types.js';
 import type { FunctionCallItem } from '../shared/items.js';
 import type { SessionContext } from './context.js';
 import { isWorkerLost, toolFailureOutput } from './failures.js';
@@ -189,7 +190,7 @@ export class ToolScheduler {
       if (p.kind === 'rejected') {
         land(id, { output: p.output, display: p.display, success: false, outcome: 'rejected' });
       } else if (p.kind === 'plan') {
-        state.plan = p.args.plan;
+        state.updatePlan(p.args.plan);
         land(id, {
           output: PLAN_UPDATED_OUTPUT,
           display: `update_plan · ${p.args.plan.length} steps`,
@@ -219,7 +220,7 @@ export class ToolScheduler {
     const { config, state, view, control, activities, sessionId } = this.ctx;
     view.setCurrent('tool', prepared.summary);
     book.executing(prepared.call.call_id);
-    const input = {
+    const input: ToolCallInput = {
       sessionId,
       epoch: state.epoch,
       workspace: state.workspace!.root,
@@ -227,7 +228,7 @@ export class ToolScheduler {
       itemIndex,
       timeoutMs: config.limits.commandTimeoutMs,
       sandbox: config.sandbox,
-      unconfinedApproved: state.unconfined !== null,
+      sessionUnconfined: state.unconfined !== null,
       ...(prepared.call.arguments.length <= 2048 ? { arguments: prepared.call.arguments } : {}),
     };
     try {

@@ -99,7 +99,7 @@ export async function runTurn(ctx: SessionContext, scheduler: ToolScheduler): Pr
       }
       for (const item of output) state.append(item);
       if (config.model.providerState) {
-        state.lastResponse = reply.responseId ? { id: reply.responseId, upTo: state.entries.length } : null;
+        state.rememberResponse(reply.responseId);
       }
       state.recordAssistantText(output);
       calls = output.filter(isFunctionCall);
@@ -147,7 +147,7 @@ export async function runTurn(ctx: SessionContext, scheduler: ToolScheduler): Pr
     throw err;
   } finally {
     control.endTurn();
-    state.current = null;
+    state.clearCurrent();
     view.publish();
   }
 }

@@ -36,18 +36,17 @@ export async function bootstrapWorkspace({ config, state, view, activities }: Se
       }
       throw err;
     });
-  state.workspace = prepared.info;
+  state.workspacePrepared(prepared.info);
   // The worker that prepared the workspace holds it: tool calls go to its own queue.
   // Sessions recorded before workers had queues of their own run tools on the session's queue.
-  if (prepared.toolQueue && patched(Patch.workerTaskQueue)) state.toolQueue = prepared.toolQueue;
+  if (prepared.toolQueue && patched(Patch.workerTaskQueue)) state.routeToolsTo(prepared.toolQueue);
   // Sessions recorded before workers reported their sandbox replay without the fallback.
   if (
     patched(Patch.sandboxFallback) &&
     config.sandbox !== 'danger-full-access' &&
     !prepared.sandbox.available
   ) {
-    state.unconfined = prepared.sandbox.detail;
-    state.notice = `commands cannot be sandboxed on this worker (${prepared.sandbox.detail}); every command will ask for approval`;
+    state.runUnconfined(prepared.sandbox.detail);
     log.warn('session runs without a sandbox', { detail: prepared.sandbox.detail });
   }
   if (prepared.agentsMd !== null)
@@ -62,7 +61,7 @@ export async function bootstrapWorkspace({ config, state, view, activities }: Se
       }),
     ),
   );
-  state.contextEntries = state.entries.length;
+  state.markFixedContext();
   state.append(userMessage(config.task));
-  state.current = null;
+  state.clearCurrent();
 }

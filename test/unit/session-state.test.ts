@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { assistantMessage, userMessage } from '../../src/shared/items.js';
 import type { ToolRequest } from '../../src/shared/policy.js';
 import type { SessionConfig } from '../../src/shared/session-config.js';
-import { carriedStateSchema, sessionConfigSchema } from '../../src/shared/session-config.js';
+import {
+  carriedStateSchema,
+  sessionConfigSchema,
+  sessionInputSchema,
+} from '../../src/shared/session-config.js';
 import { ApprovalRejected, SessionState, uniqueCallIds } from '../../src/workflows/session-state.js';
 import { MAX_MESSAGE_BYTES, userMessageSchema } from '../../src/shared/session-api.js';
 import { jsonBytes, utf8Bytes } from '../../src/shared/bytes.js';
@@ -50,7 +54,7 @@ describe('SessionState approvals', () => {
   it('rejects decisions once the session has ended', () => {
     const state = new SessionState(config());
     pending(state, 'call_1', npmTest);
-    state.ended = 'completed';
+    state.end('completed');
     expect(() => state.applyApproval({ callId: 'call_1', decision: 'approve' })).toThrow(ApprovalRejected);
     expect(state.decisionFor('call_1')).toBeUndefined();
   });
@@ -126,10 +130,10 @@ describe('SessionState transcript', () => {
 
   it('carries its state through the schema (continue-as-new)', () => {
     const state = new SessionState(config());
-    state.workspace = { root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false };
+    state.workspacePrepared({ root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false });
     state.append(userMessage('task'));
     state.append(assistantMessage('done'));
-    state.turn = 3;
+    for (let i = 0; i < 3; i++) state.beginTurn();
     state.queueMessage('later');
     const carried = carriedStateSchema.parse(JSON.parse(JSON.stringify(state.carry())));
     const next = new SessionState(config(), carried);
@@ -142,9 +146,9 @@ describe('SessionState transcript', () => {
 
   it("carries the provider's last response across continue-as-new, and forgets it on compaction", () => {
     const state = new SessionState(config());
-    state.workspace = { root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false };
+    state.workspacePrepared({ root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false });
     state.append(userMessage('task'));
-    state.lastResponse = { id: 'resp_7', upTo: 1 };
+    state.rememberResponse('resp_7');
     const carried = carriedStateSchema.parse(JSON.parse(JSON.stringify(state.carry())));
     expect(new SessionState(config(), carried).lastResponse).toEqual({ id: 'resp_7', upTo: 1 });
     // State carried before provider state existed parses without it.
@@ -157,7 +161,8 @@ describe('SessionState transcript', () => {
 
   it('raises the turn limit when a person sends a message after it was reached', () => {
     const state = new SessionState(config({ limits: { ...config().limits, maxTurns: 2 } }));
-    state.turn = 2;
+    state.beginTurn();
+    state.beginTurn();
     state.goIdle('limit');
     state.queueMessage('keep going');
     state.deliverQueuedMessages();
@@ -237,5 +242,45 @@ describe('issue 11: bounds in UTF-8 bytes, unique call ids', () => {
     );
     expect(outputs).toEqual(['ran', 'c2: interrupted', 'c3: not_run']);
     expect(state.entries.at(-2)!.display).toBe('shell · interrupted');
+  });
+});
+
+describe('carried state across releases', () => {
+  /** The session input a recorded run continued as new with (its first event's input). */
+  async function recordedInput(fixture: string): Promise<unknown> {
+    const { readFile } = await import('node:fs/promises');
+    const history = JSON.parse(await readFile(`test/fixtures/histories/${fixture}`, 'utf8')) as {
+      events: Array<{
+        workflowExecutionStartedEventAttributes?: { input: { payloads: Array<{ data: string }> } };
+      }>;
+    };
+    const payload = history.events[0]!.workflowExecutionStartedEventAttributes!.input.payloads[0]!;
+    return JSON.parse(Buffer.from(payload.data, 'base64').toString('utf8'));
+  }
+
+  for (const fixture of ['v0.1/continue-as-new-suggested.run2.json', 'continue-as-new-suggested.run2.json']) {
+    it(`parses the state ${fixture} carried, and carries it on with the same keys and values`, async () => {
+      const input = sessionInputSchema.parse(await recordedInput(fixture));
+      const carried = input.carried!;
+      const state = new SessionState(input.config, carried);
+      expect(state.turn).toBe(carried.turn);
+      expect(state.contextTokens).toBe(carried.lastInputTokens);
+      const next = state.carry();
+      // Fields added since a release get their defaults; every recorded field goes on unchanged.
+      expect({ ...next, runs: carried.runs }).toEqual(carried);
+      expect(next.runs).toBe(carried.runs + 1);
+      expect(
+        sessionInputSchema.parse({ schemaVersion: 1, config: input.config, carried: next }).carried,
+      ).toEqual(next);
+    });
+  }
+
+  it('refuses carried state missing a field no default covers, naming it', () => {
+    const state = new SessionState(config());
+    state.workspacePrepared({ root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false });
+    const { lastInputTokens: _gone, ...carried } = state.carry();
+    const parsed = carriedStateSchema.safeParse(carried);
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.path).toEqual(['lastInputTokens']);
   });
 });

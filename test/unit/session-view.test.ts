@@ -52,7 +52,7 @@ describe('sessionDetails', () => {
     );
     s.goIdle('moved to worker b; send a message to continue');
     // goIdle clears the current step; the approval wait sets it again.
-    s.current = { kind: 'approval', label: 'approval · shell · rm -rf build', since: '' };
+    s.setCurrent('approval', 'approval · shell · rm -rf build');
     expect(sessionDetails(s, s.config.task, 'turn 1 · answered')).toBe(
       '**rename foo to bar**\n\nstatus: awaiting_approval · turn 0 · run 1' +
         '\n\nnow: approval · shell · rm -rf build' +
