@@ -36,6 +36,7 @@ import {
 } from './shared/session-api.js';
 import type { SessionConfig, SessionConfigInput, SessionInput } from './shared/session-config.js';
 import { SESSION_SCHEMA_VERSION, describeZodError, sessionConfigSchema } from './shared/session-config.js';
+import { firstLine } from './shared/text.js';
 
 /**
  * The activity the session waits on, from the server's record of it (not from the workflow): how
@@ -75,11 +76,6 @@ export interface HistoryLine {
   time: string;
   runId: string;
   text: string;
-}
-
-function firstLine(text: string, max = 120): string {
-  const line = text.trim().split('\n')[0] ?? '';
-  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
 }
 
 function slug(text: string): string {

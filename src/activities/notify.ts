@@ -6,6 +6,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { NotificationEvent, SessionNotification } from '../shared/notifications.js';
+import { firstLine } from '../shared/text.js';
 
 export const notifyFormats = ['json', 'slack', 'ntfy'] as const;
 export type NotifyFormat = (typeof notifyFormats)[number];
@@ -43,18 +44,13 @@ export function sessionLink(inboxUrl: string | undefined, sessionId: string): st
   return inboxUrl ? `${inboxUrl.replace(/\/+$/, '')}/s/${encodeURIComponent(sessionId)}` : undefined;
 }
 
-function firstLine(text: string, max = 200): string {
-  const line = text.split('\n', 1)[0]!.trim();
-  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
-}
-
 /** One line a person reads: what happened, to which task, and what is waiting. */
 export function notificationText(n: SessionNotification): string {
   const detail =
     n.event === 'awaiting_approval'
       ? n.pending.map((p) => p.summary).join('; ')
       : n.message
-        ? firstLine(n.message)
+        ? firstLine(n.message, 200)
         : '';
   return `Ratchet session ${HEADLINE[n.event]}: ${firstLine(n.task, 120)}${detail ? ` — ${detail}` : ''}`;
 }

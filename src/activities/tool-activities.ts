@@ -9,7 +9,14 @@ import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 import type { ToolCallInput } from '../shared/activity-types.js';
 import type { ToolName, ToolOutcome } from '../shared/tools.js';
-import { applyPatchArgs, grepFilesArgs, listDirArgs, readFileArgs, shellArgs } from '../shared/tools.js';
+import {
+  applyPatchArgs,
+  grepFilesArgs,
+  listDirArgs,
+  readFileArgs,
+  shellArgs,
+  toolFailure,
+} from '../shared/tools.js';
 import { joinDir, patchFromCommand } from '../shared/shell-patch.js';
 import { keepHeartbeating } from './heartbeat.js';
 import { defaultJournalDir, PatchJournal } from './tools/patch-journal.js';
@@ -99,10 +106,6 @@ function bounded(outcome: ToolOutcome): ToolOutcome {
   };
 }
 
-function failure(tool: string, output: string, display: string): ToolOutcome {
-  return { output, display: `${tool} · ${display}`, success: false };
-}
-
 export function createToolActivities(deps: ToolDeps) {
   async function argumentsOf(input: ToolCallInput): Promise<string> {
     if (input.arguments !== undefined) return input.arguments;
@@ -136,7 +139,7 @@ export function createToolActivities(deps: ToolDeps) {
           raw = JSON.parse(await argumentsOf(input));
         } catch (err) {
           if (err instanceof ApplicationFailure) throw err;
-          return failure(
+          return toolFailure(
             name,
             `The arguments are not valid JSON: ${(err as Error).message}`,
             'malformed arguments',
@@ -144,7 +147,7 @@ export function createToolActivities(deps: ToolDeps) {
         }
         const parsed = schema.safeParse(raw);
         if (!parsed.success) {
-          return failure(
+          return toolFailure(
             name,
             `Invalid arguments: ${parsed.error.issues.map((i) => i.message).join('; ')}`,
             'invalid arguments',
@@ -153,7 +156,7 @@ export function createToolActivities(deps: ToolDeps) {
         try {
           if (!(await stat(input.workspace)).isDirectory()) throw new Error('not a directory');
         } catch {
-          return failure(
+          return toolFailure(
             name,
             `The workspace ${input.workspace} no longer exists on the worker (it was moved or deleted). ` +
               'Nothing was run. Tell the user; the task cannot continue without it.',
@@ -183,7 +186,7 @@ export function createToolActivities(deps: ToolDeps) {
   return {
     shell: tool('shell', shellArgs, async (args, context, input) => {
       const confined = await confinement(input, deps.sandbox);
-      if ('refused' in confined) return failure('shell', confined.refused, 'not sandboxed: refused');
+      if ('refused' in confined) return toolFailure('shell', confined.refused, 'not sandboxed: refused');
       return executeShell(args, context, {
         defaultTimeoutMs: input.timeoutMs ?? 10 * 60_000,
         env: deps.commandEnv,

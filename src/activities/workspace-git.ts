@@ -19,7 +19,7 @@
 import { execa } from 'execa';
 import { realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
+import { isInside } from './paths.js';
 
 /** Where a session's repository is, as worked out when its workspace was prepared. */
 export interface RepositoryLocation {
@@ -113,11 +113,6 @@ export async function sessionGit(
     ...(options.signal === undefined ? {} : { cancelSignal: options.signal }),
   });
   return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
-}
-
-function isInside(root: string, candidate: string): boolean {
-  const rel = path.relative(root, candidate);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 /**

@@ -5,11 +5,7 @@
  */
 import { lchown, lstat, stat } from 'node:fs/promises';
 import path from 'node:path';
-
-function isInside(root: string, candidate: string): boolean {
-  const rel = path.relative(root, candidate);
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
-}
+import { isBelow } from './paths.js';
 
 /**
  * Gives `relativePaths` (workspace-relative, as a patch names them) and the directories between
@@ -29,7 +25,7 @@ export async function giveToWorkspaceOwner(
   for (const relative of relativePaths) {
     for (
       let current = path.resolve(workspace, relative);
-      isInside(workspace, current);
+      isBelow(workspace, current);
       current = path.dirname(current)
     ) {
       if (done.has(current)) break;

@@ -18,6 +18,7 @@ import { sandboxIdentity } from './tools/sandbox.js';
 import type { RepositoryLocation } from './workspace-git.js';
 import { locateRepository, sessionGit } from './workspace-git.js';
 import { ActivityFailureType } from '../shared/failure-types.js';
+import { SYSTEM_DIRS, isInside } from './paths.js';
 
 export interface WorkspaceDeps {
   /** Directories sessions may work in (and below); empty means anywhere but system folders. */
@@ -28,30 +29,12 @@ export interface WorkspaceDeps {
   toolQueue?: string;
 }
 
-const SYSTEM_DIRS = [
-  '/',
-  '/bin',
-  '/boot',
-  '/dev',
-  '/etc',
-  '/lib',
-  '/lib64',
-  '/proc',
-  '/root',
-  '/sbin',
-  '/sys',
-  '/usr',
-  '/var',
-];
+/** Never a workspace: the system's directories, and root's home. */
+const NOT_WORKSPACES = [...SYSTEM_DIRS, '/root'];
 const MAX_TRACKED_DIRTY = 2000;
 
 function rejected(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, ActivityFailureType.WorkspaceRejected);
-}
-
-function inside(root: string, candidate: string): boolean {
-  const rel = path.relative(root, candidate);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 async function git(
@@ -149,7 +132,7 @@ async function readAgentsMd(gitTop: string, root: string): Promise<string | null
   // AGENTS.md files from the repository root down to the workspace; deeper files come later
   // and take precedence. Both are real paths, so every directory between is inside the repository.
   const dirs: string[] = [];
-  for (let dir = root; inside(gitTop, dir); dir = path.dirname(dir)) {
+  for (let dir = root; isInside(gitTop, dir); dir = path.dirname(dir)) {
     dirs.unshift(dir);
     if (dir === gitTop || dir === path.dirname(dir)) break;
   }
@@ -192,13 +175,13 @@ export function createWorkspaceActivities(deps: WorkspaceDeps) {
       throw rejected(`workspace ${input.workspace} does not exist on this worker`);
     }
     if (deps.allowedRoots.length > 0) {
-      if (!deps.allowedRoots.some((allowed) => inside(allowed, root))) {
+      if (!deps.allowedRoots.some((allowed) => isInside(allowed, root))) {
         throw rejected(
           `workspace ${root} is outside the directories this worker serves (${deps.allowedRoots.join(', ')}; ` +
             'set RATCHET_WORKSPACE_ROOTS on the worker)',
         );
       }
-    } else if (SYSTEM_DIRS.includes(root)) {
+    } else if (NOT_WORKSPACES.includes(root)) {
       throw rejected(`workspace ${root} is a system directory; choose a project directory`);
     }
 

@@ -28,6 +28,7 @@ import {
   renderStatusLine,
   stepLabel,
 } from './render.js';
+import { sleep } from '../shared/sleep.js';
 
 export interface FollowOptions {
   /** JSON lines instead of text. */
@@ -54,19 +55,6 @@ export interface FollowResult {
 }
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    // The listener goes when the sleep ends, or polling every 400 ms piles them up on the signal.
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
 
 type Answer =
   | { kind: 'approve' | 'approve_for_session' }

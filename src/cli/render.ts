@@ -11,6 +11,7 @@ import { displayCommand } from '../shared/safe-commands.js';
 import type { CurrentStep, PendingApproval, StatusView } from '../shared/session-api.js';
 import type { TranscriptEntry } from '../shared/session-config.js';
 import { summarizeRawCall } from '../shared/tool-summary.js';
+import type { ActivityProgress } from '../client.js';
 
 export type Colors = ReturnType<typeof pc.createColors>;
 
@@ -103,14 +104,7 @@ export function renderStatusLine(view: StatusView, c: Colors = pc): string {
 }
 
 /** What the server knows of the activity under the current step (see RatchetClient.status). */
-export interface StepProgress {
-  type: string;
-  attempt: number;
-  maximumAttempts: number;
-  lastFailure: string | null;
-  tokens: number | null;
-  streamed: boolean | null;
-}
+export type StepProgress = ActivityProgress;
 
 /**
  * The current step's label with what the server knows of its activity: the attempt and why the

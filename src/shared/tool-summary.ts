@@ -3,23 +3,23 @@
  * activity summaries in the Temporal UI and by the CLI.
  */
 import { parsePatch, patchPaths } from './patch.js';
-import { escapeControl } from './escape.js';
 import { displayCommand } from './safe-commands.js';
 import { joinDir } from './shell-patch.js';
+import { shorten } from './text.js';
 
-/** One line of at most `max` characters, control characters escaped (escape.ts). */
-export function shorten(text: string, max = 80): string {
-  const oneLine = escapeControl(text).replace(/\s+/g, ' ').trim();
-  return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
+/**
+ * A command as people see it everywhere (the call's summary in the Web UI and the CLI, the shell
+ * tool's own line): as a person would type it (safe-commands.ts), on one line, cut to 80.
+ */
+export function commandSummary(argv: string[]): string {
+  return shorten(displayCommand(argv));
 }
 
 /** The summary of a call from its tool name and (validated or raw) arguments. */
 export function toolCallSummary(tool: string, args: Record<string, unknown>): string {
   switch (tool) {
     case 'shell':
-      return Array.isArray(args.command)
-        ? `shell · ${shorten(displayCommand(args.command.map(String)))}`
-        : 'shell';
+      return Array.isArray(args.command) ? `shell · ${commandSummary(args.command.map(String))}` : 'shell';
     case 'apply_patch': {
       try {
         const workdir = typeof args.workdir === 'string' ? args.workdir : undefined;

@@ -180,3 +180,11 @@ export interface ToolOutcome {
   /** False when the tool could not do what was asked (an error the model can react to). */
   success: boolean;
 }
+
+/**
+ * A tool call that did not do what was asked: `output` is what the model reads, the person's
+ * line is the call's summary and what went wrong ("read_file · a.ts · error").
+ */
+export function toolFailure(summary: string, output: string, what = 'error'): ToolOutcome {
+  return { output, display: `${summary} · ${what}`, success: false };
+}

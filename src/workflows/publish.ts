@@ -19,11 +19,7 @@ import type { SessionConfig } from '../shared/session-config.js';
 import { summarizeRawCall } from '../shared/tool-summary.js';
 import type { Notifier } from './notification.js';
 import type { SessionState } from './session-state.js';
-
-function firstLine(text: string, max = 100): string {
-  const line = text.trim().split('\n')[0] ?? '';
-  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
-}
+import { firstLine } from '../shared/text.js';
 
 /** "turn 7 · 3 tool calls: shell · npm test, read_file · a.ts, …" or "turn 8 · answered". */
 export function turnOutcome(turn: number, calls: FunctionCallItem[]): string {

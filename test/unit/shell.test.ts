@@ -9,7 +9,8 @@ import type { ToolContext } from '../../src/activities/tools/context.js';
 import { commandEnvironment } from '../../src/activities/tools/env.js';
 import type { SandboxInfo } from '../../src/activities/tools/sandbox.js';
 import { detectSandbox } from '../../src/activities/tools/sandbox.js';
-import { describeCommand, executeShell, MAX_TIMEOUT_MS } from '../../src/activities/tools/shell.js';
+import { executeShell, MAX_TIMEOUT_MS } from '../../src/activities/tools/shell.js';
+import { commandSummary, toolCallSummary } from '../../src/shared/tool-summary.js';
 import type { ShellOptions } from '../../src/activities/tools/shell.js';
 import type { SandboxMode } from '../../src/shared/sandbox.js';
 import type { ShellArgs, ToolOutcome } from '../../src/shared/tools.js';
@@ -334,21 +335,29 @@ describe('executeShell', () => {
   });
 });
 
-describe('describeCommand', () => {
+describe('commandSummary', () => {
   it('shows a shell script as the script itself', () => {
-    expect(describeCommand(['bash', '-lc', 'npm test'])).toBe('npm test');
-    expect(describeCommand(['/bin/sh', '-c', 'make\n  all'])).toBe('make all');
+    expect(commandSummary(['bash', '-lc', 'npm test'])).toBe('npm test');
+    expect(commandSummary(['/bin/sh', '-c', 'make\n  all'])).toBe('make all');
   });
 
   it('quotes arguments as a person would type them', () => {
-    expect(describeCommand(['rg', '-n', 'TODO: fix', "it's"])).toBe(`rg -n 'TODO: fix' 'it'\\''s'`);
-    expect(describeCommand(['git', 'status'])).toBe('git status');
+    expect(commandSummary(['rg', '-n', 'TODO: fix', "it's"])).toBe(`rg -n 'TODO: fix' 'it'\\''s'`);
+    expect(commandSummary(['git', 'status'])).toBe('git status');
   });
 
-  it('shortens long commands to about 60 characters', () => {
-    const shown = describeCommand(['bash', '-lc', `echo ${'x'.repeat(200)}`]);
-    expect(shown).toHaveLength(60);
+  it('shortens long commands to 80 characters', () => {
+    const shown = commandSummary(['bash', '-lc', `echo ${'x'.repeat(200)}`]);
+    expect(shown).toHaveLength(80);
     expect(shown.endsWith('…')).toBe(true);
+  });
+
+  it("cuts a command the way the call's summary does: the tool's line begins with the summary", async () => {
+    const command = ['bash', '-lc', `printf '%s\\n' "\x1b[2K"; echo ${'y'.repeat(120)}\n  true`];
+    const summary = toolCallSummary('shell', { command });
+    expect(summary).toBe(`shell · ${commandSummary(command)}`);
+    const { outcome } = await shell({ command });
+    expect(outcome.display.startsWith(`${summary} · `)).toBe(true);
   });
 });
 

@@ -21,6 +21,7 @@ import { digest } from './patch-journal.js';
 import { describeMiss, updateText } from './patch-text.js';
 import type { FileState } from './workspace-fs.js';
 import { WorkspaceFs, WorkspacePathError } from './workspace-fs.js';
+import { toolFailure } from '../../shared/tools.js';
 
 type Done = JournalRecord['done'][number];
 type Staged = { kind: 'absent' } | { kind: 'file'; text: string; mode: number | undefined };
@@ -172,10 +173,6 @@ class Staging {
 
 type JournalFile = JournalRecord['files'][number];
 
-function failure(display: string, output: string): ToolOutcome {
-  return { output, display: `apply_patch · ${display}`, success: false };
-}
-
 /** Writes every file, then removes (so that a move's target exists before its source goes). */
 async function commit(
   files: readonly JournalFile[],
@@ -202,16 +199,18 @@ async function commit(
           : ' Nothing was written.';
       const verb = file.after === null ? 'delete' : 'write';
       if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-        return failure(
-          'permission denied',
+        return toolFailure(
+          'apply_patch',
           `apply_patch could not ${verb} ${file.path} (${code}: permission denied).${before} ` +
             'Once the permissions are fixed, send the patch again for the files not yet written.',
+          'permission denied',
         );
       }
       if (code === 'ELOOP' || code === 'ENOTDIR') {
-        return failure(
-          'path changed',
+        return toolFailure(
+          'apply_patch',
           `apply_patch did not ${verb} ${file.path}: a directory on its way was replaced (by a link or a file) while the patch was applied.${before}`,
+          'path changed',
         );
       }
       throw err;
@@ -274,11 +273,12 @@ async function finish(record: JournalRecord, fs: WorkspaceFs, journal: PatchJour
   }
   if (changed.length > 0) {
     const done = [...inPlace].join(', ') || 'none';
-    return failure(
-      'changed meanwhile',
+    return toolFailure(
+      'apply_patch',
       `An earlier attempt of this call was cut off while writing, and since then ${changed.join(', ')} ` +
         `changed in a way this patch did not make, so this retry wrote nothing. Files that already hold the patch's result: ${done}. ` +
         'Read the files and send a new patch for what is still missing.',
+      'changed meanwhile',
     );
   }
   const problem = await commit(pending, fs, journal);
@@ -308,16 +308,18 @@ async function resolveAll(
   }
   const listed = (list: string[]): string => list.map((p) => `- ${JSON.stringify(p)}`).join('\n');
   if (outside.length > 0) {
-    return failure(
-      'path outside the workspace',
+    return toolFailure(
+      'apply_patch',
       `apply_patch refused the patch, so nothing was changed: these paths are outside the workspace:\n${listed(outside)}\n` +
         `Use paths relative to the workspace root (${fs.root}).`,
+      'path outside the workspace',
     );
   }
   if (git.length > 0) {
-    return failure(
-      'path in a git directory',
+    return toolFailure(
+      'apply_patch',
       `apply_patch refused the patch, so nothing was changed: these paths are in a git directory, which apply_patch never edits:\n${listed(git)}`,
+      'path in a git directory',
     );
   }
   return resolved;
@@ -341,11 +343,12 @@ export async function applyPatch(
     patch = parsePatch(input);
   } catch (err) {
     if (!(err instanceof PatchParseError)) throw err;
-    return failure(
-      'invalid patch',
+    return toolFailure(
+      'apply_patch',
       `The patch is not valid, so nothing was changed: ${err.message}.\n` +
         'A patch starts with "*** Begin Patch", ends with "*** End Patch", and contains "*** Add File: path", ' +
         '"*** Delete File: path" or "*** Update File: path" sections.',
+      'invalid patch',
     );
   }
   const fs = new WorkspaceFs(ctx.workspace);
@@ -366,10 +369,11 @@ export async function applyPatch(
   }
   if (staging.problems.length > 0) {
     const listed = staging.problems.map((problem) => `- ${problem}`).join('\n');
-    return failure(
-      staging.problems.length === 1 ? 'failed' : `${staging.problems.length} problems`,
+    return toolFailure(
+      'apply_patch',
       `apply_patch failed, so nothing was changed:\n${listed}\n` +
         'Read the current contents of the files (read_file) and send a corrected patch.',
+      staging.problems.length === 1 ? 'failed' : `${staging.problems.length} problems`,
     );
   }
 

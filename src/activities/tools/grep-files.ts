@@ -19,6 +19,7 @@ import { RE2JS } from 're2js';
 import type { GrepFilesArgs, ToolOutcome } from '../../shared/tools.js';
 import type { ToolContext } from './context.js';
 import { resolveInWorkspace, WorkspaceEscapeError, workspaceRelative } from './workspace-paths.js';
+import { toolFailure } from '../../shared/tools.js';
 
 // `ignore` is CommonJS with an ES-style default in its types; at run time both name the factory.
 const ignore = ignoreModule.default;
@@ -42,10 +43,6 @@ interface Candidate {
 interface Rules {
   base: string;
   rules: Ignore;
-}
-
-function failure(display: string, output: string): ToolOutcome {
-  return { output, display: `${display} · error`, success: false };
 }
 
 /** A .gitignore that is a regular file of sensible size, or nothing. */
@@ -190,7 +187,7 @@ export async function executeGrepFiles(args: GrepFilesArgs, ctx: ToolContext): P
     // Multiline, so that ^ and $ match at line boundaries as they do in grep and ripgrep.
     regex = RE2JS.compile(args.pattern, RE2JS.MULTILINE);
   } catch (err) {
-    return failure(
+    return toolFailure(
       label,
       `Invalid regular expression: ${(err as Error).message}. The pattern is RE2 syntax, as in ripgrep: ` +
         'no lookaround and no backreferences.',
@@ -202,7 +199,7 @@ export async function executeGrepFiles(args: GrepFilesArgs, ctx: ToolContext): P
     absolute = await resolveInWorkspace(ctx.workspace, requested);
   } catch (err) {
     if (err instanceof WorkspaceEscapeError) {
-      return failure(
+      return toolFailure(
         label,
         `${err.message}: grep_files only searches inside the workspace (${ctx.workspace}).`,
       );
@@ -218,7 +215,7 @@ export async function executeGrepFiles(args: GrepFilesArgs, ctx: ToolContext): P
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      return failure(
+      return toolFailure(
         label,
         `Path not found: ${workspaceRelative(ctx.workspace, absolute)}. Use list_dir to check it.`,
       );

@@ -8,6 +8,8 @@ import path from 'node:path';
 import type { ListDirArgs, ToolOutcome } from '../../shared/tools.js';
 import type { ToolContext } from './context.js';
 import { resolveInWorkspace, WorkspaceEscapeError, workspaceRelative } from './workspace-paths.js';
+import { formatNumber } from '../../shared/text.js';
+import { toolFailure } from '../../shared/tools.js';
 
 const DEFAULT_DEPTH = 2;
 const DEFAULT_LIMIT = 50;
@@ -19,14 +21,6 @@ const MAX_COUNTED_BEYOND_PAGE = 10_000;
 interface Entry {
   depth: number;
   label: string;
-}
-
-function failure(display: string, output: string): ToolOutcome {
-  return { output, display: `${display} · error`, success: false };
-}
-
-function formatNumber(n: number): string {
-  return n.toLocaleString('en-US');
 }
 
 function byName(a: { name: string }, b: { name: string }): number {
@@ -81,7 +75,7 @@ export async function executeListDir(args: ListDirArgs, ctx: ToolContext): Promi
     absolute = await resolveInWorkspace(ctx.workspace, args.dir_path);
   } catch (err) {
     if (err instanceof WorkspaceEscapeError) {
-      return failure(
+      return toolFailure(
         label,
         `${err.message}: list_dir only lists directories inside the workspace (${ctx.workspace}).`,
       );
@@ -97,16 +91,16 @@ export async function executeListDir(args: ListDirArgs, ctx: ToolContext): Promi
   try {
     const stats = await stat(absolute);
     if (!stats.isDirectory()) {
-      return failure(label, `${relative} is a file, not a directory. Use read_file to read it.`);
+      return toolFailure(label, `${relative} is a file, not a directory. Use read_file to read it.`);
     }
     incomplete = await walk(absolute, 1, depth, entries, cap, ctx.signal);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      return failure(label, `Directory not found: ${relative}. List its parent to see what exists.`);
+      return toolFailure(label, `Directory not found: ${relative}. List its parent to see what exists.`);
     }
     if (code === 'EACCES' || code === 'EPERM')
-      return failure(label, `Permission denied: cannot list ${relative}.`);
+      return toolFailure(label, `Permission denied: cannot list ${relative}.`);
     throw err;
   }
 
@@ -115,7 +109,7 @@ export async function executeListDir(args: ListDirArgs, ctx: ToolContext): Promi
     return { output: `${header}\n[${relative} is empty.]`, display: `${label} · empty`, success: true };
   }
   if (offset > entries.length) {
-    return failure(
+    return toolFailure(
       label,
       `Offset ${offset} is past the end: ${relative} has ${formatNumber(entries.length)} entries down to depth ${depth}. ` +
         `Use an offset between 1 and ${entries.length}.`,

@@ -12,6 +12,8 @@ import {
   WorkspaceEscapeError,
   workspaceRelative,
 } from './workspace-paths.js';
+import { formatNumber } from '../../shared/text.js';
+import { toolFailure } from '../../shared/tools.js';
 
 const DEFAULT_LIMIT = 2000;
 const MAX_LINE_CHARS = 500;
@@ -23,14 +25,6 @@ const CHUNK_BYTES = 64 * 1024;
 /** Bytes of one line worth keeping: enough for MAX_LINE_CHARS characters of up to four bytes. */
 const MAX_LINE_KEEP_BYTES = MAX_LINE_CHARS * 4 + 4;
 const NEWLINE = 0x0a;
-
-function failure(display: string, output: string): ToolOutcome {
-  return { output, display: `${display} · error`, success: false };
-}
-
-function formatNumber(n: number): string {
-  return n.toLocaleString('en-US');
-}
 
 /** One numbered line, cut at MAX_LINE_CHARS characters with a note of what was cut. */
 function formatLine(lineNumber: number, kept: Buffer, totalBytes: number): string {
@@ -167,7 +161,7 @@ export async function executeReadFile(args: ReadFileArgs, ctx: ToolContext): Pro
     absolute = await resolveInWorkspace(ctx.workspace, args.file_path);
   } catch (err) {
     if (err instanceof WorkspaceEscapeError) {
-      return failure(
+      return toolFailure(
         label,
         `${err.message}: read_file only reads files inside the workspace (${ctx.workspace}).`,
       );
@@ -181,20 +175,23 @@ export async function executeReadFile(args: ReadFileArgs, ctx: ToolContext): Pro
   try {
     const stats = await stat(absolute);
     if (stats.isDirectory()) {
-      return failure(label, `${relative} is a directory, not a file. Use list_dir to see what it contains.`);
+      return toolFailure(
+        label,
+        `${relative} is a directory, not a file. Use list_dir to see what it contains.`,
+      );
     }
-    if (!stats.isFile()) return failure(label, `${relative} is not a regular file and cannot be read.`);
+    if (!stats.isFile()) return toolFailure(label, `${relative} is not a regular file and cannot be read.`);
     size = stats.size;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      return failure(
+      return toolFailure(
         label,
         `File not found: ${relative}. Use list_dir or grep_files to find the right path.`,
       );
     }
     if (code === 'EACCES' || code === 'EPERM')
-      return failure(label, `Permission denied: cannot read ${relative}.`);
+      return toolFailure(label, `Permission denied: cannot read ${relative}.`);
     throw err;
   }
 
@@ -203,21 +200,21 @@ export async function executeReadFile(args: ReadFileArgs, ctx: ToolContext): Pro
     result = await readWindow(ctx.workspace, absolute, offset, limit, ctx.signal);
   } catch (err) {
     if (err instanceof WorkspaceEscapeError) {
-      return failure(
+      return toolFailure(
         label,
         `${err.message}: read_file only reads files inside the workspace (${ctx.workspace}).`,
       );
     }
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EACCES' || code === 'EPERM')
-      return failure(label, `Permission denied: cannot read ${relative}.`);
+      return toolFailure(label, `Permission denied: cannot read ${relative}.`);
     if (code === 'ENOTREG' || code === 'ENOENT')
-      return failure(label, `${relative} is not a regular file and cannot be read.`);
+      return toolFailure(label, `${relative} is not a regular file and cannot be read.`);
     throw err;
   }
   const { window, consumed } = result;
   if (result.binary) {
-    return failure(
+    return toolFailure(
       label,
       `${relative} is a binary file (${formatNumber(size)} bytes); read_file reads text only.`,
     );
@@ -225,7 +222,7 @@ export async function executeReadFile(args: ReadFileArgs, ctx: ToolContext): Pro
   if (window.lines.length === 0) {
     if (window.lineCount === 0)
       return { output: `[${relative} is empty.]`, display: `${label} · empty`, success: true };
-    return failure(
+    return toolFailure(
       label,
       `Offset ${offset} is past the end of ${relative}, which has ${formatNumber(window.lineCount)} lines. ` +
         `Use an offset between 1 and ${window.lineCount}.`,

@@ -26,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { SandboxMode } from '../../shared/sandbox.js';
+import { SYSTEM_DIRS, isInside } from '../paths.js';
 
 export type SandboxInfo =
   | { available: true; kind: 'bubblewrap'; /** e.g. "bubblewrap 0.8.0" */ detail: string; bwrapPath: string }
@@ -74,24 +75,7 @@ const HIDDEN_SIZE_BYTES = 1024 * 1024;
 /** Processes (threads count too) one command may have at once: a fork bomb stops here. */
 export const MAX_PROCESSES = 1024;
 /** Directories that are never hidden, whatever HOME or RATCHET_HOME say. */
-const NEVER_HIDDEN = new Set([
-  '/',
-  '/bin',
-  '/boot',
-  '/dev',
-  '/etc',
-  '/lib',
-  '/lib64',
-  '/proc',
-  '/sbin',
-  '/sys',
-  '/usr',
-  '/var',
-  '/opt',
-  '/srv',
-  '/mnt',
-  '/media',
-]);
+const NEVER_HIDDEN = new Set([...SYSTEM_DIRS, '/opt', '/srv', '/mnt', '/media']);
 /**
  * Toolchains under a home directory that builds run from: version managers and language tool
  * folders, read-only. Not shown: anything that holds credentials or history (.ssh, .npmrc,
@@ -143,11 +127,6 @@ const SETPRIV = '/usr/bin/setpriv';
 const PRLIMIT = '/usr/bin/prlimit';
 /** The uid the probe runs as when the worker is root: nobody, present on every system. */
 const PROBE_USER: RunAs = { uid: 65534, gid: 65534 };
-
-function isInside(root: string, candidate: string): boolean {
-  const rel = path.relative(root, candidate);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
 
 function tmpfs(dir: string, bytes: number): string[] {
   return ['--size', String(bytes), '--tmpfs', dir];

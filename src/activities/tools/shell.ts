@@ -15,7 +15,6 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { escapeControl } from '../../shared/escape.js';
 import type { SandboxMode } from '../../shared/sandbox.js';
 import type { ShellArgs, ToolOutcome } from '../../shared/tools.js';
 import type { ToolContext } from './context.js';
@@ -29,6 +28,9 @@ import {
 } from './sandbox.js';
 import { HeadTailBuffer, truncateEncoded } from './truncate.js';
 import { resolveInWorkspace, WorkspaceEscapeError } from './workspace-paths.js';
+import { formatNumber } from '../../shared/text.js';
+import { toolFailure } from '../../shared/tools.js';
+import { commandSummary } from '../../shared/tool-summary.js';
 
 export interface ShellOptions {
   /** Used when the model gives no timeout_ms. */
@@ -60,7 +62,6 @@ const HEARTBEAT_INTERVAL_MS = 1000;
  * the background can hold the pipe open indefinitely; it is not waited for.
  */
 const DRAIN_AFTER_EXIT_MS = 500;
-const DISPLAY_COMMAND_CHARS = 60;
 /** Used by the system to find programs when PATH is unset. */
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 /** The command's descriptor on which bwrap reports the sandboxed process's pid. */
@@ -79,38 +80,6 @@ interface Metadata {
   timed_out?: true;
   truncated_bytes?: number;
   sandbox?: SandboxMode;
-}
-
-function formatNumber(n: number): string {
-  return n.toLocaleString('en-US');
-}
-
-function quoteArgument(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
-}
-
-/**
- * The command as a person would type it, on one line and shortened: for a shell running a script
- * (["bash", "-lc", "npm test"]) the script itself.
- */
-export function describeCommand(command: string[]): string {
-  const [program, flag, script] = command;
-  const runsScript =
-    command.length === 3 &&
-    program !== undefined &&
-    ['bash', 'sh', 'zsh', 'dash'].includes(path.basename(program)) &&
-    flag !== undefined &&
-    /^-[a-z]*c[a-z]*$/.test(flag);
-  const text = escapeControl(
-    runsScript && script !== undefined ? script : command.map(quoteArgument).join(' '),
-  )
-    .replace(/\s+/g, ' ')
-    .trim();
-  return text.length <= DISPLAY_COMMAND_CHARS ? text : `${text.slice(0, DISPLAY_COMMAND_CHARS - 1)}…`;
-}
-
-function failure(label: string, output: string): ToolOutcome {
-  return { output, display: `${label} · error`, success: false };
 }
 
 /** Why `file` cannot be run, or undefined when it can. */
@@ -326,33 +295,36 @@ export async function executeShell(
   options: ShellOptions,
 ): Promise<ToolOutcome> {
   ctx.signal.throwIfAborted();
-  const label = `shell · ${describeCommand(args.command)}`;
+  const label = `shell · ${commandSummary(args.command)}`;
 
   let cwd: string;
   try {
     cwd = await resolveInWorkspace(ctx.workspace, args.workdir ?? '.');
     if (!(await stat(cwd)).isDirectory())
-      return failure(label, `workdir ${args.workdir} is not a directory.`);
+      return toolFailure(label, `workdir ${args.workdir} is not a directory.`);
   } catch (err) {
     if (err instanceof WorkspaceEscapeError) {
-      return failure(label, `workdir ${err.message}: commands run inside the workspace (${ctx.workspace}).`);
+      return toolFailure(
+        label,
+        `workdir ${err.message}: commands run inside the workspace (${ctx.workspace}).`,
+      );
     }
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR')
-      return failure(label, `workdir ${args.workdir} does not exist.`);
+      return toolFailure(label, `workdir ${args.workdir} does not exist.`);
     throw err;
   }
 
   const [program, ...programArgs] = args.command;
-  if (program === undefined || program === '') return failure(label, 'The command is empty.');
+  if (program === undefined || program === '') return toolFailure(label, 'The command is empty.');
   const located = await locateProgram(program, cwd, options.env.PATH);
-  if ('problem' in located) return failure(label, located.problem);
+  if ('problem' in located) return toolFailure(label, located.problem);
 
   const sandbox = confinedBy(options.sandbox);
   let argv: [string, ...string[]] = [program, ...programArgs];
   if (sandbox !== undefined) {
     const identity = await sandboxIdentity(ctx.workspace);
-    if ('refused' in identity) return failure(label, `${identity.refused} The command was not run.`);
+    if ('refused' in identity) return toolFailure(label, `${identity.refused} The command was not run.`);
     const confinement = {
       ...sandbox,
       workspace: ctx.workspace,
@@ -363,7 +335,7 @@ export async function executeShell(
       statusFd: STATUS_FD,
     };
     if (hiddenInSandbox(await realpath(located.file), confinement)) {
-      return failure(
+      return toolFailure(
         label,
         `${program} is at ${located.file}, which the sandbox (${sandbox.mode}) hides: commands get ` +
           `private, empty /tmp, /run and home folders. Put programs in the workspace instead.`,
@@ -387,7 +359,7 @@ export async function executeShell(
     started,
   );
   if (finished.startError !== undefined)
-    return failure(label, `Could not start ${argv[0]}: ${finished.startError}`);
+    return toolFailure(label, `Could not start ${argv[0]}: ${finished.startError}`);
 
   const seconds = Math.round((performance.now() - started) / 100) / 10;
   // The model reads the output JSON-encoded: keep the encoded size within the byte budget too.

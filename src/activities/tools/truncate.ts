@@ -7,6 +7,7 @@
  *
  * Cuts fall on line boundaries when one is near and never split a UTF-8 character.
  */
+import { formatNumber } from '../../shared/text.js';
 
 const NEWLINE = 0x0a;
 
@@ -39,10 +40,6 @@ function looksBinary(bytes: Buffer): boolean {
   let odd = 0;
   for (const char of text) if (char === '\uFFFD' || isNonTextControl(char.charCodeAt(0))) odd += 1;
   return odd > bytes.length * BINARY_INVALID_SHARE;
-}
-
-function formatNumber(n: number): string {
-  return n.toLocaleString('en-US');
 }
 
 function omissionMarker(bytes: number, lines: number): string {

@@ -2,6 +2,7 @@ import { constants as fsConstants } from 'node:fs';
 import { open, readlink, realpath } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { isInside } from '../paths.js';
 
 /** A path that would leave the workspace: refused before anything is read or written. */
 export class WorkspaceEscapeError extends Error {
@@ -9,11 +10,6 @@ export class WorkspaceEscapeError extends Error {
     super(`path ${JSON.stringify(requested)} is outside the workspace`);
     this.name = 'WorkspaceEscapeError';
   }
-}
-
-function isInside(root: string, candidate: string): boolean {
-  const rel = path.relative(root, candidate);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 /** realpath of the deepest part of `p` that exists (the rest appended unchanged). */
