@@ -98,5 +98,8 @@ export interface WorkspaceChangesInput {
   workspace: WorkspaceInfo;
 }
 
-/** Arguments larger than this are not copied into the tool activity's input. */
+/**
+ * Arguments larger than this (UTF-8 bytes) are not copied into the tool activity's input: the
+ * activity reads them from the transcript (src/workflows/tool-scheduler.ts decides).
+ */
 export const INLINE_ARGUMENTS_MAX_BYTES = 2048;

@@ -212,7 +212,6 @@ export type TranscriptEntry = z.infer<typeof transcriptEntrySchema>;
 export type WorkspaceInfo = z.infer<typeof workspaceInfoSchema>;
 export type CarriedState = z.infer<typeof carriedStateSchema>;
 export type SessionInput = z.infer<typeof sessionInputSchema>;
-export type PolicyRuleData = z.infer<typeof policyRuleSchema>;
 
 export const emptyUsage: Usage = {
   inputTokens: 0,

@@ -11,6 +11,7 @@ import {
   approvalSchema,
   approveSignal,
   approveUpdate,
+  interruptSchema,
   interruptSignal,
   moveToWorkerSchema,
   moveToWorkerUpdate,
@@ -24,7 +25,6 @@ import {
 } from '../shared/session-api.js';
 import { describeZodError } from '../shared/session-config.js';
 import type { SessionContext } from './context.js';
-import { capNotice } from './session-state.js';
 
 function refuse(message: string, type: string): never {
   throw ApplicationFailure.nonRetryable(message, type);
@@ -108,8 +108,13 @@ export function registerHandlers({ state, control, view }: SessionContext): void
 
   setHandler(interruptSignal, (request) => {
     if (state.ended || state.idle) return;
+    // The stop is what matters: a malformed reason is dropped, never the interrupt.
+    const checked = interruptSchema.safeParse(request ?? {});
+    if (!checked.success) {
+      log.warn('interrupting without its malformed reason', { problem: describeZodError(checked.error) });
+    }
+    const reason = checked.success ? checked.data.reason : undefined;
     // Honoured at the next boundary when no turn is running (preparation, compaction, collection).
-    const reason = typeof request?.reason === 'string' ? capNotice(request.reason) : undefined;
     control.requestStop({ kind: 'interrupt', reason });
   });
 

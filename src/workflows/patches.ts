@@ -30,4 +30,9 @@ export const Patch = {
   deliverLateMessages: 'deliver-late-messages',
   /** Cheap reads with inline arguments run as local activities. */
   localReads: 'local-reads',
+  /**
+   * Arguments are inlined up to INLINE_ARGUMENTS_MAX_BYTES UTF-8 bytes (before: UTF-16 units).
+   * Asked only for arguments the two measures disagree on; it decides whether a read runs locally.
+   */
+  inlineUtf8Bytes: 'inline-utf8-bytes',
 } as const;

@@ -16,6 +16,8 @@ import {
   patched,
 } from '@temporalio/workflow';
 import type { ToolCallInput } from '../shared/activity-types.js';
+import { INLINE_ARGUMENTS_MAX_BYTES } from '../shared/activity-types.js';
+import { utf8Bytes } from '../shared/bytes.js';
 import type { FunctionCallItem } from '../shared/items.js';
 import type { SessionContext } from './context.js';
 import { isWorkerLost, toolFailureOutput } from './failures.js';
@@ -102,6 +104,16 @@ class WorkspaceLock {
     this.readers = [];
     if (this.error !== undefined) throw this.error;
   }
+}
+
+/**
+ * Whether a call's arguments travel in the tool activity's input (else the activity reads them
+ * from the transcript). Only inline reads run as local activities, so this decides commands:
+ * histories from before counted UTF-16 units, and the marker is asked only where the two differ.
+ */
+function inlineArguments(args: string): boolean {
+  if (utf8Bytes(args) <= INLINE_ARGUMENTS_MAX_BYTES) return true;
+  return args.length <= INLINE_ARGUMENTS_MAX_BYTES && !patched(Patch.inlineUtf8Bytes);
 }
 
 export class ToolScheduler {
@@ -229,7 +241,7 @@ export class ToolScheduler {
       timeoutMs: config.limits.commandTimeoutMs,
       sandbox: config.sandbox,
       sessionUnconfined: state.unconfined !== null,
-      ...(prepared.call.arguments.length <= 2048 ? { arguments: prepared.call.arguments } : {}),
+      ...(inlineArguments(prepared.call.arguments) ? { arguments: prepared.call.arguments } : {}),
     };
     try {
       const outcome = await activities.runTool(prepared, input, state.toolQueue);

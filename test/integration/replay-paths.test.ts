@@ -127,4 +127,31 @@ describe('paths recorded for the replay suite', () => {
     });
     harness.model.assertDone();
   });
+
+  it('arguments under the inline limit in UTF-16 units but over it in UTF-8 bytes are not inlined', async () => {
+    const repo = await suite.tempRepo();
+    const { harness } = suite;
+    // 800 characters, 2,400 bytes: a read the old measure ran as a local activity.
+    const filePath = `${'漢'.repeat(80)}/`.repeat(10);
+    harness.model.call('read_file', { file_path: filePath }).reply('No such file.');
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'read it', workspace: repo.dir, approvalPolicy: 'never' });
+      await handle.result();
+      const events = (await handle.fetchHistory()).events ?? [];
+      const scheduled = events.flatMap((e) => {
+        const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+        return name ? [name] : [];
+      });
+      expect(scheduled).toContain('read_file');
+      const markers = events.flatMap((e) => {
+        const marker = e.markerRecordedEventAttributes;
+        return marker?.markerName ? [marker.markerName] : [];
+      });
+      // The read went to a worker through the task queue, not as a local activity.
+      expect(markers).not.toContain('core_local_activity');
+      await recordHistory(handle, 'path-inline-utf8-bytes');
+    });
+    harness.model.assertDone();
+  });
 });

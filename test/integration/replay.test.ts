@@ -59,6 +59,7 @@ const EXPECTED_FIXTURES = [
   'path-interrupt-awaiting-approval',
   'path-message-mid-turn',
   'path-large-arguments',
+  'path-inline-utf8-bytes',
   // the fixes of issue 11
   'message-during-collection',
   'duplicate-call-ids',
