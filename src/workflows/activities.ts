@@ -2,7 +2,7 @@
  * Activity stubs for the session, with the options that carry DESIGN.md's decisions: model calls
  * and read-only tools retry; a command that may change the workspace gets one attempt; long
  * activities heartbeat so that a lost worker is noticed within the heartbeat timeout. What a
- * failure means is decided in failures.ts.
+ * failure means is read by src/shared/failures.ts, beside the types the activities throw.
  */
 import type { ActivityOptions } from '@temporalio/workflow';
 import {
@@ -17,7 +17,7 @@ import { ActivityFailureType } from '../shared/failure-types.js';
 import type { SessionLimits } from '../shared/session-config.js';
 import type { ToolOutcome } from '../shared/tools.js';
 import type { ToolCall } from './tool-calls.js';
-import { isNotHolder } from './failures.js';
+import { isNotHolder } from '../shared/failures.js';
 import { Patch } from './patches.js';
 
 type Activities = ReturnType<typeof createActivities>;

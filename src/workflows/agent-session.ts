@@ -29,7 +29,7 @@ import { describeZodError, sessionInputSchema } from '../shared/session-config.j
 import { createSessionActivities } from './activities.js';
 import type { SessionContext } from './context.js';
 import { carryFits, compactAndContinue, continueAsNewNow, honourStop } from './continuation.js';
-import { rootMessage } from './failures.js';
+import { rootMessage } from '../shared/failures.js';
 import { registerHandlers } from './handlers.js';
 import { Notifier } from './notification.js';
 import { Patch } from './patches.js';

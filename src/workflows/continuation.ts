@@ -21,7 +21,7 @@ import type { SessionResult } from '../shared/session-api.js';
 import type { SessionInput } from '../shared/session-config.js';
 import { SESSION_SCHEMA_VERSION } from '../shared/session-config.js';
 import type { SessionContext } from './context.js';
-import { modelFailureKind, rootMessage } from './failures.js';
+import { modelFailureKind, rootMessage } from '../shared/failures.js';
 import { Patch } from './patches.js';
 
 /** Whether the state to carry fits one continue-as-new payload (histories from before: assumed). */

@@ -10,6 +10,7 @@
 import {
   ActivityFailure,
   CancelledFailure,
+  TimeoutFailure,
   condition,
   isCancellation,
   metricMeter,
@@ -20,9 +21,11 @@ import { INLINE_ARGUMENTS_MAX_BYTES } from '../shared/activity-types.js';
 import { utf8Bytes } from '../shared/bytes.js';
 import type { FunctionCallItem } from '../shared/items.js';
 import type { SessionContext } from './context.js';
-import { isWorkerLost, toolFailureOutput } from './failures.js';
+import { isWorkerLost } from '../shared/failures.js';
 import {
   PLAN_UPDATED_OUTPUT,
+  toolFailedOutput,
+  unknownEffectOutput,
   policyDeniedOutput,
   userDeniedOutput,
   workerGoneOutput,
@@ -104,6 +107,16 @@ class WorkspaceLock {
     this.readers = [];
     if (this.error !== undefined) throw this.error;
   }
+}
+
+/** What the model reads when a tool activity failed as infrastructure, not as a tool result. */
+export function toolFailureOutput(call: ToolCall, err: ActivityFailure): string {
+  const cause = err.cause;
+  const detail =
+    cause instanceof TimeoutFailure
+      ? 'the worker running it stopped responding'
+      : (cause?.message ?? err.message);
+  return call.readOnly ? toolFailedOutput(call.tool, detail) : unknownEffectOutput(call.tool, detail);
 }
 
 /**

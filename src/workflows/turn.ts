@@ -19,7 +19,7 @@ import type { FunctionCallItem } from '../shared/items.js';
 import { isFunctionCall } from '../shared/items.js';
 import { modelCallSummary } from './activities.js';
 import type { SessionContext } from './context.js';
-import { modelFailureKind } from './failures.js';
+import { modelFailureKind } from '../shared/failures.js';
 import { stoppedBeforeRunOutput, stoppedWhileRunningOutput } from './model-text.js';
 import { Patch } from './patches.js';
 import type { StopRequest } from './run-control.js';

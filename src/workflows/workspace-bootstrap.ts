@@ -11,7 +11,7 @@ import { agentsMdMessage, environmentContextMessage } from '../shared/prompt.js'
 import { ActivityFailureType, SessionFailureType } from '../shared/failure-types.js';
 import { workerTaskQueue } from '../shared/session-api.js';
 import type { SessionContext } from './context.js';
-import { isWorkerLost } from './failures.js';
+import { isWorkerLost } from '../shared/failures.js';
 import { Patch } from './patches.js';
 
 export async function bootstrapWorkspace({ config, state, view, activities }: SessionContext): Promise<void> {

@@ -1,13 +1,11 @@
 /**
- * What a failed activity means to the session. The workflow owns this sequence: an activity
- * fails → the failure is classified here (model: compact, give up, or fail the session; tool: a
- * result the model reads; worker gone; not the workspace's holder) → the caller acts on the kind.
- * The types matched are the shared vocabulary in src/shared/failure-types.ts.
+ * What a failed activity means, read from the failure the workflow receives: a model call
+ * overflowed, gave up, or cannot succeed (fatal); a tool call's worker is gone; a local read ran
+ * on a worker that does not hold the workspace. It sits beside the types it matches
+ * (failure-types.ts), which the activities throw; the workflow acts on the kind. Pure.
  */
-import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
-import { ActivityFailureType, FATAL_MODEL_FAILURES } from '../shared/failure-types.js';
-import { toolFailedOutput, unknownEffectOutput } from './model-text.js';
-import type { ToolCall } from './tool-calls.js';
+import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/common';
+import { ActivityFailureType, FATAL_MODEL_FAILURES } from './failure-types.js';
 
 export type ModelFailure =
   | { kind: 'overflow' }
@@ -27,16 +25,6 @@ export function modelFailureKind(err: ActivityFailure): ModelFailure {
     return { kind: 'gave_up', message: `the model call timed out (${cause.timeoutType ?? 'timeout'})` };
   }
   return { kind: 'gave_up', message: `the model call failed: ${cause?.message ?? err.message}` };
-}
-
-/** What the model reads when a tool activity failed as infrastructure, not as a tool result. */
-export function toolFailureOutput(call: ToolCall, err: ActivityFailure): string {
-  const cause = err.cause;
-  const detail =
-    cause instanceof TimeoutFailure
-      ? 'the worker running it stopped responding'
-      : (cause?.message ?? err.message);
-  return call.readOnly ? toolFailedOutput(call.tool, detail) : unknownEffectOutput(call.tool, detail);
 }
 
 /** Whether a tool activity failed because no worker of its queue took it in time (the worker is gone). */
