@@ -2,6 +2,29 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
+/** What code that runs inside a workflow (and src/shared, which it imports) may not import. */
+const workflowSafe = [
+  { group: ['node:*'], message: 'Workflow code must not use Node built-ins.' },
+  {
+    group: ['fs', 'fs/*', 'path', 'os', 'child_process', 'crypto', 'http', 'https', 'net', 'process'],
+    message: 'Workflow code must not use Node built-ins.',
+  },
+  { group: ['openai', 'openai/*', 'execa'], message: 'Side effects belong in activities.' },
+  {
+    group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity'],
+    message: 'Not for workflow code.',
+  },
+  {
+    group: ['**/activities/**', '**/activities', '../activities/*'],
+    allowTypeImports: true,
+    message: 'Import activities as types only.',
+  },
+  {
+    group: ['**/temporal/**', '**/cli/**', '../client*', '../worker*', '../../client*', '../../worker*'],
+    message: 'Not for workflow code.',
+  },
+];
+
 export default tseslint.config(
   { ignores: ['node_modules/', '.tools/', 'dist/', 'test/fixtures/', 'bench/results/', 'coverage/'] },
   js.configs.recommended,
@@ -30,41 +53,44 @@ export default tseslint.config(
   {
     // Workflow code is replayed: no I/O, no clocks, no randomness from Node. Activities are
     // imported as types only.
-    files: ['src/workflows/**/*.ts', 'src/shared/**/*.ts'],
+    files: ['src/workflows/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: workflowSafe }] },
+  },
+  {
+    // src/shared is what the workflow, the activities, the client and the CLI all import: it is
+    // workflow-safe, and depends on nothing that imports it.
+    files: ['src/shared/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
         {
           patterns: [
-            { group: ['node:*'], message: 'Workflow code must not use Node built-ins.' },
+            ...workflowSafe,
             {
-              group: [
-                'fs',
-                'fs/*',
-                'path',
-                'os',
-                'child_process',
-                'crypto',
-                'http',
-                'https',
-                'net',
-                'process',
-              ],
-              message: 'Workflow code must not use Node built-ins.',
+              group: ['**/workflows/**', '**/workflows'],
+              message: 'src/shared must not depend on the workflow.',
             },
-            { group: ['openai', 'openai/*', 'execa'], message: 'Side effects belong in activities.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The leaves: small helpers that know nothing of sessions, tools or the policy.
+    files: ['src/shared/util/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            ...workflowSafe,
             {
-              group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity'],
-              message: 'Not for workflow code.',
-            },
-            {
-              group: ['**/activities/**', '**/activities', '../activities/*'],
-              allowTypeImports: true,
-              message: 'Import activities as types only.',
+              group: ['**/workflows/**', '**/workflows'],
+              message: 'src/shared must not depend on the workflow.',
             },
             {
-              group: ['**/temporal/**', '**/cli/**', '../client*', '../worker*'],
-              message: 'Not for workflow code.',
+              group: ['../api/*', '../boundary/*', '../policy/*', '../prompt/*', '../tools/*'],
+              message: 'src/shared/util is a leaf: it imports nothing else from src/shared.',
             },
           ],
         },

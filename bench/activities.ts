@@ -6,9 +6,9 @@
 import type OpenAI from 'openai';
 import { buildRequest, outputItems } from '../src/activities/model-request.js';
 import { executeReadFile } from '../src/activities/tools/read-file.js';
-import type { TranscriptItem } from '../src/shared/items.js';
-import { functionOutput, isFunctionCall, userMessage } from '../src/shared/items.js';
-import { readFileArgs } from '../src/shared/tools.js';
+import type { TranscriptItem } from '../src/shared/prompt/items.js';
+import { functionOutput, isFunctionCall, userMessage } from '../src/shared/prompt/items.js';
+import { readFileArgs } from '../src/shared/tools/specs.js';
 
 /** One streamed Responses API call, read to the end the way the model activity reads it. */
 export async function streamedCall(

@@ -16,7 +16,7 @@ import { openaiClientFactory } from '../src/activities/openai-client.js';
 import type { SandboxInfo } from '../src/activities/tools/sandbox.js';
 import { detectSandbox } from '../src/activities/tools/sandbox.js';
 import { RatchetClient } from '../src/client.js';
-import type { SessionConfigInput } from '../src/shared/session-config.js';
+import type { SessionConfigInput } from '../src/shared/api/session-config.js';
 import { DevServer } from '../src/temporal/dev-server.js';
 import { ensureTemporalCli } from '../src/temporal/provision.js';
 import type { ScriptedModelOptions } from '../src/testing/scripted-model.js';

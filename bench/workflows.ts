@@ -9,8 +9,8 @@
  *   again.
  */
 import { proxyActivities } from '@temporalio/workflow';
-import type { TranscriptItem } from '../src/shared/items.js';
-import { functionOutput, isFunctionCall, userMessage } from '../src/shared/items.js';
+import type { TranscriptItem } from '../src/shared/prompt/items.js';
+import { functionOutput, isFunctionCall, userMessage } from '../src/shared/prompt/items.js';
 import type { BenchActivities } from './activities.js';
 
 export { agentSession } from '../src/workflows/index.js';

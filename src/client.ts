@@ -13,7 +13,7 @@ import {
   RatchetStatus,
   RatchetTurn,
   searchAttributeDefinitions,
-} from './shared/search-attributes.js';
+} from './shared/api/search-attributes.js';
 import type {
   ApprovalAck,
   ApprovalDecisionKind,
@@ -21,7 +21,7 @@ import type {
   SessionStatus,
   StatusView,
   TranscriptPage,
-} from './shared/session-api.js';
+} from './shared/api/session-api.js';
 import {
   DEFAULT_TASK_QUEUE,
   WORKFLOW_TYPE,
@@ -33,10 +33,14 @@ import {
   transcriptQuery,
   userMessageSchema,
   userMessageSignal,
-} from './shared/session-api.js';
-import type { SessionConfig, SessionConfigInput, SessionInput } from './shared/session-config.js';
-import { SESSION_SCHEMA_VERSION, describeZodError, sessionConfigSchema } from './shared/session-config.js';
-import { firstLine } from './shared/text.js';
+} from './shared/api/session-api.js';
+import type { SessionConfig, SessionConfigInput, SessionInput } from './shared/api/session-config.js';
+import {
+  SESSION_SCHEMA_VERSION,
+  describeZodError,
+  sessionConfigSchema,
+} from './shared/api/session-config.js';
+import { firstLine } from './shared/util/text.js';
 
 /**
  * The activity the session waits on, from the server's record of it (not from the workflow): how

@@ -21,7 +21,7 @@ import type { SandboxInfo } from './activities/tools/sandbox.js';
 import { detectSandbox } from './activities/tools/sandbox.js';
 import type { TranscriptSource } from './activities/transcript-source.js';
 import { createTranscriptSource } from './activities/transcript-source.js';
-import { DEFAULT_TASK_QUEUE, transcriptQuery, workerTaskQueue } from './shared/session-api.js';
+import { DEFAULT_TASK_QUEUE, transcriptQuery, workerTaskQueue } from './shared/api/session-api.js';
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
 

@@ -5,8 +5,8 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import type { SessionResult } from '../../src/shared/session-api.js';
-import { transcriptQuery } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { transcriptQuery } from '../../src/shared/api/session-api.js';
 import type { BenchEnv } from '../env.js';
 import { sessionConfig, withModel } from '../env.js';
 import { benchResponder, benchTask } from '../script.js';

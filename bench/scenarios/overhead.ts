@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { openaiClientFactory } from '../../src/activities/openai-client.js';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { plainLoop } from '../activities.js';
 import type { BenchEnv } from '../env.js';
 import { sessionConfig, withModel } from '../env.js';

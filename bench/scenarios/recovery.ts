@@ -4,8 +4,8 @@
  * model call reaches the model on the new worker, and until the session's next turn asks the model.
  */
 import { randomUUID } from 'node:crypto';
-import type { SessionResult } from '../../src/shared/session-api.js';
-import { limitsSchema } from '../../src/shared/session-config.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { limitsSchema } from '../../src/shared/api/session-config.js';
 import type { BenchEnv } from '../env.js';
 import { sessionConfig, withModel } from '../env.js';
 import { startChildWorker, stopChildWorker } from '../child.js';

@@ -5,7 +5,7 @@
  * once with provider state (`previous_response_id`, only new items).
  */
 import { randomUUID } from 'node:crypto';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import type { RecordedRequest } from '../../src/testing/scripted-model.js';
 import type { BenchEnv } from '../env.js';
 import { sessionConfig, withModel } from '../env.js';

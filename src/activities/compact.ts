@@ -7,19 +7,19 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
-import type { CompactInput, CompactResult } from '../shared/activity-types.js';
-import type { TranscriptItem } from '../shared/items.js';
-import { messageText, userMessage } from '../shared/items.js';
-import { BASE_INSTRUCTIONS, COMPACTION_PROMPT, SUMMARY_PREFIX } from '../shared/prompt.js';
-import type { Usage } from '../shared/session-config.js';
-import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/bytes.js';
+import type { CompactInput, CompactResult } from '../shared/boundary/activity-types.js';
+import type { TranscriptItem } from '../shared/prompt/items.js';
+import { messageText, userMessage } from '../shared/prompt/items.js';
+import { BASE_INSTRUCTIONS, COMPACTION_PROMPT, SUMMARY_PREFIX } from '../shared/prompt/instructions.js';
+import type { Usage } from '../shared/api/session-config.js';
+import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/util/bytes.js';
 import { chatMessages, chatTools, chatUsageOf } from './chat-completions.js';
 import { keepHeartbeating } from './heartbeat.js';
 import { classifyModelError } from './model-errors.js';
 import { requestItems, toolDefinitions, usageOf } from './model-request.js';
 import type { ModelApi } from './openai-client.js';
 import type { TranscriptSource } from './transcript-source.js';
-import { ActivityFailureType } from '../shared/failure-types.js';
+import { ActivityFailureType } from '../shared/boundary/failure-types.js';
 
 export interface CompactDeps {
   openai: () => OpenAI;

@@ -4,8 +4,8 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
-import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/bytes.js';
-import type { ModelCallInput, ModelReply } from '../shared/activity-types.js';
+import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/util/bytes.js';
+import type { ModelCallInput, ModelReply } from '../shared/boundary/activity-types.js';
 import { createCompactActivity } from './compact.js';
 import { createModelActivity } from './model.js';
 import type { NotifyDeps } from './notify.js';

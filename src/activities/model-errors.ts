@@ -8,7 +8,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import OpenAI from 'openai';
-import { ActivityFailureType } from '../shared/failure-types.js';
+import { ActivityFailureType } from '../shared/boundary/failure-types.js';
 
 /** Delay the server asked for, from retry-after-ms or retry-after (seconds or an HTTP date). */
 export function retryAfterMs(headers: Headers | undefined, now = Date.now()): number | undefined {

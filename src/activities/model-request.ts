@@ -5,10 +5,10 @@
 import type OpenAI from 'openai';
 import type { ResponseCreateParamsBase, ResponseInputItem } from 'openai/resources/responses/responses';
 import { z } from 'zod';
-import type { TranscriptItem } from '../shared/items.js';
-import { BASE_INSTRUCTIONS } from '../shared/prompt.js';
-import type { ModelSettings, Usage } from '../shared/session-config.js';
-import { toolSpecs } from '../shared/tools.js';
+import type { TranscriptItem } from '../shared/prompt/items.js';
+import { BASE_INSTRUCTIONS } from '../shared/prompt/instructions.js';
+import type { ModelSettings, Usage } from '../shared/api/session-config.js';
+import { toolSpecs } from '../shared/tools/specs.js';
 
 type FunctionTool = OpenAI.Responses.FunctionTool;
 

@@ -9,8 +9,8 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
-import type { ModelCallInput, ModelReply } from '../shared/activity-types.js';
-import type { TranscriptItem } from '../shared/items.js';
+import type { ModelCallInput, ModelReply } from '../shared/boundary/activity-types.js';
+import type { TranscriptItem } from '../shared/prompt/items.js';
 import type { AssembledReply } from './chat-completions.js';
 import { buildChatRequest, completeChat, streamChatCompletion } from './chat-completions.js';
 import { keepHeartbeating } from './heartbeat.js';

@@ -5,8 +5,8 @@
  * URLs already served are remembered in the heartbeat, so a retry does not send to them again.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { NotificationEvent, SessionNotification } from '../shared/notifications.js';
-import { firstLine } from '../shared/text.js';
+import type { NotificationEvent, SessionNotification } from '../shared/api/notifications.js';
+import { firstLine } from '../shared/util/text.js';
 
 export const notifyFormats = ['json', 'slack', 'ntfy'] as const;
 export type NotifyFormat = (typeof notifyFormats)[number];

@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import OpenAI from 'openai';
-import { ActivityFailureType } from '../shared/failure-types.js';
+import { ActivityFailureType } from '../shared/boundary/failure-types.js';
 
 export const modelApis = ['responses', 'chat'] as const;
 export type ModelApi = (typeof modelApis)[number];

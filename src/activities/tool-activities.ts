@@ -7,8 +7,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { stat } from 'node:fs/promises';
 import { z } from 'zod';
-import type { ToolCallInput } from '../shared/activity-types.js';
-import type { ToolName, ToolOutcome } from '../shared/tools.js';
+import type { ToolCallInput } from '../shared/boundary/activity-types.js';
+import type { ToolName, ToolOutcome } from '../shared/tools/specs.js';
 import {
   applyPatchArgs,
   grepFilesArgs,
@@ -16,13 +16,13 @@ import {
   readFileArgs,
   shellArgs,
   toolFailure,
-} from '../shared/tools.js';
-import { joinDir, patchFromCommand } from '../shared/shell-patch.js';
+} from '../shared/tools/specs.js';
+import { joinDir, patchFromCommand } from '../shared/tools/shell-patch.js';
 import { keepHeartbeating } from './heartbeat.js';
 import { defaultJournalDir, PatchJournal } from './tools/patch-journal.js';
-import { parsePatch, patchPaths } from '../shared/patch.js';
+import { parsePatch, patchPaths } from '../shared/tools/patch.js';
 import { giveToWorkspaceOwner } from './workspace-owner.js';
-import type { SandboxMode } from '../shared/sandbox.js';
+import type { SandboxMode } from '../shared/policy/sandbox.js';
 import { applyPatch } from './tools/apply-patch.js';
 import type { SandboxInfo } from './tools/sandbox.js';
 import { sandboxIdentity } from './tools/sandbox.js';
@@ -33,7 +33,7 @@ import { executeReadFile } from './tools/read-file.js';
 import { executeShell } from './tools/shell.js';
 import { truncateMiddle } from './tools/truncate.js';
 import type { TranscriptSource } from './transcript-source.js';
-import { ActivityFailureType } from '../shared/failure-types.js';
+import { ActivityFailureType } from '../shared/boundary/failure-types.js';
 
 export interface ToolDeps {
   transcript: TranscriptSource;
@@ -49,7 +49,7 @@ export interface ToolDeps {
 
 /**
  * apply_patch's arguments: its own, or a shell call that only applies a patch, which the
- * workflow sends here (src/shared/shell-patch.ts).
+ * workflow sends here (src/shared/tools/shell-patch.ts).
  */
 const patchCallArgs = z.union([
   applyPatchArgs.transform((args) => ({ patch: args.input, workdir: undefined as string | undefined })),

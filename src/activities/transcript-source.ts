@@ -5,12 +5,12 @@
  * query, which is answered from workflow state and not recorded in history.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import type { TranscriptRef } from '../shared/activity-types.js';
-import { itemsDigest } from '../shared/digest.js';
-import type { TranscriptItem } from '../shared/items.js';
-import { functionOutput, isFunctionCall } from '../shared/items.js';
-import type { TranscriptPage, TranscriptRequest } from '../shared/session-api.js';
-import type { TranscriptEntry } from '../shared/session-config.js';
+import type { TranscriptRef } from '../shared/boundary/activity-types.js';
+import { itemsDigest } from '../shared/prompt/digest.js';
+import type { TranscriptItem } from '../shared/prompt/items.js';
+import { functionOutput, isFunctionCall } from '../shared/prompt/items.js';
+import type { TranscriptPage, TranscriptRequest } from '../shared/api/session-api.js';
+import type { TranscriptEntry } from '../shared/api/session-config.js';
 
 export type FetchTranscriptPage = (sessionId: string, request: TranscriptRequest) => Promise<TranscriptPage>;
 

@@ -10,14 +10,14 @@ import type {
   PrepareWorkspaceInput,
   PreparedWorkspace,
   WorkspaceChangesInput,
-} from '../shared/activity-types.js';
-import { AGENTS_MD_MAX_BYTES } from '../shared/prompt.js';
-import type { FileChange } from '../shared/session-api.js';
+} from '../shared/boundary/activity-types.js';
+import { AGENTS_MD_MAX_BYTES } from '../shared/prompt/instructions.js';
+import type { FileChange } from '../shared/api/session-api.js';
 import type { SandboxInfo } from './tools/sandbox.js';
 import { sandboxIdentity } from './tools/sandbox.js';
 import type { RepositoryLocation } from './workspace-git.js';
 import { locateRepository, sessionGit } from './workspace-git.js';
-import { ActivityFailureType } from '../shared/failure-types.js';
+import { ActivityFailureType } from '../shared/boundary/failure-types.js';
 import { SYSTEM_DIRS, isInside } from './paths.js';
 
 export interface WorkspaceDeps {

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { RatchetClient } from '../client.js';
 import { RatchetError } from '../client.js';
-import type { PreparedWorkspace } from '../shared/activity-types.js';
+import type { PreparedWorkspace } from '../shared/boundary/activity-types.js';
 import type { RepositoryLocation } from '../activities/workspace-git.js';
 import { locateRepository, sessionGit } from '../activities/workspace-git.js';
 

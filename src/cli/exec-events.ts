@@ -15,10 +15,10 @@
  * - additions: `approval.requested` (`item_id`, `call_id`, `tool`, `summary`, `reason`) when a call
  *   starts waiting for a person — Codex's `exec` never waits for one.
  */
-import type { PendingApproval, StatusView } from '../shared/session-api.js';
-import type { TranscriptEntry, Usage } from '../shared/session-config.js';
-import { emptyUsage } from '../shared/session-config.js';
-import { messageText } from '../shared/items.js';
+import type { PendingApproval, StatusView } from '../shared/api/session-api.js';
+import type { TranscriptEntry, Usage } from '../shared/api/session-config.js';
+import { emptyUsage } from '../shared/api/session-config.js';
+import { messageText } from '../shared/prompt/items.js';
 
 export type ExecEvent = { type: string } & Record<string, unknown>;
 

@@ -15,7 +15,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { RatchetClient } from '../client.js';
 import { RatchetError } from '../client.js';
-import type { PendingApproval, StatusView } from '../shared/session-api.js';
+import type { PendingApproval, StatusView } from '../shared/api/session-api.js';
 import { ExecEventMapper } from './exec-events.js';
 import { LiveLine } from './live-line.js';
 import type { Colors } from './render.js';
@@ -28,7 +28,7 @@ import {
   renderStatusLine,
   stepLabel,
 } from './render.js';
-import { sleep } from '../shared/sleep.js';
+import { sleep } from '../shared/util/sleep.js';
 
 export interface FollowOptions {
   /** JSON lines instead of text. */

@@ -5,12 +5,12 @@
  * repository goes through `escapeControl` first: only Ratchet's own colours reach the terminal.
  */
 import pc from 'picocolors';
-import { messageText } from '../shared/items.js';
-import { escapeControl } from '../shared/escape.js';
-import { displayCommand } from '../shared/safe-commands.js';
-import type { CurrentStep, PendingApproval, StatusView } from '../shared/session-api.js';
-import type { TranscriptEntry } from '../shared/session-config.js';
-import { summarizeRawCall } from '../shared/tool-summary.js';
+import { messageText } from '../shared/prompt/items.js';
+import { escapeControl } from '../shared/util/escape.js';
+import { displayCommand } from '../shared/policy/shell-unwrap.js';
+import type { CurrentStep, PendingApproval, StatusView } from '../shared/api/session-api.js';
+import type { TranscriptEntry } from '../shared/api/session-config.js';
+import { summarizeRawCall } from '../shared/tools/summary.js';
 import type { ActivityProgress } from '../client.js';
 
 export type Colors = ReturnType<typeof pc.createColors>;

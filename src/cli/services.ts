@@ -8,7 +8,7 @@ import proto from '@temporalio/proto';
 import os from 'node:os';
 import path from 'node:path';
 import { RatchetClient, RatchetError } from '../client.js';
-import { DEFAULT_TASK_QUEUE } from '../shared/session-api.js';
+import { DEFAULT_TASK_QUEUE } from '../shared/api/session-api.js';
 import type { TemporalTarget } from '../temporal/connection.js';
 import type { ModelEndpoint } from '../activities/openai-client.js';
 import type { NotifyDeps } from '../activities/notify.js';

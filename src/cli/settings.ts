@@ -12,9 +12,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { RatchetError } from '../client.js';
-import { approvalPolicies } from '../shared/policy.js';
-import { sandboxModes } from '../shared/sandbox.js';
-import { notificationEvents } from '../shared/notifications.js';
+import { approvalPolicies } from '../shared/policy/policy.js';
+import { sandboxModes } from '../shared/policy/sandbox.js';
+import { notificationEvents } from '../shared/api/notifications.js';
 import { notifyFormats } from '../activities/notify.js';
 
 export const DEFAULT_MODEL = 'gpt-5.1-codex';

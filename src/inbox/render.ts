@@ -7,11 +7,11 @@
 import type { HtmlEscapedString } from 'hono/utils/html';
 import { html } from 'hono/html';
 import type { SessionSummary } from '../client.js';
-import type { FunctionCallItem, TranscriptItem } from '../shared/items.js';
-import { messageText } from '../shared/items.js';
-import type { PendingApproval, StatusView, TranscriptPage } from '../shared/session-api.js';
-import { escapeControl } from '../shared/escape.js';
-import { summarizeRawCall } from '../shared/tool-summary.js';
+import type { FunctionCallItem, TranscriptItem } from '../shared/prompt/items.js';
+import { messageText } from '../shared/prompt/items.js';
+import type { PendingApproval, StatusView, TranscriptPage } from '../shared/api/session-api.js';
+import { escapeControl } from '../shared/util/escape.js';
+import { summarizeRawCall } from '../shared/tools/summary.js';
 
 type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 

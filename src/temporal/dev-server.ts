@@ -7,7 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { searchAttributeDefinitions } from '../shared/search-attributes.js';
+import { searchAttributeDefinitions } from '../shared/api/search-attributes.js';
 
 export interface DevServerOptions {
   cliPath: string;

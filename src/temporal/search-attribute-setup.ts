@@ -6,7 +6,7 @@
 import type { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { RatchetError } from '../client.js';
-import { searchAttributeDefinitions } from '../shared/search-attributes.js';
+import { searchAttributeDefinitions } from '../shared/api/search-attributes.js';
 
 const IndexedValueType = proto.temporal.api.enums.v1.IndexedValueType;
 type IndexedValueType = proto.temporal.api.enums.v1.IndexedValueType;

@@ -2,7 +2,7 @@
  * Activity stubs for the session, with the options that carry DESIGN.md's decisions: model calls
  * and read-only tools retry; a command that may change the workspace gets one attempt; long
  * activities heartbeat so that a lost worker is noticed within the heartbeat timeout. What a
- * failure means is read by src/shared/failures.ts, beside the types the activities throw.
+ * failure means is read by src/shared/boundary/failures.ts, beside the types the activities throw.
  */
 import type { ActivityOptions } from '@temporalio/workflow';
 import {
@@ -12,12 +12,12 @@ import {
   proxyLocalActivities,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
-import type { ModelCallInput, ToolCallInput } from '../shared/activity-types.js';
-import { ActivityFailureType } from '../shared/failure-types.js';
-import type { SessionLimits } from '../shared/session-config.js';
-import type { ToolOutcome } from '../shared/tools.js';
+import type { ModelCallInput, ToolCallInput } from '../shared/boundary/activity-types.js';
+import { ActivityFailureType } from '../shared/boundary/failure-types.js';
+import type { SessionLimits } from '../shared/api/session-config.js';
+import type { ToolOutcome } from '../shared/tools/specs.js';
 import type { ToolCall } from './tool-calls.js';
-import { isNotHolder } from '../shared/failures.js';
+import { isNotHolder } from '../shared/boundary/failures.js';
 import { Patch } from './patches.js';
 
 type Activities = ReturnType<typeof createActivities>;

@@ -21,15 +21,15 @@ import {
   patched,
   workflowInfo,
 } from '@temporalio/workflow';
-import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/bytes.js';
-import { SessionFailureType } from '../shared/failure-types.js';
-import type { FileChange, SessionResult } from '../shared/session-api.js';
-import type { SessionInput } from '../shared/session-config.js';
-import { describeZodError, sessionInputSchema } from '../shared/session-config.js';
+import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/util/bytes.js';
+import { SessionFailureType } from '../shared/boundary/failure-types.js';
+import type { FileChange, SessionResult } from '../shared/api/session-api.js';
+import type { SessionInput } from '../shared/api/session-config.js';
+import { describeZodError, sessionInputSchema } from '../shared/api/session-config.js';
 import { createSessionActivities } from './activities.js';
 import type { SessionContext } from './context.js';
 import { carryFits, compactAndContinue, continueAsNewNow, honourStop } from './continuation.js';
-import { rootMessage } from '../shared/failures.js';
+import { rootMessage } from '../shared/boundary/failures.js';
 import { registerHandlers } from './handlers.js';
 import { Notifier } from './notification.js';
 import { Patch } from './patches.js';

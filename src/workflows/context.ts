@@ -4,7 +4,7 @@
  * workflow's entry (agent-session.ts) and handed to handlers, the tool scheduler, the turn and
  * continue-as-new, so that each is a module of its own and none keeps state in a closure.
  */
-import type { SessionConfig } from '../shared/session-config.js';
+import type { SessionConfig } from '../shared/api/session-config.js';
 import type { SessionActivities } from './activities.js';
 import type { Notifier } from './notification.js';
 import type { SessionView } from './publish.js';

@@ -16,12 +16,12 @@ import {
   log,
   patched,
 } from '@temporalio/workflow';
-import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/bytes.js';
-import type { SessionResult } from '../shared/session-api.js';
-import type { SessionInput } from '../shared/session-config.js';
-import { SESSION_SCHEMA_VERSION } from '../shared/session-config.js';
+import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/util/bytes.js';
+import type { SessionResult } from '../shared/api/session-api.js';
+import type { SessionInput } from '../shared/api/session-config.js';
+import { SESSION_SCHEMA_VERSION } from '../shared/api/session-config.js';
 import type { SessionContext } from './context.js';
-import { modelFailureKind, rootMessage } from '../shared/failures.js';
+import { modelFailureKind, rootMessage } from '../shared/boundary/failures.js';
 import { Patch } from './patches.js';
 
 /** Whether the state to carry fits one continue-as-new payload (histories from before: assumed). */

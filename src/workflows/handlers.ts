@@ -6,7 +6,7 @@
  * publish. Nothing here waits or issues an activity.
  */
 import { ApplicationFailure, log, setHandler, workflowInfo } from '@temporalio/workflow';
-import { SessionFailureType } from '../shared/failure-types.js';
+import { SessionFailureType } from '../shared/boundary/failure-types.js';
 import {
   approvalSchema,
   approveSignal,
@@ -22,8 +22,8 @@ import {
   userMessageSchema,
   userMessageSignal,
   workerTaskQueue,
-} from '../shared/session-api.js';
-import { describeZodError } from '../shared/session-config.js';
+} from '../shared/api/session-api.js';
+import { describeZodError } from '../shared/api/session-config.js';
 import type { SessionContext } from './context.js';
 
 function refuse(message: string, type: string): never {

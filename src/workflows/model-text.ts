@@ -2,10 +2,10 @@
  * Every sentence the workflow writes for the model to read, one named constant or builder each:
  * the tool outputs for calls that did not run, were denied, were cut, or failed as
  * infrastructure. The words are part of the agent's behaviour (the base instructions in
- * src/shared/prompt.ts tell the model how to react to them), so they change here, on purpose,
+ * src/shared/prompt/instructions.ts tell the model how to react to them), so they change here, on purpose,
  * and nowhere else. Text for people (notices, displays) stays with the code that shows it.
  */
-import { toolNames } from '../shared/tools.js';
+import { toolNames } from '../shared/tools/specs.js';
 
 // ── calls rejected before they run (tool-calls.ts) ──────────────────────────
 

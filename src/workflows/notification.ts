@@ -13,7 +13,7 @@ import {
   startChild,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
-import type { NotificationEvent, SessionNotification } from '../shared/notifications.js';
+import type { NotificationEvent, SessionNotification } from '../shared/api/notifications.js';
 
 type Activities = ReturnType<typeof createActivities>;
 

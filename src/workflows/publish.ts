@@ -6,20 +6,20 @@
  * for what changed. `sessionDetails` is pure, so what a person reads is tested without a server.
  */
 import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
-import type { FunctionCallItem } from '../shared/items.js';
-import { isNotificationEvent, notificationDetails } from '../shared/notifications.js';
+import type { FunctionCallItem } from '../shared/prompt/items.js';
+import { isNotificationEvent, notificationDetails } from '../shared/api/notifications.js';
 import {
   RatchetPendingApprovals,
   RatchetRepo,
   RatchetStatus,
   RatchetTurn,
-} from '../shared/search-attributes.js';
-import type { CurrentStep } from '../shared/session-api.js';
-import type { SessionConfig } from '../shared/session-config.js';
-import { summarizeRawCall } from '../shared/tool-summary.js';
+} from '../shared/api/search-attributes.js';
+import type { CurrentStep } from '../shared/api/session-api.js';
+import type { SessionConfig } from '../shared/api/session-config.js';
+import { summarizeRawCall } from '../shared/tools/summary.js';
 import type { Notifier } from './notification.js';
 import type { SessionState } from './session-state.js';
-import { firstLine } from '../shared/text.js';
+import { firstLine } from '../shared/util/text.js';
 
 /** "turn 7 · 3 tool calls: shell · npm test, read_file · a.ts, …" or "turn 8 · answered". */
 export function turnOutcome(turn: number, calls: FunctionCallItem[]): string {

@@ -3,11 +3,11 @@
  * (activities, handlers, timers) and unit tests drive it without a server. Everything here is
  * deterministic.
  */
-import type { FunctionCallItem, TranscriptItem } from '../shared/items.js';
-import { functionOutput, messageText, userMessage } from '../shared/items.js';
-import type { ApprovalPolicy, PolicyDecision, ToolRequest } from '../shared/policy.js';
-import { decide, ruleMatches, sessionRuleFor } from '../shared/policy.js';
-import type { PrefixStyle } from '../shared/safe-commands.js';
+import type { FunctionCallItem, TranscriptItem } from '../shared/prompt/items.js';
+import { functionOutput, messageText, userMessage } from '../shared/prompt/items.js';
+import type { ApprovalPolicy, PolicyDecision, ToolRequest } from '../shared/policy/policy.js';
+import { decide, ruleMatches, sessionRuleFor } from '../shared/policy/policy.js';
+import type { PrefixStyle } from '../shared/policy/session-rule-prefix.js';
 import type {
   Approval,
   ApprovalAck,
@@ -17,17 +17,17 @@ import type {
   StatusView,
   TranscriptPage,
   TranscriptRequest,
-} from '../shared/session-api.js';
+} from '../shared/api/session-api.js';
 import type {
   CarriedState,
   SessionConfig,
   TranscriptEntry,
   Usage,
   WorkspaceInfo,
-} from '../shared/session-config.js';
-import { emptyUsage } from '../shared/session-config.js';
-import type { PlanStep } from '../shared/tools.js';
-import { jsonBytes } from '../shared/bytes.js';
+} from '../shared/api/session-config.js';
+import { emptyUsage } from '../shared/api/session-config.js';
+import type { PlanStep } from '../shared/tools/specs.js';
+import { jsonBytes } from '../shared/util/bytes.js';
 
 export const DEFAULT_PAGE_BYTES = 1024 * 1024;
 
@@ -83,7 +83,7 @@ export function uniqueCallIds(
 
 /**
  * What a session carries across continue-as-new, as declared once by carriedStateSchema
- * (src/shared/session-config.ts); a prepared session's workspace is never null.
+ * (src/shared/api/session-config.ts); a prepared session's workspace is never null.
  */
 type Carried = Omit<CarriedState, 'workspace'> & { workspace: WorkspaceInfo | null };
 

@@ -2,15 +2,15 @@
  * Turns the model's function calls into work the session can schedule: arguments parsed and
  * validated, the tool's kind looked up, the policy asked. Pure; the workflow runs it.
  */
-import type { FunctionCallItem } from '../shared/items.js';
-import { parsePatch, patchPaths } from '../shared/patch.js';
-import type { PolicyDecision, ToolRequest } from '../shared/policy.js';
-import { isKnownSafeCommand } from '../shared/safe-commands.js';
-import { CUT_CALL_OUTPUT } from '../shared/prompt.js';
-import { joinDir, patchFromCommand } from '../shared/shell-patch.js';
-import { toolCallSummary } from '../shared/tool-summary.js';
-import type { ToolName, UpdatePlanArgs } from '../shared/tools.js';
-import { isToolName, toolSpecs } from '../shared/tools.js';
+import type { FunctionCallItem } from '../shared/prompt/items.js';
+import { parsePatch, patchPaths } from '../shared/tools/patch.js';
+import type { PolicyDecision, ToolRequest } from '../shared/policy/policy.js';
+import { isKnownSafeCommand } from '../shared/policy/read-only-commands.js';
+import { CUT_CALL_OUTPUT } from '../shared/prompt/instructions.js';
+import { joinDir, patchFromCommand } from '../shared/tools/shell-patch.js';
+import { toolCallSummary } from '../shared/tools/summary.js';
+import type { ToolName, UpdatePlanArgs } from '../shared/tools/specs.js';
+import { isToolName, toolSpecs } from '../shared/tools/specs.js';
 import { invalidArgumentsOutput, malformedArgumentsOutput, unknownToolOutput } from './model-text.js';
 
 /** A call that goes back to the model as an error without running anything. */
@@ -59,7 +59,7 @@ export function prepareCall(
   call: FunctionCallItem,
   decide: (request: ToolRequest) => PolicyDecision,
   /**
-   * Whether a shell call that only applies a patch (src/shared/shell-patch.ts) runs as apply_patch;
+   * Whether a shell call that only applies a patch (src/shared/tools/shell-patch.ts) runs as apply_patch;
    * asked only when a call has that shape (the workflow answers with a patch marker).
    */
   runShellPatches: () => boolean = () => true,

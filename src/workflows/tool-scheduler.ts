@@ -16,12 +16,12 @@ import {
   metricMeter,
   patched,
 } from '@temporalio/workflow';
-import type { ToolCallInput } from '../shared/activity-types.js';
-import { INLINE_ARGUMENTS_MAX_BYTES } from '../shared/activity-types.js';
-import { utf8Bytes } from '../shared/bytes.js';
-import type { FunctionCallItem } from '../shared/items.js';
+import type { ToolCallInput } from '../shared/boundary/activity-types.js';
+import { INLINE_ARGUMENTS_MAX_BYTES } from '../shared/boundary/activity-types.js';
+import { utf8Bytes } from '../shared/util/bytes.js';
+import type { FunctionCallItem } from '../shared/prompt/items.js';
 import type { SessionContext } from './context.js';
-import { isWorkerLost } from '../shared/failures.js';
+import { isWorkerLost } from '../shared/boundary/failures.js';
 import {
   PLAN_UPDATED_OUTPUT,
   toolFailedOutput,

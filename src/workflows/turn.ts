@@ -14,12 +14,12 @@ import {
   log,
   patched,
 } from '@temporalio/workflow';
-import { itemsDigest } from '../shared/digest.js';
-import type { FunctionCallItem } from '../shared/items.js';
-import { isFunctionCall } from '../shared/items.js';
+import { itemsDigest } from '../shared/prompt/digest.js';
+import type { FunctionCallItem } from '../shared/prompt/items.js';
+import { isFunctionCall } from '../shared/prompt/items.js';
 import { modelCallSummary } from './activities.js';
 import type { SessionContext } from './context.js';
-import { modelFailureKind } from '../shared/failures.js';
+import { modelFailureKind } from '../shared/boundary/failures.js';
 import { stoppedBeforeRunOutput, stoppedWhileRunningOutput } from './model-text.js';
 import { Patch } from './patches.js';
 import type { StopRequest } from './run-control.js';

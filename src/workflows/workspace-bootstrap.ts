@@ -6,12 +6,12 @@
  * task. A workspace that cannot be prepared fails the session with the reason itself.
  */
 import { ActivityFailure, ApplicationFailure, log, patched, workflowInfo } from '@temporalio/workflow';
-import { userMessage } from '../shared/items.js';
-import { agentsMdMessage, environmentContextMessage } from '../shared/prompt.js';
-import { ActivityFailureType, SessionFailureType } from '../shared/failure-types.js';
-import { workerTaskQueue } from '../shared/session-api.js';
+import { userMessage } from '../shared/prompt/items.js';
+import { agentsMdMessage, environmentContextMessage } from '../shared/prompt/instructions.js';
+import { ActivityFailureType, SessionFailureType } from '../shared/boundary/failure-types.js';
+import { workerTaskQueue } from '../shared/api/session-api.js';
 import type { SessionContext } from './context.js';
-import { isWorkerLost } from '../shared/failures.js';
+import { isWorkerLost } from '../shared/boundary/failures.js';
 import { Patch } from './patches.js';
 
 export async function bootstrapWorkspace({ config, state, view, activities }: SessionContext): Promise<void> {

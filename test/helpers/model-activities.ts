@@ -6,8 +6,8 @@
 import { afterEach } from 'vitest';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
 import type { TranscriptSource } from '../../src/activities/transcript-source.js';
-import type { TranscriptItem } from '../../src/shared/items.js';
-import type { ModelSettings } from '../../src/shared/session-config.js';
+import type { TranscriptItem } from '../../src/shared/prompt/items.js';
+import type { ModelSettings } from '../../src/shared/api/session-config.js';
 import { ScriptedModel } from '../../src/testing/scripted-model.js';
 import type { ScriptedModelOptions } from '../../src/testing/scripted-model.js';
 

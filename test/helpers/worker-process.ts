@@ -8,7 +8,7 @@
  * - RATCHET_TEST_STALL_BEFORE=<activity>: start that activity and never run it.
  * Each activity prints "<name> started" when it begins.
  */
-import type { ToolCallInput } from '../../src/shared/activity-types.js';
+import type { ToolCallInput } from '../../src/shared/boundary/activity-types.js';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { createRatchetWorker } from '../../src/worker.js';
@@ -18,7 +18,7 @@ import { createTranscriptSource } from '../../src/activities/transcript-source.j
 import { openaiClientFactory } from '../../src/activities/openai-client.js';
 import { commandEnvironment } from '../../src/activities/tools/env.js';
 import { detectSandbox } from '../../src/activities/tools/sandbox.js';
-import { transcriptQuery } from '../../src/shared/session-api.js';
+import { transcriptQuery } from '../../src/shared/api/session-api.js';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const address = process.env.TEMPORAL_ADDRESS!;

@@ -7,8 +7,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
-import { approveUpdate } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { approveUpdate } from '../../src/shared/api/session-api.js';
 import type { RecordedRequest } from '../../src/testing/scripted-model.js';
 import { useHarness, waitForStatus } from '../helpers/harness.js';
 

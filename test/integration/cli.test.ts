@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SessionSummary } from '../../src/client.js';
-import type { SessionResult, StatusView } from '../../src/shared/session-api.js';
+import type { SessionResult, StatusView } from '../../src/shared/api/session-api.js';
 import { runCli, startCli } from '../helpers/cli.js';
 import type { CliResult } from '../helpers/cli.js';
 import { createTempRepo } from '../helpers/git-repo.js';

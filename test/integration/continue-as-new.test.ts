@@ -5,8 +5,8 @@
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, inject } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
-import { searchAttributeDefinitions } from '../../src/shared/search-attributes.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { searchAttributeDefinitions } from '../../src/shared/api/search-attributes.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';

@@ -5,8 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
-import { transcriptQuery } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { transcriptQuery } from '../../src/shared/api/session-api.js';
 import { startChildWorker } from '../helpers/child-worker.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';

@@ -6,9 +6,9 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
-import { transcriptQuery } from '../../src/shared/session-api.js';
-import type { TranscriptEntry } from '../../src/shared/session-config.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { transcriptQuery } from '../../src/shared/api/session-api.js';
+import type { TranscriptEntry } from '../../src/shared/api/session-config.js';
 import type { RecordedRequest, ScriptStep } from '../../src/testing/scripted-model.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness } from '../helpers/harness.js';

@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { renderApproval, plain } from '../../src/cli/render.js';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { stopReadyProcess } from '../../src/testing/child-process.js';
 import type { ReadyProcess } from '../../src/testing/child-process.js';
 import { startChildWorker } from '../helpers/child-worker.js';

@@ -21,7 +21,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InboxServer } from '../../src/inbox/serve.js';
 import { startInbox } from '../../src/inbox/serve.js';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { waitForStatus } from '../helpers/harness.js';
 import { useHarness } from '../helpers/harness.js';
 

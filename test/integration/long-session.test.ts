@@ -5,9 +5,9 @@
  */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
-import { transcriptQuery } from '../../src/shared/session-api.js';
-import { searchAttributeDefinitions } from '../../src/shared/search-attributes.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { transcriptQuery } from '../../src/shared/api/session-api.js';
+import { searchAttributeDefinitions } from '../../src/shared/api/search-attributes.js';
 import type { RecordedRequest, ScriptStep } from '../../src/testing/scripted-model.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness } from '../helpers/harness.js';

@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';

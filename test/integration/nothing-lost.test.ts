@@ -6,10 +6,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ToolCallInput, WorkspaceChangesInput } from '../../src/shared/activity-types.js';
-import type { FileChange, SessionResult } from '../../src/shared/session-api.js';
-import { interruptSignal } from '../../src/shared/session-api.js';
-import type { ToolOutcome } from '../../src/shared/tools.js';
+import type { ToolCallInput, WorkspaceChangesInput } from '../../src/shared/boundary/activity-types.js';
+import type { FileChange, SessionResult } from '../../src/shared/api/session-api.js';
+import { interruptSignal } from '../../src/shared/api/session-api.js';
+import type { ToolOutcome } from '../../src/shared/tools/specs.js';
 import { useHarness, waitForStatus } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
 

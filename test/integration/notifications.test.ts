@@ -6,8 +6,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionNotification } from '../../src/shared/notifications.js';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionNotification } from '../../src/shared/api/notifications.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { useHarness, waitForStatus } from '../helpers/harness.js';
 
 const suite = useHarness();

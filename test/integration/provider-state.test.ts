@@ -4,7 +4,7 @@
  * compaction (and the continue-as-new that follows) the compacted input is sent whole again.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';

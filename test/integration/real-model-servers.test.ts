@@ -16,8 +16,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelApi } from '../../src/activities/openai-client.js';
-import type { TranscriptItem } from '../../src/shared/items.js';
-import type { StatusView } from '../../src/shared/session-api.js';
+import type { TranscriptItem } from '../../src/shared/prompt/items.js';
+import type { StatusView } from '../../src/shared/api/session-api.js';
 import { useHarness, waitForStatus } from '../helpers/harness.js';
 import type { ModelServers, RunningServer } from '../helpers/model-servers.js';
 import { provisionedServers, startLlamaCppPython, startLlamaServer } from '../helpers/model-servers.js';

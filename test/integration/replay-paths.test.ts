@@ -3,8 +3,8 @@
  * as a fixture by `npm run fixtures:record`, so the replay suite guards its command sequence.
  */
 import { describe, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
-import { setPolicyUpdate } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { setPolicyUpdate } from '../../src/shared/api/session-api.js';
 import { useHarness, waitForStatus } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
 

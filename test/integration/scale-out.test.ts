@@ -6,7 +6,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import type { RatchetWorker } from '../../src/worker.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';
 import { capturedLogs } from '../helpers/runtime-setup.js';

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { DevServer, freePort } from '../../src/temporal/dev-server.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';

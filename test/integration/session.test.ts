@@ -7,13 +7,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RatchetError } from '../../src/client.js';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import {
   approveSignal,
   approveUpdate,
   interruptSignal,
   userMessageSignal,
-} from '../../src/shared/session-api.js';
+} from '../../src/shared/api/session-api.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';

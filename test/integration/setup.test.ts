@@ -14,8 +14,8 @@ import {
   RatchetRepo,
   RatchetStatus,
   RatchetTurn,
-} from '../../src/shared/search-attributes.js';
-import type { SessionResult } from '../../src/shared/session-api.js';
+} from '../../src/shared/api/search-attributes.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import type { SetupResult } from '../../src/temporal/search-attribute-setup.js';
 import { DevServer } from '../../src/temporal/dev-server.js';
 import { runCli } from '../helpers/cli.js';

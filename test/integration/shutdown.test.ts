@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { startWorkerCommand as start, until } from '../helpers/worker-command.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';

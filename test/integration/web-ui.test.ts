@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, Frame, Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { SessionResult, StatusView } from '../../src/shared/session-api.js';
+import type { SessionResult, StatusView } from '../../src/shared/api/session-api.js';
 import { DevServer } from '../../src/temporal/dev-server.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';

@@ -19,11 +19,11 @@ import type {
   CompactResult,
   ModelCallInput,
   ModelReply,
-} from '../../src/shared/activity-types.js';
-import { assistantMessage, functionOutput, userMessage } from '../../src/shared/items.js';
-import type { TranscriptItem } from '../../src/shared/items.js';
-import { BASE_INSTRUCTIONS, SUMMARY_PREFIX } from '../../src/shared/prompt.js';
-import { toolNames } from '../../src/shared/tools.js';
+} from '../../src/shared/boundary/activity-types.js';
+import { assistantMessage, functionOutput, userMessage } from '../../src/shared/prompt/items.js';
+import type { TranscriptItem } from '../../src/shared/prompt/items.js';
+import { BASE_INSTRUCTIONS, SUMMARY_PREFIX } from '../../src/shared/prompt/instructions.js';
+import { toolNames } from '../../src/shared/tools/specs.js';
 import type { ScriptedModel } from '../../src/testing/scripted-model.js';
 
 const settings = scriptedSettings();

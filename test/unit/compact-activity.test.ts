@@ -10,12 +10,16 @@ import { describe, expect, it } from 'vitest';
 import { scriptedSettings, staticTranscript, useScriptedModel } from '../helpers/model-activities.js';
 import { createCompactActivity } from '../../src/activities/compact.js';
 import { openaiClientFactory } from '../../src/activities/openai-client.js';
-import type { CompactInput, CompactResult } from '../../src/shared/activity-types.js';
-import { assistantMessage, functionOutput, messageText, userMessage } from '../../src/shared/items.js';
-import type { TranscriptItem } from '../../src/shared/items.js';
-import { BASE_INSTRUCTIONS, COMPACTION_PROMPT, SUMMARY_PREFIX } from '../../src/shared/prompt.js';
-import type { ModelSettings } from '../../src/shared/session-config.js';
-import { toolNames } from '../../src/shared/tools.js';
+import type { CompactInput, CompactResult } from '../../src/shared/boundary/activity-types.js';
+import { assistantMessage, functionOutput, messageText, userMessage } from '../../src/shared/prompt/items.js';
+import type { TranscriptItem } from '../../src/shared/prompt/items.js';
+import {
+  BASE_INSTRUCTIONS,
+  COMPACTION_PROMPT,
+  SUMMARY_PREFIX,
+} from '../../src/shared/prompt/instructions.js';
+import type { ModelSettings } from '../../src/shared/api/session-config.js';
+import { toolNames } from '../../src/shared/tools/specs.js';
 import type { ScriptedModel } from '../../src/testing/scripted-model.js';
 import type { RecordedRequest, ScriptStep } from '../../src/testing/scripted-model.js';
 

@@ -5,9 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { ExecEventMapper } from '../../src/cli/exec-events.js';
 import { stepLabel } from '../../src/cli/render.js';
-import type { StatusView } from '../../src/shared/session-api.js';
-import type { TranscriptEntry } from '../../src/shared/session-config.js';
-import { emptyUsage } from '../../src/shared/session-config.js';
+import type { StatusView } from '../../src/shared/api/session-api.js';
+import type { TranscriptEntry } from '../../src/shared/api/session-config.js';
+import { emptyUsage } from '../../src/shared/api/session-config.js';
 
 function view(status: StatusView['status'], extra: Partial<StatusView> = {}): StatusView {
   return {

@@ -13,11 +13,11 @@ import { createModelActivity, uniqueCallIds } from '../../src/activities/model.j
 import { outputTokenCap } from '../../src/activities/openai-client.js';
 import type { ModelApi } from '../../src/activities/openai-client.js';
 import { StreamingMemory } from '../../src/activities/stream-support.js';
-import { CUT_CALL_OUTPUT } from '../../src/shared/prompt.js';
+import { CUT_CALL_OUTPUT } from '../../src/shared/prompt/instructions.js';
 import { prepareCall } from '../../src/workflows/tool-calls.js';
-import type { ModelCallInput, ModelReply } from '../../src/shared/activity-types.js';
-import { functionOutput, userMessage } from '../../src/shared/items.js';
-import type { TranscriptItem } from '../../src/shared/items.js';
+import type { ModelCallInput, ModelReply } from '../../src/shared/boundary/activity-types.js';
+import { functionOutput, userMessage } from '../../src/shared/prompt/items.js';
+import type { TranscriptItem } from '../../src/shared/prompt/items.js';
 import type { ScriptedModel } from '../../src/testing/scripted-model.js';
 import { scriptedSettings, staticTranscript, useScriptedModel } from '../helpers/model-activities.js';
 

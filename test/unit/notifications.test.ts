@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { notificationRequest } from '../../src/activities/notify.js';
-import { jsonBytes } from '../../src/shared/bytes.js';
-import { MAX_PENDING, notificationDetails } from '../../src/shared/notifications.js';
+import { jsonBytes } from '../../src/shared/util/bytes.js';
+import { MAX_PENDING, notificationDetails } from '../../src/shared/api/notifications.js';
 
 describe('notificationDetails', () => {
   it('keeps what a notification carries small, whatever the session holds', () => {

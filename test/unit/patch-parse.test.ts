@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Patch } from '../../src/shared/patch.js';
-import { PatchParseError, parsePatch, patchPaths } from '../../src/shared/patch.js';
+import type { Patch } from '../../src/shared/tools/patch.js';
+import { PatchParseError, parsePatch, patchPaths } from '../../src/shared/tools/patch.js';
 
 function patch(...body: string[]): string {
   return ['*** Begin Patch', ...body, '*** End Patch'].join('\n');

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { ApprovalPolicy, PolicyAction, PolicyRule, ToolRequest } from '../../src/shared/policy.js';
-import { approvalPolicies, decide, ruleMatches, sessionRuleFor } from '../../src/shared/policy.js';
+import type {
+  ApprovalPolicy,
+  PolicyAction,
+  PolicyRule,
+  ToolRequest,
+} from '../../src/shared/policy/policy.js';
+import { approvalPolicies, decide, ruleMatches, sessionRuleFor } from '../../src/shared/policy/policy.js';
 
 const shell = (...command: string[]): ToolRequest => ({ tool: 'shell', kind: 'execute', command });
 const bash = (script: string): ToolRequest => shell('bash', '-lc', script);

@@ -12,12 +12,12 @@ import {
   renderPatchPreview,
   spinnerFrame,
 } from '../../src/cli/render.js';
-import { escapeControl } from '../../src/shared/escape.js';
-import { decide } from '../../src/shared/policy.js';
-import type { ToolRequest } from '../../src/shared/policy.js';
-import type { PendingApproval } from '../../src/shared/session-api.js';
-import { toolCallSummary } from '../../src/shared/tool-summary.js';
-import type { TranscriptEntry } from '../../src/shared/session-config.js';
+import { escapeControl } from '../../src/shared/util/escape.js';
+import { decide } from '../../src/shared/policy/policy.js';
+import type { ToolRequest } from '../../src/shared/policy/policy.js';
+import type { PendingApproval } from '../../src/shared/api/session-api.js';
+import { toolCallSummary } from '../../src/shared/tools/summary.js';
+import type { TranscriptEntry } from '../../src/shared/api/session-config.js';
 
 const colors = pc.createColors(true);
 const ESC = '\x1b';

@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import {
-  commandPrefix,
-  commandWords,
-  displayCommand,
-  isKnownSafeCommand,
-  splitShellScript,
-} from '../../src/shared/safe-commands.js';
+import { commandPrefix } from '../../src/shared/policy/session-rule-prefix.js';
+import { commandWords, displayCommand } from '../../src/shared/policy/shell-unwrap.js';
+import { isKnownSafeCommand } from '../../src/shared/policy/read-only-commands.js';
+import { splitShellScript } from '../../src/shared/policy/shell-tokenizer.js';
 
 const bash = (script: string): string[] => ['bash', '-lc', script];
 

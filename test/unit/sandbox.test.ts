@@ -34,7 +34,7 @@ import {
   sandboxLayout,
 } from '../../src/activities/tools/sandbox.js';
 import { executeShell } from '../../src/activities/tools/shell.js';
-import type { SandboxMode } from '../../src/shared/sandbox.js';
+import type { SandboxMode } from '../../src/shared/policy/sandbox.js';
 import { giveToTestUser, runningAsRoot, TEST_USER } from '../helpers/test-user.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

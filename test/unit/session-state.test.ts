@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { assistantMessage, userMessage } from '../../src/shared/items.js';
-import type { ToolRequest } from '../../src/shared/policy.js';
-import type { SessionConfig } from '../../src/shared/session-config.js';
+import { assistantMessage, userMessage } from '../../src/shared/prompt/items.js';
+import type { ToolRequest } from '../../src/shared/policy/policy.js';
+import type { SessionConfig } from '../../src/shared/api/session-config.js';
 import {
   carriedStateSchema,
   sessionConfigSchema,
   sessionInputSchema,
-} from '../../src/shared/session-config.js';
+} from '../../src/shared/api/session-config.js';
 import { ApprovalRejected, SessionState, uniqueCallIds } from '../../src/workflows/session-state.js';
-import { MAX_MESSAGE_BYTES, userMessageSchema } from '../../src/shared/session-api.js';
-import { jsonBytes, utf8Bytes } from '../../src/shared/bytes.js';
+import { MAX_MESSAGE_BYTES, userMessageSchema } from '../../src/shared/api/session-api.js';
+import { jsonBytes, utf8Bytes } from '../../src/shared/util/bytes.js';
 
 function config(overrides: Partial<SessionConfig> = {}): SessionConfig {
   return sessionConfigSchema.parse({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { FunctionCallItem } from '../../src/shared/items.js';
-import { sessionConfigSchema } from '../../src/shared/session-config.js';
+import type { FunctionCallItem } from '../../src/shared/prompt/items.js';
+import { sessionConfigSchema } from '../../src/shared/api/session-config.js';
 import { sessionDetails, turnOutcome } from '../../src/workflows/publish.js';
 import { SessionState } from '../../src/workflows/session-state.js';
 import { TurnCalls } from '../../src/workflows/tool-scheduler.js';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { isBelow, isInside } from '../../src/activities/paths.js';
-import { sleep } from '../../src/shared/sleep.js';
-import { cut, firstLine, formatNumber, shorten } from '../../src/shared/text.js';
-import { toolFailure } from '../../src/shared/tools.js';
+import { sleep } from '../../src/shared/util/sleep.js';
+import { cut, firstLine, formatNumber, shorten } from '../../src/shared/util/text.js';
+import { toolFailure } from '../../src/shared/tools/specs.js';
 
 describe('isInside / isBelow', () => {
   it('holds for the root itself (isInside only) and for what lies below it', () => {
@@ -58,14 +58,14 @@ describe('sleep', () => {
     const signal = controller.signal;
     const add = signal.addEventListener.bind(signal);
     const remove = signal.removeEventListener.bind(signal);
-    signal.addEventListener = ((...args: Parameters<typeof add>) => {
+    signal.addEventListener = (...args: Parameters<typeof add>) => {
       added += 1;
       add(...args);
-    });
-    signal.removeEventListener = ((...args: Parameters<typeof remove>) => {
+    };
+    signal.removeEventListener = (...args: Parameters<typeof remove>) => {
       removed += 1;
       remove(...args);
-    });
+    };
     for (let i = 0; i < 5; i++) await sleep(1, signal);
     expect(added).toBe(5);
     expect(removed).toBe(5);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decide } from '../../src/shared/policy.js';
-import { patchFromCommand } from '../../src/shared/shell-patch.js';
+import { decide } from '../../src/shared/policy/policy.js';
+import { patchFromCommand } from '../../src/shared/tools/shell-patch.js';
 import { prepareCall } from '../../src/workflows/tool-calls.js';
 
 const body = ['*** Begin Patch', '*** Update File: a.txt', '@@', '-one', '+two', '*** End Patch'].join('\n');

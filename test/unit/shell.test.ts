@@ -10,10 +10,10 @@ import { commandEnvironment } from '../../src/activities/tools/env.js';
 import type { SandboxInfo } from '../../src/activities/tools/sandbox.js';
 import { detectSandbox } from '../../src/activities/tools/sandbox.js';
 import { executeShell, MAX_TIMEOUT_MS } from '../../src/activities/tools/shell.js';
-import { commandSummary, toolCallSummary } from '../../src/shared/tool-summary.js';
+import { commandSummary, toolCallSummary } from '../../src/shared/tools/summary.js';
 import type { ShellOptions } from '../../src/activities/tools/shell.js';
-import type { SandboxMode } from '../../src/shared/sandbox.js';
-import type { ShellArgs, ToolOutcome } from '../../src/shared/tools.js';
+import type { SandboxMode } from '../../src/shared/policy/sandbox.js';
+import type { ShellArgs, ToolOutcome } from '../../src/shared/tools/specs.js';
 import { giveToTestUser } from '../helpers/test-user.js';
 
 interface ShellResult {

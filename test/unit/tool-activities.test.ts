@@ -11,8 +11,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_TOOL_OUTPUT_BYTES, createToolActivities } from '../../src/activities/tool-activities.js';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
-import type { ToolCallInput } from '../../src/shared/activity-types.js';
-import type { ToolOutcome } from '../../src/shared/tools.js';
+import type { ToolCallInput } from '../../src/shared/boundary/activity-types.js';
+import type { ToolOutcome } from '../../src/shared/tools/specs.js';
 
 let workspace: string;
 let journals: string;

@@ -6,9 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
-import { userMessage } from '../../src/shared/items.js';
-import type { TranscriptPage, TranscriptRequest } from '../../src/shared/session-api.js';
-import type { TranscriptEntry } from '../../src/shared/session-config.js';
+import { userMessage } from '../../src/shared/prompt/items.js';
+import type { TranscriptPage, TranscriptRequest } from '../../src/shared/api/session-api.js';
+import type { TranscriptEntry } from '../../src/shared/api/session-config.js';
 
 const entries: TranscriptEntry[] = Array.from({ length: 6 }, (_, i) => ({
   item: userMessage(`m${i}`),

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWorkspaceActivities } from '../../src/activities/workspace.js';
 import { giveToWorkspaceOwner } from '../../src/activities/workspace-owner.js';
 import { workspaceDiff } from '../../src/cli/diff.js';
-import { AGENTS_MD_MAX_BYTES } from '../../src/shared/prompt.js';
+import { AGENTS_MD_MAX_BYTES } from '../../src/shared/prompt/instructions.js';
 import { giveToTestUser, runningAsRoot, TEST_USER } from '../helpers/test-user.js';
 
 let repo: string;

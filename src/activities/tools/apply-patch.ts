@@ -1,5 +1,5 @@
 /**
- * apply_patch: applies a patch in the Codex format (src/shared/patch.ts) to the workspace, all or
+ * apply_patch: applies a patch in the Codex format (src/shared/tools/patch.ts) to the workspace, all or
  * nothing. This module owns the sequence parse → resolve every path → stage every resulting file
  * in memory → journal → write → report:
  *
@@ -12,16 +12,16 @@
  *   whose new content is verifiably there. A first attempt never says it: a patch whose lines
  *   are not found fails, even when the file looks as if it had been applied already.
  */
-import type { Hunk, Patch } from '../../shared/patch.js';
-import { PatchParseError, parsePatch, patchPaths } from '../../shared/patch.js';
-import type { ToolOutcome } from '../../shared/tools.js';
+import type { Hunk, Patch } from '../../shared/tools/patch.js';
+import { PatchParseError, parsePatch, patchPaths } from '../../shared/tools/patch.js';
+import type { ToolOutcome } from '../../shared/tools/specs.js';
 import type { ToolContext } from './context.js';
 import type { JournalRecord, PatchJournal } from './patch-journal.js';
 import { digest } from './patch-journal.js';
 import { describeMiss, updateText } from './patch-text.js';
 import type { FileState } from './workspace-fs.js';
 import { WorkspaceFs, WorkspacePathError } from './workspace-fs.js';
-import { toolFailure } from '../../shared/tools.js';
+import { toolFailure } from '../../shared/tools/specs.js';
 
 type Done = JournalRecord['done'][number];
 type Staged = { kind: 'absent' } | { kind: 'file'; text: string; mode: number | undefined };

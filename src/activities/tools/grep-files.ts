@@ -16,10 +16,10 @@ import ignoreModule from 'ignore';
 import type { Ignore } from 'ignore';
 import picomatch from 'picomatch';
 import { RE2JS } from 're2js';
-import type { GrepFilesArgs, ToolOutcome } from '../../shared/tools.js';
+import type { GrepFilesArgs, ToolOutcome } from '../../shared/tools/specs.js';
 import type { ToolContext } from './context.js';
 import { resolveInWorkspace, WorkspaceEscapeError, workspaceRelative } from './workspace-paths.js';
-import { toolFailure } from '../../shared/tools.js';
+import { toolFailure } from '../../shared/tools/specs.js';
 
 // `ignore` is CommonJS with an ES-style default in its types; at run time both name the factory.
 const ignore = ignoreModule.default;

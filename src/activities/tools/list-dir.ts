@@ -5,11 +5,11 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { ListDirArgs, ToolOutcome } from '../../shared/tools.js';
+import type { ListDirArgs, ToolOutcome } from '../../shared/tools/specs.js';
 import type { ToolContext } from './context.js';
 import { resolveInWorkspace, WorkspaceEscapeError, workspaceRelative } from './workspace-paths.js';
-import { formatNumber } from '../../shared/text.js';
-import { toolFailure } from '../../shared/tools.js';
+import { formatNumber } from '../../shared/util/text.js';
+import { toolFailure } from '../../shared/tools/specs.js';
 
 const DEFAULT_DEPTH = 2;
 const DEFAULT_LIMIT = 50;

@@ -9,7 +9,7 @@
  * moves no cursor, so a later hunk may still edit lines above it. The file that results always
  * ends with a line break; untouched lines keep their own line endings.
  */
-import type { Hunk } from '../../shared/patch.js';
+import type { Hunk } from '../../shared/tools/patch.js';
 
 /** Old lines of a hunk shown when it cannot be found. */
 const SHOWN_HUNK_LINES = 6;

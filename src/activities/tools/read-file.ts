@@ -4,7 +4,7 @@
  * shown are decoded, so a huge file costs time, never memory.
  */
 import { stat } from 'node:fs/promises';
-import type { ReadFileArgs, ToolOutcome } from '../../shared/tools.js';
+import type { ReadFileArgs, ToolOutcome } from '../../shared/tools/specs.js';
 import type { ToolContext } from './context.js';
 import {
   openInWorkspace,
@@ -12,8 +12,8 @@ import {
   WorkspaceEscapeError,
   workspaceRelative,
 } from './workspace-paths.js';
-import { formatNumber } from '../../shared/text.js';
-import { toolFailure } from '../../shared/tools.js';
+import { formatNumber } from '../../shared/util/text.js';
+import { toolFailure } from '../../shared/tools/specs.js';
 
 const DEFAULT_LIMIT = 2000;
 const MAX_LINE_CHARS = 500;

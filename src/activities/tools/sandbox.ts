@@ -25,7 +25,7 @@ import { constants as fsConstants } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import type { SandboxMode } from '../../shared/sandbox.js';
+import type { SandboxMode } from '../../shared/policy/sandbox.js';
 import { SYSTEM_DIRS, isInside } from '../paths.js';
 
 export type SandboxInfo =

@@ -15,8 +15,8 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import type { SandboxMode } from '../../shared/sandbox.js';
-import type { ShellArgs, ToolOutcome } from '../../shared/tools.js';
+import type { SandboxMode } from '../../shared/policy/sandbox.js';
+import type { ShellArgs, ToolOutcome } from '../../shared/tools/specs.js';
 import type { ToolContext } from './context.js';
 import {
   hiddenInSandbox,
@@ -28,9 +28,9 @@ import {
 } from './sandbox.js';
 import { HeadTailBuffer, truncateEncoded } from './truncate.js';
 import { resolveInWorkspace, WorkspaceEscapeError } from './workspace-paths.js';
-import { formatNumber } from '../../shared/text.js';
-import { toolFailure } from '../../shared/tools.js';
-import { commandSummary } from '../../shared/tool-summary.js';
+import { formatNumber } from '../../shared/util/text.js';
+import { toolFailure } from '../../shared/tools/specs.js';
+import { commandSummary } from '../../shared/tools/summary.js';
 
 export interface ShellOptions {
   /** Used when the model gives no timeout_ms. */

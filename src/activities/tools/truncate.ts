@@ -7,7 +7,7 @@
  *
  * Cuts fall on line boundaries when one is near and never split a UTF-8 character.
  */
-import { formatNumber } from '../../shared/text.js';
+import { formatNumber } from '../../shared/util/text.js';
 
 const NEWLINE = 0x0a;
 

@@ -4,7 +4,7 @@
  * only says that it happened; the URLs stay in the workers' configuration, never in a session's
  * history, since a webhook URL is a secret.
  */
-import { capBytes } from './bytes.js';
+import { capBytes } from '../util/bytes.js';
 export const notificationEvents = ['awaiting_approval', 'idle', 'failed', 'completed'] as const;
 export type NotificationEvent = (typeof notificationEvents)[number];
 

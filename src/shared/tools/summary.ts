@@ -3,13 +3,13 @@
  * activity summaries in the Temporal UI and by the CLI.
  */
 import { parsePatch, patchPaths } from './patch.js';
-import { displayCommand } from './safe-commands.js';
+import { displayCommand } from '../policy/shell-unwrap.js';
 import { joinDir } from './shell-patch.js';
-import { shorten } from './text.js';
+import { shorten } from '../util/text.js';
 
 /**
  * A command as people see it everywhere (the call's summary in the Web UI and the CLI, the shell
- * tool's own line): as a person would type it (safe-commands.ts), on one line, cut to 80.
+ * tool's own line): as a person would type it (policy/shell-unwrap.ts), on one line, cut to 80.
  */
 export function commandSummary(argv: string[]): string {
   return shorten(displayCommand(argv));

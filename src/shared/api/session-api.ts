@@ -4,11 +4,11 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { ApprovalPolicy } from './policy.js';
-import { approvalPolicies } from './policy.js';
+import type { ApprovalPolicy } from '../policy/policy.js';
+import { approvalPolicies } from '../policy/policy.js';
 import type { TranscriptEntry, Usage } from './session-config.js';
-import type { PlanStep } from './tools.js';
-import { utf8Bytes } from './bytes.js';
+import type { PlanStep } from '../tools/specs.js';
+import { utf8Bytes } from '../util/bytes.js';
 
 export const WORKFLOW_TYPE = 'agentSession';
 export const DEFAULT_TASK_QUEUE = 'ratchet';

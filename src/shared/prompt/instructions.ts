@@ -3,7 +3,7 @@
  * session's transcript (the repository's AGENTS.md and the environment). They never change
  * during a session, so each request's prefix is the previous request's (prompt caching).
  */
-import type { ApprovalPolicy } from './policy.js';
+import type { ApprovalPolicy } from '../policy/policy.js';
 
 export const BASE_INSTRUCTIONS = `You are Ratchet, a coding agent working in a user's git repository. The user hands you a task and may be away while you work; they approve risky steps and read your work afterwards.
 

@@ -5,14 +5,13 @@
  */
 import {
   commandPrefix,
-  commandWords,
-  displayCommand,
   argumentsDecideWhatRuns,
-  isKnownSafeCommand,
   runsChosenCode,
   type PrefixStyle,
-} from './safe-commands.js';
-import type { ToolKind } from './tools.js';
+} from './session-rule-prefix.js';
+import { commandWords, displayCommand } from './shell-unwrap.js';
+import { isKnownSafeCommand } from './read-only-commands.js';
+import type { ToolKind } from '../tools/specs.js';
 
 /**
  * untrusted: ask before anything but reads and known read-only commands (the default).

@@ -3,11 +3,11 @@
  * schema version. Old shapes that must still parse live in test/fixtures/.
  */
 import { z } from 'zod';
-import type { TranscriptItem } from './items.js';
-import { approvalPolicies } from './policy.js';
-import { sandboxModes } from './sandbox.js';
-import { planStepStatus } from './tools.js';
-import { utf8Bytes } from './bytes.js';
+import type { TranscriptItem } from '../prompt/items.js';
+import { approvalPolicies } from '../policy/policy.js';
+import { sandboxModes } from '../policy/sandbox.js';
+import { planStepStatus } from '../tools/specs.js';
+import { utf8Bytes } from '../util/bytes.js';
 
 /** Longest task in UTF-8 bytes (it is carried twice across continue-as-new). */
 export const MAX_TASK_BYTES = 64 * 1024;

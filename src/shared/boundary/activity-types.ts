@@ -3,9 +3,9 @@
  * to the transcript (session, epoch, length), not the transcript itself, so that each item enters
  * the event history once.
  */
-import type { TranscriptItem } from './items.js';
-import type { SandboxMode } from './sandbox.js';
-import type { ModelSettings, Usage, WorkspaceInfo } from './session-config.js';
+import type { TranscriptItem } from '../prompt/items.js';
+import type { SandboxMode } from '../policy/sandbox.js';
+import type { ModelSettings, Usage, WorkspaceInfo } from '../api/session-config.js';
 
 export interface TranscriptRef {
   /** The session's workflow id. */
