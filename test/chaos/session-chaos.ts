@@ -9,7 +9,9 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import proto from '@temporalio/proto';
+import { appendFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RatchetClient } from '../../src/client.js';
@@ -187,11 +189,17 @@ async function person(
   }
 }
 
-async function transcriptOf(handle: WorkflowHandle): Promise<Array<Record<string, unknown>>> {
+async function transcriptOf(
+  connection: Connection,
+  handle: WorkflowHandle,
+): Promise<Array<Record<string, unknown>>> {
   const items: Array<Record<string, unknown>> = [];
   let from = 0;
   for (;;) {
-    const page = await handle.query(transcriptQuery, { fromIndex: from });
+    // Bounded: with no worker to answer, the check reports it rather than waiting out the server.
+    const page = await connection.withDeadline(Date.now() + 15_000, () =>
+      handle.query(transcriptQuery, { fromIndex: from }),
+    );
     items.push(...page.entries.map((entry) => entry.item as unknown as Record<string, unknown>));
     if (page.nextIndex >= page.total) return items;
     from = page.nextIndex;
@@ -226,6 +234,19 @@ async function historyProblems(client: Client, handle: WorkflowHandle): Promise<
     runId = next;
   }
   return problems;
+}
+
+async function writeHistories(client: Client, handle: WorkflowHandle, prefix: string): Promise<void> {
+  const description = await handle.describe();
+  let runId: string | undefined = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
+  for (let run = 0; runId; run++) {
+    const history = await client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    await writeFile(`${prefix}-run${run}.json`, historyToJSON(history));
+    let next: string | undefined;
+    for (const event of history.events ?? [])
+      next = event.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? next;
+    runId = next;
+  }
 }
 
 function sessionConfig(plan: ChaosPlan, repo: TempRepo): SessionConfigInput {
@@ -285,14 +306,35 @@ export async function runBatch(options: BatchOptions): Promise<SeedOutcome[]> {
   const connection = await Connection.connect({ address: options.server.address });
   const client = new Client({ connection, namespace: 'default' });
   const ratchet = new RatchetClient(client, { taskQueue: options.taskQueue });
-  const startWorker = () =>
-    startChildWorker({
+  // RATCHET_CHAOS_WORKER_ENV='{"K":"V"}': more environment for the worker processes (test hooks);
+  // RATCHET_CHAOS_WORKER_LOG=<file>: everything they print, whole (the dump keeps each one's tail).
+  const workerEnv: Record<string, string> = {
+    ...(process.env.RATCHET_TEST_NO_CACHE === '1' ? { RATCHET_TEST_NO_CACHE: '1' } : {}),
+    ...(JSON.parse(process.env.RATCHET_CHAOS_WORKER_ENV ?? '{}') as Record<string, string>),
+  };
+  const workerLog = process.env.RATCHET_CHAOS_WORKER_LOG;
+  const startWorker = async () => {
+    const started = await startChildWorker({
       address: options.server.address,
       taskQueue: options.taskQueue,
       modelBaseUrl: model.baseUrl,
-      ...(process.env.RATCHET_TEST_NO_CACHE === '1' ? { env: { RATCHET_TEST_NO_CACHE: '1' } } : {}),
+      env: workerEnv,
     });
-  const worker = { current: await startWorker(), start: startWorker };
+    if (workerLog) {
+      const append = (chunk: Buffer) => appendFileSync(workerLog, chunk);
+      started.process.stdout?.on('data', append);
+      started.process.stderr?.on('data', append);
+    }
+    return started;
+  };
+  // Every worker process of the batch, so that what each printed can be kept with a problem.
+  const workers: ReadyProcess[] = [];
+  const start = async () => {
+    const started = await startWorker();
+    workers.push(started);
+    return started;
+  };
+  const worker = { current: await start(), start };
   const repos: TempRepo[] = [];
   try {
     const sessions = await Promise.all(
@@ -326,11 +368,16 @@ export async function runBatch(options: BatchOptions): Promise<SeedOutcome[]> {
     );
     await faultRun;
 
+    // A worker that died on its own (not killed here) leaves every session unanswered: say so.
+    const workerGone =
+      worker.current.process.exitCode !== null || worker.current.process.signalCode !== null
+        ? `the worker process ${worker.current.pid} exited by itself (${worker.current.process.exitCode ?? worker.current.process.signalCode})`
+        : null;
     const outcomes: SeedOutcome[] = [];
     for (const s of people) {
-      const problems = [...s.record.problems];
+      const problems = [...s.record.problems, ...(workerGone ? [workerGone] : [])];
       try {
-        const transcript = await transcriptOf(s.handle);
+        const transcript = await transcriptOf(connection, s.handle);
         const requests = model.requests.filter(
           (r) => (r.body as { prompt_cache_key?: string } | undefined)?.prompt_cache_key === s.sessionId,
         );
@@ -361,10 +408,22 @@ export async function runBatch(options: BatchOptions): Promise<SeedOutcome[]> {
       } catch (err) {
         problems.push(`could not check: ${(err as Error).message}`);
       }
+      if (problems.length > 0 && options.dumpDir) {
+        // Every run's history, to replay (test/integration/replay.test.ts) and read.
+        await mkdir(options.dumpDir, { recursive: true });
+        await writeHistories(client, s.handle, path.join(options.dumpDir, `seed-${s.seed}`)).catch(
+          (err: Error) => problems.push(`could not fetch the history: ${err.message}`),
+        );
+      }
       outcomes.push({ seed: s.seed, sessionId: s.sessionId, rest: s.record.rest, problems, ms: s.ms });
       options.log?.(
         `  seed ${s.seed}: ${s.record.rest.slice(0, 80)} · ${s.ms} ms${problems.length ? ` · ${problems.length} PROBLEMS` : ''}`,
       );
+    }
+    if (outcomes.some((o) => o.problems.length > 0) && options.dumpDir) {
+      await mkdir(options.dumpDir, { recursive: true });
+      const printed = workers.map((w) => `--- worker ${w.pid}\n${w.output()}`).join('\n');
+      await writeFile(path.join(options.dumpDir, `batch-${options.seeds[0]}-workers.log`), printed);
     }
     // Sessions left idle are ended so that they hold nothing on the server.
     await Promise.all(people.map((s) => s.handle.terminate('chaos batch over').catch(() => undefined)));

@@ -7,6 +7,7 @@
  * - RATCHET_TEST_STALL_AFTER=<activity>: run that activity for real, then never report its result.
  * - RATCHET_TEST_STALL_BEFORE=<activity>: start that activity and never run it.
  * Each activity prints "<name> started" when it begins.
+ * - RATCHET_TEST_CORE_LOG=<filter>: print the SDK core's log at that level (e.g. an env filter).
  */
 import type { ToolCallInput } from '../../src/shared/boundary/activity-types.js';
 import { Client, Connection } from '@temporalio/client';
@@ -20,7 +21,12 @@ import { commandEnvironment } from '../../src/activities/tools/env.js';
 import { detectSandbox } from '../../src/activities/tools/sandbox.js';
 import { transcriptQuery } from '../../src/shared/api/session-api.js';
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
+// RATCHET_TEST_CORE_LOG=<env filter>: the SDK core's own log lines too (what each workflow task brought).
+const coreLog = process.env.RATCHET_TEST_CORE_LOG;
+Runtime.install({
+  logger: new DefaultLogger('WARN'),
+  ...(coreLog ? { telemetryOptions: { logging: { filter: coreLog, console: { format: 'compact' } } } } : {}),
+});
 const address = process.env.TEMPORAL_ADDRESS!;
 const client = new Client({ connection: await Connection.connect({ address }) });
 const connection = await NativeConnection.connect({ address });
