@@ -16,6 +16,7 @@ import type { ModelCallInput, ToolCallInput } from '../shared/boundary/activity-
 import { ActivityFailureType } from '../shared/boundary/failure-types.js';
 import type { SessionLimits } from '../shared/api/session-config.js';
 import type { ToolOutcome } from '../shared/tools/specs.js';
+import type { TaskGuard } from './task-guard.js';
 import type { ToolCall } from './tool-calls.js';
 import { isNotHolder } from '../shared/boundary/failures.js';
 import { Patch } from './patches.js';
@@ -30,7 +31,7 @@ export function modelCallSummary(turn: number, contextItems: number): string {
 /** Tools cheap and bounded enough to run as local activities (grep may walk a large tree). */
 const LOCAL_READS = new Set<string>(['read_file', 'list_dir']);
 
-export function createSessionActivities(limits: SessionLimits) {
+export function createSessionActivities(limits: SessionLimits, guard: TaskGuard) {
   const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
   const model = proxyActivities<Activities>({
     startToCloseTimeout: '30 minutes',
@@ -99,40 +100,49 @@ export function createSessionActivities(limits: SessionLimits) {
      * outcome appears in the workflow's current details ("last turn").
      */
     model(turn: number, input: ModelCallInput) {
-      return model.model.executeWithOptions({ summary: modelCallSummary(turn, input.upTo) }, [input]);
+      return guard.settled(
+        model.model.executeWithOptions({ summary: modelCallSummary(turn, input.upTo) }, [input]),
+      );
     },
     compact: (input: Parameters<Activities['compact']>[0]) =>
-      model.compact.executeWithOptions({ summary: 'compaction' }, [input]),
+      guard.settled(model.compact.executeWithOptions({ summary: 'compaction' }, [input])),
     /** On the session's queue (any worker), or on a pinned worker's queue. */
     prepareWorkspace: (input: Parameters<Activities['prepareWorkspace']>[0], queue?: string) =>
-      workspace.prepareWorkspace.executeWithOptions(
-        { summary: `workspace · prepare ${input.workspace}`, ...routed(queue) },
-        [input],
+      guard.settled(
+        workspace.prepareWorkspace.executeWithOptions(
+          { summary: `workspace · prepare ${input.workspace}`, ...routed(queue) },
+          [input],
+        ),
       ),
     workspaceChanges: (input: Parameters<Activities['workspaceChanges']>[0], queue?: string | null) =>
-      workspace.workspaceChanges.executeWithOptions(
-        { summary: 'workspace · changed files', ...routed(queue) },
-        [input],
+      guard.settled(
+        workspace.workspaceChanges.executeWithOptions(
+          { summary: 'workspace · changed files', ...routed(queue) },
+          [input],
+        ),
       ),
-    async runTool(call: ToolCall, input: ToolCallInput, queue?: string | null): Promise<ToolOutcome> {
-      if (
-        LOCAL_READS.has(call.tool) &&
-        input.arguments !== undefined &&
-        // Sessions recorded before reads ran locally replay with regular activities.
-        patched(Patch.localReads)
-      ) {
-        // The worker running this workflow task may not be the one holding the workspace; the
-        // read then refuses (recorded, so replay takes the same path) and goes to the holder.
-        try {
-          return await localReads[call.tool].executeWithOptions({ summary: call.summary }, [
-            queue ? { ...input, holder: queue } : input,
-          ]);
-        } catch (err) {
-          if (!isNotHolder(err)) throw err;
-        }
-      }
-      return tools[call.tool].executeWithOptions(toolOptions(call, queue), [input]);
-    },
+    runTool: (call: ToolCall, input: ToolCallInput, queue?: string | null): Promise<ToolOutcome> =>
+      guard.settled(runTool(call, input, queue)),
   };
+
+  async function runTool(call: ToolCall, input: ToolCallInput, queue?: string | null): Promise<ToolOutcome> {
+    if (
+      LOCAL_READS.has(call.tool) &&
+      input.arguments !== undefined &&
+      // Sessions recorded before reads ran locally replay with regular activities.
+      patched(Patch.localReads)
+    ) {
+      // The worker running this workflow task may not be the one holding the workspace; the
+      // read then refuses (recorded, so replay takes the same path) and goes to the holder.
+      try {
+        return await localReads[call.tool].executeWithOptions({ summary: call.summary }, [
+          queue ? { ...input, holder: queue } : input,
+        ]);
+      } catch (err) {
+        if (!isNotHolder(err)) throw err;
+      }
+    }
+    return tools[call.tool].executeWithOptions(toolOptions(call, queue), [input]);
+  }
 }
 export type SessionActivities = ReturnType<typeof createSessionActivities>;

@@ -36,6 +36,7 @@ import { Patch } from './patches.js';
 import { SessionView } from './publish.js';
 import { RunControl } from './run-control.js';
 import { SessionState } from './session-state.js';
+import { createTaskGuard } from './task-guard.js';
 import { ToolScheduler } from './tool-scheduler.js';
 import { runTurn } from './turn.js';
 import { bootstrapWorkspace } from './workspace-bootstrap.js';
@@ -74,11 +75,14 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   );
   const sessionId = workflowInfo().workflowId;
   const notifier = new Notifier(config.notify, sessionId, state.runs);
+  const guard = createTaskGuard();
+  guard.check();
   const ctx: SessionContext = {
     config,
     state,
     sessionId,
-    activities: createSessionActivities(config.limits),
+    activities: createSessionActivities(config.limits, guard),
+    guard,
     control: new RunControl(),
     view: new SessionView(config, state, notifier),
     notifier,

@@ -10,6 +10,7 @@ import type { Notifier } from './notification.js';
 import type { SessionView } from './publish.js';
 import type { RunControl } from './run-control.js';
 import type { SessionState } from './session-state.js';
+import type { TaskGuard } from './task-guard.js';
 
 export interface SessionContext {
   readonly config: SessionConfig;
@@ -17,6 +18,8 @@ export interface SessionContext {
   /** The workflow id: transcript reads and activity inputs name the session by it. */
   readonly sessionId: string;
   readonly activities: SessionActivities;
+  /** Fails an activation that runs ahead of the session's workflow tasks (task-guard.ts). */
+  readonly guard: TaskGuard;
   readonly control: RunControl;
   readonly view: SessionView;
   readonly notifier: Notifier;

@@ -30,7 +30,7 @@ function refuse(message: string, type: string): never {
   throw ApplicationFailure.nonRetryable(message, type);
 }
 
-export function registerHandlers({ state, control, view }: SessionContext): void {
+export function registerHandlers({ state, control, view, guard }: SessionContext): void {
   const refuseWhenEnded = () => {
     if (state.ended) refuse(`the session has ended (${state.ended})`, SessionFailureType.SessionEnded);
   };
@@ -41,6 +41,7 @@ export function registerHandlers({ state, control, view }: SessionContext): void
   setHandler(
     approveUpdate,
     (approval) => {
+      guard.check();
       const ack = state.applyApproval(approvalSchema.parse(approval));
       log.info('approval decided', {
         callId: ack.callId,
@@ -70,6 +71,7 @@ export function registerHandlers({ state, control, view }: SessionContext): void
   );
 
   setHandler(approveSignal, (approval) => {
+    guard.check();
     const checked = approvalSchema.safeParse(approval);
     if (!checked.success) {
       log.warn('ignored a malformed approval signal', { problem: describeZodError(checked.error) });
@@ -93,6 +95,7 @@ export function registerHandlers({ state, control, view }: SessionContext): void
   });
 
   setHandler(userMessageSignal, (message) => {
+    guard.check();
     const checked = userMessageSchema.safeParse(message);
     if (!checked.success) {
       log.warn('ignored a malformed user message', { problem: describeZodError(checked.error) });
@@ -107,6 +110,7 @@ export function registerHandlers({ state, control, view }: SessionContext): void
   });
 
   setHandler(interruptSignal, (request) => {
+    guard.check();
     if (state.ended || state.idle) return;
     // The stop is what matters: a malformed reason is dropped, never the interrupt.
     const checked = interruptSchema.safeParse(request ?? {});
@@ -121,6 +125,7 @@ export function registerHandlers({ state, control, view }: SessionContext): void
   setHandler(
     moveToWorkerUpdate,
     ({ worker }) => {
+      guard.check();
       const queue = workerTaskQueue(workflowInfo().taskQueue, worker.trim());
       log.warn('session moved to another worker', { from: state.toolQueue, to: queue });
       state.routeToolsTo(queue);
@@ -145,6 +150,7 @@ export function registerHandlers({ state, control, view }: SessionContext): void
   setHandler(
     setPolicyUpdate,
     ({ policy }) => {
+      guard.check();
       state.changePolicy(policy);
       view.publish();
       return policy;
