@@ -26,40 +26,51 @@ export class AheadOfWorkflowTask extends Error {
 }
 
 export interface TaskGuard {
-  /** Notes where the session is; fails the activation if it runs ahead of its workflow tasks. */
+  /**
+   * Notes where the session is; fails the activation if it runs ahead of its workflow tasks, and
+   * throws (for a handler: it stops before it changes anything).
+   */
   check(): void;
-  /** Awaits an activity, checking where the session is when its result (or failure) arrives. */
+  /**
+   * Awaits an activity, checking where the session is when its result (or failure) arrives; when
+   * it is ahead, the activation fails and what awaits the activity never resumes.
+   */
   settled<T>(activity: Promise<T>): Promise<T>;
 }
 
 export function createTaskGuard(): TaskGuard {
   let last: { time: number; length: number } | null = null;
-  const check = (): void => {
+  /** The error when the session runs ahead (the activation is already set to fail), else null. */
+  const observe = (): AheadOfWorkflowTask | null => {
     const info = workflowInfo();
     const now = { time: Date.now(), length: info.historyLength };
     const before = last;
     last = now;
-    if (before === null || info.unsafe.isReplaying) return;
-    if (now.length <= before.length || now.time !== before.time) return;
+    if (before === null || info.unsafe.isReplaying) return null;
+    if (now.length <= before.length || now.time !== before.time) return null;
     const err = new AheadOfWorkflowTask(
       `history events ${before.length + 1}–${now.length} were applied without a workflow task (a query ` +
         'on a worker that had not cached this session); ask again once the pending workflow task has run',
     );
-    // A rejection nobody handles fails the activation wherever this was called from (a caller
-    // may catch what is thrown); the core then evicts the session.
+    // A rejection nobody handles fails the activation, whoever called this; the core then evicts
+    // the session and fails the query. Nothing else may run on the way: the catch that publishes
+    // a failed session would issue a command in the query's activation, which the core refuses
+    // as a malformed completion and shuts the whole worker down for.
     void Promise.reject(err);
-    throw err;
+    return err;
   };
+  /** Where the session's code stops when it is ahead: the evicted run never resumes. */
+  const never = () => new Promise<never>(() => undefined);
   return {
-    check,
+    check() {
+      const err = observe();
+      if (err) throw err;
+    },
     settled: <T>(activity: Promise<T>) =>
       activity.then(
-        (value) => {
-          check();
-          return value;
-        },
+        (value) => (observe() ? never() : value),
         (err: unknown) => {
-          check();
+          if (observe()) return never();
           throw err;
         },
       ),
