@@ -1,16 +1,21 @@
 /**
- * The interleaving behind chaos seeds 888, 891 and 892 (issue 11, docs/RELIABILITY.md
- * "Randomized sessions"), made deterministic.
+ * The path behind chaos seeds 888, 891 and 892 (issue 11, docs/RELIABILITY.md "Randomized
+ * sessions"), walked on purpose.
  *
  * The worker that holds the session is killed while the model answers. The model call is retried
- * on a new worker that has cached nothing; its result schedules a workflow task on the dead
- * worker's sticky queue, where it waits out the sticky schedule-to-start timeout (3 s). A status
- * query in those seconds goes to the new worker, which rebuilds the session from the history the
- * query carries, including the model's result that no workflow task has processed. Without the
- * task guard (src/workflows/task-guard.ts) the SDK's core runs the session's code on it, answers
- * "awaiting approval", and keeps the session cached that way; the approval the person sends then
- * lands in the pending workflow task after the result was applied, while a replay applies it
- * before: the history does not replay (TMPRL1100, or the approve handler finding nothing pending).
+ * on a new worker that has cached nothing, and its result schedules a workflow task. A status
+ * query that reaches the new worker before that task starts carries the history including the
+ * result. Without the task guard (src/workflows/task-guard.ts) the SDK's core runs the session's
+ * code on it, answers "awaiting approval" and keeps the session cached that way; the approval the
+ * person then sends lands in the pending task after the result was applied, while a replay
+ * applies it before: the history does not replay (TMPRL1100, or the approve handler finding
+ * nothing pending). With the guard such a query is refused and the person approves what a
+ * workflow task recorded.
+ *
+ * Whether a query lands in that window is the server's timing (the task is often started within
+ * milliseconds), so this test asserts what must hold either way: the session ends as approved, its
+ * history replays with no failed workflow task, and no query met a nondeterminism error. The chaos
+ * batch 877–892 (chaos.test.ts) is where the window opened in 2 of 7 runs before the guard.
  */
 import { Worker } from '@temporalio/worker';
 import proto from '@temporalio/proto';
@@ -69,9 +74,9 @@ describe('a status query on a worker that has not cached the session', () => {
     expect(result.finalMessage).toBe('Appended.');
     expect(await readFile(path.join(repo.dir, 'runs.log'), 'utf8')).toBe('ran\n');
 
-    // A query in the window is refused by the guard, never answered ahead. Whether one lands
-    // in it depends on the server's timing (the task may be dispatched at once): not asserted.
-    for (const message of refusals) expect(message).toMatch(/without a workflow task|Workflow/);
+    // A query in the window is refused by the guard, never answered ahead (whether one lands in
+    // it is the server's timing); no query met a history that does not replay.
+    for (const message of refusals) expect(message).not.toMatch(/TMPRL1100|[Nn]ondeterminism/);
     // What was recorded replays, and no workflow task failed on the way.
     const history = await handle.fetchHistory();
     await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history);
