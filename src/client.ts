@@ -95,6 +95,9 @@ function slug(text: string): string {
   );
 }
 
+/** What a query refused by the task guard says (src/workflows/task-guard.ts). */
+const AHEAD_OF_TASK = 'applied without a workflow task';
+
 /** One update id per call and decision, so that repeating a decision is idempotent. */
 export function decisionUpdateId(callId: string, decision: ApprovalDecisionKind): string {
   return `decide:${callId}:${decision}`;
@@ -212,9 +215,7 @@ export class RatchetClient {
     const description = await handle.describe();
     const closed = description.status.name !== 'RUNNING';
     try {
-      const view = await this.client.connection.withDeadline(Date.now() + (closed ? 5000 : 15_000), () =>
-        handle.query(statusQuery),
-      );
+      const view = await this.queryStatus(handle, Date.now() + (closed ? 5000 : 15_000));
       if (closed) view.status = terminalWorkflowStatus[description.status.name] ?? view.status;
       const activity = closed ? null : this.activityProgress(description.raw.pendingActivities ?? []);
       return { sessionId, ...view, ...(activity ? { activity } : {}) };
@@ -264,6 +265,22 @@ export class RatchetClient {
   }
 
   /** The longest-running pending activity's attempts, last failure and heartbeat. */
+  /**
+   * The status query. Right after a worker restart, a worker that has not cached the session
+   * refuses it while a workflow task is pending (src/workflows/task-guard.ts); that task runs
+   * within moments, so the query is asked again until the deadline.
+   */
+  private async queryStatus(handle: WorkflowHandle, deadline: number): Promise<StatusView> {
+    for (;;) {
+      try {
+        return await this.client.connection.withDeadline(deadline, () => handle.query(statusQuery));
+      } catch (err) {
+        if (!errorMessage(err).includes(AHEAD_OF_TASK) || Date.now() + 250 > deadline) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    }
+  }
+
   private activityProgress(
     pending: readonly proto.temporal.api.workflow.v1.IPendingActivityInfo[],
   ): ActivityProgress | null {

@@ -1,0 +1,48 @@
+/**
+ * `RatchetClient.status` right after a worker restart: a query refused by the task guard
+ * (src/workflows/task-guard.ts) is asked again until it is answered or the deadline passes;
+ * any other failure is reported at once.
+ */
+import type { Client } from '@temporalio/client';
+import { describe, expect, it, vi } from 'vitest';
+import { RatchetClient } from '../../src/client.js';
+
+const refused = new Error(
+  'Unhandled Promise rejection: AheadOfWorkflowTask: history events 13–22 were applied without a ' +
+    'workflow task (a query on a worker that had not cached this session); ask again once the ' +
+    'pending workflow task has run',
+);
+const view = { status: 'awaiting_approval', pendingApprovals: [] };
+
+function clientWith(query: () => Promise<unknown>): { ratchet: RatchetClient; query: typeof query } {
+  const spy = vi.fn(query);
+  const handle = {
+    describe: () =>
+      Promise.resolve({ type: 'agentSession', status: { name: 'RUNNING' }, raw: { pendingActivities: [] } }),
+    query: spy,
+  };
+  const client = {
+    workflow: { getHandle: () => handle },
+    connection: { withDeadline: (_deadline: number, fn: () => Promise<unknown>) => fn() },
+  } as unknown as Client;
+  return { ratchet: new RatchetClient(client, { taskQueue: 'q' }), query: spy };
+}
+
+describe('status after a worker restart', () => {
+  it('asks again while the guard refuses, and answers once the pending task has run', async () => {
+    let calls = 0;
+    const { ratchet, query } = clientWith(() => {
+      calls += 1;
+      return calls <= 2 ? Promise.reject(refused) : Promise.resolve(view);
+    });
+    const status = await ratchet.status('s1');
+    expect(status.status).toBe('awaiting_approval');
+    expect(query).toHaveBeenCalledTimes(3);
+  });
+
+  it('reports any other failure at once', async () => {
+    const { ratchet, query } = clientWith(() => Promise.reject(new Error('14 UNAVAILABLE: no worker')));
+    await expect(ratchet.status('s1')).rejects.toThrow(/did not answer \(14 UNAVAILABLE: no worker\)/);
+    expect(query).toHaveBeenCalledTimes(1);
+  });
+});
