@@ -82,6 +82,12 @@ function parseStatus(value: string): SessionStatus {
   return value as SessionStatus;
 }
 
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
+  return n;
+}
+
 function parsePositiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive whole number');
@@ -165,6 +171,15 @@ export function sessionConfig(
     ...(Object.keys(limits).length ? { limits } : {}),
     ...(worker ? { worker } : {}),
     ...(settings.notify?.length ? { notify: true } : {}),
+    ...(settings.max_agents
+      ? {
+          agents: {
+            max: settings.max_agents,
+            ...(settings.agent_depth ? { maxDepth: settings.agent_depth } : {}),
+            ...(settings.keep_worktrees ? { keepWorktrees: true } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -348,6 +363,23 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         'keep the conversation on the provider (previous_response_id): smaller requests, not zero data retention',
       ),
     )
+    .option(
+      '--agents <n>',
+      settingHelp(
+        'max_agents',
+        'let the session fan out to this many child sessions at once (default 0: none)',
+      ),
+      parseCount,
+    )
+    .option(
+      '--agent-depth <n>',
+      settingHelp('agent_depth', 'how deep the tree of sessions may grow (default 1)'),
+      parsePositiveInt,
+    )
+    .option(
+      '--keep-worktrees',
+      settingHelp('keep_worktrees', "keep the children's worktrees and branches when their session ends"),
+    )
     .option('--detach', 'start the session and return (needs a running server and worker)')
     .option('--json', 'machine-readable output (JSON lines when following)')
     .option('--config <file>', `settings file (default ./${'ratchet.toml'}; env RATCHET_CONFIG)`)
@@ -380,7 +412,9 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       ) => {
         const task = words.join(' ').trim();
         if (!task) throw new RatchetError('the task is empty');
-        const settings = resolveSettings(opts);
+        // --agents is the max_agents setting.
+        const { agents, ...rest } = opts;
+        const settings = resolveSettings({ ...rest, ...(agents !== undefined ? { maxAgents: agents } : {}) });
         const log = (message: string) => {
           if (!opts.json) io.err.write(pc.dim(`${message}\n`));
         };
