@@ -184,6 +184,46 @@ export const workspaceInfoSchema = z
   })
   .strict();
 
+const agentStateSchema = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('pending_init') }).strict(),
+  z.object({ status: z.literal('running'), turn: z.number() }).strict(),
+  z.object({ status: z.literal('awaiting_approval'), turn: z.number(), pending: z.number() }).strict(),
+  z.object({ status: z.literal('idle'), turn: z.number(), why: z.string() }).strict(),
+  z
+    .object({
+      status: z.literal('completed'),
+      turn: z.number(),
+      message: z.string(),
+      filesChanged: z.array(z.string()),
+    })
+    .strict(),
+  z.object({ status: z.literal('errored'), why: z.string() }).strict(),
+  z.object({ status: z.literal('shutdown') }).strict(),
+]);
+
+/** A fanning-out session's children, carried across continue-as-new. */
+export const carriedAgentsSchema = z
+  .object({
+    /** Children spawned so far (names are agent-1, agent-2, …, never reused). */
+    counter: z.number().int().nonnegative(),
+    children: z.array(
+      z
+        .object({
+          name: z.string(),
+          sessionId: z.string(),
+          branch: z.string(),
+          worktree: z.string(),
+          workspace: z.string(),
+          base: z.string(),
+          state: agentStateSchema,
+          merged: z.boolean(),
+          closed: z.boolean(),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
 export const carriedStateSchema = z
   .object({
     entries: z.array(transcriptEntrySchema),
@@ -221,6 +261,8 @@ export const carriedStateSchema = z
       .strict()
       .nullable()
       .default(null),
+    /** A session that fans out: its children. */
+    agents: carriedAgentsSchema.optional(),
   })
   .strict();
 
@@ -245,6 +287,7 @@ export type SessionInput = z.infer<typeof sessionInputSchema>;
 export type PolicyRuleData = z.infer<typeof policyRuleSchema>;
 export type AgentsSettings = z.infer<typeof agentsSettingsSchema>;
 export type ParentLink = z.infer<typeof parentLinkSchema>;
+export type CarriedAgents = z.infer<typeof carriedAgentsSchema>;
 
 export const emptyUsage: Usage = {
   inputTokens: 0,

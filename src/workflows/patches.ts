@@ -30,4 +30,9 @@ export const Patch = {
   deliverLateMessages: 'deliver-late-messages',
   /** Cheap reads with inline arguments run as local activities. */
   localReads: 'local-reads',
+  /**
+   * Fan-out (agents.ts). Asked only by a session whose configuration has agents or a parent, so
+   * every other session issues exactly the commands it did before.
+   */
+  agentSessions: 'agent-sessions',
 } as const;

@@ -1,0 +1,52 @@
+/**
+ * Scripts for a tree of sessions: one scripted model answers every session, each from its own
+ * queue, chosen by the request's `prompt_cache_key` (the session id): the parent's steps under
+ * `parent`, a child's under its name (`agent-1`, the last part of its id).
+ */
+import type { ScriptStep, ScriptedModelOptions, ScriptedOutput } from '../../src/testing/scripted-model.js';
+
+export type TreeScript = Record<string, ScriptStep[]>;
+
+/** Which queue a request belongs to. */
+export function sessionOf(body: unknown): string {
+  const key = String((body as { prompt_cache_key?: unknown } | undefined)?.prompt_cache_key ?? '');
+  const slash = key.lastIndexOf('/');
+  return slash === -1 ? 'parent' : key.slice(slash + 1);
+}
+
+/** Model options that answer each session of the tree from its own queue (undefined when it is empty). */
+export function treeModel(script: TreeScript, delayMs = 0): ScriptedModelOptions {
+  return {
+    responder: (request) => {
+      const step = script[sessionOf(request.body)]?.shift();
+      return step && delayMs > 0 ? { ...step, delayMs } : step;
+    },
+  };
+}
+
+/** A reply with these outputs. */
+export function reply(...output: ScriptedOutput[]): ScriptStep {
+  return { kind: 'reply', output };
+}
+
+export function call(name: string, args: Record<string, unknown>, callId?: string): ScriptedOutput {
+  return { type: 'function_call', name, arguments: args, ...(callId ? { callId } : {}) };
+}
+
+export function say(text: string): ScriptedOutput {
+  return { type: 'message', text };
+}
+
+/** Steps left over in any queue: a test's script must be used up. */
+export function leftovers(script: TreeScript): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(script)
+      .filter(([, steps]) => steps.length > 0)
+      .map(([name, steps]) => [name, steps.length]),
+  );
+}
+
+/** A patch that replaces one line of a file. */
+export function replaceLine(file: string, from: string, to: string): string {
+  return ['*** Begin Patch', `*** Update File: ${file}`, `-${from}`, `+${to}`, '*** End Patch'].join('\n');
+}

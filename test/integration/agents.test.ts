@@ -1,0 +1,155 @@
+/**
+ * Fan-out end to end: a session spawns child sessions (child workflows, each in a worktree of
+ * the repository on its own branch), waits for them, merges their branches back, and cleans up;
+ * conflicts, approvals anywhere in the tree, close_agent, continue-as-new and a lost worker.
+ * One scripted model answers every session of the tree, each from its own script.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RatchetParent } from '../../src/shared/search-attributes.js';
+import type { SessionResult } from '../../src/shared/session-api.js';
+import { statusQuery } from '../../src/shared/session-api.js';
+import type { ScriptedModel } from '../../src/testing/scripted-model.js';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { RecordedRequest } from '../../src/testing/scripted-model.js';
+import { call, leftovers, replaceLine, reply, say, sessionOf, treeModel } from '../helpers/agent-scripts.js';
+import type { TreeScript } from '../helpers/agent-scripts.js';
+import { useHarness } from '../helpers/harness.js';
+import { recordHistory } from '../helpers/histories.js';
+
+const suite = useHarness();
+
+/** The session's result, or, after `ms`, a failure that shows where the tree stands. */
+async function resultWithin(
+  handle: WorkflowHandle,
+  ms: number,
+  model?: ScriptedModel,
+): Promise<SessionResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void (async () => {
+        const status = await handle.query(statusQuery).catch((err: unknown) => String(err));
+        const seen = (model?.requests ?? []).map((r) => `${r.index} ${sessionOf(r.body)}`);
+        reject(
+          new Error(
+            `no result within ${ms} ms; status ${JSON.stringify(status)}; requests ${seen.join(', ')}`,
+          ),
+        );
+      })();
+    }, ms);
+  });
+  try {
+    return (await Promise.race([handle.result(), late])) as SessionResult;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The outputs the parent's model received, by call id. */
+function parentOutputs(requests: RecordedRequest[]): Map<string, string> {
+  const outputs = new Map<string, string>();
+  for (const request of requests) {
+    if (request.path !== '/v1/responses' || sessionOf(request.body) !== 'parent') continue;
+    const input = (request.body as { input: Array<Record<string, unknown>> }).input;
+    for (const item of input) {
+      if (item.type === 'function_call_output') outputs.set(String(item.call_id), String(item.output));
+    }
+  }
+  return outputs;
+}
+
+function toolsOffered(requests: RecordedRequest[], who: string): string[] {
+  const request = requests.find((r) => r.path === '/v1/responses' && sessionOf(r.body) === who);
+  return ((request?.body as { tools?: { name: string }[] } | undefined)?.tools ?? []).map(
+    (tool) => tool.name,
+  );
+}
+
+describe('a session that fans out', () => {
+  it('spawns two children, waits, merges both branches and removes the worktrees', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n', 'b.txt': 'beta\n' });
+    const head = await repo.git('rev-parse', 'HEAD');
+    const script: TreeScript = {
+      parent: [
+        reply(
+          call('spawn_agent', { message: 'Change alpha to ALPHA in a.txt' }, 's1'),
+          call('spawn_agent', { message: 'Change beta to BETA in b.txt' }, 's2'),
+        ),
+        reply(call('wait', { ids: ['agent-1'], timeout_ms: 60_000 }, 'w1')),
+        reply(call('wait', { ids: ['agent-2'], timeout_ms: 60_000 }, 'w2')),
+        reply(call('merge_agent', { id: 'agent-1' }, 'm1'), call('merge_agent', { id: 'agent-2' }, 'm2')),
+        reply(say('Both files are upper case now.')),
+      ],
+      'agent-1': [
+        reply(call('apply_patch', { input: replaceLine('a.txt', 'alpha', 'ALPHA') })),
+        reply(say('a.txt done')),
+      ],
+      'agent-2': [
+        reply(call('apply_patch', { input: replaceLine('b.txt', 'beta', 'BETA') })),
+        reply(say('b.txt done')),
+      ],
+    };
+    const model = await harness.freshModel(treeModel(script));
+    const { worker } = await harness.worker();
+    let sessionId = '';
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Upper-case both files, one agent each',
+        workspace: repo.dir,
+        approvalPolicy: 'auto-edit',
+        agents: { max: 2 },
+      });
+      sessionId = handle.workflowId;
+      const done = await resultWithin(handle, 40_000, model);
+      await recordHistory(handle, 'agents-fan-out');
+      return done;
+    });
+
+    expect(result.status).toBe('completed');
+    expect(result.finalMessage).toBe('Both files are upper case now.');
+    expect(leftovers(script)).toEqual({});
+    expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('ALPHA\n');
+    expect(await readFile(path.join(repo.dir, 'b.txt'), 'utf8')).toBe('BETA\n');
+    // The parent's repository did not move: the merged work is an uncommitted change.
+    expect(await repo.git('rev-parse', 'HEAD')).toBe(head);
+    expect(result.filesChanged.map((f) => f.path)).toEqual(['a.txt', 'b.txt']);
+
+    const outputs = parentOutputs(model.requests);
+    expect(JSON.parse(outputs.get('s1')!)).toEqual({ agent_id: 'agent-1', nickname: null });
+    const waited = JSON.parse(outputs.get('w1')!) as { status: Record<string, unknown>; timed_out: boolean };
+    expect(waited).toEqual({
+      status: {
+        'agent-1': {
+          completed: 'a.txt done',
+          branch: expect.stringMatching(/^ratchet\/.+\/agent-1$/),
+          files_changed: ['a.txt'],
+        },
+      },
+      timed_out: false,
+    });
+    expect(outputs.get('m1')).toMatch(
+      /^Merged ratchet\/.+\/agent-1 into your workspace\. Files changed: a\.txt\./,
+    );
+    expect(outputs.get('m2')).toMatch(/Files changed: b\.txt\./);
+
+    // The parent was offered the agent tools; a child at the depth limit was not.
+    expect(toolsOffered(model.requests, 'parent')).toEqual(
+      expect.arrayContaining(['spawn_agent', 'send_input', 'wait', 'close_agent', 'merge_agent']),
+    );
+    expect(toolsOffered(model.requests, 'agent-1')).not.toContain('spawn_agent');
+
+    // Worktrees and branches are gone with the session.
+    const branches = await repo.git('branch', '--format=%(refname:short)');
+    expect(branches.trim()).toBe('main');
+    expect(await repo.git('worktree', 'list', '--porcelain')).not.toContain('agent-');
+
+    // The children were child workflows with derived ids, and say whose they are.
+    const child = await harness.client.workflow.getHandle(`${sessionId}/agent-1`).describe();
+    expect(child.status.name).toBe('COMPLETED');
+    expect(child.parentExecution?.workflowId).toBe(sessionId);
+    expect(child.typedSearchAttributes.get(RatchetParent)).toBe(sessionId);
+  });
+});
