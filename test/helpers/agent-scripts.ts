@@ -9,7 +9,8 @@ export type TreeScript = Record<string, ScriptStep[]>;
 
 /** Which queue a request belongs to. */
 export function sessionOf(body: unknown): string {
-  const key = String((body as { prompt_cache_key?: unknown } | undefined)?.prompt_cache_key ?? '');
+  const raw = (body as { prompt_cache_key?: unknown } | undefined)?.prompt_cache_key;
+  const key = typeof raw === 'string' ? raw : '';
   const slash = key.lastIndexOf('/');
   return slash === -1 ? 'parent' : key.slice(slash + 1);
 }

@@ -124,7 +124,7 @@ describe('a session that fans out', () => {
       status: {
         'agent-1': {
           completed: 'a.txt done',
-          branch: expect.stringMatching(/^ratchet\/.+\/agent-1$/),
+          branch: expect.stringMatching(/^ratchet\/.+\/agent-1$/) as unknown,
           files_changed: ['a.txt'],
         },
       },
