@@ -3,7 +3,7 @@
  * queue, chosen by the request's `prompt_cache_key` (the session id): the parent's steps under
  * `parent`, a child's under its name (`agent-1`, the last part of its id).
  */
-import type { ScriptStep, ScriptedModelOptions, ScriptedOutput } from '../../src/testing/scripted-model.js';
+import type { ReplyStep, ScriptStep, ScriptedModelOptions, ScriptedOutput } from '../../src/testing/scripted-model.js';
 
 export type TreeScript = Record<string, ScriptStep[]>;
 
@@ -25,9 +25,17 @@ export function treeModel(script: TreeScript, delayMs = 0): ScriptedModelOptions
   };
 }
 
-/** A reply with these outputs. */
-export function reply(...output: ScriptedOutput[]): ScriptStep {
-  return { kind: 'reply', output };
+/**
+ * A reply with these outputs. Its usage is small and explicit (an estimate would count the whole
+ * tool list), so that only a test that says so fills a small context window.
+ */
+export function reply(...output: ScriptedOutput[]): ReplyStep {
+  return { kind: 'reply', output, usage: { inputTokens: 10, outputTokens: 5 } };
+}
+
+/** The same reply, sent only after `delayMs`. */
+export function slowReply(delayMs: number, ...output: ScriptedOutput[]): ReplyStep {
+  return { ...reply(...output), delayMs };
 }
 
 export function call(name: string, args: Record<string, unknown>, callId?: string): ScriptedOutput {

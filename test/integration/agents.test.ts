@@ -13,7 +13,16 @@ import { statusQuery } from '../../src/shared/session-api.js';
 import type { ScriptedModel } from '../../src/testing/scripted-model.js';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { RecordedRequest } from '../../src/testing/scripted-model.js';
-import { call, leftovers, replaceLine, reply, say, sessionOf, treeModel } from '../helpers/agent-scripts.js';
+import {
+  call,
+  leftovers,
+  replaceLine,
+  reply,
+  say,
+  sessionOf,
+  slowReply,
+  treeModel,
+} from '../helpers/agent-scripts.js';
 import type { TreeScript } from '../helpers/agent-scripts.js';
 import { useHarness } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
@@ -151,5 +160,187 @@ describe('a session that fans out', () => {
     expect(child.status.name).toBe('COMPLETED');
     expect(child.parentExecution?.workflowId).toBe(sessionId);
     expect(child.typedSearchAttributes.get(RatchetParent)).toBe(sessionId);
+  });
+});
+
+describe('the tree', () => {
+  it('reports a conflict when two children edited the same lines; the rest of the merge lands', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'shared.txt': 'one\ntwo\nthree\n' });
+    const script: TreeScript = {
+      parent: [
+        reply(
+          call('spawn_agent', { message: 'Say 2 in shared.txt' }, 's1'),
+          call('spawn_agent', { message: 'Say II' }, 's2'),
+        ),
+        reply(call('wait', { ids: ['agent-1'] }, 'w1')),
+        reply(call('wait', { ids: ['agent-2'] }, 'w2')),
+        reply(call('merge_agent', { id: 'agent-1' }, 'm1'), call('merge_agent', { id: 'agent-2' }, 'm2')),
+        reply(say('Merged, with one conflict to resolve.')),
+      ],
+      'agent-1': [
+        reply(call('apply_patch', { input: replaceLine('shared.txt', 'two', '2') })),
+        reply(say('2')),
+      ],
+      'agent-2': [
+        reply(
+          call('apply_patch', {
+            input: [
+              '*** Begin Patch',
+              '*** Update File: shared.txt',
+              '-two',
+              '+II',
+              '*** Add File: roman.txt',
+              '+II',
+              '*** End Patch',
+            ].join('\n'),
+          }),
+        ),
+        reply(say('II')),
+      ],
+    };
+    const model = await harness.freshModel(treeModel(script));
+    const { worker } = await harness.worker();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Two agents, same line',
+        workspace: repo.dir,
+        approvalPolicy: 'auto-edit',
+        agents: { max: 2 },
+      });
+      const done = await resultWithin(handle, 40_000, model);
+      await recordHistory(handle, 'agents-conflict');
+      return done;
+    });
+    expect(result.status).toBe('completed');
+    expect(leftovers(script)).toEqual({});
+    const outputs = parentOutputs(model.requests);
+    expect(outputs.get('m1')).toMatch(/Files changed: shared\.txt\./);
+    expect(outputs.get('m2')).toMatch(/with conflicts in: shared\.txt\. .*conflict markers/);
+    const shared = await readFile(path.join(repo.dir, 'shared.txt'), 'utf8');
+    expect(shared).toMatch(/^one\n<<<<<<< [^\n]*\n2\n=======\nII\n>>>>>>> [^\n]*\nthree\n$/);
+    expect(await readFile(path.join(repo.dir, 'roman.txt'), 'utf8')).toBe('II\n');
+  });
+
+  it("asks for a child's command through the parent's id while the parent waits", async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    const script: TreeScript = {
+      parent: [
+        reply(call('spawn_agent', { message: 'Write out.txt' }, 's1')),
+        reply(call('wait', { ids: ['agent-1'], timeout_ms: 120_000 }, 'w1')),
+        reply(say('The agent wrote out.txt.')),
+      ],
+      'agent-1': [
+        reply(call('shell', { command: ['bash', '-lc', 'echo hi > out.txt'] }, 'c1')),
+        reply(say('wrote it')),
+      ],
+    };
+    const model = await harness.freshModel(treeModel(script));
+    const { worker } = await harness.worker();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'One agent, one command',
+        workspace: repo.dir,
+        agents: { max: 1 },
+      });
+      // The child's command waits for a person; the parent's status shows it, the tree lists it.
+      await expect
+        .poll(
+          async () => (await harness.ratchet.treeApprovals(handle.workflowId)).map((p) => p.approval.callId),
+          {
+            timeout: 30_000,
+          },
+        )
+        .toEqual(['c1']);
+      const parent = await harness.ratchet.status(handle.workflowId);
+      expect(parent.status).toBe('running');
+      expect(parent.agents).toMatchObject([{ name: 'agent-1', status: 'awaiting_approval' }]);
+      const ack = await harness.ratchet.decide(handle.workflowId, 'approve', { by: 'test' });
+      expect(ack).toMatchObject({ callId: 'c1', decision: 'approve' });
+      const done = await resultWithin(handle, 40_000, model);
+      await recordHistory(handle, 'agents-approval-in-tree');
+      return done;
+    });
+    expect(result.status).toBe('completed');
+    expect(leftovers(script)).toEqual({});
+    expect(JSON.parse(parentOutputs(model.requests).get('w1')!)).toMatchObject({
+      status: { 'agent-1': { completed: 'wrote it', files_changed: ['out.txt'] } },
+      timed_out: false,
+    });
+  });
+
+  it('closes a running child: it is cancelled, and its command never runs', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    const script: TreeScript = {
+      parent: [
+        reply(call('spawn_agent', { message: 'Write out.txt' }, 's1')),
+        // By then the child waits for approval of its command.
+        slowReply(3000, call('close_agent', { id: 'agent-1' }, 'x1')),
+        reply(say('Closed it.')),
+      ],
+      'agent-1': [reply(call('shell', { command: ['bash', '-lc', 'echo hi > out.txt'] }, 'c1'))],
+    };
+    const model = await harness.freshModel(treeModel(script));
+    const { worker } = await harness.worker();
+    let sessionId = '';
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Start and close',
+        workspace: repo.dir,
+        agents: { max: 1 },
+      });
+      sessionId = handle.workflowId;
+      const done = await resultWithin(handle, 40_000, model);
+      await recordHistory(handle, 'agents-close');
+      return done;
+    });
+    expect(result.status).toBe('completed');
+    expect(leftovers(script)).toEqual({});
+    expect(JSON.parse(parentOutputs(model.requests).get('x1')!)).toEqual({
+      previous_status: { running: 'waiting for a person to approve 1 call(s)' },
+    });
+    const child = await harness.client.workflow.getHandle(`${sessionId}/agent-1`).describe();
+    expect(child.status.name).toBe('CANCELLED');
+    expect(await repo.git('branch', '--format=%(refname:short)')).toBe('main');
+  });
+
+  it('keeps its children across continue-as-new and merges what they did', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    const script: TreeScript = {
+      parent: [
+        // A full context: the parent compacts and continues as new while the child works.
+        { ...reply(call('spawn_agent', { message: 'Upper-case a.txt' }, 's1')), usage: { inputTokens: 900 } },
+        reply(call('wait', { ids: ['agent-1'], timeout_ms: 60_000 }, 'w1')),
+        reply(call('merge_agent', { id: 'agent-1' }, 'm1')),
+        reply(say('Merged after continuing as new.')),
+      ],
+      'agent-1': [
+        slowReply(2000, call('apply_patch', { input: replaceLine('a.txt', 'alpha', 'ALPHA') })),
+        reply(say('done')),
+      ],
+    };
+    const model = await harness.freshModel(treeModel(script));
+    const { worker } = await harness.worker();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Fan out, then continue as new',
+        workspace: repo.dir,
+        approvalPolicy: 'auto-edit',
+        agents: { max: 1 },
+        model: { name: 'scripted-model', contextWindow: 1000, compactAtRatio: 0.8 },
+      });
+      const done = await resultWithin(handle, 40_000, model);
+      await recordHistory(handle, 'agents-continue-as-new');
+      return done;
+    });
+    expect(result).toMatchObject({ status: 'completed', runs: 2, compactions: 1 });
+    expect(leftovers(script)).toEqual({});
+    expect(JSON.parse(parentOutputs(model.requests).get('w1')!)).toMatchObject({
+      status: { 'agent-1': { completed: 'done', files_changed: ['a.txt'] } },
+    });
+    expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('ALPHA\n');
   });
 });
