@@ -114,6 +114,7 @@ describe('a session that fans out', () => {
       sessionId = handle.workflowId;
       const done = await resultWithin(handle, 40_000, model);
       await recordHistory(handle, 'agents-fan-out');
+      await recordHistory(harness.client.workflow.getHandle(`${sessionId}/agent-1`), 'agents-fan-out-child');
       return done;
     });
 
@@ -260,6 +261,10 @@ describe('the tree', () => {
       expect(ack).toMatchObject({ callId: 'c1', decision: 'approve' });
       const done = await resultWithin(handle, 40_000, model);
       await recordHistory(handle, 'agents-approval-in-tree');
+      await recordHistory(
+        harness.client.workflow.getHandle(`${handle.workflowId}/agent-1`),
+        'agents-approval-in-tree-child',
+      );
       return done;
     });
     expect(result.status).toBe('completed');
@@ -294,6 +299,7 @@ describe('the tree', () => {
       sessionId = handle.workflowId;
       const done = await resultWithin(handle, 40_000, model);
       await recordHistory(handle, 'agents-close');
+      await recordHistory(harness.client.workflow.getHandle(`${sessionId}/agent-1`), 'agents-close-child');
       return done;
     });
     expect(result.status).toBe('completed');
