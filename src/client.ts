@@ -8,6 +8,7 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { randomBytes } from 'node:crypto';
 import {
+  RatchetParent,
   RatchetPendingApprovals,
   RatchetRepo,
   RatchetStatus,
@@ -70,6 +71,8 @@ export interface SessionSummary {
   pendingApprovals: number | undefined;
   startTime: string;
   closeTime: string | undefined;
+  /** A child session's parent (RatchetParent). */
+  parent?: string;
 }
 
 export interface HistoryLine {
@@ -484,6 +487,9 @@ export class RatchetClient {
       pendingApprovals: info.typedSearchAttributes.get(RatchetPendingApprovals),
       startTime: info.startTime.toISOString(),
       closeTime: info.closeTime?.toISOString(),
+      ...(info.typedSearchAttributes.get(RatchetParent)
+        ? { parent: info.typedSearchAttributes.get(RatchetParent) }
+        : {}),
     };
   }
 

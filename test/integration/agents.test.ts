@@ -350,3 +350,64 @@ describe('the tree', () => {
     expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('ALPHA\n');
   });
 });
+
+describe('the parent', () => {
+  it('cancelled, cancels every child and removes their worktrees', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    const script: TreeScript = {
+      parent: [
+        reply(
+          call('spawn_agent', { message: 'Write one.txt' }, 's1'),
+          call('spawn_agent', { message: 'Write two.txt' }, 's2'),
+        ),
+        reply(call('wait', { ids: ['agent-1', 'agent-2'], timeout_ms: 300_000 }, 'w1')),
+      ],
+      'agent-1': [reply(call('shell', { command: ['bash', '-lc', 'echo 1 > one.txt'] }, 'c1'))],
+      'agent-2': [reply(call('shell', { command: ['bash', '-lc', 'echo 2 > two.txt'] }, 'c2'))],
+    };
+    const model = await harness.freshModel(treeModel(script));
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Two commands, then cancelled',
+        workspace: repo.dir,
+        agents: { max: 2 },
+      });
+      await expect
+        .poll(async () => (await harness.ratchet.treeApprovals(handle.workflowId)).length, {
+          timeout: 30_000,
+        })
+        .toBe(2);
+      // Both children are listed under their parent.
+      await expect
+        .poll(
+          async () =>
+            (await harness.ratchet.list({ limit: 200 })).filter((s) => s.parent === handle.workflowId).length,
+          {
+            timeout: 30_000,
+          },
+        )
+        .toBe(2);
+      await harness.ratchet.cancel(handle.workflowId);
+      await expect(handle.result()).rejects.toThrow();
+      for (const name of ['agent-1', 'agent-2']) {
+        await expect
+          .poll(
+            async () =>
+              (await harness.client.workflow.getHandle(`${handle.workflowId}/${name}`).describe()).status
+                .name,
+            {
+              timeout: 20_000,
+            },
+          )
+          .toBe('CANCELLED');
+      }
+      await recordHistory(handle, 'agents-parent-cancelled');
+    });
+    void model;
+    expect(leftovers(script)).toEqual({});
+    expect(await repo.git('branch', '--format=%(refname:short)')).toBe('main');
+    expect(await repo.git('worktree', 'list', '--porcelain')).not.toContain('agent-');
+  });
+});
