@@ -47,6 +47,8 @@ import type { AgentReport, AgentView, SessionResult } from '../shared/session-ap
 import { agentReportSignal, interruptSignal, userMessageSignal } from '../shared/session-api.js';
 import type { CarriedAgents, SessionConfig, SessionLimits, WorkspaceInfo } from '../shared/session-config.js';
 import { SESSION_SCHEMA_VERSION } from '../shared/session-config.js';
+import { firstLine } from '../shared/text.js';
+import { rootMessage } from './failures.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -78,17 +80,6 @@ export interface AgentHost {
   ): Promise<'run' | AgentToolResult>;
   /** The status or the children changed: show it. */
   changed(): void;
-}
-
-function firstLine(text: string, max = 80): string {
-  const line = text.trim().split('\n')[0] ?? '';
-  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
-}
-
-function rootMessage(err: unknown): string {
-  let current: unknown = err;
-  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
-  return current instanceof Error ? current.message : String(current);
 }
 
 function failure(output: string, display: string): AgentToolResult {
