@@ -3,7 +3,12 @@
  * queue, chosen by the request's `prompt_cache_key` (the session id): the parent's steps under
  * `parent`, a child's under its name (`agent-1`, the last part of its id).
  */
-import type { ReplyStep, ScriptStep, ScriptedModelOptions, ScriptedOutput } from '../../src/testing/scripted-model.js';
+import type {
+  ReplyStep,
+  ScriptStep,
+  ScriptedModelOptions,
+  ScriptedOutput,
+} from '../../src/testing/scripted-model.js';
 
 export type TreeScript = Record<string, ScriptStep[]>;
 
@@ -58,4 +63,26 @@ export function leftovers(script: TreeScript): Record<string, number> {
 /** A patch that replaces one line of a file. */
 export function replaceLine(file: string, from: string, to: string): string {
   return ['*** Begin Patch', `*** Update File: ${file}`, `-${from}`, `+${to}`, '*** End Patch'].join('\n');
+}
+
+/**
+ * How many replies of the model a request carries (a run of function calls is one reply): the
+ * index of the step that answers it. A request retried after a lost worker carries the same
+ * input, so it gets the same step again.
+ */
+export function repliesIn(body: unknown): number {
+  const input = (body as { input?: { type?: string }[] } | undefined)?.input ?? [];
+  let replies = 0;
+  input.forEach((item, i) => {
+    const previous = input[i - 1];
+    if (item.type === 'function_call' && previous?.type !== 'function_call') replies += 1;
+  });
+  return replies;
+}
+
+/** Like `treeModel`, but each request gets the step for the replies it carries (retries repeat it). */
+export function treeModelByTurn(script: TreeScript): ScriptedModelOptions {
+  return {
+    responder: (request) => script[sessionOf(request.body)]?.[repliesIn(request.body)],
+  };
 }

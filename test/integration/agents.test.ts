@@ -16,13 +16,16 @@ import type { RecordedRequest } from '../../src/testing/scripted-model.js';
 import {
   call,
   leftovers,
+  repliesIn,
   replaceLine,
   reply,
   say,
   sessionOf,
   slowReply,
   treeModel,
+  treeModelByTurn,
 } from '../helpers/agent-scripts.js';
+import { startChildWorker } from '../helpers/child-worker.js';
 import type { TreeScript } from '../helpers/agent-scripts.js';
 import { useHarness } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
@@ -409,5 +412,67 @@ describe('the parent', () => {
     expect(leftovers(script)).toEqual({});
     expect(await repo.git('branch', '--format=%(refname:short)')).toBe('main');
     expect(await repo.git('worktree', 'list', '--porcelain')).not.toContain('agent-');
+  });
+});
+
+describe('a worker killed while children run', () => {
+  it('is replaced by one with the same id, and the tree finishes with one merged result', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n', 'b.txt': 'beta\n' });
+    const script: TreeScript = {
+      parent: [
+        reply(
+          call('spawn_agent', { message: 'Upper-case a.txt' }, 's1'),
+          call('spawn_agent', { message: 'Upper-case b.txt' }, 's2'),
+        ),
+        reply(call('wait', { ids: ['agent-1'], timeout_ms: 120_000 }, 'w1')),
+        reply(call('wait', { ids: ['agent-2'], timeout_ms: 120_000 }, 'w2')),
+        reply(call('merge_agent', { id: 'agent-1' }, 'm1'), call('merge_agent', { id: 'agent-2' }, 'm2')),
+        reply(say('Both merged.')),
+      ],
+      // Each child's first model call is slow: the worker dies under both.
+      'agent-1': [
+        slowReply(4000, call('apply_patch', { input: replaceLine('a.txt', 'alpha', 'ALPHA') })),
+        reply(say('a')),
+      ],
+      'agent-2': [
+        slowReply(4000, call('apply_patch', { input: replaceLine('b.txt', 'beta', 'BETA') })),
+        reply(say('b')),
+      ],
+    };
+    const model = await harness.freshModel(treeModelByTurn(script));
+    const first = await startChildWorker({
+      address: harness.address,
+      taskQueue: harness.taskQueue,
+      modelBaseUrl: model.baseUrl,
+    });
+    const handle = await harness.start({
+      task: 'Two agents, one lost worker',
+      workspace: repo.dir,
+      approvalPolicy: 'auto-edit',
+      agents: { max: 2 },
+    });
+    // Both children are in their first model call: the worker is killed (no shutdown).
+    await expect
+      .poll(() => new Set(model.requests.map((r) => sessionOf(r.body))).size, { timeout: 30_000 })
+      .toBe(3);
+    first.process.kill('SIGKILL');
+    await first.process.catch(() => undefined);
+
+    const { worker } = await harness.worker();
+    const result = await worker.runUntil(async () => {
+      const done = await resultWithin(handle, 60_000, model);
+      await recordHistory(handle, 'agents-worker-killed');
+      return done;
+    });
+    expect(result.status).toBe('completed');
+    expect(result.finalMessage).toBe('Both merged.');
+    expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('ALPHA\n');
+    expect(await readFile(path.join(repo.dir, 'b.txt'), 'utf8')).toBe('BETA\n');
+    // The children's first calls were asked again after the worker died.
+    expect(
+      model.requests.filter((r) => sessionOf(r.body) === 'agent-1' && repliesIn(r.body) === 0).length,
+    ).toBeGreaterThan(1);
+    expect(await repo.git('branch', '--format=%(refname:short)')).toBe('main');
   });
 });

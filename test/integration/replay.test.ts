@@ -77,6 +77,7 @@ const EXPECTED_FIXTURES = [
   'agents-close-child',
   'agents-continue-as-new',
   'agents-parent-cancelled',
+  'agents-worker-killed',
   // the first release, and before reads ran locally
   'v0.1/compaction-remote',
   'v0.1/continue-as-new-suggested',
