@@ -476,3 +476,57 @@ describe('a worker killed while children run', () => {
     expect(await repo.git('branch', '--format=%(refname:short)')).toBe('main');
   });
 });
+
+describe('an interrupt of the parent', () => {
+  it('reaches its children; send_input then starts an idle child again', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    const script: TreeScript = {
+      parent: [
+        reply(call('spawn_agent', { message: 'Run a command' }, 's1')),
+        reply(call('wait', { ids: ['agent-1'], timeout_ms: 300_000 }, 'w1')),
+        // After the person's message:
+        reply(call('send_input', { id: 'agent-1', message: 'Skip the command and finish.' }, 'i1')),
+        reply(call('wait', { ids: ['agent-1'], timeout_ms: 60_000 }, 'w2')),
+        reply(say('The agent finished without the command.')),
+      ],
+      'agent-1': [
+        reply(call('shell', { command: ['bash', '-lc', 'echo hi > out.txt'] }, 'c1')),
+        reply(say('skipped it')),
+      ],
+    };
+    const model = await harness.freshModel(treeModel(script));
+    const { worker } = await harness.worker();
+    const result = await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Interrupt a tree',
+        workspace: repo.dir,
+        agents: { max: 1 },
+      });
+      const child = `${handle.workflowId}/agent-1`;
+      await expect
+        .poll(async () => (await harness.ratchet.treeApprovals(handle.workflowId)).length, {
+          timeout: 30_000,
+        })
+        .toBe(1);
+      await expect.poll(() => model.requests.filter((r) => sessionOf(r.body) === 'parent').length).toBe(2);
+      await harness.ratchet.interrupt(handle.workflowId, 'stop everything');
+      await expect
+        .poll(async () => (await harness.ratchet.status(child)).status, { timeout: 20_000 })
+        .toBe('idle');
+      await expect.poll(async () => (await harness.ratchet.status(handle.workflowId)).status).toBe('idle');
+      expect((await harness.ratchet.status(handle.workflowId)).agents).toMatchObject([
+        { name: 'agent-1', status: 'idle' },
+      ]);
+      await harness.ratchet.send(handle.workflowId, 'Tell the agent to skip the command.');
+      return resultWithin(handle, 40_000, model);
+    });
+    expect(result.status).toBe('completed');
+    expect(leftovers(script)).toEqual({});
+    const outputs = parentOutputs(model.requests);
+    expect(JSON.parse(outputs.get('i1')!)).toHaveProperty('submission_id');
+    expect(JSON.parse(outputs.get('w2')!)).toMatchObject({
+      status: { 'agent-1': { completed: 'skipped it' } },
+    });
+  });
+});
