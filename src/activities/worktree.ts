@@ -19,7 +19,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { randomUUID } from 'node:crypto';
-import { chown, mkdir, rm, stat } from 'node:fs/promises';
+import { chown, mkdir, rm, rmdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { WorkspaceInfo } from '../shared/session-config.js';
@@ -306,6 +306,15 @@ export function createWorktreeActivities(deps: WorktreeDeps = {}) {
       if (removed.exitCode !== 0) await rm(input.worktree, { recursive: true, force: true });
     }
     await git.run(['worktree', 'prune']);
+    // Directories left empty (the session's, the repository's, .ratchet-worktrees) go too.
+    const stop = deps.worktreeRoot ?? path.dirname(location.workTree);
+    for (let dir = path.dirname(input.worktree); dir.startsWith(`${stop}/`); dir = path.dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        break;
+      }
+    }
     if (!input.keepBranch && (await branchTip(git, input.branch)) !== null) {
       await git.ok(['branch', '-D', '-q', input.branch]);
     }

@@ -4,7 +4,7 @@
  * conflicts, approvals anywhere in the tree, close_agent, continue-as-new and a lost worker.
  * One scripted model answers every session of the tree, each from its own script.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RatchetParent } from '../../src/shared/search-attributes.js';
@@ -158,6 +158,9 @@ describe('a session that fans out', () => {
     const branches = await repo.git('branch', '--format=%(refname:short)');
     expect(branches.trim()).toBe('main');
     expect(await repo.git('worktree', 'list', '--porcelain')).not.toContain('agent-');
+    await expect(
+      stat(path.join(path.dirname(repo.dir), '.ratchet-worktrees', path.basename(repo.dir))),
+    ).rejects.toThrow();
 
     // The children were child workflows with derived ids, and say whose they are.
     const child = await harness.client.workflow.getHandle(`${sessionId}/agent-1`).describe();

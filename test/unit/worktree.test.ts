@@ -202,6 +202,16 @@ describe('agent worktrees', () => {
         path.join(path.dirname(repo), '.ratchet-worktrees', path.basename(repo), 'sess-1', 'agent-1'),
       );
       expect(await git(repo, 'status', '--porcelain')).toBe('');
+      await trees.removeAgentWorktree({
+        workspace: info,
+        worktree: tree.worktree,
+        branch: tree.branch,
+        keepBranch: false,
+      });
+      // Nothing is left beside the repository.
+      await expect(
+        stat(path.join(path.dirname(repo), '.ratchet-worktrees', path.basename(repo))),
+      ).rejects.toThrow();
     } finally {
       await trees.removeAgentWorktree({
         workspace: info,
