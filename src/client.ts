@@ -8,6 +8,7 @@ import { WorkflowNotFoundError } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { randomBytes } from 'node:crypto';
 import {
+  RatchetParent,
   RatchetPendingApprovals,
   RatchetRepo,
   RatchetStatus,
@@ -19,6 +20,7 @@ import type {
   ApprovalDecisionKind,
   SessionResult,
   SessionStatus,
+  PendingApproval,
   StatusView,
   TranscriptPage,
 } from './shared/api/session-api.js';
@@ -73,6 +75,8 @@ export interface SessionSummary {
   pendingApprovals: number | undefined;
   startTime: string;
   closeTime: string | undefined;
+  /** A child session's parent (RatchetParent). */
+  parent?: string;
 }
 
 export interface HistoryLine {
@@ -345,8 +349,11 @@ export class RatchetClient {
     decision: ApprovalDecisionKind,
     options: { callId?: string; reason?: string; by?: string } = {},
   ): Promise<ApprovalAck> {
+    // A session that fans out answers for its whole tree: the call may be a child's.
+    const found = await this.locateInTree(sessionId, options.callId);
+    if (found) sessionId = found.sessionId;
     const handle = await this.session(sessionId);
-    let callId = options.callId;
+    let callId = options.callId ?? found?.callId;
     if (!callId) {
       const { pendingApprovals, status } = await this.status(sessionId);
       if (pendingApprovals.length === 0) {
@@ -377,6 +384,61 @@ export class RatchetClient {
     } catch (err) {
       throw new RatchetError(`cannot ${decision.replace(/_/g, ' ')} ${callId}: ${errorMessage(err)}`);
     }
+  }
+
+  /**
+   * The calls waiting for a person in a session and in every session below it (the children it
+   * lists in its status, and theirs), each with the session that holds it.
+   */
+  async treeApprovals(
+    sessionId: string,
+    depth = 0,
+  ): Promise<{ sessionId: string; approval: PendingApproval }[]> {
+    const view = await this.status(sessionId);
+    const found = view.pendingApprovals.map((approval) => ({ sessionId, approval }));
+    if (depth >= 4) return found;
+    for (const agent of view.agents ?? []) {
+      if (agent.closed || !['running', 'awaiting_approval', 'idle', 'pending_init'].includes(agent.status))
+        continue;
+      try {
+        found.push(...(await this.treeApprovals(agent.sessionId, depth + 1)));
+      } catch {
+        // A child that ended meanwhile has nothing to decide.
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Where a call waits, when the session has children: the session (itself or one below it) and
+   * the call. Undefined for a session without children (the caller asks the session itself).
+   */
+  private async locateInTree(
+    sessionId: string,
+    callId: string | undefined,
+  ): Promise<{ sessionId: string; callId: string } | undefined> {
+    let view: StatusView;
+    try {
+      view = await this.status(sessionId);
+    } catch {
+      return undefined;
+    }
+    if (!view.agents?.length) return undefined;
+    const pending = await this.treeApprovals(sessionId);
+    const matches = callId === undefined ? pending : pending.filter((p) => p.approval.callId === callId);
+    if (matches.length === 1)
+      return { sessionId: matches[0]!.sessionId, callId: matches[0]!.approval.callId };
+    if (matches.length > 1) {
+      const list = matches
+        .map((p) => `${p.approval.callId} in ${p.sessionId} (${p.approval.summary})`)
+        .join(', ');
+      throw new RatchetError(
+        callId === undefined
+          ? `session ${sessionId} and its agents have ${matches.length} pending approvals; name one: ${list}`
+          : `${callId} is pending in more than one session of the tree; name the session: ${list}`,
+      );
+    }
+    return undefined;
   }
 
   async send(sessionId: string, text: string): Promise<void> {
@@ -446,6 +508,9 @@ export class RatchetClient {
       pendingApprovals: info.typedSearchAttributes.get(RatchetPendingApprovals),
       startTime: info.startTime.toISOString(),
       closeTime: info.closeTime?.toISOString(),
+      ...(info.typedSearchAttributes.get(RatchetParent)
+        ? { parent: info.typedSearchAttributes.get(RatchetParent) }
+        : {}),
     };
   }
 

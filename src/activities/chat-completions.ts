@@ -34,8 +34,8 @@ import { sendableArguments, toolDefinitions } from './model-request.js';
 import { StreamRefused, isAnswer } from './stream-support.js';
 
 /** The session's tools in the chat shape (the same JSON schemas as the Responses request). */
-export function chatTools(): ChatCompletionFunctionTool[] {
-  return toolDefinitions().map((tool) => ({
+export function chatTools(agents = false): ChatCompletionFunctionTool[] {
+  return toolDefinitions(agents).map((tool) => ({
     type: 'function',
     function: {
       name: tool.name,
@@ -118,6 +118,8 @@ export interface ChatRequestOptions {
   stream: boolean;
   /** Cap on the reply's tokens (`max_tokens`); none when undefined. */
   maxOutputTokens?: number;
+  /** Offer the multi-agent tools too. */
+  agents?: boolean;
 }
 
 export function buildChatRequest(
@@ -128,7 +130,7 @@ export function buildChatRequest(
   return {
     model: settings.name,
     messages: chatMessages(items),
-    tools: chatTools(),
+    tools: chatTools(options.agents === true),
     tool_choice: 'auto',
     parallel_tool_calls: true,
     ...(options.stream ? { stream: true, stream_options: { include_usage: true } } : { stream: false }),

@@ -17,6 +17,7 @@ import { createToolActivities } from './tool-activities.js';
 import type { SandboxInfo } from './tools/sandbox.js';
 import type { TranscriptSource } from './transcript-source.js';
 import { createWorkspaceActivities } from './workspace.js';
+import { createWorktreeActivities } from './worktree.js';
 
 export interface ActivityDeps {
   openai: () => OpenAI;
@@ -35,6 +36,8 @@ export interface ActivityDeps {
   toolQueue?: string;
   /** Where this worker sends session notifications (none: they are dropped). */
   notify?: NotifyDeps;
+  /** Where child sessions' worktrees go (default: beside each repository). */
+  worktreeRoot?: string;
 }
 
 /**
@@ -93,6 +96,14 @@ export function createActivities(deps: ActivityDeps) {
     prepareWorkspace: heartbeating('prepare', workspace.prepareWorkspace),
     workspaceChanges: heartbeating('changes', workspace.workspaceChanges),
     ...createNotifyActivity(deps.notify ?? { targets: [] }),
+    ...(() => {
+      const trees = createWorktreeActivities(deps.worktreeRoot ? { worktreeRoot: deps.worktreeRoot } : {});
+      return {
+        createAgentWorktree: heartbeating('worktree', trees.createAgentWorktree),
+        mergeAgentBranch: heartbeating('merge', trees.mergeAgentBranch),
+        removeAgentWorktree: heartbeating('remove worktree', trees.removeAgentWorktree),
+      };
+    })(),
     ...createToolActivities({
       transcript: deps.transcript,
       commandEnv: deps.commandEnv,

@@ -8,22 +8,32 @@ import { z } from 'zod';
 import type { TranscriptItem } from '../shared/prompt/items.js';
 import { BASE_INSTRUCTIONS } from '../shared/prompt/instructions.js';
 import type { ModelSettings, Usage } from '../shared/api/session-config.js';
+import { agentToolSpecs } from '../shared/tools/agent-tools.js';
+import type { ToolSpec } from '../shared/tools/specs.js';
 import { toolSpecs } from '../shared/tools/specs.js';
 
 type FunctionTool = OpenAI.Responses.FunctionTool;
 
 let cachedTools: FunctionTool[] | undefined;
+let cachedAgentTools: FunctionTool[] | undefined;
 
-/** The tool list, as the Responses API takes it (JSON schemas generated from the zod specs). */
-export function toolDefinitions(): FunctionTool[] {
-  cachedTools ??= Object.values(toolSpecs).map((spec) => {
-    const { $schema: _schema, ...parameters } = z.toJSONSchema(spec.parameters, { io: 'input' }) as Record<
-      string,
-      unknown
-    >;
-    return { type: 'function', name: spec.name, description: spec.description, parameters, strict: false };
-  });
-  return cachedTools;
+function definition(spec: ToolSpec): FunctionTool {
+  const { $schema: _schema, ...parameters } = z.toJSONSchema(spec.parameters, { io: 'input' }) as Record<
+    string,
+    unknown
+  >;
+  return { type: 'function', name: spec.name, description: spec.description, parameters, strict: false };
+}
+
+/**
+ * The tool list, as the Responses API takes it (JSON schemas generated from the zod specs); with
+ * `agents`, the multi-agent tools follow the others (a session that may fan out).
+ */
+export function toolDefinitions(agents = false): FunctionTool[] {
+  cachedTools ??= Object.values(toolSpecs).map(definition);
+  if (!agents) return cachedTools;
+  cachedAgentTools ??= [...cachedTools, ...Object.values(agentToolSpecs).map(definition)];
+  return cachedAgentTools;
 }
 
 /**
@@ -66,12 +76,13 @@ export function buildRequest(
   sessionId: string,
   items: readonly TranscriptItem[],
   maxOutputTokens?: number,
+  agents = false,
 ): ResponseCreateParamsBase {
   return {
     model: settings.name,
     instructions: BASE_INSTRUCTIONS,
     input: requestItems(items),
-    tools: toolDefinitions(),
+    tools: toolDefinitions(agents),
     tool_choice: 'auto',
     parallel_tool_calls: true,
     // With provider state the response is stored, for the next request's previous_response_id.

@@ -164,6 +164,7 @@ export function createModelActivity(deps: ModelDeps) {
         const request = buildChatRequest(input.model, items, {
           stream,
           maxOutputTokens: deps.maxOutputTokens,
+          ...(input.agentTools ? { agents: true } : {}),
         });
         return stream
           ? streamChatCompletion(client, request, abort.signal, {
@@ -261,6 +262,7 @@ async function callResponses(
       input.sessionId,
       previous ? items.slice(previous.upTo) : items,
       maxOutputTokens,
+      input.agentTools === true,
     ),
     ...(previous ? { previous_response_id: previous.id } : {}),
   });

@@ -44,7 +44,10 @@ const HARDENING = [
 ];
 
 /** The environment git runs with: nothing of the worker's beyond PATH. */
-function gitEnvironment(location: RepositoryLocation | undefined): Record<string, string> {
+function gitEnvironment(
+  location: RepositoryLocation | undefined,
+  indexFile?: string,
+): Record<string, string> {
   return {
     PATH: process.env.PATH ?? DEFAULT_PATH,
     HOME: os.tmpdir(),
@@ -56,6 +59,7 @@ function gitEnvironment(location: RepositoryLocation | undefined): Record<string
     // A read must not take the index lock that a concurrent git command may need.
     GIT_OPTIONAL_LOCKS: '0',
     ...(location === undefined ? {} : { GIT_DIR: location.gitDir, GIT_WORK_TREE: location.workTree }),
+    ...(indexFile === undefined ? {} : { GIT_INDEX_FILE: indexFile }),
   };
 }
 
@@ -81,7 +85,14 @@ export async function sessionGit(
   location: RepositoryLocation,
   cwd: string,
   args: readonly string[],
-  options: { input?: string; signal?: AbortSignal } = {},
+  options: {
+    input?: string;
+    signal?: AbortSignal;
+    /** An index of the caller's own instead of the repository's (GIT_INDEX_FILE). */
+    indexFile?: string;
+    /** Run as this user: a root worker writes into a repository as the repository's owner. */
+    user?: { uid: number; gid: number };
+  } = {},
 ): Promise<GitResult> {
   const trusted = hardeningArgs([location.workTree, location.gitDir]);
   const drivers = await execa('git', [...trusted, 'config', '--name-only', '--get-regexp', '^filter\\.'], {
@@ -105,7 +116,8 @@ export async function sessionGit(
   );
   const result = await execa('git', [...trusted, ...noFilters, ...args], {
     cwd,
-    env: gitEnvironment(location),
+    env: gitEnvironment(location, options.indexFile),
+    ...(options.user === undefined ? {} : { uid: options.user.uid, gid: options.user.gid }),
     extendEnv: false,
     reject: false,
     stripFinalNewline: false,

@@ -24,6 +24,7 @@ import {
   colorsFor,
   renderApproval,
   renderEntry,
+  renderAgentLine,
   renderStatusChange,
   renderStatusLine,
   stepLabel,
@@ -156,6 +157,7 @@ async function follow(
   let index = 0;
   let epoch = 0;
   let lastLine = '';
+  const agentLines = new Map<string, string>();
   const prompted = new Set<string>();
 
   for (;;) {
@@ -218,6 +220,15 @@ async function follow(
       else if (options.json) emit({ type: 'status', sessionId, ...view });
       else print(live ? renderStatusChange(view, pc) : key);
       lastLine = key;
+    }
+
+    // A session that fans out: a line whenever one of its children changes.
+    for (const agent of view.agents ?? []) {
+      const line = renderAgentLine(agent, pc);
+      if (agentLines.get(agent.name) === line) continue;
+      agentLines.set(agent.name, line);
+      if (options.json) emit({ type: 'agent', parent: sessionId, ...agent });
+      else if (!exec) print(line);
     }
 
     if (TERMINAL.has(view.status)) return { status: view.status, view };

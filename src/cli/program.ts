@@ -20,7 +20,7 @@ import { diffStat, preparedWorkspace, workspaceDiff } from './diff.js';
 import { followSession } from './follow.js';
 import type { InboxFlags } from './inbox-command.js';
 import { inboxOptions, serveInbox } from './inbox-command.js';
-import { colorsFor, statusColor } from './render.js';
+import { colorsFor, renderAgentLine, statusColor } from './render.js';
 import type { SessionConfigInput } from '../shared/api/session-config.js';
 import { ScriptedModel } from '../testing/scripted-model.js';
 import { DEMO_TASK, createDemoRepo, demoResponder } from './demo.js';
@@ -80,6 +80,12 @@ function parseStatus(value: string): SessionStatus {
     throw new InvalidArgumentError(`expected one of ${sessionStatuses.join(', ')}`);
   }
   return value as SessionStatus;
+}
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
+  return n;
 }
 
 function parsePositiveInt(value: string): number {
@@ -165,6 +171,15 @@ export function sessionConfig(
     ...(Object.keys(limits).length ? { limits } : {}),
     ...(worker ? { worker } : {}),
     ...(settings.notify?.length ? { notify: true } : {}),
+    ...(settings.max_agents
+      ? {
+          agents: {
+            max: settings.max_agents,
+            ...(settings.agent_depth ? { maxDepth: settings.agent_depth } : {}),
+            ...(settings.keep_worktrees ? { keepWorktrees: true } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -348,6 +363,23 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         'keep the conversation on the provider (previous_response_id): smaller requests, not zero data retention',
       ),
     )
+    .option(
+      '--agents <n>',
+      settingHelp(
+        'max_agents',
+        'let the session fan out to this many child sessions at once (default 0: none)',
+      ),
+      parseCount,
+    )
+    .option(
+      '--agent-depth <n>',
+      settingHelp('agent_depth', 'how deep the tree of sessions may grow (default 1)'),
+      parsePositiveInt,
+    )
+    .option(
+      '--keep-worktrees',
+      settingHelp('keep_worktrees', "keep the children's worktrees and branches when their session ends"),
+    )
     .option('--detach', 'start the session and return (needs a running server and worker)')
     .option('--json', 'machine-readable output (JSON lines when following)')
     .option('--config <file>', `settings file (default ./${'ratchet.toml'}; env RATCHET_CONFIG)`)
@@ -380,7 +412,9 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       ) => {
         const task = words.join(' ').trim();
         if (!task) throw new RatchetError('the task is empty');
-        const settings = resolveSettings(opts);
+        // --agents is the max_agents setting.
+        const { agents, ...rest } = opts;
+        const settings = resolveSettings({ ...rest, ...(agents !== undefined ? { maxAgents: agents } : {}) });
         const log = (message: string) => {
           if (!opts.json) io.err.write(pc.dim(`${message}\n`));
         };
@@ -465,6 +499,21 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
           );
         for (const p of view.pendingApprovals)
           print(io, pc.yellow(escapeControl(`pending    ${p.callId} · ${p.summary} · ${p.reason}`)));
+        if (view.parent) print(io, `parent     ${view.parent}`);
+        if (view.agents?.length) {
+          print(io, `agents     ${view.agents.length}`);
+          for (const agent of view.agents)
+            print(io, `  ${renderAgentLine(agent, pc)}  ${pc.dim(agent.sessionId)}`);
+          // Calls waiting anywhere below: `ratchet approve ${id}` decides them.
+          const below = (await ratchet.treeApprovals(id)).filter((p) => p.sessionId !== id);
+          for (const p of below)
+            print(
+              io,
+              pc.yellow(
+                escapeControl(`pending    ${p.approval.callId} · ${p.sessionId} · ${p.approval.summary}`),
+              ),
+            );
+        }
         if (view.lastMessage) print(io, `last message\n${escapeControl(view.lastMessage)}`);
         const uiUrl = ratchet.uiUrl(id);
         if (uiUrl) print(io, pc.dim(uiUrl));
@@ -486,13 +535,23 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         const sessions = await ratchet.list({ status: opts.status, limit: opts.limit });
         if (opts.json) return json(io, sessions);
         if (sessions.length === 0) return print(io, pc.dim('no sessions'));
+        // Trees: a child follows its parent, indented, when both are listed.
+        const listed = new Set(sessions.map((s) => s.sessionId));
+        const childrenOf = new Map<string, typeof sessions>();
         for (const s of sessions) {
+          if (s.parent && listed.has(s.parent))
+            childrenOf.set(s.parent, [...(childrenOf.get(s.parent) ?? []), s]);
+        }
+        const show = (s: (typeof sessions)[number], depth: number): void => {
+          const indent = depth === 0 ? '' : `${'  '.repeat(depth - 1)}${pc.dim('└ ')}`;
           print(
             io,
-            `${s.sessionId}  ${statusColor(s.status)(s.status.padEnd(17))} turn ${String(s.turn ?? '-').padStart(3)}  ` +
+            `${indent}${s.sessionId}  ${statusColor(s.status)(s.status.padEnd(17))} turn ${String(s.turn ?? '-').padStart(3)}  ` +
               `${s.pendingApprovals ? pc.yellow(`${s.pendingApprovals} pending  `) : ''}${pc.dim(escapeControl(s.task || s.repo || '', { newlines: false }))}`,
           );
-        }
+          for (const child of (childrenOf.get(s.sessionId) ?? []).slice().reverse()) show(child, depth + 1);
+        };
+        for (const s of sessions) if (!s.parent || !listed.has(s.parent)) show(s, 0);
       }),
     );
 

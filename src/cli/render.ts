@@ -8,7 +8,7 @@ import pc from 'picocolors';
 import { messageText } from '../shared/prompt/items.js';
 import { escapeControl } from '../shared/util/escape.js';
 import { displayCommand } from '../shared/policy/shell-unwrap.js';
-import type { CurrentStep, PendingApproval, StatusView } from '../shared/api/session-api.js';
+import type { AgentView, CurrentStep, PendingApproval, StatusView } from '../shared/api/session-api.js';
 import type { TranscriptEntry } from '../shared/api/session-config.js';
 import { summarizeRawCall } from '../shared/tools/summary.js';
 import type { ActivityProgress } from '../client.js';
@@ -127,6 +127,21 @@ export function stepLabel(
     else if (progress.tokens) parts.push(`${progress.tokens} tokens`);
   }
   return parts.join(' · ');
+}
+
+/** One child of a session that fans out: "agent-1 · completed · 2 files changed · ratchet/…/agent-1". */
+export function renderAgentLine(agent: AgentView, c: Colors = pc): string {
+  const parts = [
+    c.bold(agent.name),
+    statusColor(
+      agent.status === 'errored' ? 'failed' : agent.status,
+      c,
+    )(escapeControl(agent.detail, { newlines: false })),
+  ];
+  if (agent.merged) parts.push('merged');
+  if (agent.closed && agent.status !== 'shutdown') parts.push('closed');
+  if (agent.branch) parts.push(c.dim(agent.branch));
+  return `${c.dim('└')} ${parts.join(c.dim(' · '))}`;
 }
 
 /** The status without the current step (which the live line shows on a terminal). */

@@ -130,6 +130,27 @@ export const settingFields = {
     flag: '--inbox-url',
     from: 'string',
   },
+  /** Child sessions a session may have open at once (0: no fan-out, the default). */
+  max_agents: {
+    schema: z.number().int('expected a whole number').min(0).max(16, 'expected at most 16'),
+    env: 'RATCHET_MAX_AGENTS',
+    flag: '--agents',
+    from: 'number',
+  },
+  /** How deep a tree of sessions may grow (default 1: children start none of their own). */
+  agent_depth: {
+    schema: z.number().int('expected a whole number').min(1).max(4, 'expected at most 4'),
+    env: 'RATCHET_AGENT_DEPTH',
+    flag: '--agent-depth',
+    from: 'number',
+  },
+  /** Keep children's worktrees and branches when their session ends. */
+  keep_worktrees: {
+    schema: z.boolean(),
+    env: 'RATCHET_KEEP_WORKTREES',
+    flag: '--keep-worktrees',
+    from: 'boolean',
+  },
   metrics_port: {
     schema: z.number().int('expected a whole number').min(0).max(65535, 'expected a port (0–65535)'),
     env: 'RATCHET_METRICS_PORT',

@@ -27,6 +27,7 @@ import type { FileChange, SessionResult } from '../shared/api/session-api.js';
 import type { SessionInput } from '../shared/api/session-config.js';
 import { describeZodError, sessionInputSchema } from '../shared/api/session-config.js';
 import { createSessionActivities } from './activities.js';
+import { AgentTree, ParentLink } from './agents.js';
 import type { SessionContext } from './context.js';
 import { carryFits, compactAndContinue, continueAsNewNow, honourStop } from './continuation.js';
 import { rootMessage } from '../shared/boundary/failures.js';
@@ -77,6 +78,27 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   const notifier = new Notifier(config.notify, sessionId, state.runs);
   const guard = createTaskGuard();
   guard.check();
+  // Fan-out (agents.ts): only a session whose configuration has agents, or a child session, asks
+  // the marker and issues its commands.
+  const fanOut = (config.agents !== undefined || config.parent !== undefined) && patched(Patch.agentSessions);
+  const parentLink = fanOut && config.parent ? new ParentLink(config.parent) : null;
+  const agents = fanOut
+    ? new AgentTree(
+        {
+          sessionId,
+          config,
+          workspace: () => state.workspace,
+          toolQueue: () => state.toolQueue,
+          approvalPolicy: () => state.approvalPolicy,
+          decide: (request) => state.decidePolicy(request),
+          ask: (call, summary, request, reason) => scheduler.askAbout(call, summary, request, reason),
+          changed: () => ctx.view.publish(),
+          guard,
+        },
+        carried?.agents,
+        config.limits,
+      )
+    : null;
   const ctx: SessionContext = {
     config,
     state,
@@ -84,9 +106,11 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     activities: createSessionActivities(config.limits, guard),
     guard,
     control: new RunControl(),
-    view: new SessionView(config, state, notifier),
+    view: new SessionView(config, state, notifier, parentLink),
     notifier,
     utf8,
+    agents,
+    parentLink,
   };
   const { view } = ctx;
   const scheduler = new ToolScheduler(ctx);
@@ -162,8 +186,17 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         state.clearCurrent();
         continue;
       }
+      // Children still open are cancelled, and worktrees removed unless kept (agents.ts).
+      if (agents?.hasChildren) await agents.closeAll();
       state.end('completed');
       view.publish();
+      parentLink?.report({
+        status: 'completed',
+        turn: state.turn,
+        message: state.lastMessage ?? '',
+        filesChanged: filesChanged.slice(0, 200).map((file) => file.path),
+      });
+      await parentLink?.flush();
       await notifier.flush();
       await condition(allHandlersFinished);
       const files = utf8 ? capFileList(filesChanged) : { kept: filesChanged, omitted: 0 };
@@ -184,6 +217,13 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     else state.end('failed', rootMessage(err));
     await CancellationScope.nonCancellable(async () => {
       view.publish();
+      if (agents?.hasChildren) await agents.closeAll();
+      parentLink?.report({
+        status: state.ended === 'cancelled' ? 'shutdown' : 'errored',
+        turn: state.turn,
+        ...(state.notice ? { message: state.notice } : {}),
+      });
+      await parentLink?.flush();
       await notifier.flush();
       await condition(allHandlersFinished);
     });

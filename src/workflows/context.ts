@@ -6,6 +6,7 @@
  */
 import type { SessionConfig } from '../shared/api/session-config.js';
 import type { SessionActivities } from './activities.js';
+import type { AgentTree, ParentLink } from './agents.js';
 import type { Notifier } from './notification.js';
 import type { SessionView } from './publish.js';
 import type { RunControl } from './run-control.js';
@@ -25,4 +26,13 @@ export interface SessionContext {
   readonly notifier: Notifier;
   /** Sizes are UTF-8 bytes (the utf8-bytes marker); histories from before counted UTF-16 units. */
   readonly utf8: boolean;
+  /** A session that may fan out, or has children: its tree (agents.ts); null for every other. */
+  readonly agents: AgentTree | null;
+  /** A child session: its link to its parent; null for every other. */
+  readonly parentLink: ParentLink | null;
+}
+
+/** The state to carry across continue-as-new, with the children of a session that has some. */
+export function carriedState({ state, agents }: Pick<SessionContext, 'state' | 'agents'>) {
+  return agents?.hasChildren ? { ...state.carry(), agents: agents.carry() } : state.carry();
 }

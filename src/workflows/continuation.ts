@@ -21,13 +21,15 @@ import type { SessionResult } from '../shared/api/session-api.js';
 import type { SessionInput } from '../shared/api/session-config.js';
 import { SESSION_SCHEMA_VERSION } from '../shared/api/session-config.js';
 import type { SessionContext } from './context.js';
+import { carriedState } from './context.js';
 import { modelFailureKind, rootMessage } from '../shared/boundary/failures.js';
 import { Patch } from './patches.js';
 
 /** Whether the state to carry fits one continue-as-new payload (histories from before: assumed). */
-export function carryFits({ config, state, utf8 }: SessionContext): boolean {
+export function carryFits(ctx: SessionContext): boolean {
+  const { config, utf8 } = ctx;
   if (!utf8) return true;
-  const input = { schemaVersion: SESSION_SCHEMA_VERSION, config, carried: state.carry() };
+  const input = { schemaVersion: SESSION_SCHEMA_VERSION, config, carried: carriedState(ctx) };
   return jsonBytes(input) <= PAYLOAD_BUDGET_BYTES;
 }
 
@@ -47,6 +49,7 @@ export function honourStop({ state, control }: SessionContext): boolean {
 export async function continueAsNewNow(ctx: SessionContext): Promise<never> {
   const { config, state, notifier } = ctx;
   await notifier.flush();
+  await ctx.parentLink?.flush();
   await condition(allHandlersFinished);
   // An interrupt during compaction: the next run starts at rest.
   honourStop(ctx);
@@ -54,7 +57,7 @@ export async function continueAsNewNow(ctx: SessionContext): Promise<never> {
   return continueAsNew<(input: SessionInput) => Promise<SessionResult>>({
     schemaVersion: SESSION_SCHEMA_VERSION,
     config,
-    carried: state.carry(),
+    carried: carriedState(ctx),
   });
 }
 

@@ -30,12 +30,20 @@ function refuse(message: string, type: string): never {
   throw ApplicationFailure.nonRetryable(message, type);
 }
 
-export function registerHandlers({ state, control, view, guard }: SessionContext): void {
+export function registerHandlers({ state, control, view, guard, agents, parentLink }: SessionContext): void {
   const refuseWhenEnded = () => {
     if (state.ended) refuse(`the session has ended (${state.ended})`, SessionFailureType.SessionEnded);
   };
 
-  setHandler(statusQuery, () => state.statusView());
+  setHandler(statusQuery, () =>
+    agents || parentLink
+      ? {
+          ...state.statusView(),
+          ...(agents?.hasChildren ? { agents: agents.view() } : {}),
+          ...(parentLink ? { parent: parentLink.parentId } : {}),
+        }
+      : state.statusView(),
+  );
   setHandler(transcriptQuery, (request) => state.transcriptPage(request ?? {}));
 
   setHandler(
@@ -120,6 +128,8 @@ export function registerHandlers({ state, control, view, guard }: SessionContext
     const reason = checked.success ? checked.data.reason : undefined;
     // Honoured at the next boundary when no turn is running (preparation, compaction, collection).
     control.requestStop({ kind: 'interrupt', reason });
+    // Passed on to every child still working (agents.ts).
+    agents?.interruptAll(reason);
   });
 
   setHandler(

@@ -35,4 +35,9 @@ export const Patch = {
    * Asked only for arguments the two measures disagree on; it decides whether a read runs locally.
    */
   inlineUtf8Bytes: 'inline-utf8-bytes',
+  /**
+   * Fan-out (agents.ts). Asked only by a session whose configuration has agents or a parent, so
+   * every other session issues exactly the commands it did before.
+   */
+  agentSessions: 'agent-sessions',
 } as const;

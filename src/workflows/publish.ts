@@ -9,6 +9,7 @@ import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow'
 import type { FunctionCallItem } from '../shared/prompt/items.js';
 import { isNotificationEvent, notificationDetails } from '../shared/api/notifications.js';
 import {
+  RatchetParent,
   RatchetPendingApprovals,
   RatchetRepo,
   RatchetStatus,
@@ -17,6 +18,7 @@ import {
 import type { CurrentStep } from '../shared/api/session-api.js';
 import type { SessionConfig } from '../shared/api/session-config.js';
 import { summarizeRawCall } from '../shared/tools/summary.js';
+import type { ParentLink } from './agents.js';
 import type { Notifier } from './notification.js';
 import type { SessionState } from './session-state.js';
 import { firstLine } from '../shared/util/text.js';
@@ -58,6 +60,8 @@ export class SessionView {
     private readonly config: SessionConfig,
     private readonly state: SessionState,
     private readonly notifier: Notifier,
+    /** A child session reports each change of its status to its parent. */
+    private readonly parentLink: ParentLink | null = null,
   ) {}
 
   publish(): void {
@@ -73,7 +77,19 @@ export class SessionView {
         { key: RatchetTurn, value: state.turn },
         { key: RatchetPendingApprovals, value: pending },
         ...(shown.status === '' ? [{ key: RatchetRepo, value: config.workspace }] : []),
+        ...(shown.status === '' && this.parentLink
+          ? [{ key: RatchetParent, value: this.parentLink.parentId }]
+          : []),
       ]);
+    }
+    // A child tells its parent what it is doing; how it ended is reported where it ends.
+    if (this.parentLink && (status === 'running' || status === 'awaiting_approval' || status === 'idle')) {
+      this.parentLink.report({
+        status,
+        turn: state.turn,
+        pending,
+        ...(status === 'idle' && state.notice ? { message: state.notice } : {}),
+      });
     }
     const details = sessionDetails(state, config.task, this.lastTurn);
     if (details !== shown.details) setCurrentDetails(details);

@@ -20,6 +20,7 @@ import type { ToolCallInput } from '../shared/boundary/activity-types.js';
 import { INLINE_ARGUMENTS_MAX_BYTES } from '../shared/boundary/activity-types.js';
 import { utf8Bytes } from '../shared/util/bytes.js';
 import type { FunctionCallItem } from '../shared/prompt/items.js';
+import type { ToolRequest } from '../shared/policy/policy.js';
 import type { SessionContext } from './context.js';
 import { isWorkerLost } from '../shared/boundary/failures.js';
 import {
@@ -212,7 +213,12 @@ export class ToolScheduler {
     };
     for (const p of prepared) {
       const id = p.call.call_id;
-      if (p.kind === 'rejected') {
+      if (this.ctx.agents?.handles(p.call.name)) {
+        // Agent tools (agents.ts) run in order with the calls that may change the workspace.
+        await lock.write();
+        book.executing(id);
+        land(id, await this.ctx.agents.run(p.call));
+      } else if (p.kind === 'rejected') {
         land(id, { output: p.output, display: p.display, success: false, outcome: 'rejected' });
       } else if (p.kind === 'plan') {
         state.updatePlan(p.args.plan);
@@ -283,6 +289,30 @@ export class ToolScheduler {
       }
       throw err;
     }
+  }
+
+  /** Asks a person about an agent tool call the policy asks about (merge_agent). */
+  async askAbout(
+    call: FunctionCallItem,
+    summary: string,
+    request: ToolRequest,
+    reason: string,
+  ): Promise<'run' | ToolResult> {
+    const { state, view } = this.ctx;
+    state.requestApproval(
+      {
+        callId: call.call_id,
+        tool: call.name,
+        arguments: {},
+        summary,
+        reason,
+        turn: state.turn,
+        requestedAt: new Date().toISOString(),
+      },
+      request,
+    );
+    view.publish();
+    return this.awaitDecision({ call, summary, tool: call.name } as unknown as ToolCall, new TurnCalls());
   }
 
   /** Waits for a person's decision: 'run', a denial the model reads, or (abort) the turn's end. */

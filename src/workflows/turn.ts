@@ -85,6 +85,7 @@ export async function runTurn(ctx: SessionContext, scheduler: ToolScheduler): Pr
         streamIdleTimeoutMs: config.limits.modelStreamIdleTimeoutMs,
         ...(config.model.providerState && state.lastResponse ? { previousResponse: state.lastResponse } : {}),
         ...(tail ? { tail } : {}),
+        ...(ctx.agents?.offersTools ? { agentTools: true } : {}),
       });
       state.addUsage(reply.usage);
       const firstIndex = state.entries.length;

@@ -68,6 +68,17 @@ const EXPECTED_FIXTURES = [
   'interrupt-during-compaction',
   'interrupt-after-last-call',
   'model-reply-too-large',
+  // fan-out: parents and children
+  'agents-fan-out',
+  'agents-fan-out-child',
+  'agents-conflict',
+  'agents-approval-in-tree',
+  'agents-approval-in-tree-child',
+  'agents-close',
+  'agents-close-child',
+  'agents-continue-as-new',
+  'agents-parent-cancelled',
+  'agents-worker-killed',
   // the first release, and before reads ran locally
   'v0.1/compaction-remote',
   'v0.1/continue-as-new-suggested',
@@ -85,6 +96,21 @@ const EXPECTED_FIXTURES = [
 
 const fixtureName = (file: string) => file.replace(/(\.run\d+)?\.json$/, '');
 
+/**
+ * The id to replay a history under: the file's name, except for a session that fanned out, whose
+ * children's ids derive from its own (`<id>/agent-N`): its id is read back from its first child's.
+ */
+function workflowIdOf(file: string, json: unknown): string {
+  const events = (json as { events?: Record<string, unknown>[] }).events ?? [];
+  for (const event of events) {
+    const started = event.startChildWorkflowExecutionInitiatedEventAttributes as
+      { workflowId?: string } | undefined;
+    const id = started?.workflowId;
+    if (id && /\/agent-\d+$/.test(id)) return id.replace(/\/agent-\d+$/, '');
+  }
+  return file;
+}
+
 describe('recorded histories', () => {
   it('all replay with the current workflow code', async () => {
     const files = (await readdir(historiesDir, { recursive: true }))
@@ -92,10 +118,10 @@ describe('recorded histories', () => {
       .sort();
     expect([...new Set(files.map(fixtureName))].sort()).toEqual([...EXPECTED_FIXTURES].sort());
     const histories = await Promise.all(
-      files.map(async (file) => ({
-        workflowId: file,
-        history: historyFromJSON(JSON.parse(await readFile(path.join(historiesDir, file), 'utf8'))),
-      })),
+      files.map(async (file) => {
+        const json: unknown = JSON.parse(await readFile(path.join(historiesDir, file), 'utf8'));
+        return { workflowId: workflowIdOf(file, json), history: historyFromJSON(json) };
+      }),
     );
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories(

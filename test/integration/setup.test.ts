@@ -23,7 +23,7 @@ import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';
 
-const ALL = ['RatchetStatus', 'RatchetRepo', 'RatchetPendingApprovals', 'RatchetTurn'];
+const ALL = ['RatchetStatus', 'RatchetRepo', 'RatchetPendingApprovals', 'RatchetTurn', 'RatchetParent'];
 
 let server: DevServer;
 let harness: Harness;
@@ -88,11 +88,12 @@ describe('ratchet setup', () => {
 
     const again = await ratchet(['setup']);
     expect(again.exitCode, JSON.stringify(again)).toBe(0);
-    expect(again.stdout.split('\n').slice(0, 4)).toEqual([
+    expect(again.stdout.split('\n').slice(0, 5)).toEqual([
       'RatchetStatus            Keyword  already registered',
       'RatchetRepo              Keyword  already registered',
       'RatchetPendingApprovals  Int      already registered',
       'RatchetTurn              Int      already registered',
+      'RatchetParent            Keyword  already registered',
     ]);
     expect(again.stdout).toContain(`namespace default at ${server.address}`);
 

@@ -168,3 +168,27 @@ describe('notify', () => {
     expect(() => resolveSettings({}, {}, dir)).toThrow(/ratchet\.toml.*notify/);
   });
 });
+
+describe('fan-out settings', () => {
+  it('are off by default: a session without max_agents has no agents setting at all', () => {
+    expect(sessionConfig('t', '/w', {})).not.toHaveProperty('agents');
+    expect(sessionConfig('t', '/w', { max_agents: 0, keep_worktrees: true })).not.toHaveProperty('agents');
+  });
+
+  it('come from ratchet.toml, the environment and flags, and give the session its agents', async () => {
+    await configFile('max_agents = 4\nagent_depth = 2\nkeep_worktrees = true\n');
+    const fromFile = resolveSettings({}, {}, dir);
+    expect(fromFile).toEqual({ max_agents: 4, agent_depth: 2, keep_worktrees: true });
+    expect(sessionConfig('t', '/w', fromFile).agents).toEqual({ max: 4, maxDepth: 2, keepWorktrees: true });
+    expect(resolveSettings({}, { RATCHET_MAX_AGENTS: '3' }, dir).max_agents).toBe(3);
+    expect(resolveSettings({ maxAgents: '2' }, { RATCHET_MAX_AGENTS: '3' }, dir).max_agents).toBe(2);
+  });
+
+  it('refuse a count that is not a whole number from 0 to 16, naming where it came from', async () => {
+    expect(() => resolveSettings({}, { RATCHET_MAX_AGENTS: 'four' }, dir)).toThrow(/RATCHET_MAX_AGENTS=four/);
+    expect(() => resolveSettings({ maxAgents: '17' }, {}, dir)).toThrow(/--agents: expected at most 16/);
+    expect(() => resolveSettings({}, { RATCHET_AGENT_DEPTH: '0' }, dir)).toThrow(/RATCHET_AGENT_DEPTH/);
+    await configFile('max_agents = 2.5\n');
+    expect(() => resolveSettings({}, {}, dir)).toThrow(/ratchet.toml:1: max_agents: expected a whole number/);
+  });
+});

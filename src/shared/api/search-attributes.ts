@@ -11,6 +11,8 @@ export const RatchetPendingApprovals = defineSearchAttributeKey(
   SearchAttributeType.INT,
 );
 export const RatchetTurn = defineSearchAttributeKey('RatchetTurn', SearchAttributeType.INT);
+/** On a child session: its parent's id (`RatchetParent = "<id>"` finds a session's children). */
+export const RatchetParent = defineSearchAttributeKey('RatchetParent', SearchAttributeType.KEYWORD);
 
 /** Name → type as the `temporal` CLI's `--search-attribute Name=Type` flag spells it. */
 export const searchAttributeDefinitions: Readonly<Record<string, 'Keyword' | 'Int'>> = {
@@ -18,4 +20,5 @@ export const searchAttributeDefinitions: Readonly<Record<string, 'Keyword' | 'In
   [RatchetRepo.name]: 'Keyword',
   [RatchetPendingApprovals.name]: 'Int',
   [RatchetTurn.name]: 'Int',
+  [RatchetParent.name]: 'Keyword',
 };

@@ -125,6 +125,10 @@ export interface StatusView {
   queuedMessages: number;
   /** Task queue of the worker that holds the workspace (null: any worker of the session's queue). */
   toolQueue?: string | null;
+  /** A session that fans out: its children, as they last reported. */
+  agents?: AgentView[];
+  /** A child session: its parent's id. */
+  parent?: string;
 }
 
 export interface TranscriptRequest {
@@ -169,5 +173,35 @@ export const interruptSignal = defineSignal<[Interrupt?]>('interrupt');
 /** Answers the task queue tool calls go to from now on. */
 export const moveToWorkerUpdate = defineUpdate<string, [MoveToWorker]>('moveToWorker');
 export const setPolicyUpdate = defineUpdate<ApprovalPolicy, [SetPolicy]>('setPolicy');
+/** One child session as its parent sees it. */
+export interface AgentView {
+  /** The name the model uses ("agent-2"). */
+  name: string;
+  /** The child's workflow id. */
+  sessionId: string;
+  branch: string | null;
+  /** "running", "awaiting_approval", "idle", "completed", "errored", "shutdown", "pending_init". */
+  status: string;
+  turn: number;
+  /** One line for a person. */
+  detail: string;
+  merged: boolean;
+  closed: boolean;
+}
+
+/** What a child tells its parent whenever its status changes, and when it ends. */
+export interface AgentReport {
+  /** The child's name in the parent. */
+  name: string;
+  status: 'running' | 'awaiting_approval' | 'idle' | 'completed' | 'errored' | 'shutdown';
+  turn: number;
+  pending?: number;
+  /** Final message (completed), or why (idle, errored). */
+  message?: string;
+  filesChanged?: string[];
+}
+
+export const agentReportSignal = defineSignal<[AgentReport]>('agentReport');
+
 export const statusQuery = defineQuery<StatusView>('status');
 export const transcriptQuery = defineQuery<TranscriptPage, [TranscriptRequest?]>('transcript');

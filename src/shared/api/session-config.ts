@@ -8,6 +8,7 @@ import { approvalPolicies } from '../policy/policy.js';
 import { sandboxModes } from '../policy/sandbox.js';
 import { planStepStatus } from '../tools/specs.js';
 import { utf8Bytes } from '../util/bytes.js';
+import { MAX_AGENTS_LIMIT } from '../tools/agent-tools.js';
 
 /** Longest task in UTF-8 bytes (it is carried twice across continue-as-new). */
 export const MAX_TASK_BYTES = 64 * 1024;
@@ -84,6 +85,28 @@ export const limitsSchema = z
   })
   .strict();
 
+export const agentsSettingsSchema = z
+  .object({
+    /** Most child sessions open at once. */
+    max: z.number().int().min(1).max(MAX_AGENTS_LIMIT),
+    /** How deep the tree may grow: 1 lets this session's children start none of their own. */
+    maxDepth: z.number().int().min(1).max(4).default(1),
+    /** Keep children's worktrees and branches when the session ends (`--keep-worktrees`). */
+    keepWorktrees: z.boolean().default(false),
+  })
+  .strict();
+
+export const parentLinkSchema = z
+  .object({
+    /** The parent's workflow id. */
+    id: z.string().min(1),
+    /** The child's name in the parent ("agent-2"); also its id's last part. */
+    name: z.string().min(1),
+    /** 1 for a child of a top-level session. */
+    depth: z.number().int().min(1),
+  })
+  .strict();
+
 export const sessionConfigSchema = z
   .object({
     task: z
@@ -109,6 +132,13 @@ export const sessionConfigSchema = z
     searchAttributes: z.boolean().default(true),
     /** Tell the workers' notify URLs when the session waits, idles, fails or finishes. */
     notify: z.boolean().default(false),
+    /**
+     * Fan-out: the session may start child sessions (spawn_agent …), each in its own git worktree.
+     * Absent: no agent tools are offered (and the session issues the commands it always did).
+     */
+    agents: agentsSettingsSchema.optional(),
+    /** Set on a child session: the session that started it. */
+    parent: parentLinkSchema.optional(),
   })
   .strict();
 
@@ -154,6 +184,46 @@ export const workspaceInfoSchema = z
   })
   .strict();
 
+const agentStateSchema = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('pending_init') }).strict(),
+  z.object({ status: z.literal('running'), turn: z.number() }).strict(),
+  z.object({ status: z.literal('awaiting_approval'), turn: z.number(), pending: z.number() }).strict(),
+  z.object({ status: z.literal('idle'), turn: z.number(), why: z.string() }).strict(),
+  z
+    .object({
+      status: z.literal('completed'),
+      turn: z.number(),
+      message: z.string(),
+      filesChanged: z.array(z.string()),
+    })
+    .strict(),
+  z.object({ status: z.literal('errored'), why: z.string() }).strict(),
+  z.object({ status: z.literal('shutdown') }).strict(),
+]);
+
+/** A fanning-out session's children, carried across continue-as-new. */
+export const carriedAgentsSchema = z
+  .object({
+    /** Children spawned so far (names are agent-1, agent-2, …, never reused). */
+    counter: z.number().int().nonnegative(),
+    children: z.array(
+      z
+        .object({
+          name: z.string(),
+          sessionId: z.string(),
+          branch: z.string(),
+          worktree: z.string(),
+          workspace: z.string(),
+          base: z.string(),
+          state: agentStateSchema,
+          merged: z.boolean(),
+          closed: z.boolean(),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
 export const carriedStateSchema = z
   .object({
     entries: z.array(transcriptEntrySchema),
@@ -191,6 +261,8 @@ export const carriedStateSchema = z
       .strict()
       .nullable()
       .default(null),
+    /** A session that fans out: its children. */
+    agents: carriedAgentsSchema.optional(),
   })
   .strict();
 
@@ -212,6 +284,9 @@ export type TranscriptEntry = z.infer<typeof transcriptEntrySchema>;
 export type WorkspaceInfo = z.infer<typeof workspaceInfoSchema>;
 export type CarriedState = z.infer<typeof carriedStateSchema>;
 export type SessionInput = z.infer<typeof sessionInputSchema>;
+export type AgentsSettings = z.infer<typeof agentsSettingsSchema>;
+export type ParentLink = z.infer<typeof parentLinkSchema>;
+export type CarriedAgents = z.infer<typeof carriedAgentsSchema>;
 
 export const emptyUsage: Usage = {
   inputTokens: 0,

@@ -32,6 +32,8 @@ export interface ModelCallInput extends TranscriptRef {
    * asking the workflow.
    */
   tail?: { from: number; digest: string };
+  /** Offer the multi-agent tools (a session that may fan out); absent: the usual tools only. */
+  agentTools?: boolean;
 }
 
 export interface ModelReply {

@@ -1,0 +1,214 @@
+/**
+ * `npx tsx bench/fan-out.ts`: one task split into 4 child sessions against the same work done by
+ * one session, with the scripted model answering each call after 500 ms; and what one worktree
+ * costs (time, disk) on a repository of 10,000 files. Prints Markdown for docs/PERFORMANCE.md.
+ *
+ * Each part is PART_TURNS model calls: reads, one patch, a last message. Sequentially one session
+ * does the 4 parts (4 × (PART_TURNS − 1) + 1 calls); fanned out, the parent spawns 4 children in
+ * one reply, waits for all in one reply, merges all in one reply and answers (4 calls), while
+ * each child does one part.
+ */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { execa } from 'execa';
+import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createWorktreeActivities } from '../src/activities/worktree.js';
+import { createWorkspaceActivities } from '../src/activities/workspace.js';
+import type { SessionResult } from '../src/shared/api/session-api.js';
+import type { RecordedRequest, ScriptStep, ScriptedOutput } from '../src/testing/scripted-model.js';
+import { BenchEnv, sessionConfig, withModel } from './env.js';
+
+const PARTS = 4;
+const PART_TURNS = 10;
+const DELAY_MS = 500;
+const RUNS = Number(process.env.RUNS ?? 3);
+
+Runtime.install({ logger: new DefaultLogger('WARN') });
+const log = (message: string) => process.stderr.write(`${message}\n`);
+
+const step = (...output: ScriptedOutput[]): ScriptStep => ({
+  kind: 'reply',
+  output,
+  usage: { inputTokens: 10, outputTokens: 5 },
+  delayMs: DELAY_MS,
+});
+const fc = (name: string, args: Record<string, unknown>): ScriptedOutput => ({
+  type: 'function_call',
+  name,
+  arguments: args,
+});
+
+function partSteps(part: number): ScriptStep[] {
+  const file = `part${part}.txt`;
+  return [
+    ...Array.from({ length: PART_TURNS - 2 }, () => step(fc('read_file', { file_path: file }))),
+    step(
+      fc('apply_patch', {
+        input: [
+          '*** Begin Patch',
+          `*** Update File: ${file}`,
+          `-part ${part}`,
+          `+PART ${part}`,
+          '*** End Patch',
+        ].join('\n'),
+      }),
+    ),
+  ];
+}
+
+/** Replies a request carries (a run of calls is one reply): the step that answers it. */
+function repliesIn(body: unknown): number {
+  const input = (body as { input?: { type?: string }[] }).input ?? [];
+  return input.filter((item, i) => item.type === 'function_call' && input[i - 1]?.type !== 'function_call')
+    .length;
+}
+
+function sessionOf(body: unknown): string {
+  const key = (body as { prompt_cache_key?: unknown }).prompt_cache_key;
+  const text = typeof key === 'string' ? key : '';
+  return text.includes('/') ? text.slice(text.lastIndexOf('/') + 1) : 'parent';
+}
+
+const sequentialScript: ScriptStep[] = [
+  ...Array.from({ length: PARTS }, (_, i) => partSteps(i + 1)).flat(),
+  step({ type: 'message', text: 'all parts done' }),
+];
+const ids = Array.from({ length: PARTS }, (_, i) => `agent-${i + 1}`);
+const fanOutScript: Record<string, ScriptStep[]> = {
+  parent: [
+    step(...ids.map((_, i) => fc('spawn_agent', { message: `part ${i + 1}` }))),
+    step(...ids.map((id) => fc('wait', { ids: [id], timeout_ms: 300_000 }))),
+    step(...ids.map((id) => fc('merge_agent', { id }))),
+    step({ type: 'message', text: 'all parts merged' }),
+  ],
+  ...Object.fromEntries(
+    ids.map((id, i) => [id, [...partSteps(i + 1), step({ type: 'message', text: `${id} done` })]]),
+  ),
+};
+
+function responder(request: RecordedRequest): ScriptStep | undefined {
+  const key = (request.body as { prompt_cache_key?: unknown }).prompt_cache_key;
+  const script =
+    typeof key === 'string' && key.startsWith('seq-')
+      ? sequentialScript
+      : fanOutScript[sessionOf(request.body)];
+  return script?.[repliesIn(request.body)];
+}
+
+async function events(env: BenchEnv, id: string): Promise<number> {
+  return (await env.client.workflow.getHandle(id).fetchHistory()).events?.length ?? 0;
+}
+
+const env = await BenchEnv.start(log);
+try {
+  const git = (...args: string[]) =>
+    execa('git', ['-C', env.repo, '-c', 'user.email=b@x', '-c', 'user.name=b', ...args]);
+  for (let part = 1; part <= PARTS; part++)
+    await writeFile(path.join(env.repo, `part${part}.txt`), `part ${part}\n`);
+  await git('add', '-A');
+  await git('commit', '-q', '-m', 'parts');
+
+  const results = await withModel({ responder }, async (model) => {
+    const taskQueue = 'bench-fan-out';
+    const { worker } = await env.worker(taskQueue, model);
+    const ratchet = env.ratchet(taskQueue);
+    return worker.runUntil(async () => {
+      const sequential: number[] = [];
+      const fanned: number[] = [];
+      const history: { parent: number; child: number; sequential: number } = {
+        parent: 0,
+        child: 0,
+        sequential: 0,
+      };
+      for (let run = 0; run < RUNS; run++) {
+        await git('checkout', '-q', '--', '.');
+        let started = performance.now();
+        const one = await ratchet.start(
+          sessionConfig('bench: four parts, one session', env.repo),
+          `seq-${run}`,
+        );
+        const r1 = (await env.client.workflow.getHandle(one.sessionId).result()) as SessionResult;
+        sequential.push(performance.now() - started);
+        if (r1.filesChanged.length !== PARTS)
+          throw new Error(`sequential changed ${r1.filesChanged.length} files`);
+        history.sequential = await events(env, one.sessionId);
+        await git('checkout', '-q', '--', '.');
+
+        started = performance.now();
+        const tree = await ratchet.start(
+          sessionConfig('bench: four parts, four agents', env.repo, { agents: { max: PARTS } }),
+          `fan-${run}`,
+        );
+        const r2 = (await env.client.workflow.getHandle(tree.sessionId).result()) as SessionResult;
+        fanned.push(performance.now() - started);
+        if (r2.filesChanged.length !== PARTS)
+          throw new Error(`fan-out changed ${r2.filesChanged.length} files`);
+        history.parent = await events(env, tree.sessionId);
+        history.child = await events(env, `${tree.sessionId}/agent-1`);
+        log(
+          `run ${run + 1}: sequential ${(sequential.at(-1)! / 1000).toFixed(2)} s, fan-out ${(fanned.at(-1)! / 1000).toFixed(2)} s`,
+        );
+      }
+      return { sequential, fanned, history };
+    });
+  });
+
+  // One worktree of a 10,000-file repository.
+  const big = await realpath(await mkdtemp(path.join(os.tmpdir(), 'ratchet-bench-big-')));
+  const repo = path.join(big, 'repo');
+  await mkdir(repo);
+  await execa('git', ['init', '-q', '-b', 'main', repo]);
+  for (let dir = 0; dir < 100; dir++) {
+    await mkdir(path.join(repo, `d${dir}`));
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        writeFile(
+          path.join(repo, `d${dir}`, `f${i}.ts`),
+          `export const v${i} = ${dir * 100 + i};\n`.repeat(20),
+        ),
+      ),
+    );
+  }
+  await execa('git', ['-C', repo, '-c', 'user.email=b@x', '-c', 'user.name=b', 'add', '-A']);
+  await execa('git', ['-C', repo, '-c', 'user.email=b@x', '-c', 'user.name=b', 'commit', '-q', '-m', 'big']);
+  const info = (
+    await createWorkspaceActivities({ allowedRoots: [], sandbox: env.sandbox }).prepareWorkspace({
+      workspace: repo,
+    })
+  ).info;
+  const trees = createWorktreeActivities({ worktreeRoot: path.join(big, 'trees') });
+  const times: number[] = [];
+  let disk = '';
+  for (let i = 1; i <= 3; i++) {
+    const started = performance.now();
+    const tree = await trees.createAgentWorktree({
+      workspace: info,
+      branch: `ratchet/bench/agent-${i}`,
+      parentDir: 'bench',
+      childDir: `agent-${i}`,
+    });
+    times.push(performance.now() - started);
+    disk = (await execa('du', ['-sh', tree.worktree])).stdout.split('\t')[0]!;
+  }
+  const repoDisk = (await execa('du', ['-sh', '--exclude=.git', repo])).stdout.split('\t')[0]!;
+  await rm(big, { recursive: true, force: true });
+
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const seq = median(results.sequential) / 1000;
+  const fan = median(results.fanned) / 1000;
+  process.stdout.write(
+    [
+      `| | median of ${RUNS} runs |`,
+      '| --- | --- |',
+      `| one session, 4 parts (${PARTS * (PART_TURNS - 1) + 1} model calls × ${DELAY_MS} ms) | ${seq.toFixed(2)} s |`,
+      `| 4 children, one part each (parent 4 calls, child ${PART_TURNS} calls) | ${fan.toFixed(2)} s |`,
+      `| ratio | **${(fan / seq).toFixed(2)}×** |`,
+      `| history events: sequential session / parent / one child | ${results.history.sequential} / ${results.history.parent} / ${results.history.child} |`,
+      `| one worktree of a 10,000-file repository (${repoDisk} of files) | ${median(times).toFixed(0)} ms, ${disk} on disk |`,
+      '',
+    ].join('\n'),
+  );
+} finally {
+  await env.close();
+}

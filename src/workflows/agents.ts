@@ -1,0 +1,592 @@
+/**
+ * Fan-out, inside the session workflow. A session whose configuration has `agents` answers the
+ * multi-agent tools here: spawn_agent → worktree (an activity on the worker that holds the
+ * workspace) → child workflow (`agentSession` itself, id `<parent>/agent-N`) → the child reports
+ * each change of its status by signal → wait reads those reports → merge_agent brings the child's
+ * branch back (an activity) → close_agent or the parent's end cancels what still runs and removes
+ * the worktrees and branches.
+ *
+ * Children are started with ParentClosePolicy.ABANDON: Temporal applies a parent-close policy when
+ * a run closes, continue-as-new included, and a parent that continues as new must keep its
+ * children. So the parent itself reaches them: its end (completed, failed or cancelled) cancels
+ * every child still open, and an interrupt is passed on. What the parent knows of a child comes
+ * from the child's reports (signals to the parent's id reach whichever run is current), so it
+ * survives continue-as-new; within one run the child's result backs them up.
+ *
+ * The child's side is `ParentLink`: it reports to the parent and flushes before the child ends.
+ */
+import type { ActivityOptions, ChildWorkflowHandle } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ParentClosePolicy,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { createActivities } from '../activities/index.js';
+import type { AgentState, AgentToolName } from '../shared/tools/agent-tools.js';
+import {
+  agentBranch,
+  agentToolSpecs,
+  describeAgentState,
+  inputText,
+  isAgentToolName,
+  isFinalAgentState,
+  modelStatus,
+  refSafe,
+  waitTimeout,
+} from '../shared/tools/agent-tools.js';
+import type { FunctionCallItem } from '../shared/prompt/items.js';
+import type { PolicyDecision, ToolRequest } from '../shared/policy/policy.js';
+import type { AgentReport, AgentView, SessionResult } from '../shared/api/session-api.js';
+import { agentReportSignal, interruptSignal, userMessageSignal } from '../shared/api/session-api.js';
+import type {
+  CarriedAgents,
+  SessionConfig,
+  SessionLimits,
+  WorkspaceInfo,
+} from '../shared/api/session-config.js';
+import { SESSION_SCHEMA_VERSION } from '../shared/api/session-config.js';
+import { firstLine } from '../shared/util/text.js';
+import { rootMessage } from '../shared/boundary/failures.js';
+import type { TaskGuard } from './task-guard.js';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** What a tool call gives back (the session's ToolResult). */
+export interface AgentToolResult {
+  output: string;
+  display: string;
+  success: boolean;
+  outcome?: 'denied' | 'rejected' | 'not_run';
+}
+
+/** One child, as the parent keeps it (carried across continue-as-new). */
+export type ChildRecord = CarriedAgents['children'][number];
+
+/** What the tree needs from the session around it. */
+export interface AgentHost {
+  sessionId: string;
+  config: SessionConfig;
+  workspace(): WorkspaceInfo | null;
+  toolQueue(): string | null;
+  approvalPolicy(): SessionConfig['approvalPolicy'];
+  decide(request: ToolRequest): PolicyDecision;
+  /** Asks a person about a call the policy asks about: 'run', or the result to give instead. */
+  ask(
+    call: FunctionCallItem,
+    summary: string,
+    request: ToolRequest,
+    reason: string,
+  ): Promise<'run' | AgentToolResult>;
+  /** The status or the children changed: show it. */
+  changed(): void;
+  /** Fails an activation that runs ahead of the session's workflow tasks (task-guard.ts). */
+  guard: TaskGuard;
+}
+
+function failure(output: string, display: string): AgentToolResult {
+  return { output, display, success: false, outcome: 'rejected' };
+}
+
+function stateOf(report: AgentReport): AgentState {
+  switch (report.status) {
+    case 'running':
+      return { status: 'running', turn: report.turn };
+    case 'awaiting_approval':
+      return { status: 'awaiting_approval', turn: report.turn, pending: report.pending ?? 1 };
+    case 'idle':
+      return { status: 'idle', turn: report.turn, why: report.message ?? 'waiting for a message' };
+    case 'completed':
+      return {
+        status: 'completed',
+        turn: report.turn,
+        message: report.message ?? '',
+        filesChanged: report.filesChanged ?? [],
+      };
+    case 'errored':
+      return { status: 'errored', why: report.message ?? 'the session failed' };
+    case 'shutdown':
+      return { status: 'shutdown' };
+  }
+}
+
+export class AgentTree {
+  /** Whether this session offers the agent tools (it may fan out, and is not too deep). */
+  readonly offersTools: boolean;
+  private counter: number;
+  private readonly children = new Map<string, ChildRecord>();
+  private readonly childHandles = new Map<string, ChildWorkflowHandle<never>>();
+  private readonly depth: number;
+  private readonly acts: ReturnType<typeof proxyActivities<Activities>>;
+
+  constructor(
+    private readonly host: AgentHost,
+    carried: CarriedAgents | undefined,
+    private readonly limits: SessionLimits,
+  ) {
+    const agents = host.config.agents;
+    this.depth = host.config.parent?.depth ?? 0;
+    this.offersTools = agents !== undefined && this.depth < agents.maxDepth;
+    this.counter = carried?.counter ?? 0;
+    for (const child of carried?.children ?? []) this.children.set(child.name, { ...child });
+    this.acts = proxyActivities<Activities>({
+      startToCloseTimeout: '5 minutes',
+      heartbeatTimeout: `${Math.ceil(limits.toolHeartbeatTimeoutMs / 1000)}s`,
+      retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: ['AgentWorktree'] },
+    });
+    if (this.offersTools || this.children.size > 0) {
+      setHandler(agentReportSignal, (report) => {
+        host.guard.check();
+        this.onReport(report);
+      });
+    }
+  }
+
+  /** Whether a call is one of the agent tools this session answers. */
+  handles(name: string): name is AgentToolName {
+    return this.offersTools && isAgentToolName(name);
+  }
+
+  get hasChildren(): boolean {
+    return this.children.size > 0;
+  }
+
+  view(): AgentView[] {
+    return [...this.children.values()].map((child) => ({
+      name: child.name,
+      sessionId: child.sessionId,
+      branch: child.branch,
+      status: child.state.status,
+      turn: 'turn' in child.state ? child.state.turn : 0,
+      detail: describeAgentState(child.state),
+      merged: child.merged,
+      closed: child.closed,
+    }));
+  }
+
+  carry(): CarriedAgents {
+    return { counter: this.counter, children: [...this.children.values()] };
+  }
+
+  private routed(): ActivityOptions {
+    const queue = this.host.toolQueue();
+    if (!queue) return {};
+    return {
+      taskQueue: queue,
+      scheduleToStartTimeout: `${Math.ceil(this.limits.toolScheduleToStartTimeoutMs / 1000)}s`,
+    };
+  }
+
+  private onReport(report: AgentReport): void {
+    const child = typeof report?.name === 'string' ? this.children.get(report.name) : undefined;
+    if (!child) {
+      log.warn('ignored a report from an unknown agent', { name: String(report?.name) });
+      return;
+    }
+    // A closed child's last word is its shutdown; a finished one does not start again by itself.
+    if (child.closed && report.status !== 'completed' && report.status !== 'errored') return;
+    child.state = stateOf(report);
+    this.host.changed();
+  }
+
+  private resolve(id: string): ChildRecord | undefined {
+    return this.children.get(id) ?? [...this.children.values()].find((child) => child.sessionId === id);
+  }
+
+  /** Runs one agent tool call; never throws but for cancellation. */
+  async run(call: FunctionCallItem): Promise<AgentToolResult> {
+    const name = call.name as AgentToolName;
+    let raw: unknown;
+    try {
+      raw = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
+    } catch (err) {
+      return failure(
+        `The arguments for ${name} are not valid JSON (${(err as Error).message}). Send a JSON object.`,
+        `${name} · malformed arguments`,
+      );
+    }
+    const parsed = agentToolSpecs[name].parameters.safeParse(raw);
+    if (!parsed.success) {
+      const problems = parsed.error.issues
+        .map((issue) => `${issue.path.length ? issue.path.join('.') : 'arguments'}: ${issue.message}`)
+        .join('; ');
+      return failure(`Invalid arguments for ${name}: ${problems}.`, `${name} · invalid arguments`);
+    }
+    const args = parsed.data as Record<string, unknown>;
+    switch (name) {
+      case 'spawn_agent':
+        return this.spawn(args);
+      case 'send_input':
+        return this.send(
+          args as { id: string; message?: string; items?: { text?: string }[]; interrupt?: boolean },
+        );
+      case 'wait':
+        return this.wait(args as { ids: string[]; timeout_ms?: number });
+      case 'close_agent':
+        return this.close(args as { id: string });
+      case 'merge_agent':
+        return this.merge(call, args as { id: string });
+    }
+  }
+
+  private async spawn(args: { message?: string; items?: { text?: string }[] }): Promise<AgentToolResult> {
+    const max = this.host.config.agents!.max;
+    const open = [...this.children.values()].filter((child) => !child.closed).length;
+    if (open >= max) {
+      return failure(
+        `This session may have at most ${max} agents open at once; close one (close_agent) before spawning another.`,
+        `spawn_agent · refused (${max} open)`,
+      );
+    }
+    const task = inputText(args);
+    if (task.trim() === '') {
+      return failure('spawn_agent needs a task: give `message` (or text `items`).', 'spawn_agent · no task');
+    }
+    const workspace = this.host.workspace();
+    if (!workspace) return failure('The workspace is not prepared yet.', 'spawn_agent · no workspace');
+    this.counter += 1;
+    const name = `agent-${this.counter}`;
+    const sessionId = `${this.host.sessionId}/${name}`;
+    const branch = agentBranch(this.host.sessionId, name);
+    let tree: Awaited<ReturnType<Activities['createAgentWorktree']>>;
+    try {
+      tree = await this.host.guard.settled(
+        this.acts.createAgentWorktree.executeWithOptions(
+          { summary: `worktree · ${name} on ${branch}`, ...this.routed() },
+          [{ workspace, branch, parentDir: refSafe(this.host.sessionId), childDir: name }],
+        ),
+      );
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return failure(
+        `Could not create a worktree for the agent: ${rootMessage(err)}`,
+        `spawn_agent · ${name} · no worktree`,
+      );
+    }
+    const child: ChildRecord = {
+      name,
+      sessionId,
+      branch,
+      worktree: tree.worktree,
+      workspace: tree.workspace,
+      base: tree.base,
+      state: { status: 'pending_init' },
+      merged: false,
+      closed: false,
+    };
+    this.children.set(name, child);
+    this.host.changed();
+    const queue = this.host.toolQueue();
+    const prefix = `${workflowInfo().taskQueue}@`;
+    const worker = queue?.startsWith(prefix) ? queue.slice(prefix.length) : this.host.config.worker;
+    const config: SessionConfig = {
+      ...this.host.config,
+      task,
+      workspace: tree.workspace,
+      approvalPolicy: this.host.approvalPolicy(),
+      notify: false,
+      parent: { id: this.host.sessionId, name, depth: this.depth + 1 },
+      ...(worker ? { worker } : {}),
+    };
+    try {
+      const handle = await this.host.guard.settled(
+        startChild('agentSession', {
+          workflowId: sessionId,
+          taskQueue: workflowInfo().taskQueue,
+          args: [{ schemaVersion: SESSION_SCHEMA_VERSION, config }],
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+        }),
+      );
+      this.childHandles.set(name, handle as ChildWorkflowHandle<never>);
+      if (child.state.status === 'pending_init') child.state = { status: 'running', turn: 0 };
+      // Within this run the result backs up the child's own reports (a child that could not report).
+      void (handle.result() as Promise<SessionResult>).then(
+        (result) =>
+          this.ended(name, {
+            status: 'completed',
+            turn: result.turns,
+            message: result.finalMessage,
+            filesChanged: result.filesChanged.map((f) => f.path),
+          }),
+        (err: unknown) =>
+          this.ended(
+            name,
+            isCancellation(err) ? { status: 'shutdown' } : { status: 'errored', why: rootMessage(err) },
+          ),
+      );
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      child.state = { status: 'errored', why: `the child session did not start: ${rootMessage(err)}` };
+      child.closed = true;
+      this.host.changed();
+      return failure(
+        `The agent could not be started: ${rootMessage(err)}`,
+        `spawn_agent · ${name} · not started`,
+      );
+    }
+    this.host.changed();
+    return {
+      output: JSON.stringify({ agent_id: name, nickname: null }),
+      display: `spawn_agent · ${name} · ${firstLine(task)}`,
+      success: true,
+    };
+  }
+
+  private ended(name: string, state: AgentState): void {
+    const child = this.children.get(name);
+    if (!child || isFinalAgentState(child.state)) return;
+    child.state = state;
+    this.host.changed();
+  }
+
+  private async send(args: {
+    id: string;
+    message?: string;
+    items?: { text?: string }[];
+    interrupt?: boolean;
+  }): Promise<AgentToolResult> {
+    const child = this.resolve(args.id);
+    if (!child) return failure(`No agent with id ${args.id}.`, `send_input · unknown agent ${args.id}`);
+    const text = inputText(args);
+    if (text.trim() === '')
+      return failure('send_input needs a message.', `send_input · ${child.name} · empty`);
+    if (child.closed || child.state.status === 'completed' || child.state.status === 'errored') {
+      return failure(
+        `Agent ${child.name} has ended (${describeAgentState(child.state)}); spawn a new agent for more work.`,
+        `send_input · ${child.name} · ended`,
+      );
+    }
+    const external = getExternalWorkflowHandle(child.sessionId);
+    try {
+      if (args.interrupt)
+        await external.signal(interruptSignal, { reason: 'the parent session redirected it' });
+      await external.signal(userMessageSignal, { text });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return failure(
+        `Could not reach agent ${child.name}: ${rootMessage(err)}`,
+        `send_input · ${child.name} · failed`,
+      );
+    }
+    if (child.state.status === 'idle') child.state = { status: 'running', turn: child.state.turn };
+    this.host.changed();
+    return {
+      output: JSON.stringify({ submission_id: `${child.name}:${workflowInfo().historyLength}` }),
+      display: `send_input · ${child.name} · ${firstLine(text)}`,
+      success: true,
+    };
+  }
+
+  private async wait(args: { ids: string[]; timeout_ms?: number }): Promise<AgentToolResult> {
+    const timeout = waitTimeout(args.timeout_ms);
+    if (typeof timeout !== 'number') return failure(timeout.problem, 'wait · bad timeout');
+    const targets = args.ids.map((id) => ({ id, child: this.resolve(id) }));
+    const finished = () =>
+      targets.filter(({ child }) => child === undefined || isFinalAgentState(child.state));
+    if (finished().length === 0) await condition(() => finished().length > 0, timeout);
+    const done = finished();
+    const status = Object.fromEntries(
+      done.map(({ id, child }) => [id, child ? modelStatus(child.state, child.branch) : 'not_found']),
+    );
+    const names = done.map(({ id }) => id);
+    return {
+      output: JSON.stringify({ status, timed_out: done.length === 0 }),
+      display:
+        done.length === 0
+          ? `wait · timed out after ${Math.round(timeout / 1000)} s`
+          : `wait · ${names.join(', ')} finished`,
+      success: true,
+    };
+  }
+
+  private async close(args: { id: string }): Promise<AgentToolResult> {
+    const child = this.resolve(args.id);
+    if (!child) return failure(`No agent with id ${args.id}.`, `close_agent · unknown agent ${args.id}`);
+    const previous = modelStatus(child.state, child.branch);
+    if (!child.closed) await this.cancelChild(child);
+    child.closed = true;
+    if (!isFinalAgentState(child.state) || child.state.status === 'idle')
+      child.state = { status: 'shutdown' };
+    this.host.changed();
+    return {
+      output: JSON.stringify({ previous_status: previous }),
+      display: `close_agent · ${child.name}`,
+      success: true,
+    };
+  }
+
+  private async cancelChild(child: ChildRecord): Promise<void> {
+    if (
+      child.state.status === 'completed' ||
+      child.state.status === 'errored' ||
+      child.state.status === 'shutdown'
+    ) {
+      return;
+    }
+    try {
+      await getExternalWorkflowHandle(child.sessionId).cancel();
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.info('agent already gone', { agent: child.sessionId, detail: rootMessage(err) });
+    }
+  }
+
+  private async merge(call: FunctionCallItem, args: { id: string }): Promise<AgentToolResult> {
+    const child = this.resolve(args.id);
+    if (!child) return failure(`No agent with id ${args.id}.`, `merge_agent · unknown agent ${args.id}`);
+    const summary = `merge_agent · ${child.name} (${child.branch})`;
+    if (!isFinalAgentState(child.state) || child.state.status === 'idle') {
+      if (!child.closed) {
+        return failure(
+          `Agent ${child.name} is still working (${describeAgentState(child.state)}); wait for it, or close it (close_agent), before merging.`,
+          `${summary} · still running`,
+        );
+      }
+    }
+    // The files the child reported changing are what the merge edits (unknown otherwise: it asks).
+    const files = child.state.status === 'completed' ? child.state.filesChanged : [];
+    const request: ToolRequest = {
+      tool: 'merge_agent',
+      kind: 'edit',
+      ...(files.length ? { paths: files } : {}),
+    };
+    const decision = this.host.decide(request);
+    if (decision.action === 'deny') {
+      return {
+        output: `This merge_agent call is not allowed: ${decision.reason}`,
+        display: `${summary} · denied by policy`,
+        success: false,
+        outcome: 'denied',
+      };
+    }
+    if (decision.action === 'ask') {
+      const verdict = await this.host.ask(call, summary, request, decision.reason);
+      if (verdict !== 'run') return verdict;
+    }
+    const workspace = this.host.workspace()!;
+    try {
+      const outcome = await this.host.guard.settled(
+        this.acts.mergeAgentBranch.executeWithOptions(
+          { summary, ...this.routed(), retry: { maximumAttempts: 1 } },
+          [
+            {
+              workspace,
+              worktree: child.worktree,
+              branch: child.branch,
+              base: child.base,
+              label: child.name,
+            },
+          ],
+        ),
+      );
+      child.merged = true;
+      this.host.changed();
+      const changed = outcome.files.length ? outcome.files.join(', ') : 'none (nothing new to merge)';
+      if (outcome.conflicts.length > 0) {
+        return {
+          output:
+            `Merged ${child.branch} into your workspace with conflicts in: ${outcome.conflicts.join(', ')}. ` +
+            'Those files now hold conflict markers (<<<<<<<, =======, >>>>>>>); edit them to resolve the conflict. ' +
+            `Files changed by the merge: ${changed}.`,
+          display: `${summary} · ${outcome.conflicts.length} conflicted`,
+          success: false,
+        };
+      }
+      return {
+        output: `Merged ${child.branch} into your workspace. Files changed: ${changed}.`,
+        display: `${summary} · ${outcome.files.length} files`,
+        success: true,
+      };
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const detail = err instanceof ActivityFailure ? rootMessage(err) : String(err);
+      return {
+        output: `The merge of ${child.branch} failed: ${detail}. Check the state of the workspace before trying again.`,
+        display: `${summary} · failed`,
+        success: false,
+      };
+    }
+  }
+
+  /** Passes an interrupt on to every child still working. */
+  interruptAll(reason: string | undefined): void {
+    for (const child of this.children.values()) {
+      if (child.closed || isFinalAgentState(child.state)) continue;
+      getExternalWorkflowHandle(child.sessionId)
+        .signal(interruptSignal, { reason: reason ?? 'the parent session was interrupted' })
+        .catch((err: unknown) =>
+          log.info('could not interrupt an agent', { agent: child.sessionId, detail: rootMessage(err) }),
+        );
+    }
+  }
+
+  /**
+   * The session ends (completed, failed or cancelled): every child still open is cancelled, and
+   * the worktrees and branches are removed unless they are kept. Failures are logged, not raised:
+   * a worktree left behind must not change how the session ends.
+   */
+  async closeAll(): Promise<void> {
+    for (const child of this.children.values()) {
+      if (!child.closed) await this.cancelChild(child);
+      child.closed = true;
+    }
+    const workspace = this.host.workspace();
+    if (this.host.config.agents?.keepWorktrees || !workspace) return;
+    for (const child of this.children.values()) {
+      try {
+        await this.host.guard.settled(
+          this.acts.removeAgentWorktree.executeWithOptions(
+            { summary: `worktree · remove ${child.name}`, ...this.routed() },
+            [{ workspace, worktree: child.worktree, branch: child.branch, keepBranch: false }],
+          ),
+        );
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        log.warn('could not remove an agent worktree', { agent: child.name, detail: rootMessage(err) });
+      }
+    }
+  }
+}
+
+/**
+ * A child session's link to its parent: each change of status is reported (a signal to the
+ * parent's id, which reaches whichever run of the parent is current). A parent that is gone
+ * makes the report fail; the child carries on.
+ */
+export class ParentLink {
+  private last = '';
+  private readonly sent: Promise<void>[] = [];
+
+  constructor(private readonly parent: NonNullable<SessionConfig['parent']>) {}
+
+  get parentId(): string {
+    return this.parent.id;
+  }
+
+  report(report: Omit<AgentReport, 'name'>): void {
+    const key = `${report.status}:${report.pending ?? 0}`;
+    if (key === this.last && report.status !== 'completed') return;
+    this.last = key;
+    this.sent.push(
+      getExternalWorkflowHandle(this.parent.id)
+        .signal(agentReportSignal, { ...report, name: this.parent.name })
+        .catch((err: unknown) => {
+          if (isCancellation(err)) return;
+          log.info('could not report to the parent session', {
+            parent: this.parent.id,
+            detail: rootMessage(err),
+          });
+        }),
+    );
+  }
+
+  async flush(): Promise<void> {
+    await Promise.all(this.sent);
+  }
+}
