@@ -5,7 +5,7 @@
 import type { Client, WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
-import proto from '@temporalio/proto';
+import type proto from '@temporalio/proto';
 import { randomBytes } from 'node:crypto';
 import {
   RatchetParent,
@@ -43,6 +43,10 @@ import {
   sessionConfigSchema,
 } from './shared/api/session-config.js';
 import { firstLine } from './shared/util/text.js';
+import type { HistoryLine } from './history-lines.js';
+import { HistoryLines } from './history-lines.js';
+
+export type { HistoryLine } from './history-lines.js';
 
 /**
  * The activity the session waits on, from the server's record of it (not from the workflow): how
@@ -77,13 +81,6 @@ export interface SessionSummary {
   closeTime: string | undefined;
   /** A child session's parent (RatchetParent). */
   parent?: string;
-}
-
-export interface HistoryLine {
-  eventId: number;
-  time: string;
-  runId: string;
-  text: string;
 }
 
 function slug(text: string): string {
@@ -514,84 +511,16 @@ export class RatchetClient {
     };
   }
 
-  /** Every run's events (continue-as-new followed), as lines a person reads. */
+  /** Every run's events (continue-as-new followed), as lines a person reads (history-lines.ts). */
   async history(sessionId: string): Promise<HistoryLine[]> {
     const handle = await this.session(sessionId);
     const description = await handle.describe();
-    const EventType = proto.temporal.api.enums.v1.EventType;
-    const lines: HistoryLine[] = [];
+    const lines = new HistoryLines();
     let runId: string | undefined = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
-    const scheduled = new Map<string, string>();
     while (runId) {
       const history = await this.client.workflow.getHandle(sessionId, runId).fetchHistory();
-      let next: string | undefined;
-      for (const event of history.events ?? []) {
-        const id = Number(event.eventId ?? 0);
-        const time = event.eventTime?.seconds
-          ? new Date(
-              Number(event.eventTime.seconds) * 1000 + Math.floor((event.eventTime.nanos ?? 0) / 1e6),
-            ).toISOString()
-          : '';
-        const summary = event.userMetadata?.summary?.data
-          ? Buffer.from(event.userMetadata.summary.data).toString('utf8')
-          : '';
-        const label = summary.startsWith('"') ? (JSON.parse(summary) as string) : summary;
-        let text: string | undefined;
-        switch (event.eventType) {
-          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-            text = lines.length === 0 ? 'session started' : 'run continued';
-            break;
-          case EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED: {
-            const name =
-              label || event.activityTaskScheduledEventAttributes?.activityType?.name || 'activity';
-            scheduled.set(String(id), name);
-            text = `▸ ${name}`;
-            break;
-          }
-          case EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            text = `✓ ${scheduled.get(String(event.activityTaskCompletedEventAttributes?.scheduledEventId)) ?? 'activity'}`;
-            break;
-          case EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
-            text = `✗ ${scheduled.get(String(event.activityTaskFailedEventAttributes?.scheduledEventId)) ?? 'activity'}: ${event.activityTaskFailedEventAttributes?.failure?.message ?? ''}`;
-            break;
-          case EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-            text = `✗ ${scheduled.get(String(event.activityTaskTimedOutEventAttributes?.scheduledEventId)) ?? 'activity'}: timed out`;
-            break;
-          case EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
-            text = `✗ ${scheduled.get(String(event.activityTaskCanceledEventAttributes?.scheduledEventId)) ?? 'activity'}: cancelled`;
-            break;
-          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-            text = `signal ${event.workflowExecutionSignaledEventAttributes?.signalName ?? ''}`;
-            break;
-          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            text = `update ${event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? ''}`;
-            break;
-          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-            next = event.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId ?? undefined;
-            text = 'continued as new';
-            break;
-          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-            text = 'session completed';
-            break;
-          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-            text = `session failed: ${event.workflowExecutionFailedEventAttributes?.failure?.message ?? ''}`;
-            break;
-          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
-            text = 'session cancelled';
-            break;
-          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
-            text = 'cancellation requested';
-            break;
-          case EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
-            text = 'session terminated';
-            break;
-          default:
-            break;
-        }
-        if (text) lines.push({ eventId: id, time, runId, text });
-      }
-      runId = next;
+      runId = lines.addRun(runId, history.events ?? []);
     }
-    return lines;
+    return lines.lines;
   }
 }
