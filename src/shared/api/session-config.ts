@@ -39,6 +39,13 @@ export const modelSettingsSchema = z
      * compaction, or when the provider no longer knows the id, the whole input is sent again.
      */
     providerState: z.boolean().default(false),
+    /**
+     * Create each streamed Responses API request in the provider's background mode, so that a
+     * model call cut off by a lost worker is re-attached to (the rest of the stream) instead of
+     * generated again. The provider keeps background responses for about ten minutes, even with
+     * `store: false` (README, "Background mode"): not for zero-data-retention use. Left out: off.
+     */
+    background: z.boolean().optional(),
   })
   .strict();
 
