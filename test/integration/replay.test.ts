@@ -68,6 +68,8 @@ const EXPECTED_FIXTURES = [
   'interrupt-during-compaction',
   'interrupt-after-last-call',
   'model-reply-too-large',
+  // background mode: a model call re-attached to after its worker was killed
+  'background-reattached-after-kill',
   // the first release, and before reads ran locally
   'v0.1/compaction-remote',
   'v0.1/continue-as-new-suggested',
