@@ -16,7 +16,7 @@ import { buildChatRequest, completeChat, streamChatCompletion } from './chat-com
 import type { BackgroundProgress } from './background.js';
 import { BackgroundMemory, backgroundProgress, cannotReattach, refusesBackground } from './background.js';
 import { keepHeartbeating } from './heartbeat.js';
-import { classifyModelError } from './model-errors.js';
+import { classifyModelError, withErrorBackoff } from './model-errors.js';
 import { buildRequest, outputItems, usageOf } from './model-request.js';
 import type { ModelApi } from './openai-client.js';
 import { StreamRefused, StreamingMemory, cannotStream, isAnswer } from './stream-support.js';
@@ -124,7 +124,19 @@ function finishReply(context: Context, modelName: string, reply: ModelReply): Mo
 export function createModelActivity(deps: ModelDeps) {
   const streaming = deps.streaming ?? new StreamingMemory();
   const backgroundMemory = deps.backgroundMemory ?? new BackgroundMemory();
+  const callModel = createModelCall(deps, streaming, backgroundMemory);
   return async function model(input: ModelCallInput): Promise<ModelReply> {
+    try {
+      return await callModel(input);
+    } catch (err) {
+      if (err instanceof ApplicationFailure) throw withErrorBackoff(err, Context.current().info.attempt);
+      throw err;
+    }
+  };
+}
+
+function createModelCall(deps: ModelDeps, streaming: StreamingMemory, backgroundMemory: BackgroundMemory) {
+  return async function callModel(input: ModelCallInput): Promise<ModelReply> {
     const context = Context.current();
     const client = deps.openai();
     const endpoint = client.baseURL;
