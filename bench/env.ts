@@ -22,7 +22,7 @@ import { ensureTemporalCli } from '../src/temporal/provision.js';
 import type { ScriptedModelOptions } from '../src/testing/scripted-model.js';
 import { ScriptedModel } from '../src/testing/scripted-model.js';
 import type { RatchetWorker } from '../src/worker.js';
-import { createRatchetWorker } from '../src/worker.js';
+import { WORKFLOW_BUNDLE_OPTIONS, createRatchetWorker } from '../src/worker.js';
 import { createBenchActivities } from './activities.js';
 
 export const benchWorkflowsPath = fileURLToPath(new URL('./workflows.ts', import.meta.url));
@@ -64,6 +64,7 @@ export class BenchEnv {
     const started = Date.now();
     const { code } = await bundleWorkflowCode({
       workflowsPath: benchWorkflowsPath,
+      ...WORKFLOW_BUNDLE_OPTIONS,
       logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => log(m) },
     });
     const bundlePath = path.join(tempDir, 'workflows.js');

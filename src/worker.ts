@@ -26,6 +26,15 @@ import { DEFAULT_TASK_QUEUE, transcriptQuery, workerTaskQueue } from './shared/a
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
 
+/**
+ * How the workflow bundle is built (every bundle: the worker's, the tests', the benchmark's).
+ * A worker keeps each cached session in its own instance of every module of the bundle, except
+ * the modules preloaded here, which all sessions share (frozen). zod is most of that memory
+ * (docs/PERFORMANCE.md, "Parked sessions"): it keeps no per-session state, and each session's own
+ * schemas are still its own.
+ */
+export const WORKFLOW_BUNDLE_OPTIONS = { preloadModules: ['zod'] };
+
 export interface RatchetWorkerOptions {
   connection: NativeConnection;
   /** Client used by activities to read transcripts (the `transcript` query). */
@@ -147,6 +156,16 @@ async function unstick(client: Client, namespace: string, workflowId: string): P
   }
 }
 
+/**
+ * Sessions a worker keeps in memory (about 1.3 MiB each, docs/PERFORMANCE.md, "Parked sessions").
+ * The SDK's default grows with the heap limit (2,000 and more on a large machine), so a worker
+ * holding a thousand sessions that wait for a person used gigabytes. A session out of the cache
+ * costs one replay of its history when it next moves (tenths of a second); active sessions beyond
+ * this many replay on every turn, so a worker running more at once should raise it
+ * (`workerOptions.maxCachedWorkflows`).
+ */
+export const DEFAULT_MAX_CACHED_WORKFLOWS = 100;
+
 export function workerIdFromEnv(env: NodeJS.ProcessEnv = process.env): string {
   return env.RATCHET_WORKER_ID?.trim() || os.hostname();
 }
@@ -193,9 +212,12 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
     connection: options.connection,
     namespace: options.namespace ?? 'default',
     taskQueue,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    ...(options.workflowBundle
+      ? { workflowBundle: options.workflowBundle }
+      : { workflowsPath, bundlerOptions: WORKFLOW_BUNDLE_OPTIONS }),
     activities,
     ...RECOVERY_OPTIONS,
+    maxCachedWorkflows: DEFAULT_MAX_CACHED_WORKFLOWS,
     ...options.workerOptions,
   });
   // The tool worker takes the same options (identity, shutdown grace …) but no workflow ones.
@@ -237,7 +259,11 @@ export async function cachedWorkflowBundle(cacheDir: string): Promise<{ codePath
     () => false,
   );
   if (!exists) {
-    const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+    const { code } = await bundleWorkflowCode({
+      workflowsPath,
+      ...WORKFLOW_BUNDLE_OPTIONS,
+      logger: quietBundlerLogger,
+    });
     await mkdir(cacheDir, { recursive: true });
     const temp = `${codePath}.${process.pid}.tmp`;
     await writeFile(temp, code);
