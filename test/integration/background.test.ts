@@ -52,7 +52,7 @@ async function heartbeatNames(handle: WorkflowHandle, text: string): Promise<boo
 }
 
 /** Starts a session on a worker process and kills the process once `events` events are generated. */
-async function killMidStream(task: string, events: number) {
+async function killMidStream(task: string, events: number, response = 0) {
   const { model } = harness;
   const repo = await createTempRepo({ 'a.txt': 'alpha\n' });
   const child = await startChildWorker({
@@ -66,9 +66,9 @@ async function killMidStream(task: string, events: number) {
     approvalPolicy: 'never',
     model: background,
   });
-  await until(() => (model.backgroundResponses[0]?.generated ?? 0) >= events);
+  await until(() => (model.backgroundResponses[response]?.generated ?? 0) >= events);
   // The kill comes once the server holds the response id (the heartbeat carrying it has landed).
-  const id = model.backgroundResponses[0]!.id;
+  const id = model.backgroundResponses[response]!.id;
   for (const deadline = Date.now() + 10_000; !(await heartbeatNames(handle, id));) {
     if (Date.now() > deadline) throw new Error(`no heartbeat named ${id}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -81,10 +81,12 @@ async function killMidStream(task: string, events: number) {
 describe('background mode: a worker killed mid-stream', () => {
   it('is re-attached to on the next worker: one generation, the rest of the stream only', async () => {
     const model = await harness.freshModel();
-    model.enqueue({ kind: 'reply', output: LONG_REPLY, chunkDelayMs: 300 });
-    // Past the first heartbeats (the response id is recorded at once, the sequence number later).
-    const handle = await killMidStream('Explain the repository at length', 12);
-    const response = model.backgroundResponses[0]!;
+    model
+      .call('read_file', { file_path: 'a.txt' })
+      .enqueue({ kind: 'reply', output: LONG_REPLY, chunkDelayMs: 300 });
+    // The second turn's reply, past the first heartbeats.
+    const handle = await killMidStream('Explain the repository at length', 12, 1);
+    const response = model.backgroundResponses[1]!;
     const sentBeforeKill = response.sent;
 
     const { worker } = await harness.worker();
@@ -93,16 +95,16 @@ describe('background mode: a worker killed mid-stream', () => {
       page: await handle.query(transcriptQuery, {}),
     }));
 
-    expect(result.turns).toBe(1);
+    expect(result.turns).toBe(2);
     const texts = page.entries.flatMap((e) =>
       e.item.type === 'message' && e.item.role === 'assistant'
         ? e.item.content.map((c) => ('text' in c ? c.text : ''))
         : [],
     );
     expect(texts).toEqual(LONG_REPLY.map((o) => (o.type === 'message' ? o.text : '')));
-    // Generated once: one request created it, nothing was generated again.
-    expect(model.generations).toBe(1);
-    expect(model.requests.filter((r) => r.method === 'POST' && r.path === '/v1/responses')).toHaveLength(1);
+    // Each turn's reply generated once: one request created it, nothing was generated again.
+    expect(model.generations).toBe(2);
+    expect(model.requests.filter((r) => r.method === 'POST' && r.path === '/v1/responses')).toHaveLength(2);
     expect(response.generated).toBe(response.total);
     // The retry re-attached from a sequence number the first worker had reached, and received
     // only what came after it.
