@@ -7,8 +7,8 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { Buffer } from 'node:buffer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/session-api.js';
-import { interruptSignal, transcriptQuery } from '../../src/shared/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { interruptSignal, transcriptQuery } from '../../src/shared/api/session-api.js';
 import type { ScriptedOutput } from '../../src/testing/scripted-model.js';
 import { startChildWorker } from '../helpers/child-worker.js';
 import { createTempRepo } from '../helpers/git-repo.js';

@@ -12,8 +12,8 @@ import { describe, expect, it } from 'vitest';
 import { backgroundProgress } from '../../src/activities/background.js';
 import { createModelActivity } from '../../src/activities/model.js';
 import { openaiClientFactory } from '../../src/activities/openai-client.js';
-import type { ModelCallInput, ModelReply } from '../../src/shared/activity-types.js';
-import { userMessage } from '../../src/shared/items.js';
+import type { ModelCallInput, ModelReply } from '../../src/shared/boundary/activity-types.js';
+import { userMessage } from '../../src/shared/prompt/items.js';
 import type { ScriptedModel } from '../../src/testing/scripted-model.js';
 import { scriptedSettings, staticTranscript, useScriptedModel } from '../helpers/model-activities.js';
 
