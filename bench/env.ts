@@ -22,7 +22,7 @@ import { ensureTemporalCli } from '../src/temporal/provision.js';
 import type { ScriptedModelOptions } from '../src/testing/scripted-model.js';
 import { ScriptedModel } from '../src/testing/scripted-model.js';
 import type { RatchetWorker } from '../src/worker.js';
-import { createRatchetWorker } from '../src/worker.js';
+import { WORKFLOW_BUNDLE_OPTIONS, createRatchetWorker } from '../src/worker.js';
 import { createBenchActivities } from './activities.js';
 
 export const benchWorkflowsPath = fileURLToPath(new URL('./workflows.ts', import.meta.url));
@@ -64,6 +64,7 @@ export class BenchEnv {
     const started = Date.now();
     const { code } = await bundleWorkflowCode({
       workflowsPath: benchWorkflowsPath,
+      ...WORKFLOW_BUNDLE_OPTIONS,
       logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => log(m) },
     });
     const bundlePath = path.join(tempDir, 'workflows.js');
@@ -77,6 +78,8 @@ export class BenchEnv {
     const line = 'the quick brown fox jumps over the lazy dog 0123';
     await writeFile(path.join(repo, 'big.txt'), Array.from({ length: 400 }, () => line).join('\n') + '\n');
     await writeFile(path.join(repo, 'small.txt'), 'alpha\n');
+    // 4.5 KB: the size of a typical small tool output (90 lines of 50 bytes).
+    await writeFile(path.join(repo, 'mid.txt'), Array.from({ length: 90 }, () => line).join('\n') + '\n');
     const git = (...args: string[]) => execa('git', ['-C', repo, ...args]);
     await git('-c', 'user.email=bench@example.com', '-c', 'user.name=bench', 'add', '-A');
     await git('-c', 'user.email=bench@example.com', '-c', 'user.name=bench', 'commit', '-q', '-m', 'bench');

@@ -107,9 +107,10 @@ export function markdownReport(results: BenchResults, chartFile?: string): strin
       `| ${b.sessions} sessions × ${b.turnsEach} turns started at once | ${b.seconds} s, **${b.turnsPerSecond} turns/s** |`,
       `| worker CPU while busy | ${b.workerCpuCores} cores |`,
       `| worker peak RSS | ${b.workerPeakRssMiB} MiB (${k.workerStartRssMiB} MiB at start) |`,
+      `| false retries under this load (activity attempts after the first; timeouts) | **${b.retries}**; ${b.timeouts} |`,
       `| ${p.sessions} sessions parked awaiting approval | parked in ${p.secondsToPark} s |`,
       `| worker CPU while they wait (${p.idleSeconds} s) | ${p.idleCpuCores} cores |`,
-      `| worker RSS while they wait | ${p.workerRssMiB} MiB (peak ${p.workerPeakRssMiB} MiB) |`,
+      `| worker RSS while they wait | ${p.workerRssMiB} MiB (peak ${p.workerPeakRssMiB} MiB); **${round(p.workerRssMiB - k.workerStartRssMiB, 1)} MiB above the idle worker** |`,
       `| approve → next model request | ${fmt(p.approveToModel, 3)} s |`,
       '',
     );

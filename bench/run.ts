@@ -38,6 +38,17 @@ const program = new Command('bench')
     'options for the concurrency and recovery workers (Worker.create), e.g. {"maxCachedWorkflows":250}',
     (value) => JSON.parse(value) as Record<string, unknown>,
   )
+  .option(
+    '--history-sizes <turns>',
+    'history: session lengths, comma-separated (default 25,50,100,200,400; quick 25,50,100)',
+    (value) => value.split(',').map(Number),
+  )
+  .option(
+    '--baseline-sizes <turns>',
+    'history: baseline lengths (default 25,50,100; quick 25,50; "" for none)',
+    (value) => value.split(',').filter(Boolean).map(Number),
+  )
+  .option('--history-output <kb>', 'history: tool output per turn, 20 or 4.5 KB (default 20)', '20')
   .option('--out <dir>', 'where results go', fileURLToPath(new URL('./results', import.meta.url)))
   .option('--name <name>', 'file name for the results (default: the date and time)');
 
@@ -49,7 +60,11 @@ const opts = program.opts<{
   out: string;
   name?: string;
   workerOptions?: Record<string, unknown>;
+  historySizes?: number[];
+  baselineSizes?: number[];
+  historyOutput: string;
 }>();
+if (!['20', '4.5'].includes(opts.historyOutput)) program.error('--history-output: expected 20 or 4.5');
 const selected = new Set<Scenario>((opts.only ?? SCENARIOS) as Scenario[]);
 for (const name of selected) {
   if (!SCENARIOS.includes(name)) program.error(`unknown scenario "${name}" (known: ${SCENARIOS.join(', ')})`);
@@ -88,8 +103,9 @@ try {
   if (selected.has('history')) {
     log('2. history growth');
     results.history = await history(env, {
-      sizes: quick ? [25, 50, 100] : [25, 50, 100, 200, 400],
-      baselineSizes: quick ? [25, 50] : [25, 50, 100],
+      sizes: opts.historySizes ?? (quick ? [25, 50, 100] : [25, 50, 100, 200, 400]),
+      baselineSizes: opts.baselineSizes ?? (quick ? [25, 50] : [25, 50, 100]),
+      file: opts.historyOutput === '4.5' ? 'mid.txt' : 'big.txt',
       baselineTimeoutMs: 120_000,
       log,
     });

@@ -3,6 +3,7 @@
  * tool activities again on a queue of this worker's own (`<queue>@<worker id>`), where sessions
  * whose workspace this worker prepared send their tool calls.
  */
+import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, WorkerOptions } from '@temporalio/worker';
 import { Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
@@ -24,6 +25,15 @@ import { createTranscriptSource } from './activities/transcript-source.js';
 import { DEFAULT_TASK_QUEUE, transcriptQuery, workerTaskQueue } from './shared/api/session-api.js';
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
+
+/**
+ * How the workflow bundle is built (every bundle: the worker's, the tests', the benchmark's).
+ * A worker keeps each cached session in its own instance of every module of the bundle, except
+ * the modules preloaded here, which all sessions share (frozen). zod is most of that memory
+ * (docs/PERFORMANCE.md, "Parked sessions"): it keeps no per-session state, and each session's own
+ * schemas are still its own.
+ */
+export const WORKFLOW_BUNDLE_OPTIONS = { preloadModules: ['zod'] };
 
 export interface RatchetWorkerOptions {
   connection: NativeConnection;
@@ -95,6 +105,67 @@ export class WorkerGroup {
   }
 }
 
+/**
+ * How soon a crashed worker's work moves on (docs/PERFORMANCE.md, "Recovery"); each can be
+ * overridden through `workerOptions`.
+ */
+export const RECOVERY_OPTIONS = {
+  /**
+   * A dead worker's sticky queue holds the session's workflow tasks and queries until this
+   * passes, and the retried model call's first act is a transcript query: this wait is part of
+   * every recovery. The SDK's default is 10 s. A live worker takes its sticky tasks within
+   * milliseconds; one that takes longer than this loses nothing but its cache entry (the task
+   * goes to the shared queue and the history is replayed).
+   */
+  stickyQueueScheduleToStartTimeout: '1s',
+  /**
+   * Heartbeats reach the server at least this often. The SDK sends one every 0.8 × the heartbeat
+   * timeout at most, so the last one the server saw before a crash could be that old: detection
+   * took up to 1.8 timeouts, and the margin against a busy event loop was 0.2 of a timeout. With
+   * every beat sent (one every third of the timeout, heartbeat.ts) the margin is two thirds, and a
+   * background response's id is on the server within half a second of its creation.
+   */
+  maxHeartbeatThrottleInterval: '500ms',
+} as const satisfies Partial<WorkerOptions>;
+
+/** Whether this runs in a retried (non-local) activity: its worker may have been lost. */
+function retriedActivity(): boolean {
+  try {
+    const { info } = Context.current();
+    return info.attempt > 1 && !info.isLocal;
+  } catch {
+    return false; // not in an activity
+  }
+}
+
+/**
+ * Sends the session's next workflow tasks and queries to the shared queue instead of the sticky
+ * queue of the worker that last ran it. A retried activity that needs the transcript does this
+ * first: when the previous attempt's worker is dead, its query would otherwise wait out the
+ * sticky-queue timeout on that worker's queue. When the worker is alive it costs that worker one
+ * replay of the session. Best effort: a failure leaves the timeout to do it.
+ */
+async function unstick(client: Client, namespace: string, workflowId: string): Promise<void> {
+  try {
+    await client.workflowService.resetStickyTaskQueue({ namespace, execution: { workflowId } });
+  } catch (err) {
+    Runtime.instance().logger.debug('could not reset the sticky queue', {
+      workflowId,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+}
+
+/**
+ * Sessions a worker keeps in memory (about 1.3 MiB each, docs/PERFORMANCE.md, "Parked sessions").
+ * The SDK's default grows with the heap limit (2,000 and more on a large machine), so a worker
+ * holding a thousand sessions that wait for a person used gigabytes. A session out of the cache
+ * costs one replay of its history when it next moves (tenths of a second); active sessions beyond
+ * this many replay on every turn, so a worker running more at once should raise it
+ * (`workerOptions.maxCachedWorkflows`).
+ */
+export const DEFAULT_MAX_CACHED_WORKFLOWS = 100;
+
 export function workerIdFromEnv(env: NodeJS.ProcessEnv = process.env): string {
   return env.RATCHET_WORKER_ID?.trim() || os.hostname();
 }
@@ -108,9 +179,11 @@ export function allowedRootsFromEnv(env: NodeJS.ProcessEnv = process.env): strin
 }
 
 export async function createRatchetWorker(options: RatchetWorkerOptions): Promise<RatchetWorker> {
-  const transcript = createTranscriptSource((sessionId, request) =>
-    options.client.workflow.getHandle(sessionId).query(transcriptQuery, request),
-  );
+  const namespace = options.namespace ?? 'default';
+  const transcript = createTranscriptSource(async (sessionId, request) => {
+    if (retriedActivity()) await unstick(options.client, namespace, sessionId);
+    return options.client.workflow.getHandle(sessionId).query(transcriptQuery, request);
+  });
   const sandbox = options.sandbox ?? (await detectSandbox());
   if (!sandbox.available) {
     Runtime.instance().logger.warn(
@@ -139,11 +212,12 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
     connection: options.connection,
     namespace: options.namespace ?? 'default',
     taskQueue,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    ...(options.workflowBundle
+      ? { workflowBundle: options.workflowBundle }
+      : { workflowsPath, bundlerOptions: WORKFLOW_BUNDLE_OPTIONS }),
     activities,
-    // A dead worker's sticky queue holds the session's workflow tasks and queries until this
-    // passes; the SDK's 10 s default would dominate recovery after a crash.
-    stickyQueueScheduleToStartTimeout: '3s',
+    ...RECOVERY_OPTIONS,
+    maxCachedWorkflows: DEFAULT_MAX_CACHED_WORKFLOWS,
     ...options.workerOptions,
   });
   // The tool worker takes the same options (identity, shutdown grace …) but no workflow ones.
@@ -154,6 +228,7 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
   delete toolOptions.workflowsPath;
   delete toolOptions.taskQueue;
   const tools = await Worker.create({
+    maxHeartbeatThrottleInterval: RECOVERY_OPTIONS.maxHeartbeatThrottleInterval,
     ...toolOptions,
     connection: options.connection,
     namespace: options.namespace ?? 'default',
@@ -184,7 +259,11 @@ export async function cachedWorkflowBundle(cacheDir: string): Promise<{ codePath
     () => false,
   );
   if (!exists) {
-    const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+    const { code } = await bundleWorkflowCode({
+      workflowsPath,
+      ...WORKFLOW_BUNDLE_OPTIONS,
+      logger: quietBundlerLogger,
+    });
     await mkdir(cacheDir, { recursive: true });
     const temp = `${codePath}.${process.pid}.tmp`;
     await writeFile(temp, code);

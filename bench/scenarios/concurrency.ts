@@ -21,6 +21,14 @@ export interface ConcurrencyResult {
     /** Worker CPU seconds over wall seconds (1.0 = one core busy). */
     workerCpuCores: number;
     workerPeakRssMiB: number;
+    /**
+     * Activity attempts after the first, over every session's history. Nothing fails on purpose
+     * here, so each one is a false retry: a healthy call given up on (a heartbeat that came too
+     * late from a busy worker).
+     */
+    retries: number;
+    /** Activity timeouts (heartbeat or start-to-close) in those histories. */
+    timeouts: number;
   };
   parked: {
     sessions: number;
@@ -86,7 +94,18 @@ export async function concurrency(
       await Promise.all(ids.map((id) => env.client.workflow.getHandle(id).result()));
       const seconds = (performance.now() - started) / 1000;
       const busyCpu = (await cpuSeconds(worker.pid)) - cpu0;
+      let retries = 0;
+      let timeouts = 0;
+      await pool(ids, 20, async (id) => {
+        const history = await env.client.workflow.getHandle(id).fetchHistory();
+        for (const event of history.events ?? []) {
+          if ((event.activityTaskStartedEventAttributes?.attempt ?? 1) > 1) retries += 1;
+          if (event.activityTaskTimedOutEventAttributes) timeouts += 1;
+        }
+      });
       const busy = {
+        retries,
+        timeouts,
         sessions: options.sessions,
         turnsEach: options.turns,
         seconds: round(seconds, 1),

@@ -4,6 +4,7 @@
  * the transcript, and the baseline that passes the whole transcript to the model activity.
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import { randomUUID } from 'node:crypto';
 import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { transcriptQuery } from '../../src/shared/api/session-api.js';
@@ -17,7 +18,14 @@ export interface HistoryPoint {
   turns: number;
   /** Bytes of the transcript items (JSON), each counted once. */
   uniqueBytes: number;
-  ratchet: { bytes: number; events: number; ratio: number; seconds: number };
+  ratchet: {
+    bytes: number;
+    events: number;
+    ratio: number;
+    seconds: number;
+    /** Events and their encoded bytes by type, over the whole history. */
+    byType?: Record<string, { events: number; bytes: number }>;
+  };
   /** Undefined when the baseline was not run at this size. */
   baseline?: { bytes: number; events: number; ratio: number; completed: boolean; note?: string };
 }
@@ -60,7 +68,14 @@ async function whyStopped(env: BenchEnv, handle: WorkflowHandle): Promise<string
 
 export async function history(
   env: BenchEnv,
-  options: { sizes: number[]; baselineSizes: number[]; baselineTimeoutMs: number; log: (m: string) => void },
+  options: {
+    sizes: number[];
+    baselineSizes: number[];
+    baselineTimeoutMs: number;
+    /** The file each turn reads: big.txt (20 KB, default) or mid.txt (4.5 KB). */
+    file?: string;
+    log: (m: string) => void;
+  },
 ): Promise<HistoryPoint[]> {
   return withModel({ responder: benchResponder() }, async (model) => {
     const taskQueue = `bench-history-${randomUUID()}`;
@@ -70,7 +85,9 @@ export async function history(
     await worker.runUntil(async () => {
       for (const turns of options.sizes) {
         const started = performance.now();
-        const { sessionId } = await ratchet.start(sessionConfig(benchTask('big.txt', turns), env.repo));
+        const { sessionId } = await ratchet.start(
+          sessionConfig(benchTask(options.file ?? 'big.txt', turns), env.repo),
+        );
         const handle = env.client.workflow.getHandle(sessionId);
         const result = (await handle.result()) as SessionResult;
         const seconds = (performance.now() - started) / 1000;
@@ -81,6 +98,18 @@ export async function history(
         }
         const description = await handle.describe();
         const unique = await uniqueBytes(handle);
+        const byType: Record<string, { events: number; bytes: number }> = {};
+        for (const event of (await handle.fetchHistory()).events ?? []) {
+          const type = String(proto.temporal.api.enums.v1.EventType[event.eventType ?? 0]).replace(
+            'EVENT_TYPE_',
+            '',
+          );
+          const bytes = proto.temporal.api.history.v1.HistoryEvent.encode(event).finish().length;
+          byType[type] = {
+            events: (byType[type]?.events ?? 0) + 1,
+            bytes: (byType[type]?.bytes ?? 0) + bytes,
+          };
+        }
         const bytes = description.historySize ?? 0;
         const point: HistoryPoint = {
           turns,
@@ -89,9 +118,11 @@ export async function history(
             bytes,
             events: description.historyLength,
             ratio: round(bytes / unique, 3),
+            byType,
             seconds: round(seconds, 1),
           },
         };
+        options.log(`history ${turns} turns, events by type: ${JSON.stringify(byType)}`);
         options.log(
           `history ${turns} turns: ratchet ${bytes} bytes / unique ${unique} = ${point.ratchet.ratio} (${point.ratchet.seconds} s)`,
         );

@@ -79,9 +79,11 @@ export async function recovery(
       nextTurn: spread(nextTurn),
       timeouts: {
         modelHeartbeatTimeout: `${limitsSchema.parse({}).modelHeartbeatTimeoutMs / 1000} s (session limit modelHeartbeatTimeoutMs)`,
-        modelRetryInitialInterval: '1 s (src/workflows/activities.ts)',
+        modelRetryInitialInterval:
+          '0.2 s after a lost worker; errors back off 1 s, 2 s, 4 s … (src/workflows/activities.ts, model-errors.ts)',
+        maxHeartbeatThrottleInterval: '0.5 s (src/worker.ts: every heartbeat reaches the server)',
         stickyQueueScheduleToStartTimeout:
-          '3 s (src/worker.ts; the new worker’s transcript query waits on the dead worker’s sticky queue that long)',
+          '1 s (src/worker.ts); a retried activity resets the sticky queue before its transcript query',
       },
     };
   });

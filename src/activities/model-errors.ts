@@ -164,3 +164,27 @@ export function classifyModelError(err: unknown, endpoint: string): ApplicationF
   const message = err instanceof Error ? err.message : String(err);
   return retryable(`the model call failed: ${message}`, 'ModelCallFailed', err);
 }
+
+/** The first wait after a model error (then doubling, to at most a minute). */
+const ERROR_BACKOFF_MS = 1_000;
+
+/**
+ * A retryable failure with the backoff after an error: 1 s, 2 s, 4 s … 60 s by attempt, unless
+ * the server named a delay. The session's retry policy itself starts at 0.2 s, so that a call
+ * whose worker was lost (a heartbeat timeout, which carries no failure of ours) is retried at
+ * once; an error the endpoint returned still waits as it did.
+ */
+export function withErrorBackoff(failure: ApplicationFailure, attempt: number): ApplicationFailure {
+  if (failure.nonRetryable || (failure.nextRetryDelay !== undefined && failure.nextRetryDelay !== null)) {
+    return failure;
+  }
+  return new ApplicationFailure(
+    failure.message,
+    failure.type,
+    false,
+    failure.details,
+    failure.cause,
+    Math.min(60_000, ERROR_BACKOFF_MS * 2 ** Math.max(0, attempt - 1)),
+    failure.category,
+  );
+}

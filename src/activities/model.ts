@@ -13,8 +13,10 @@ import type { ModelCallInput, ModelReply } from '../shared/boundary/activity-typ
 import type { TranscriptItem } from '../shared/prompt/items.js';
 import type { AssembledReply } from './chat-completions.js';
 import { buildChatRequest, completeChat, streamChatCompletion } from './chat-completions.js';
+import type { BackgroundProgress } from './background.js';
+import { BackgroundMemory, backgroundProgress, cannotReattach, refusesBackground } from './background.js';
 import { keepHeartbeating } from './heartbeat.js';
-import { classifyModelError } from './model-errors.js';
+import { classifyModelError, withErrorBackoff } from './model-errors.js';
 import { buildRequest, outputItems, usageOf } from './model-request.js';
 import type { ModelApi } from './openai-client.js';
 import { StreamRefused, StreamingMemory, cannotStream, isAnswer } from './stream-support.js';
@@ -32,7 +34,12 @@ export interface ModelDeps {
   maxOutputTokens?: number;
   /** Which endpoints stream (shared by the worker's model activities); default: a fresh memory. */
   streaming?: StreamingMemory;
+  /** Which endpoints refused background mode (shared likewise); default: a fresh memory. */
+  backgroundMemory?: BackgroundMemory;
 }
+
+/** How long cancelling a background response at the provider may take before it is left to expire. */
+const CANCEL_TIMEOUT_MS = 5_000;
 
 /** Without a stream nothing arrives until the reply is whole: it may take this many idle timeouts. */
 const WHOLE_REPLY_IDLE_FACTOR = 5;
@@ -116,7 +123,20 @@ function finishReply(context: Context, modelName: string, reply: ModelReply): Mo
 
 export function createModelActivity(deps: ModelDeps) {
   const streaming = deps.streaming ?? new StreamingMemory();
+  const backgroundMemory = deps.backgroundMemory ?? new BackgroundMemory();
+  const callModel = createModelCall(deps, streaming, backgroundMemory);
   return async function model(input: ModelCallInput): Promise<ModelReply> {
+    try {
+      return await callModel(input);
+    } catch (err) {
+      if (err instanceof ApplicationFailure) throw withErrorBackoff(err, Context.current().info.attempt);
+      throw err;
+    }
+  };
+}
+
+function createModelCall(deps: ModelDeps, streaming: StreamingMemory, backgroundMemory: BackgroundMemory) {
+  return async function callModel(input: ModelCallInput): Promise<ModelReply> {
     const context = Context.current();
     const client = deps.openai();
     const endpoint = client.baseURL;
@@ -132,9 +152,21 @@ export function createModelActivity(deps: ModelDeps) {
     let tokens = 0;
     /** Whether the request in flight is streamed. */
     let streamed = true;
+    const useBackground = input.model.background === true && deps.api !== 'chat';
+    /** The background response to re-attach to: an earlier attempt's, then this one's. */
+    let progress = useBackground ? backgroundProgress(context.info.heartbeatDetails) : undefined;
+    /** Whether the background response has finished (nothing left to cancel). */
+    let finished = false;
     const stopHeartbeat = keepHeartbeating(
       context,
-      () => ({ turn: input.turn, events, tokens, elapsedMs: Date.now() - started, streamed }),
+      () => ({
+        turn: input.turn,
+        events,
+        tokens,
+        elapsedMs: Date.now() - started,
+        streamed,
+        ...(progress ? { background: progress } : {}),
+      }),
       () => {
         const limitMs = streamed ? idleTimeoutMs : idleTimeoutMs * WHOLE_REPLY_IDLE_FACTOR;
         if (lastEventAt !== undefined && Date.now() - lastEventAt > limitMs) {
@@ -173,11 +205,26 @@ export function createModelActivity(deps: ModelDeps) {
             })
           : completeChat(client, request, abort.signal);
       }
-      return callResponses(client, input, items, stream, deps.maxOutputTokens, abort.signal, {
-        opened: () => (opened = true),
-        event: onEvent,
-        resent: () => (lastEventAt = Date.now()),
-      });
+      return callResponses(
+        client,
+        input,
+        items,
+        stream,
+        deps.maxOutputTokens,
+        abort.signal,
+        {
+          opened: () => (opened = true),
+          event: onEvent,
+          resent: () => (lastEventAt = Date.now()),
+          progress: (next) => {
+            const first = next !== undefined && next.responseId !== progress?.responseId;
+            progress = next;
+            // The id reaches the server at once, so that a worker lost now is re-attached to it.
+            if (first) context.heartbeat({ turn: input.turn, events, tokens, streamed, background: next });
+          },
+        },
+        useBackground ? { resume: progress, memory: backgroundMemory, endpoint } : undefined,
+      );
     };
 
     let assembled: AssembledReply;
@@ -196,7 +243,17 @@ export function createModelActivity(deps: ModelDeps) {
           context.log.warn('this worker sends whole requests to the endpoint from now on', { endpoint });
         }
       }
+      finished = true;
     } catch (err) {
+      if (
+        progress &&
+        !finished &&
+        (context.cancellationSignal.aborted || abort.signal.reason instanceof StreamIdle)
+      ) {
+        // Interrupted: the provider stops generating. Stalled: the retry starts afresh (it finds
+        // the response cancelled) rather than re-attaching to a generation that may be stuck.
+        await cancelAtProvider(client, progress.responseId);
+      }
       if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
       if (abort.signal.reason instanceof StreamIdle) {
         throw ApplicationFailure.retryable(abort.signal.reason.message, 'ModelStreamStalled');
@@ -233,6 +290,20 @@ export function createModelActivity(deps: ModelDeps) {
   };
 }
 
+/** Cancels a background response (best effort: one that is not cancelled expires). */
+async function cancelAtProvider(client: OpenAI, responseId: string): Promise<void> {
+  const log = Context.current().log;
+  try {
+    await client.responses.cancel(responseId, { timeout: CANCEL_TIMEOUT_MS });
+    log.info('cancelled the background response at the provider', { responseId });
+  } catch (err) {
+    log.warn('could not cancel the background response at the provider', {
+      responseId,
+      reason: err instanceof Error ? err.message : String(err),
+    });
+  }
+}
+
 interface ResponsesObserver {
   /** The response headers arrived. */
   opened(): void;
@@ -240,12 +311,130 @@ interface ResponsesObserver {
   event(text: string): void;
   /** The request is sent again (the whole input instead of a previous response). */
   resent(): void;
+  /** Where the background response stands (undefined: there is none to re-attach to). */
+  progress(progress: BackgroundProgress | undefined): void;
+}
+
+/** Background mode for one call (see background.ts). */
+interface BackgroundCall {
+  /** Where the previous attempt left the response, from its heartbeat details. */
+  resume: BackgroundProgress | undefined;
+  memory: BackgroundMemory;
+  endpoint: string;
+}
+
+const FINISHED = new Set(['completed', 'incomplete']);
+
+/**
+ * The events of a streamed response, to its end: the completed (or incomplete) response. Sequence
+ * numbers of a background response are reported as its progress. `refusable`: a stream that ends
+ * or breaks before its first event is a StreamRefused (the endpoint may not stream).
+ */
+async function consume(
+  events: AsyncIterable<OpenAI.Responses.ResponseStreamEvent>,
+  signal: AbortSignal,
+  observer: ResponsesObserver,
+  refusable: boolean,
+  reattached?: string,
+): Promise<OpenAI.Responses.Response | undefined> {
+  let completed: OpenAI.Responses.Response | undefined;
+  let backgroundId = reattached;
+  let count = 0;
+  try {
+    for await (const event of events) {
+      count += 1;
+      if (backgroundId === undefined && 'response' in event && event.response.background === true) {
+        backgroundId = event.response.id;
+      }
+      if (backgroundId !== undefined && typeof event.sequence_number === 'number') {
+        observer.progress({ responseId: backgroundId, after: event.sequence_number });
+      }
+      switch (event.type) {
+        case 'response.output_text.delta':
+        case 'response.function_call_arguments.delta':
+        case 'response.reasoning_summary_text.delta':
+          observer.event(event.delta);
+          break;
+        case 'response.completed':
+        case 'response.incomplete':
+          observer.event('');
+          completed = event.response;
+          break;
+        case 'response.failed':
+          throw ApplicationFailure.retryable(
+            `the model reported a failed response: ${event.response.error?.message ?? 'no reason given'}`,
+            'ModelResponseFailed',
+          );
+        case 'error':
+          throw ApplicationFailure.retryable(
+            `the model stream reported an error: ${event.message}`,
+            'ModelStreamFailed',
+          );
+        default:
+          observer.event('');
+          break;
+      }
+    }
+  } catch (err) {
+    if (refusable && count === 0 && !signal.aborted && !isAnswer(err)) throw new StreamRefused(err);
+    throw err;
+  }
+  // An aborted stream ends the loop without an error.
+  if (signal.aborted) throw signal.reason;
+  if (refusable && count === 0) throw new StreamRefused();
+  return completed;
+}
+
+/**
+ * Re-attaches to a background response an earlier attempt created: its status, then the events
+ * after the last one that attempt saw. Undefined when it cannot be (gone, failed, cancelled, or an
+ * endpoint that cannot retrieve responses): the caller sends the request afresh.
+ */
+async function reattach(
+  client: OpenAI,
+  resume: BackgroundProgress,
+  signal: AbortSignal,
+  observer: ResponsesObserver,
+): Promise<OpenAI.Responses.Response | undefined> {
+  const log = Context.current().log;
+  let current: OpenAI.Responses.Response;
+  try {
+    current = await client.responses.retrieve(resume.responseId, {}, { signal });
+  } catch (err) {
+    if (signal.aborted || !cannotReattach(err)) throw err;
+    log.warn('the background response cannot be retrieved; sending the request again', {
+      responseId: resume.responseId,
+      reason: err instanceof Error ? err.message : String(err),
+    });
+    return undefined;
+  }
+  observer.opened();
+  if (FINISHED.has(current.status ?? '')) {
+    log.info('re-attached to a finished background response', { responseId: resume.responseId });
+    observer.event('');
+    return current;
+  }
+  if (current.status !== 'queued' && current.status !== 'in_progress') {
+    log.warn('the background response ended without a reply; sending the request again', {
+      responseId: resume.responseId,
+      status: current.status,
+    });
+    return undefined;
+  }
+  log.info('re-attaching to the background response', resume);
+  const events = await client.responses.retrieve(
+    resume.responseId,
+    { stream: true, starting_after: resume.after },
+    { signal },
+  );
+  return consume(events, signal, observer, false, resume.responseId);
 }
 
 /**
  * One Responses API call, streamed or whole. With provider state the request names the previous
  * response; when the provider no longer holds it (expired, deleted, another project), the whole
- * conversation is sent instead.
+ * conversation is sent instead. With `background` the streamed response is created in background
+ * mode, or re-attached to (background.ts).
  */
 async function callResponses(
   client: OpenAI,
@@ -255,6 +444,7 @@ async function callResponses(
   maxOutputTokens: number | undefined,
   signal: AbortSignal,
   observer: ResponsesObserver,
+  background?: BackgroundCall,
 ): Promise<AssembledReply> {
   const body = (previous: { id: string; upTo: number } | undefined) => ({
     ...buildRequest(
@@ -289,48 +479,34 @@ async function callResponses(
   let completed: OpenAI.Responses.Response | undefined;
   if (!stream) {
     completed = await withFallback((p) => client.responses.create({ ...body(p), stream: false }, { signal }));
+  } else if (background && background.memory.supports(background.endpoint)) {
+    if (background.resume) completed = await reattach(client, background.resume, signal, observer);
+    if (!completed) {
+      observer.progress(undefined);
+      let events: AsyncIterable<OpenAI.Responses.ResponseStreamEvent>;
+      try {
+        events = await withFallback((p) =>
+          client.responses.create({ ...body(p), stream: true, background: true }, { signal }),
+        );
+      } catch (err) {
+        if (signal.aborted || !refusesBackground(err)) throw err;
+        if (background.memory.remember(background.endpoint)) {
+          Context.current().log.warn(
+            'the endpoint does not take background requests; this worker sends it ordinary ones from now on',
+            { endpoint: background.endpoint, reason: err instanceof Error ? err.message : String(err) },
+          );
+        }
+        events = await withFallback((p) => client.responses.create({ ...body(p), stream: true }, { signal }));
+      }
+      observer.opened();
+      completed = await consume(events, signal, observer, true);
+    }
   } else {
     const events = await withFallback((p) =>
       client.responses.create({ ...body(p), stream: true }, { signal }),
     );
     observer.opened();
-    let count = 0;
-    try {
-      for await (const event of events) {
-        count += 1;
-        switch (event.type) {
-          case 'response.output_text.delta':
-          case 'response.function_call_arguments.delta':
-          case 'response.reasoning_summary_text.delta':
-            observer.event(event.delta);
-            break;
-          case 'response.completed':
-          case 'response.incomplete':
-            observer.event('');
-            completed = event.response;
-            break;
-          case 'response.failed':
-            throw ApplicationFailure.retryable(
-              `the model reported a failed response: ${event.response.error?.message ?? 'no reason given'}`,
-              'ModelResponseFailed',
-            );
-          case 'error':
-            throw ApplicationFailure.retryable(
-              `the model stream reported an error: ${event.message}`,
-              'ModelStreamFailed',
-            );
-          default:
-            observer.event('');
-            break;
-        }
-      }
-    } catch (err) {
-      if (count === 0 && !signal.aborted && !isAnswer(err)) throw new StreamRefused(err);
-      throw err;
-    }
-    // An aborted stream ends the loop without an error.
-    if (signal.aborted) throw signal.reason;
-    if (count === 0) throw new StreamRefused();
+    completed = await consume(events, signal, observer, true);
   }
   if (!completed) {
     throw ApplicationFailure.retryable(

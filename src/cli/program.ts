@@ -165,6 +165,7 @@ export function sessionConfig(
       ...(settings.compact_at !== undefined ? { compactAtRatio: settings.compact_at } : {}),
       ...(settings.context_window ? { contextWindow: settings.context_window } : {}),
       ...(settings.provider_state ? { providerState: true } : {}),
+      ...(settings.background ? { background: true } : {}),
     },
     approvalPolicy: settings.approval ?? 'untrusted',
     sandbox: settings.sandbox ?? 'workspace-write',
@@ -379,6 +380,13 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .option(
       '--keep-worktrees',
       settingHelp('keep_worktrees', "keep the children's worktrees and branches when their session ends"),
+    )
+    .option(
+      '--background',
+      settingHelp(
+        'background',
+        "create model responses in the provider's background mode: a lost worker's call is re-attached to, not paid twice; kept by the provider ~10 minutes",
+      ),
     )
     .option('--detach', 'start the session and return (needs a running server and worker)')
     .option('--json', 'machine-readable output (JSON lines when following)')

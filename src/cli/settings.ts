@@ -102,6 +102,13 @@ export const settingFields = {
     flag: '--provider-state',
     from: 'boolean',
   },
+  /** Create model responses in the provider's background mode, to re-attach after a lost worker. */
+  background: {
+    schema: z.boolean(),
+    env: 'RATCHET_BACKGROUND',
+    flag: '--background',
+    from: 'boolean',
+  },
   workspace_roots: {
     schema: z.array(z.string().min(1)),
     env: 'RATCHET_WORKSPACE_ROOTS',

@@ -9,6 +9,10 @@
  * cut mid-way, a body that does not parse, an empty response. A request the script has no answer
  * for gets a 500 and is remembered, so that `assertDone()` fails the test loudly.
  *
+ * Background mode (`background: true`) is implemented as OpenAI has it, in scripted-background.ts:
+ * the response is generated on the server whatever becomes of the connection, and can be
+ * retrieved, re-attached to from a sequence number, cancelled, and expires.
+ *
  * `/v1/chat/completions` answers from the same queue of steps in the Chat Completions format
  * (scripted-chat.ts), so whole sessions can run with `api = "chat"`.
  *
@@ -21,6 +25,8 @@ import { Buffer } from 'node:buffer';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { BackgroundSupport, Follower } from './scripted-background.js';
+import { BackgroundResponse } from './scripted-background.js';
 import { chatCompletionPlan, strictChatProblems } from './scripted-chat.js';
 import { chunks, estimateInputTokens, nowSeconds, tokensOf } from './scripted-text.js';
 
@@ -199,6 +205,10 @@ export interface ScriptedModelOptions {
    * `strictChatProblems`).
    */
   strictChat?: boolean;
+  /** How `background: true` is treated (default 'supported'); see scripted-background.ts. */
+  background?: BackgroundSupport;
+  /** How long a background response can be retrieved (default ten minutes, as OpenAI keeps them). */
+  backgroundTtlMs?: number;
   /** Default 127.0.0.1. */
   host?: string;
   /** Default 0: any free port. */
@@ -215,7 +225,12 @@ type Unsequenced<T> = T extends unknown ? Omit<T, 'sequence_number'> : never;
 
 type StreamEvent =
   | {
-      type: 'response.created' | 'response.in_progress' | 'response.completed' | 'response.incomplete';
+      type:
+        | 'response.created'
+        | 'response.queued'
+        | 'response.in_progress'
+        | 'response.completed'
+        | 'response.incomplete';
       response: WireResponse;
     }
   | Unsequenced<
@@ -423,6 +438,10 @@ export class ScriptedModel {
   /** Responses created with `store` not false, by id: what `previous_response_id` refers to. */
   private readonly stored = new Map<string, { conversation: unknown[]; output: unknown[] }>();
   private closing: Promise<void> | undefined;
+  private readonly closed = new AbortController();
+  /** Background responses, in order of creation. */
+  readonly backgroundResponses: BackgroundResponse[] = [];
+  private generationCount = 0;
 
   private constructor(
     private readonly server: Server,
@@ -482,6 +501,24 @@ export class ScriptedModel {
   /** Reply steps not yet consumed (compaction steps are not counted; `assertDone` checks both). */
   get remaining(): number {
     return this.queue.length;
+  }
+
+  /**
+   * Replies the model has generated: one for each reply, hang, cut or empty step answered (a
+   * request sent again is a second generation; re-attaching to a background response is not).
+   */
+  get generations(): number {
+    return this.generationCount;
+  }
+
+  /** The background response with this id, if it was created. */
+  backgroundResponse(id: string): BackgroundResponse | undefined {
+    return this.backgroundResponses.find((response) => response.id === id);
+  }
+
+  /** Makes background responses gone (404) from now on, as when the provider's retention ends. */
+  expireBackground(): void {
+    for (const response of this.backgroundResponses) response.expire();
   }
 
   /** Requests currently held by a `hang` step. */
@@ -552,10 +589,11 @@ export class ScriptedModel {
         waiter.reject(new Error(`scripted model: closed before request ${waiter.count} arrived`));
       }
       this.waiters.clear();
+      this.closed.abort();
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeAllConnections();
       await closed;
-      await Promise.allSettled([...this.handlers]);
+      await Promise.allSettled([...this.handlers, ...this.backgroundResponses.map((r) => r.done)]);
     })();
     return this.closing;
   }
@@ -611,6 +649,16 @@ export class ScriptedModel {
     this.notifyWaiters();
 
     const exchange: Exchange = { res, signal: aborter.signal, record, requestId: `req_${record.index}` };
+    const retrieval = /^\/v1\/responses\/([^/]+)(\/cancel)?$/.exec(path);
+    if (
+      retrieval &&
+      this.options.background !== 'unsupported' &&
+      ((record.method === 'GET' && !retrieval[2]) || (record.method === 'POST' && retrieval[2]))
+    ) {
+      const query = new URL(req.url ?? '/', 'http://scripted.invalid').searchParams;
+      await this.answerRetrieval(exchange, retrieval[1]!, Boolean(retrieval[2]), query);
+      return;
+    }
     const known =
       path === '/v1/responses' || path === '/v1/responses/compact' || path === '/v1/chat/completions';
     if (
@@ -696,6 +744,17 @@ export class ScriptedModel {
       });
       return;
     }
+    if (request.background === true && this.options.background === 'unsupported') {
+      this.sendError(exchange, {
+        kind: 'error',
+        status: 400,
+        message: "Unsupported parameter: 'background' is not supported with this model.",
+        param: 'background',
+      });
+      return;
+    }
+    const background =
+      plan === this.responsesPlan && request.background === true && this.options.background !== 'ignored';
     const previous = request.previous_response_id;
     let conversation = inputItems(request.input);
     if (typeof previous === 'string') {
@@ -715,12 +774,17 @@ export class ScriptedModel {
     }
     record.conversation = conversation;
     // Replies are built from the whole conversation (token estimates, stored state).
-    const body: RequestBody = { ...request, input: conversation };
+    const body: RequestBody = { ...request, input: conversation, background };
     const step = this.nextStep(exchange);
     if (!step) {
       const message = `scripted model: no reply scripted for request ${record.index}`;
       this.problems.push(`${message} (${record.method} ${record.path})`);
       this.sendError(exchange, { kind: 'error', status: 500, message, type: 'server_error' });
+      return;
+    }
+    if (step.kind !== 'error' && step.kind !== 'garbage') this.generationCount += 1;
+    if (background && step.kind !== 'error' && step.kind !== 'garbage') {
+      await this.answerBackground(exchange, body, step, stream);
       return;
     }
     if (step.delayMs && !(await sleep(step.delayMs, signal))) return;
@@ -756,6 +820,103 @@ export class ScriptedModel {
         await this.sendHang(exchange, plan(body, step.output ?? [], step.usage), stream, step);
         return;
     }
+  }
+
+  /**
+   * A background response: created, then generated on its own (the step's `delayMs` is time
+   * queued, `chunkDelayMs` the pace, a hang holds it after `response.in_progress` until
+   * `release()`, a cut breaks the creating connection but not the generation). A streamed request
+   * follows it from the start; a JSON request gets it as it stands (queued).
+   */
+  private async answerBackground(
+    exchange: Exchange,
+    body: RequestBody,
+    step: Exclude<ScriptStep, ErrorStep | GarbageStep>,
+    stream: boolean,
+  ): Promise<void> {
+    const output =
+      step.kind === 'cut'
+        ? (step.output ?? DEFAULT_CUT_OUTPUT)
+        : step.kind === 'empty'
+          ? []
+          : (step.output ?? []);
+    const usage = step.kind === 'cut' ? undefined : step.usage;
+    const plan = this.storing(
+      body,
+      this.responsesPlan(body, output, usage, step.kind === 'reply' ? step.cutByLimit : undefined),
+      exchange.record,
+    );
+    const id = (plan.response as { id: string }).id;
+    const hold =
+      step.kind === 'hang'
+        ? new Promise<void>((resolve) => {
+            this.hung.add(resolve);
+          })
+        : undefined;
+    const response = new BackgroundResponse(
+      id,
+      plan,
+      this.options.backgroundTtlMs ?? 10 * 60_000,
+      { queuedMs: step.delayMs, chunkDelayMs: step.chunkDelayMs, hold },
+      this.closed.signal,
+    );
+    this.backgroundResponses.push(response);
+    if (!stream) {
+      this.sendJson(exchange, 200, response.snapshot());
+      return;
+    }
+    const limit =
+      step.kind === 'cut' ? Math.min(step.afterEvents ?? DEFAULT_CUT_EVENTS, plan.cutLimit) : undefined;
+    await response.follow(this.follower(exchange), -1, limit);
+  }
+
+  /** `GET /v1/responses/{id}` (maybe streamed from `starting_after`) and `POST …/{id}/cancel`. */
+  private async answerRetrieval(
+    exchange: Exchange,
+    id: string,
+    cancel: boolean,
+    query: URLSearchParams,
+  ): Promise<void> {
+    const response = this.backgroundResponse(id);
+    if (!response || response.expired) {
+      this.sendError(exchange, {
+        kind: 'error',
+        status: 404,
+        message: `Response with id '${id}' not found.`,
+        code: null,
+      });
+      return;
+    }
+    if (cancel) {
+      response.cancel();
+      this.sendJson(exchange, 200, response.snapshot());
+      return;
+    }
+    if (query.get('stream') !== 'true') {
+      this.sendJson(exchange, 200, response.snapshot());
+      return;
+    }
+    const after = query.get('starting_after');
+    if (after !== null && !/^\d+$/.test(after)) {
+      this.sendError(exchange, {
+        kind: 'error',
+        status: 400,
+        message: `Invalid 'starting_after': expected a sequence number, got '${after}'.`,
+        param: 'starting_after',
+      });
+      return;
+    }
+    await response.follow(this.follower(exchange), after === null ? -1 : Number(after));
+  }
+
+  private follower(exchange: Exchange): Follower {
+    return {
+      signal: exchange.signal,
+      start: () => this.startStream(exchange),
+      write: (chunk) => writeChunk(exchange.res, chunk, exchange.signal),
+      end: () => exchange.res.end(),
+      destroy: () => exchange.res.destroy(),
+    };
   }
 
   private async answerCompaction(exchange: Exchange, body: RequestBody): Promise<void> {
@@ -971,7 +1132,7 @@ export class ScriptedModel {
       object: 'response',
       created_at: nowSeconds(),
       status: 'in_progress',
-      background: false,
+      background: body.background === true,
       error: null,
       incomplete_details: null,
       instructions: typeof body.instructions === 'string' ? body.instructions : null,
@@ -991,10 +1152,18 @@ export class ScriptedModel {
       truncation: 'disabled',
       usage: null,
     };
-    const events: StreamEvent[] = [
-      { type: 'response.created', response: base },
-      { type: 'response.in_progress', response: base },
-    ];
+    // A background response is queued first (and says so), then runs.
+    const events: StreamEvent[] =
+      body.background === true
+        ? [
+            { type: 'response.created', response: { ...base, status: 'queued' } },
+            { type: 'response.queued', response: { ...base, status: 'queued' } },
+            { type: 'response.in_progress', response: base },
+          ]
+        : [
+            { type: 'response.created', response: base },
+            { type: 'response.in_progress', response: base },
+          ];
     const items: ResponseOutputItem[] = [];
     let outputChars = 0;
     let reasoningTokens = 0;

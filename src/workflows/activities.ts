@@ -33,7 +33,7 @@ const LOCAL_READS = new Set<string>(['read_file', 'list_dir']);
 
 export function createSessionActivities(limits: SessionLimits, guard: TaskGuard) {
   const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
-  const model = proxyActivities<Activities>({
+  const modelOptions: ActivityOptions = {
     startToCloseTimeout: '30 minutes',
     heartbeatTimeout: seconds(limits.modelHeartbeatTimeoutMs),
     retry: {
@@ -42,6 +42,13 @@ export function createSessionActivities(limits: SessionLimits, guard: TaskGuard)
       maximumInterval: '60s',
       maximumAttempts: limits.modelMaxAttempts,
     },
+  };
+  const model = proxyActivities<Activities>(modelOptions);
+  // A model call retries at once after a lost worker (a heartbeat timeout: nothing to wait for);
+  // after an error the activity sets the 1 s, 2 s, 4 s … backoff itself (model-errors.ts).
+  const modelCall = proxyActivities<Activities>({
+    ...modelOptions,
+    retry: { ...modelOptions.retry, initialInterval: '200ms' },
   });
   const workspace = proxyActivities<Activities>({
     startToCloseTimeout: '2 minutes',
@@ -101,7 +108,7 @@ export function createSessionActivities(limits: SessionLimits, guard: TaskGuard)
      */
     model(turn: number, input: ModelCallInput) {
       return guard.settled(
-        model.model.executeWithOptions({ summary: modelCallSummary(turn, input.upTo) }, [input]),
+        modelCall.model.executeWithOptions({ summary: modelCallSummary(turn, input.upTo) }, [input]),
       );
     },
     compact: (input: Parameters<Activities['compact']>[0]) =>

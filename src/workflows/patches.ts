@@ -6,6 +6,12 @@
  * change to the commands the workflow issues gets a new one here.
  */
 export const Patch = {
+  /**
+   * The search attributes are upserted when the status or the pending approvals change, not on
+   * every turn (before: also on every turn, ~0.6 KB of history each): `RatchetTurn` then says the
+   * turn of the last status change; the current details show the live turn.
+   */
+  turnAttributeOnStatus: 'turn-attribute-on-status',
   /** Sizes are UTF-8 bytes, as payloads are (before: UTF-16 units; no payload budget checks). */
   utf8Bytes: 'utf8-bytes',
   /** "Approve for this session" narrows a command's prefix (before: the v0.1 broad prefix). */

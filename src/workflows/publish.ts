@@ -5,7 +5,7 @@
  * last showed → upserts the search attributes, sets the details, and emits a notification only
  * for what changed. `sessionDetails` is pure, so what a person reads is tested without a server.
  */
-import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
+import { patched, setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { FunctionCallItem } from '../shared/prompt/items.js';
 import { isNotificationEvent, notificationDetails } from '../shared/api/notifications.js';
 import {
@@ -20,6 +20,7 @@ import type { SessionConfig } from '../shared/api/session-config.js';
 import { summarizeRawCall } from '../shared/tools/summary.js';
 import type { ParentLink } from './agents.js';
 import type { Notifier } from './notification.js';
+import { Patch } from './patches.js';
 import type { SessionState } from './session-state.js';
 import { firstLine } from '../shared/util/text.js';
 
@@ -68,9 +69,10 @@ export class SessionView {
     const { state, config, shown } = this;
     const status = state.status;
     const pending = state.pendingApprovals().length;
+    const changed = status !== shown.status || pending !== shown.pending;
     if (
       config.searchAttributes &&
-      (status !== shown.status || state.turn !== shown.turn || pending !== shown.pending)
+      (changed || (state.turn !== shown.turn && !patched(Patch.turnAttributeOnStatus)))
     ) {
       upsertSearchAttributes([
         { key: RatchetStatus, value: status },

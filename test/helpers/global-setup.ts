@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { DevServer } from '../../src/temporal/dev-server.js';
 import { ensureTemporalCli } from '../../src/temporal/provision.js';
-import { workflowsPath } from '../../src/worker.js';
+import { WORKFLOW_BUNDLE_OPTIONS, workflowsPath } from '../../src/worker.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -26,6 +26,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ratchet-bundle-'));
   const { code } = await bundleWorkflowCode({
     workflowsPath,
+    ...WORKFLOW_BUNDLE_OPTIONS,
     logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error: (m) => console.error(m) },
   });
   const bundlePath = path.join(dir, 'workflows.js');

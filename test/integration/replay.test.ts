@@ -79,6 +79,8 @@ const EXPECTED_FIXTURES = [
   'agents-continue-as-new',
   'agents-parent-cancelled',
   'agents-worker-killed',
+  // background mode: a model call re-attached to after its worker was killed
+  'background-reattached-after-kill',
   // the first release, and before reads ran locally
   'v0.1/compaction-remote',
   'v0.1/continue-as-new-suggested',

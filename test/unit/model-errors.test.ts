@@ -5,7 +5,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
-import { classifyModelError, retryAfterMs } from '../../src/activities/model-errors.js';
+import { classifyModelError, retryAfterMs, withErrorBackoff } from '../../src/activities/model-errors.js';
 
 const ENDPOINT = 'https://models.example.test/v1';
 
@@ -230,5 +230,37 @@ describe('classifyModelError', () => {
     const original = ApplicationFailure.nonRetryable('already classified', 'ModelNotConfigured');
 
     expect(classifyModelError(original, ENDPOINT)).toBe(original);
+  });
+});
+
+describe('backoff after a model error', () => {
+  it('waits 1 s, 2 s, 4 s … by attempt, at most a minute, keeping type, message and cause', () => {
+    const cause = new Error('503 overloaded');
+    const failure = ApplicationFailure.create({ message: 'unavailable', type: 'ModelUnavailable', cause });
+
+    const delays = [1, 2, 3, 7, 8, 50].map(
+      (attempt): unknown => withErrorBackoff(failure, attempt).nextRetryDelay,
+    );
+
+    expect(delays).toEqual([1000, 2000, 4000, 60_000, 60_000, 60_000]);
+    const backedOff = withErrorBackoff(failure, 2);
+    expect(backedOff).toMatchObject({
+      type: 'ModelUnavailable',
+      message: 'unavailable',
+      nonRetryable: false,
+    });
+    expect(backedOff.cause).toBe(cause);
+  });
+
+  it('keeps a delay the server named, and leaves non-retryable failures alone', () => {
+    const rateLimited = ApplicationFailure.create({
+      message: 'slow down',
+      type: 'ModelRateLimited',
+      nextRetryDelay: 7000,
+    });
+    const fatal = ApplicationFailure.nonRetryable('bad key', 'ModelAuthenticationFailed');
+
+    expect(withErrorBackoff(rateLimited, 3)).toBe(rateLimited);
+    expect(withErrorBackoff(fatal, 3)).toBe(fatal);
   });
 });

@@ -40,6 +40,13 @@ export const modelSettingsSchema = z
      * compaction, or when the provider no longer knows the id, the whole input is sent again.
      */
     providerState: z.boolean().default(false),
+    /**
+     * Create each streamed Responses API request in the provider's background mode, so that a
+     * model call cut off by a lost worker is re-attached to (the rest of the stream) instead of
+     * generated again. The provider keeps background responses for about ten minutes, even with
+     * `store: false` (README, "Background mode"): not for zero-data-retention use. Left out: off.
+     */
+    background: z.boolean().optional(),
   })
   .strict();
 
@@ -61,12 +68,14 @@ export const limitsSchema = z
       .default(1024 * 1024),
     /**
      * A model call whose worker stops heartbeating for this long is retried elsewhere. Recovery
-     * from a dead worker takes about this + the 1 s retry interval + the worker's 3 s sticky-queue
-     * timeout (the new worker's transcript query waits on the dead worker's queue that long):
-     * ~8 s (docs/PERFORMANCE.md). The activity heartbeats on a timer every third of it; a
-     * needless retry only repeats a model call, which is safe.
+     * from a dead worker takes about this (less the time since the last heartbeat) + the 0.2 s
+     * first retry interval + the worker's 1 s sticky-queue timeout (the new worker's transcript
+     * query waits on the dead worker's queue that long): under 5 s (docs/PERFORMANCE.md). The
+     * activity heartbeats on a timer every third of it and every beat reaches the server, so a
+     * busy event loop has two thirds of it in hand; a needless retry only repeats a model call
+     * (or re-attaches to it, with `background`), which is safe.
      */
-    modelHeartbeatTimeoutMs: z.number().int().positive().default(3_000),
+    modelHeartbeatTimeoutMs: z.number().int().positive().default(2_000),
     /** A streamed model response that sends nothing for this long is abandoned and retried. */
     modelStreamIdleTimeoutMs: z.number().int().positive().default(120_000),
     /** Attempts for one model call before the session stops and waits (non-retryable errors stop at once). */
