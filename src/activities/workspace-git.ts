@@ -44,7 +44,7 @@ const HARDENING = [
 ];
 
 /** The environment git runs with: nothing of the worker's beyond PATH. */
-function gitEnvironment(location: RepositoryLocation | undefined): Record<string, string> {
+export function gitEnvironment(location: RepositoryLocation | undefined): Record<string, string> {
   return {
     PATH: process.env.PATH ?? DEFAULT_PATH,
     HOME: os.tmpdir(),
@@ -59,7 +59,7 @@ function gitEnvironment(location: RepositoryLocation | undefined): Record<string
   };
 }
 
-function hardeningArgs(trusted: readonly string[]): string[] {
+export function hardeningArgs(trusted: readonly string[]): string[] {
   return [
     ...HARDENING.flatMap((setting) => ['-c', setting]),
     // The repository may belong to the user a root worker runs commands as.
