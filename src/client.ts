@@ -34,8 +34,18 @@ import {
   userMessageSchema,
   userMessageSignal,
 } from './shared/session-api.js';
-import type { SessionConfig, SessionConfigInput, SessionInput } from './shared/session-config.js';
-import { SESSION_SCHEMA_VERSION, describeZodError, sessionConfigSchema } from './shared/session-config.js';
+import type {
+  CarriedState,
+  SessionConfig,
+  SessionConfigInput,
+  SessionInput,
+} from './shared/session-config.js';
+import {
+  SESSION_SCHEMA_VERSION,
+  describeZodError,
+  sessionConfigSchema,
+  sessionInputSchema,
+} from './shared/session-config.js';
 import { firstLine } from './shared/text.js';
 
 /**
@@ -184,6 +194,45 @@ export class RatchetClient {
         : {}),
     });
     return { sessionId: workflowId, runId: handle.firstExecutionRunId };
+  }
+
+  /**
+   * Starts a session that carries state from another (a fork): it begins where that state left
+   * off, in the workspace the state names, without preparing it again.
+   */
+  async startCarried(
+    config: SessionConfig,
+    carried: CarriedState,
+    sessionId: string,
+    origin: string,
+  ): Promise<{ sessionId: string; runId: string }> {
+    const parsed = sessionInputSchema.safeParse({ schemaVersion: SESSION_SCHEMA_VERSION, config, carried });
+    if (!parsed.success) throw new RatchetError(`invalid session: ${describeZodError(parsed.error)}`);
+    const input = parsed.data;
+    if (input.config.searchAttributes) input.config.searchAttributes = await this.hasSearchAttributes();
+    const handle = await this.client.workflow.start(WORKFLOW_TYPE, {
+      taskQueue: this.taskQueue,
+      workflowId: sessionId,
+      args: [input],
+      staticSummary: firstLine(`${config.task} (${origin})`, 200),
+      memo: { task: firstLine(config.task, 200) },
+      staticDetails: [
+        `**Task:** ${config.task.length > 2000 ? `${config.task.slice(0, 2000)}…` : config.task}`,
+        `**Repository:** ${config.workspace}`,
+        `**Started as:** ${origin}`,
+      ].join('\n\n'),
+      ...(input.config.searchAttributes
+        ? {
+            typedSearchAttributes: [
+              { key: RatchetStatus, value: carried.idle ? 'idle' : 'running' },
+              { key: RatchetRepo, value: config.workspace },
+              { key: RatchetTurn, value: carried.turn },
+              { key: RatchetPendingApprovals, value: 0 },
+            ],
+          }
+        : {}),
+    });
+    return { sessionId, runId: handle.firstExecutionRunId };
   }
 
   /** A handle to an existing session; RatchetError when there is none with that id. */

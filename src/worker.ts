@@ -144,6 +144,8 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
     // A dead worker's sticky queue holds the session's workflow tasks and queries until this
     // passes; the SDK's 10 s default would dominate recovery after a crash.
     stickyQueueScheduleToStartTimeout: '3s',
+    // Called only while `ratchet fork` replays a history on the client; here, never.
+    sinks: { ratchetCheckpoints: { reached: { fn: () => {}, callDuringReplay: false } } },
     ...options.workerOptions,
   });
   // The tool worker takes the same options (identity, shutdown grace …) but no workflow ones.

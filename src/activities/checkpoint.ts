@@ -520,3 +520,37 @@ export async function pruneCheckpoints(scope: CheckpointScope, keep: number): Pr
   }
   return drop.map((r) => r.ref);
 }
+
+/**
+ * Makes `commit` (a checkpoint of another repository, `source`, under `sourceRef`) available in
+ * this scope's repository as `ref`: a worktree of the same repository has it already; another
+ * clone on this machine fetches it.
+ */
+export async function importCheckpoint(
+  scope: CheckpointScope,
+  source: RepositoryLocation,
+  sourceRef: string,
+  commit: string,
+  ref: string,
+): Promise<void> {
+  const git = repositoryGit(scope);
+  const present = await git(['cat-file', '-e', `${commit}^{commit}`]).then(
+    () => true,
+    () => false,
+  );
+  if (!present) {
+    // Only a local path: the protocol is allowed for this one fetch, every other stays off.
+    await git([
+      '-c',
+      'protocol.file.allow=always',
+      'fetch',
+      '-q',
+      '--no-tags',
+      '--no-write-fetch-head',
+      source.gitDir,
+      `+${sourceRef}:${ref}`,
+    ]);
+  }
+  await git(['update-ref', '--no-deref', ref, commit]);
+  await giveToRepositoryOwner(await commonDir(scope));
+}

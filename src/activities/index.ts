@@ -6,6 +6,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/bytes.js';
 import type { ModelCallInput, ModelReply } from '../shared/activity-types.js';
+import { createCheckpointActivities } from './checkpoint-activities.js';
 import { createCompactActivity } from './compact.js';
 import { createModelActivity } from './model.js';
 import type { NotifyDeps } from './notify.js';
@@ -35,6 +36,8 @@ export interface ActivityDeps {
   toolQueue?: string;
   /** Where this worker sends session notifications (none: they are dropped). */
   notify?: NotifyDeps;
+  /** Where this worker keeps the sessions' checkpoint indexes (default: the user's state directory). */
+  checkpointStateDir?: string;
 }
 
 /**
@@ -93,6 +96,9 @@ export function createActivities(deps: ActivityDeps) {
     prepareWorkspace: heartbeating('prepare', workspace.prepareWorkspace),
     workspaceChanges: heartbeating('changes', workspace.workspaceChanges),
     ...createNotifyActivity(deps.notify ?? { targets: [] }),
+    ...createCheckpointActivities({
+      ...(deps.checkpointStateDir === undefined ? {} : { stateDir: deps.checkpointStateDir }),
+    }),
     ...createToolActivities({
       transcript: deps.transcript,
       commandEnv: deps.commandEnv,

@@ -84,6 +84,19 @@ export const limitsSchema = z
   })
   .strict();
 
+/** Checkpoints of the workspace, one per turn that may have changed it (README, "Checkpoints"). */
+export const checkpointSettingsSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Checkpoints of this many of the latest turns are kept; older ones are pruned. 0: keep all. */
+    keep: z.number().int().nonnegative().default(100),
+    /** When the session completes: keep its checkpoints, or prune them all (no rewind after the end). */
+    afterEnd: z.enum(['keep', 'prune']).default('keep'),
+    /** Longest a checkpoint may take before the turn goes on without it. */
+    timeoutMs: z.number().int().positive().default(120_000),
+  })
+  .strict();
+
 export const sessionConfigSchema = z
   .object({
     task: z
@@ -109,6 +122,7 @@ export const sessionConfigSchema = z
     searchAttributes: z.boolean().default(true),
     /** Tell the workers' notify URLs when the session waits, idles, fails or finishes. */
     notify: z.boolean().default(false),
+    checkpoints: checkpointSettingsSchema.default(checkpointSettingsSchema.parse({})),
   })
   .strict();
 
@@ -191,6 +205,12 @@ export const carriedStateSchema = z
       .strict()
       .nullable()
       .default(null),
+    /** The session's latest checkpoint of its workspace (null: none yet, or from before checkpoints). */
+    lastCheckpoint: z
+      .object({ turn: z.number().int().nonnegative(), commit: z.string() })
+      .strict()
+      .nullable()
+      .optional(),
   })
   .strict();
 
@@ -207,6 +227,7 @@ export type SessionConfig = z.infer<typeof sessionConfigSchema>;
 export type SessionConfigInput = z.input<typeof sessionConfigSchema>;
 export type ModelSettings = z.infer<typeof modelSettingsSchema>;
 export type SessionLimits = z.infer<typeof limitsSchema>;
+export type CheckpointSettings = z.infer<typeof checkpointSettingsSchema>;
 export type Usage = z.infer<typeof usageSchema>;
 export type TranscriptEntry = z.infer<typeof transcriptEntrySchema>;
 export type WorkspaceInfo = z.infer<typeof workspaceInfoSchema>;

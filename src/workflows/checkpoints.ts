@@ -1,0 +1,220 @@
+/**
+ * The session's checkpoints: the workspace as the session found it (turn 0), then after every
+ * turn that ran a call that may write (a patch, a command not known to be read-only), one
+ * checkpoint on the worker that holds the workspace, bounded in time; its record (commit, turn,
+ * files) is the activity's result in history. A checkpoint that fails is a notice.
+ *
+ * Rewind (docs/ARCHITECTURE.md, "Rewind and fork") is a Temporal reset to the workflow task that
+ * received a turn's checkpoint, with a `rewind` signal added before that task runs again: the
+ * signal's handler runs before the code after the checkpoint resumes, which then restores the
+ * workspace to that checkpoint and comes to rest. Sequence owned here: checkpoint → (rewind asked
+ * for this very checkpoint?) → restore → idle.
+ *
+ * Fork replays a run's history on the client; at each checkpoint the replay hands the state the
+ * session had then to the `ratchetCheckpoints` sink (only while replaying: nothing is recorded).
+ */
+import type { Sinks } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  isCancellation,
+  log,
+  patched,
+  proxyActivities,
+  proxySinks,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ActivityOptions } from '@temporalio/workflow';
+import type { createActivities } from '../activities/index.js';
+import type { CheckpointRecord } from '../shared/activity-types.js';
+import type { Rewind } from '../shared/session-api.js';
+import { rewindSchema, rewindSignal } from '../shared/session-api.js';
+import type { CarriedState, SessionConfig } from '../shared/session-config.js';
+import { describeZodError } from '../shared/session-config.js';
+import type { SessionState } from './session-state.js';
+
+type Activities = ReturnType<typeof createActivities>;
+
+/** The sink a replay on the client (`ratchet fork`) gives the state at each checkpoint. */
+export interface CheckpointSinks extends Sinks {
+  ratchetCheckpoints: {
+    reached(turn: number, commit: string, state: CarriedState): void;
+  };
+}
+
+export const CHECKPOINTS_MARKER = 'checkpoints';
+/** What the turn said of itself when it did nothing a person described. */
+const NO_DESCRIPTION = 'the workspace as the session found it';
+
+function rootMessage(err: unknown): string {
+  let current: unknown = err;
+  while (current instanceof Error && current.cause instanceof Error) current = current.cause;
+  return current instanceof Error ? current.message : String(current);
+}
+
+export interface CheckpointHooks {
+  sessionId: string;
+  config: SessionConfig;
+  state: SessionState;
+  /** Shows the step in the session's details (and the status query). */
+  setCurrent(label: string): void;
+  publish(): void;
+}
+
+export class SessionCheckpoints {
+  /** The latest checkpoint (carried across continue-as-new). */
+  last: { turn: number; commit: string } | null;
+  private wrote = false;
+  private rewind: Rewind | null = null;
+  private readonly sinks = proxySinks<CheckpointSinks>();
+
+  constructor(
+    private readonly hooks: CheckpointHooks,
+    carried: { turn: number; commit: string } | null | undefined,
+  ) {
+    this.last = carried ?? null;
+    setHandler(rewindSignal, (request) => {
+      const checked = rewindSchema.safeParse(request);
+      if (!checked.success) {
+        log.warn('ignored a malformed rewind', { problem: describeZodError(checked.error) });
+        return;
+      }
+      // Acted on only where it was put: right after the checkpoint it names (see the header).
+      this.rewind = checked.data;
+    });
+  }
+
+  /** A call that may change the workspace started in this turn. */
+  noteWrite(): void {
+    this.wrote = true;
+  }
+
+  private enabled(): boolean {
+    return this.hooks.config.checkpoints.enabled && patched(CHECKPOINTS_MARKER);
+  }
+
+  private options(summary: string): ActivityOptions {
+    const { limits, checkpoints } = this.hooks.config;
+    const queue = this.hooks.state.toolQueue;
+    return {
+      summary,
+      startToCloseTimeout: `${Math.ceil(checkpoints.timeoutMs / 1000)}s`,
+      heartbeatTimeout: `${Math.ceil(limits.toolHeartbeatTimeoutMs / 1000)}s`,
+      retry: { initialInterval: '1s', maximumAttempts: 2 },
+      ...(queue
+        ? {
+            taskQueue: queue,
+            scheduleToStartTimeout: `${Math.ceil(limits.toolScheduleToStartTimeoutMs / 1000)}s`,
+          }
+        : {}),
+    };
+  }
+
+  /** Options are given per call (executeWithOptions): the tool queue may change (moveToWorker). */
+  private readonly activities = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes' });
+
+  /** The workspace as the session found it: turn 0, so that even the first turn can be undone. */
+  async baseline(): Promise<void> {
+    await this.take(0, NO_DESCRIPTION);
+  }
+
+  /** After a turn: a checkpoint when it ran something that may have written. */
+  async afterTurn(did: string): Promise<void> {
+    const wrote = this.wrote;
+    this.wrote = false;
+    if (!wrote) return;
+    await this.take(this.hooks.state.turn, did);
+  }
+
+  /** When the session completes: prune every checkpoint if the settings say so. */
+  async atEnd(): Promise<void> {
+    const { state, config, sessionId } = this.hooks;
+    if (config.checkpoints.afterEnd !== 'prune' || !state.workspace || !this.enabled()) return;
+    try {
+      await this.activities.pruneSessionCheckpoints.executeWithOptions(
+        this.options('checkpoints · prune all'),
+        [{ workspace: state.workspace, sessionId, keep: 0 }],
+      );
+    } catch (err) {
+      if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
+      log.warn('could not prune the checkpoints', { detail: rootMessage(err) });
+    }
+  }
+
+  private async take(turn: number, did: string): Promise<void> {
+    const { state, config, sessionId } = this.hooks;
+    if (!state.workspace || !this.enabled()) return;
+    this.hooks.setCurrent(`checkpoint · turn ${turn}`);
+    let record: CheckpointRecord;
+    try {
+      record = await this.activities.checkpoint.executeWithOptions(
+        this.options(`checkpoint · turn ${turn}`),
+        [
+          {
+            workspace: state.workspace,
+            sessionId,
+            turn,
+            did,
+            since: this.last?.commit ?? null,
+            keep: config.checkpoints.keep,
+          },
+        ],
+      );
+    } catch (err) {
+      if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
+      log.warn('checkpoint failed', { turn, detail: rootMessage(err) });
+      if (!state.idle)
+        state.notice = `the checkpoint of turn ${turn} failed (${rootMessage(err)}); the session goes on without it`;
+      return;
+    } finally {
+      state.current = null;
+      this.hooks.publish();
+    }
+    this.last = { turn, commit: record.commit };
+    if (workflowInfo().unsafe.isReplaying)
+      this.sinks.ratchetCheckpoints.reached(turn, record.commit, state.carry());
+    await this.honourRewind(turn, record.commit);
+  }
+
+  private async honourRewind(turn: number, commit: string): Promise<void> {
+    const request = this.rewind;
+    this.rewind = null;
+    if (request === null) return;
+    const { state, sessionId } = this.hooks;
+    if (request.turn !== turn || request.commit !== commit) {
+      log.warn('ignored a rewind that does not name this checkpoint', { turn, asked: request.turn });
+      return;
+    }
+    log.warn('rewound', { turn, commit, by: request.by });
+    this.hooks.setCurrent(`workspace · restore turn ${turn}`);
+    const short = commit.slice(0, 12);
+    try {
+      const restored = await this.activities.restoreSessionCheckpoint.executeWithOptions(
+        this.options(`workspace · restore turn ${turn}`),
+        [
+          {
+            workspace: state.workspace!,
+            sessionId,
+            turn,
+            commit,
+            latest: request.latest,
+            force: request.force,
+          },
+        ],
+      );
+      state.goIdle(
+        `rewound to the end of turn ${turn}: the workspace is back at checkpoint ${short} ` +
+          `(${restored.files.length} ${restored.files.length === 1 ? 'file' : 'files'} restored; what was there ` +
+          `before is kept as ${restored.savedRef}); send a message to continue`,
+      );
+    } catch (err) {
+      if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
+      state.goIdle(
+        `rewound the conversation to the end of turn ${turn}, but the workspace was NOT restored: ` +
+          `${rootMessage(err)}; send a message to continue as it is`,
+      );
+    } finally {
+      this.hooks.publish();
+    }
+  }
+}
