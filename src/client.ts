@@ -205,6 +205,7 @@ export class RatchetClient {
     carried: CarriedState,
     sessionId: string,
     origin: string,
+    options: { replace: boolean },
   ): Promise<{ sessionId: string; runId: string }> {
     const parsed = sessionInputSchema.safeParse({ schemaVersion: SESSION_SCHEMA_VERSION, config, carried });
     if (!parsed.success) throw new RatchetError(`invalid session: ${describeZodError(parsed.error)}`);
@@ -214,6 +215,13 @@ export class RatchetClient {
       taskQueue: this.taskQueue,
       workflowId: sessionId,
       args: [input],
+      // A rewind is a new run of the same session: after a closed one, or in place of a running one.
+      ...(options.replace
+        ? {
+            workflowIdReusePolicy: 'ALLOW_DUPLICATE' as const,
+            workflowIdConflictPolicy: 'TERMINATE_EXISTING' as const,
+          }
+        : {}),
       staticSummary: firstLine(`${config.task} (${origin})`, 200),
       memo: { task: firstLine(config.task, 200) },
       staticDetails: [

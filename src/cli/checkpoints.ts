@@ -3,21 +3,20 @@
  * history (every run, continue-as-new and resets followed back from the current run), and the
  * operations on them (docs/ARCHITECTURE.md, "Rewind and fork").
  *
- * Rewind is a Temporal reset of the run that took the turn's checkpoint, to the workflow task that
- * received it, with a `rewind` signal added before that task runs again; the session then restores
- * its workspace on the worker that holds it. Fork replays that run's history here, takes the state
- * the session had at the checkpoint, puts the checkpoint into a new worktree (or a given
- * directory) and starts a new session carrying that state. Both refuse, before doing anything,
- * what they cannot do well.
+ * Both replay, here, the history of the run that took the turn's checkpoint and take the state the
+ * session had there (the `ratchetCheckpoints` sink). Rewind starts a new run of the same session
+ * with that state (the current run, if any, is terminated), whose first step restores the
+ * checkpoint on the worker that holds the workspace. Fork puts the checkpoint into a new worktree
+ * (or a given directory) and starts a new session carrying the state. Both refuse, before doing
+ * anything, what they cannot do well.
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import proto from '@temporalio/proto';
+import type proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
-import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { RatchetClient } from '../client.js';
 import { RatchetError, newSessionId } from '../client.js';
@@ -35,32 +34,34 @@ import type { RepositoryLocation } from '../activities/workspace-git.js';
 import { locateRepository } from '../activities/workspace-git.js';
 import type { CheckpointRecord } from '../shared/activity-types.js';
 import { userMessage } from '../shared/items.js';
-import type { Rewind, StatusView } from '../shared/session-api.js';
+import type { StatusView } from '../shared/session-api.js';
 import { statusQuery, workerTaskQueue } from '../shared/session-api.js';
-import type { CarriedState, SessionConfig, SessionInput } from '../shared/session-config.js';
+import type { CarriedState, Rewind, SessionConfig, SessionInput } from '../shared/session-config.js';
 import { sessionInputSchema } from '../shared/session-config.js';
 import { preparedWorkspace } from './diff.js';
 
-const EventType = proto.temporal.api.enums.v1.EventType;
 type History = proto.temporal.api.history.v1.IHistory;
 
 export interface CheckpointEntry extends CheckpointRecord {
   /** The run whose history recorded it. */
   runId: string;
-  /** The workflow task that received it: where a rewind resets to (null: not finished yet). */
-  resetEventId: number | null;
 }
 
 interface Run {
   runId: string;
   history: History;
+  /** Checkpoints after this turn in this run belong to a line a rewind abandoned. */
+  upToTurn: number;
 }
 
 function decode<T>(payload: proto.temporal.api.common.v1.IPayload | null | undefined): T | undefined {
   return payload ? defaultPayloadConverter.fromPayload<T>(payload) : undefined;
 }
 
-/** The runs of a session, oldest first, followed back from the current one. */
+/**
+ * The runs of a session's current line, oldest first, followed back from the current one: through
+ * continue-as-new, and through a rewind to the run that held the turn it went back to.
+ */
 async function runsOf(
   ratchet: RatchetClient,
   sessionId: string,
@@ -68,13 +69,22 @@ async function runsOf(
   const handle = await ratchet.session(sessionId);
   const runs: Run[] = [];
   let runId: string | undefined = (await handle.describe()).runId;
+  let upToTurn = Number.POSITIVE_INFINITY;
   const seen = new Set<string>();
   while (runId && !seen.has(runId)) {
     seen.add(runId);
-    const history = await ratchet.client.workflow.getHandle(sessionId, runId).fetchHistory();
-    runs.unshift({ runId, history });
-    runId =
-      history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+    const history: History = await ratchet.client.workflow.getHandle(sessionId, runId).fetchHistory();
+    runs.unshift({ runId, history, upToTurn });
+    const started: proto.temporal.api.history.v1.IWorkflowExecutionStartedEventAttributes | null | undefined =
+      history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    runId = started?.continuedExecutionRunId || undefined;
+    if (runId) continue;
+    const input = sessionInputSchema.safeParse(decode<unknown>(started?.input?.payloads?.[0]));
+    const rewind = input.success ? input.data.carried?.rewind : undefined;
+    if (rewind?.fromRunId) {
+      runId = rewind.fromRunId;
+      upToTurn = Math.min(upToTurn, rewind.turn);
+    }
   }
   return { runs, handle };
 }
@@ -82,26 +92,14 @@ async function runsOf(
 function checkpointsIn(run: Run): CheckpointEntry[] {
   const scheduled = new Set<string>();
   const found: CheckpointEntry[] = [];
-  const waiting: { entry: CheckpointEntry; completedId: number }[] = [];
   for (const event of run.history.events ?? []) {
-    const id = Number(event.eventId ?? 0);
-    if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'checkpoint')
-      scheduled.add(String(id));
+    if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'checkpoint') {
+      scheduled.add(String(event.eventId));
+    }
     const completed = event.activityTaskCompletedEventAttributes;
     if (completed && scheduled.has(String(completed.scheduledEventId))) {
       const record = decode<CheckpointRecord>(completed.result?.payloads?.[0]);
-      if (record) {
-        const entry = { ...record, runId: run.runId, resetEventId: null };
-        found.push(entry);
-        waiting.push({ entry, completedId: id });
-      }
-    }
-    const task = event.workflowTaskCompletedEventAttributes;
-    if (event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED && task) {
-      for (const w of waiting.splice(0)) {
-        if (Number(task.startedEventId ?? 0) > w.completedId) w.entry.resetEventId = id;
-        else waiting.push(w);
-      }
+      if (record && record.turn <= run.upToTurn) found.push({ ...record, runId: run.runId });
     }
   }
   return found;
@@ -197,32 +195,29 @@ export interface RewindOutcome {
 
 /**
  * Takes the session back to the end of `turn`: refuses (unless forced) a session in the middle
- * of a turn and a workspace changed outside the session since its last checkpoint, then resets.
+ * of a turn and a workspace changed outside the session since its last checkpoint; then starts a
+ * new run with the state of that turn, which restores the checkpoint and waits.
  */
 export async function rewindSession(
   ratchet: RatchetClient,
   sessionId: string,
   turn: number,
-  options: { force: boolean; by?: string },
+  options: { force: boolean; by?: string; workflowBundle: { codePath: string } },
 ): Promise<RewindOutcome> {
-  const { checkpoints, handle } = await sessionCheckpoints(ratchet, sessionId);
+  const { checkpoints, runs, handle } = await sessionCheckpoints(ratchet, sessionId);
   const target = pick(checkpoints, sessionId, turn);
   const latest = checkpoints.reduce<CheckpointEntry | undefined>(
     (last, c) => (last === undefined || c.at > last.at ? c : last),
     undefined,
   );
-  if (target.resetEventId === null) {
-    throw new RatchetError(`turn ${turn}'s checkpoint has just been taken; try again in a moment`);
-  }
   const description = await handle.describe();
-  if (description.status.name === 'RUNNING' && !options.force) {
-    const view = await handle.query(statusQuery).catch(() => null);
-    if (view?.status === 'running') {
-      throw new RatchetError(
-        `session ${sessionId} is in the middle of turn ${view.turn}${view.current ? ` (${view.current.label})` : ''}; ` +
-          `interrupt it first (ratchet interrupt ${sessionId}), or rewind with --force`,
-      );
-    }
+  const running = description.status.name === 'RUNNING';
+  const view = running ? await handle.query(statusQuery).catch(() => null) : null;
+  if (view?.status === 'running' && !options.force) {
+    throw new RatchetError(
+      `session ${sessionId} is in the middle of turn ${view.turn}${view.current ? ` (${view.current.label})` : ''}; ` +
+        `interrupt it first (ratchet interrupt ${sessionId}), or rewind with --force`,
+    );
   }
   const scope = await localScope(ratchet, sessionId);
   if (scope && latest && !options.force) {
@@ -235,36 +230,28 @@ export async function rewindSession(
       );
     }
   }
+  const run = runs.find((r) => r.runId === target.runId)!;
+  const state = await stateAt(run.history, turn, options.workflowBundle);
+  const config = startedInput(runs.at(-1)!).config;
   const rewind: Rewind = {
     turn,
     commit: target.commit,
     latest: latest?.commit ?? null,
     force: options.force,
     ...(options.by ? { by: options.by } : {}),
+    fromRunId: target.runId,
   };
-  const response = await ratchet.client.workflowService.resetWorkflowExecution({
-    namespace: ratchet.namespace,
-    workflowExecution: { workflowId: sessionId, runId: target.runId },
-    reason: `ratchet rewind --turn ${turn}${options.force ? ' --force' : ''}${options.by ? ` by ${options.by}` : ''}`,
-    workflowTaskFinishEventId: target.resetEventId as never,
-    requestId: randomUUID(),
-    // Messages, approvals and updates sent after turn N answered a future that no longer exists.
-    resetReapplyType: proto.temporal.api.enums.v1.ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
-    resetReapplyExcludeTypes: [
-      proto.temporal.api.enums.v1.ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_SIGNAL,
-      proto.temporal.api.enums.v1.ResetReapplyExcludeType.RESET_REAPPLY_EXCLUDE_TYPE_UPDATE,
-    ],
-    postResetOperations: [
-      {
-        signalWorkflow: {
-          signalName: 'rewind',
-          input: { payloads: [defaultPayloadConverter.toPayload(rewind)] },
-        },
-      },
-    ],
-    identity: options.by ?? 'ratchet rewind',
-  });
-  return { turn, commit: target.commit, runId: response.runId ?? '', checkedHere: scope !== null };
+  const carried: CarriedState = {
+    ...state,
+    // The worker that holds the workspace now (the session may have moved since turn N).
+    toolQueue: view?.toolQueue ?? state.toolQueue,
+    lastCheckpoint: { turn, commit: target.commit },
+    rewind,
+  };
+  const why = `rewound to the end of turn ${turn}${options.by ? ` by ${options.by}` : ''}`;
+  if (running) await handle.terminate(why);
+  const started = await ratchet.startCarried(config, carried, sessionId, why, { replace: true });
+  return { turn, commit: target.commit, runId: started.runId, checkedHere: scope !== null };
 }
 
 /** Waits (up to `timeoutMs`) for a rewound session to come to rest, and says what it says. */
@@ -281,6 +268,17 @@ export async function rewoundStatus(
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return null;
+}
+
+/**
+ * Run as root for someone else's repository, the worktree made here is theirs: its sessions'
+ * commands run as the workspace's owner, and a root-owned workspace gets no sandbox.
+ */
+async function giveToOwnerOf(reference: string, paths: string[]): Promise<void> {
+  if (process.geteuid?.() !== 0) return;
+  const owner = await stat(reference);
+  if (owner.uid === 0) return;
+  for (const target of paths) await execa('chown', ['-R', `${owner.uid}:${owner.gid}`, target]);
 }
 
 /** The state the session had at a checkpoint: its run's history replayed here, up to it. */
@@ -338,16 +336,17 @@ export async function forkSession(
   const { checkpoints, runs } = await sessionCheckpoints(ratchet, sessionId);
   const target = pick(checkpoints, sessionId, turn);
   const source = await requireLocal(ratchet, sessionId, 'fork');
+  if (options.repo !== undefined && !existsSync(options.repo)) {
+    throw new RatchetError(`--repo ${options.repo} does not exist`);
+  }
   const run = runs.find((r) => r.runId === target.runId)!;
-  const state = await stateAt(run.history, turn, options.workflowBundle);
   const config: SessionConfig = startedInput(run).config;
   const forkId = newSessionId(config.task);
   const sub = path.relative(source.location.workTree, source.root);
-
+  const state = await stateAt(run.history, turn, options.workflowBundle);
   // The working copy: the given directory, or a new worktree beside the repository.
   let top: string;
   if (options.repo !== undefined) {
-    if (!existsSync(options.repo)) throw new RatchetError(`--repo ${options.repo} does not exist`);
     top = await realpath(options.repo);
     const located = await locateRepository(top);
     if ('problem' in located)
@@ -374,6 +373,7 @@ export async function forkSession(
       throw new RatchetError(`could not make a worktree at ${top}: ${add.stderr.trim()}`);
   }
   const location = (await locateRepository(top)) as RepositoryLocation;
+  await giveToOwnerOf(source.location.workTree, [top, location.gitDir]);
   const root = path.join(top, sub);
   const scope: CheckpointScope = { location, root, sessionId: forkId };
   await wrap(async () => {
@@ -416,6 +416,7 @@ export async function forkSession(
     carried,
     forkId,
     `forked from ${sessionId} at turn ${turn}`,
+    { replace: false },
   );
   return { sessionId: forkId, workspace: root, turn, commit: target.commit };
 }

@@ -689,9 +689,11 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .option('--force', 'even over changes made outside the session since its last checkpoint, or mid-turn')
     .action(async (id: string, opts: { turn: number; force?: boolean }) =>
       withClient(async (ratchet) => {
+        const by = userName();
         const done = await rewindSession(ratchet, id, opts.turn, {
           force: opts.force ?? false,
-          by: userName(),
+          ...(by ? { by } : {}),
+          workflowBundle: await cachedWorkflowBundle(path.join(dataDir(), 'bundles')),
         });
         print(
           io,

@@ -72,22 +72,6 @@ export type Interrupt = z.infer<typeof interruptSchema>;
 export const moveToWorkerSchema = z.object({ worker: z.string().trim().min(1).max(200) }).strict();
 export type MoveToWorker = z.infer<typeof moveToWorkerSchema>;
 
-/**
- * Sent by `ratchet rewind` with the Temporal reset that takes the session back to the end of a
- * turn (docs/ARCHITECTURE.md, "Rewind and fork"): the run restores that turn's checkpoint and waits.
- */
-export const rewindSchema = z
-  .object({
-    turn: z.number().int().nonnegative(),
-    commit: z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/, 'a commit id'),
-    /** The latest checkpoint when the rewind was asked for (changes since it are someone else's). */
-    latest: z.string().nullable(),
-    force: z.boolean(),
-    by: z.string().max(200).optional(),
-  })
-  .strict();
-export type Rewind = z.infer<typeof rewindSchema>;
-
 export const setPolicySchema = z.object({ policy: z.enum(approvalPolicies) }).strict();
 export type SetPolicy = z.infer<typeof setPolicySchema>;
 
@@ -184,7 +168,6 @@ export const userMessageSignal = defineSignal<[UserMessage]>('userMessage');
 export const interruptSignal = defineSignal<[Interrupt?]>('interrupt');
 /** Answers the task queue tool calls go to from now on. */
 export const moveToWorkerUpdate = defineUpdate<string, [MoveToWorker]>('moveToWorker');
-export const rewindSignal = defineSignal<[Rewind]>('rewind');
 export const setPolicyUpdate = defineUpdate<ApprovalPolicy, [SetPolicy]>('setPolicy');
 export const statusQuery = defineQuery<StatusView>('status');
 export const transcriptQuery = defineQuery<TranscriptPage, [TranscriptRequest?]>('transcript');

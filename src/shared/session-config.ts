@@ -168,6 +168,24 @@ export const workspaceInfoSchema = z
   })
   .strict();
 
+/**
+ * What `ratchet rewind` asks of the run it starts with the state of the end of a turn
+ * (docs/ARCHITECTURE.md, "Rewind and fork"): restore that turn's checkpoint first, then wait.
+ */
+export const rewindSchema = z
+  .object({
+    turn: z.number().int().nonnegative(),
+    commit: z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/, 'a commit id'),
+    /** The latest checkpoint when the rewind was asked for (changes since it are someone else's). */
+    latest: z.string().nullable(),
+    force: z.boolean(),
+    by: z.string().max(200).optional(),
+    /** The run whose history holds turns up to `turn` (`ratchet checkpoints` follows it back). */
+    fromRunId: z.string().optional(),
+  })
+  .strict();
+export type Rewind = z.infer<typeof rewindSchema>;
+
 export const carriedStateSchema = z
   .object({
     entries: z.array(transcriptEntrySchema),
@@ -211,6 +229,8 @@ export const carriedStateSchema = z
       .strict()
       .nullable()
       .optional(),
+    /** A run started by `ratchet rewind`: restore this checkpoint before anything else. */
+    rewind: rewindSchema.optional(),
   })
   .strict();
 

@@ -4,14 +4,12 @@
  * checkpoint on the worker that holds the workspace, bounded in time; its record (commit, turn,
  * files) is the activity's result in history. A checkpoint that fails is a notice.
  *
- * Rewind (docs/ARCHITECTURE.md, "Rewind and fork") is a Temporal reset to the workflow task that
- * received a turn's checkpoint, with a `rewind` signal added before that task runs again: the
- * signal's handler runs before the code after the checkpoint resumes, which then restores the
- * workspace to that checkpoint and comes to rest. Sequence owned here: checkpoint → (rewind asked
- * for this very checkpoint?) → restore → idle.
- *
- * Fork replays a run's history on the client; at each checkpoint the replay hands the state the
- * session had then to the `ratchetCheckpoints` sink (only while replaying: nothing is recorded).
+ * Rewind and fork (docs/ARCHITECTURE.md, "Rewind and fork") replay a run's history on the client;
+ * at each checkpoint the replay hands the state the session had then to the `ratchetCheckpoints`
+ * sink (only while replaying: nothing is recorded). A rewind starts a new run of the session with
+ * that state and the checkpoint to restore: the run's first step restores it on the worker that
+ * holds the workspace, then the session waits for a message. Sequences owned here: checkpoint →
+ * record; and, in a rewound run, restore → idle.
  */
 import type { Sinks } from '@temporalio/workflow';
 import {
@@ -21,16 +19,12 @@ import {
   patched,
   proxyActivities,
   proxySinks,
-  setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { CheckpointRecord } from '../shared/activity-types.js';
-import type { Rewind } from '../shared/session-api.js';
-import { rewindSchema, rewindSignal } from '../shared/session-api.js';
-import type { CarriedState, SessionConfig } from '../shared/session-config.js';
-import { describeZodError } from '../shared/session-config.js';
+import type { CarriedState, Rewind, SessionConfig } from '../shared/session-config.js';
 import type { SessionState } from './session-state.js';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -62,31 +56,23 @@ export interface CheckpointHooks {
 }
 
 export class SessionCheckpoints {
-  /** The latest checkpoint (carried across continue-as-new). */
-  last: { turn: number; commit: string } | null;
   private wrote = false;
-  private rewind: Rewind | null = null;
   private readonly sinks = proxySinks<CheckpointSinks>();
 
+  /** @param rewind what the run that `ratchet rewind` started must restore first, if it is one */
   constructor(
     private readonly hooks: CheckpointHooks,
-    carried: { turn: number; commit: string } | null | undefined,
-  ) {
-    this.last = carried ?? null;
-    setHandler(rewindSignal, (request) => {
-      const checked = rewindSchema.safeParse(request);
-      if (!checked.success) {
-        log.warn('ignored a malformed rewind', { problem: describeZodError(checked.error) });
-        return;
-      }
-      // Acted on only where it was put: right after the checkpoint it names (see the header).
-      this.rewind = checked.data;
-    });
-  }
+    private rewind: Rewind | undefined,
+  ) {}
 
   /** A call that may change the workspace started in this turn. */
   noteWrite(): void {
     this.wrote = true;
+  }
+
+  /** The turn's checkpoint is not taken (the worker holding the workspace is gone). */
+  skipTurn(): void {
+    this.wrote = false;
   }
 
   private enabled(): boolean {
@@ -155,7 +141,7 @@ export class SessionCheckpoints {
             sessionId,
             turn,
             did,
-            since: this.last?.commit ?? null,
+            since: state.lastCheckpoint?.commit ?? null,
             keep: config.checkpoints.keep,
           },
         ],
@@ -170,22 +156,26 @@ export class SessionCheckpoints {
       state.current = null;
       this.hooks.publish();
     }
-    this.last = { turn, commit: record.commit };
-    if (workflowInfo().unsafe.isReplaying)
-      this.sinks.ratchetCheckpoints.reached(turn, record.commit, state.carry());
-    await this.honourRewind(turn, record.commit);
+    state.lastCheckpoint = { turn, commit: record.commit };
+    // A copy: sink calls are delivered after the activation, by when the state has moved on.
+    if (workflowInfo().unsafe.isReplaying) {
+      this.sinks.ratchetCheckpoints.reached(
+        turn,
+        record.commit,
+        JSON.parse(JSON.stringify(state.carry())) as CarriedState,
+      );
+    }
   }
 
-  private async honourRewind(turn: number, commit: string): Promise<void> {
+  /** In a run that `ratchet rewind` started: restore the checkpoint, then wait for a message. */
+  async restoreRewound(): Promise<void> {
     const request = this.rewind;
-    this.rewind = null;
-    if (request === null) return;
+    this.rewind = undefined;
     const { state, sessionId } = this.hooks;
-    if (request.turn !== turn || request.commit !== commit) {
-      log.warn('ignored a rewind that does not name this checkpoint', { turn, asked: request.turn });
-      return;
-    }
+    if (request === undefined || !state.workspace || !this.enabled()) return;
+    const { turn, commit } = request;
     log.warn('rewound', { turn, commit, by: request.by });
+    state.lastCheckpoint = { turn, commit };
     this.hooks.setCurrent(`workspace · restore turn ${turn}`);
     const short = commit.slice(0, 12);
     try {
@@ -193,7 +183,7 @@ export class SessionCheckpoints {
         this.options(`workspace · restore turn ${turn}`),
         [
           {
-            workspace: state.workspace!,
+            workspace: state.workspace,
             sessionId,
             turn,
             commit,

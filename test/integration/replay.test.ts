@@ -67,6 +67,11 @@ const EXPECTED_FIXTURES = [
   'interrupt-during-compaction',
   'interrupt-after-last-call',
   'model-reply-too-large',
+  // checkpoints: one per writing turn, a rewound run that restores first, and one rewound to
+  // before a compaction
+  'checkpoints-session',
+  'checkpoint-rewound',
+  'checkpoint-rewound-before-compaction',
   // the first release, and before reads ran locally
   'v0.1/compaction-remote',
   'v0.1/continue-as-new-suggested',
