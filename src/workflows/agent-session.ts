@@ -39,6 +39,7 @@ import { SessionState } from './session-state.js';
 import { ToolScheduler } from './tool-scheduler.js';
 import { runTurn } from './turn.js';
 import { bootstrapWorkspace } from './workspace-bootstrap.js';
+import { SessionCheckpoints } from './checkpoints.js';
 
 /** Most bytes of changed-file list a session's result carries (the result is one payload). */
 const MAX_FILES_CHANGED_BYTES = 256 * 1024;
@@ -74,17 +75,28 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   );
   const sessionId = workflowInfo().workflowId;
   const notifier = new Notifier(config.notify, sessionId, state.runs);
+  const view = new SessionView(config, state, notifier);
+  const checkpoints = new SessionCheckpoints(
+    {
+      sessionId,
+      config,
+      state,
+      setCurrent: (label) => view.setCurrent('workspace', label),
+      publish: () => view.publish(),
+    },
+    carried?.rewind,
+  );
   const ctx: SessionContext = {
     config,
     state,
     sessionId,
     activities: createSessionActivities(config.limits),
     control: new RunControl(),
-    view: new SessionView(config, state, notifier),
+    view,
+    checkpoints,
     notifier,
     utf8,
   };
-  const { view } = ctx;
   const scheduler = new ToolScheduler(ctx);
   registerHandlers(ctx);
 
@@ -122,6 +134,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       }
 
       const outcome = await runTurn(ctx, scheduler);
+      if (outcome !== 'overflow') await checkpoints.afterTurn(view.lastTurnSummary);
       if (outcome === 'overflow') {
         if (state.lastCompactionTurn === state.turn) {
           state.goIdle(
@@ -137,7 +150,11 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   }
 
   try {
-    if (!state.workspace) await bootstrapWorkspace(ctx);
+    if (!state.workspace) {
+      await bootstrapWorkspace(ctx);
+      await checkpoints.baseline();
+    }
+    await checkpoints.restoreRewound();
     view.publish();
 
     for (;;) {
@@ -158,6 +175,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         state.clearCurrent();
         continue;
       }
+      await checkpoints.atEnd();
       state.end('completed');
       view.publish();
       await notifier.flush();

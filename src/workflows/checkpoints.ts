@@ -25,6 +25,7 @@ import type { ActivityOptions } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
 import type { CheckpointRecord } from '../shared/activity-types.js';
 import type { CarriedState, Rewind, SessionConfig } from '../shared/session-config.js';
+import { Patch } from './patches.js';
 import type { SessionState } from './session-state.js';
 
 type Activities = ReturnType<typeof createActivities>;
@@ -36,7 +37,6 @@ export interface CheckpointSinks extends Sinks {
   };
 }
 
-export const CHECKPOINTS_MARKER = 'checkpoints';
 /** What the turn said of itself when it did nothing a person described. */
 const NO_DESCRIPTION = 'the workspace as the session found it';
 
@@ -76,7 +76,7 @@ export class SessionCheckpoints {
   }
 
   private enabled(): boolean {
-    return this.hooks.config.checkpoints.enabled && patched(CHECKPOINTS_MARKER);
+    return this.hooks.config.checkpoints.enabled && patched(Patch.checkpoints);
   }
 
   private options(summary: string): ActivityOptions {
@@ -150,13 +150,15 @@ export class SessionCheckpoints {
       if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
       log.warn('checkpoint failed', { turn, detail: rootMessage(err) });
       if (!state.idle)
-        state.notice = `the checkpoint of turn ${turn} failed (${rootMessage(err)}); the session goes on without it`;
+        state.setNotice(
+          `the checkpoint of turn ${turn} failed (${rootMessage(err)}); the session goes on without it`,
+        );
       return;
     } finally {
-      state.current = null;
+      state.clearCurrent();
       this.hooks.publish();
     }
-    state.lastCheckpoint = { turn, commit: record.commit };
+    state.recordCheckpoint(turn, record.commit);
     // A copy: sink calls are delivered after the activation, by when the state has moved on.
     if (workflowInfo().unsafe.isReplaying) {
       this.sinks.ratchetCheckpoints.reached(
@@ -175,7 +177,7 @@ export class SessionCheckpoints {
     if (request === undefined || !state.workspace || !this.enabled()) return;
     const { turn, commit } = request;
     log.warn('rewound', { turn, commit, by: request.by });
-    state.lastCheckpoint = { turn, commit };
+    state.recordCheckpoint(turn, commit);
     this.hooks.setCurrent(`workspace · restore turn ${turn}`);
     const short = commit.slice(0, 12);
     try {

@@ -30,4 +30,6 @@ export const Patch = {
   deliverLateMessages: 'deliver-late-messages',
   /** Cheap reads with inline arguments run as local activities. */
   localReads: 'local-reads',
+  /** A checkpoint of the workspace at the start and after every turn that may have written. */
+  checkpoints: 'checkpoints',
 } as const;
