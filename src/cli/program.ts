@@ -184,6 +184,14 @@ export function sessionConfig(
     ...(Object.keys(limits).length ? { limits } : {}),
     ...(worker ? { worker } : {}),
     ...(settings.notify?.length ? { notify: true } : {}),
+    ...(settings.checkpoint_keep !== undefined || settings.checkpoint_prune_at_end
+      ? {
+          checkpoints: {
+            ...(settings.checkpoint_keep !== undefined ? { keep: settings.checkpoint_keep } : {}),
+            ...(settings.checkpoint_prune_at_end ? { afterEnd: 'prune' as const } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -351,6 +359,20 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       parsePositiveInt,
     )
     .option('--command-timeout <seconds>', settingHelp('command_timeout', 'default timeout of one command'))
+    .option(
+      '--checkpoint-keep <n>',
+      settingHelp(
+        'checkpoint_keep',
+        "checkpoints of the workspace kept: the latest n turns' (0: all; default 100)",
+      ),
+    )
+    .option(
+      '--checkpoint-prune-at-end',
+      settingHelp(
+        'checkpoint_prune_at_end',
+        'delete the checkpoints when the session completes (no rewind after)',
+      ),
+    )
     .option(
       '--compact-at <ratio>',
       settingHelp('compact_at', 'compact the transcript at this share of the context window'),
