@@ -5,6 +5,7 @@
  * commit, extracted independently by `git archive`; the user's HEAD, index, branches and stash
  * are compared before and after.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import { chmod, lstat, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
@@ -348,6 +349,33 @@ describe('checkpoints in a session', () => {
       await expect(lstat(path.join(repo.dir, 'half.txt'))).rejects.toThrow(/ENOENT/);
       expect(await readFile(path.join(repo.dir, 'c.txt'), 'utf8')).toBe('charlie\n');
       await handle.terminate('test over');
+    });
+  });
+
+  it('goes on when a checkpoint fails, with a notice', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    harness.model.call('apply_patch', { input: ADD_C }).reply('done anyway');
+    let attempts = 0;
+    const { worker } = await harness.worker({
+      activityOverrides: {
+        checkpoint: () => {
+          attempts += 1;
+          throw ApplicationFailure.nonRetryable('the disk is full', 'CheckpointFailed');
+        },
+      },
+    });
+    await worker.runUntil(async () => {
+      const handle = await harness.start({ task: 'Add c', workspace: repo.dir, approvalPolicy: 'never' });
+      const result = (await handle.result()) as SessionResult;
+      expect(result.finalMessage).toBe('done anyway');
+      expect(await readFile(path.join(repo.dir, 'c.txt'), 'utf8')).toBe('charlie\n');
+      const view = await handle.query(statusQuery);
+      expect(view.notice).toMatch(
+        /the checkpoint of turn 1 failed \(.*the disk is full.*\); the session goes on without it/,
+      );
+      expect(attempts).toBe(2); // turn 0 and turn 1, each once (non-retryable)
+      expect((await sessionCheckpoints(harness.ratchet, handle.workflowId)).checkpoints).toEqual([]);
     });
   });
 
