@@ -28,6 +28,7 @@ import {
   rename,
   rm,
   stat,
+  utimes,
   writeFile,
 } from 'node:fs/promises';
 import os from 'node:os';
@@ -211,6 +212,10 @@ async function writeWorkingTree(
   try {
     if (await exists(saved)) {
       await copyFile(saved, index);
+      // Git's racy-clean check compares each entry's mtime with the index file's: a copy with a
+      // newer mtime would hide a same-size change made in the second the index was written.
+      const { atime, mtime } = await stat(saved);
+      await utimes(index, atime, mtime);
     } else {
       // Paths and blob ids only: without the user's stat data every file is read again, and
       // bytes a conversion of theirs would have changed are stored as they are on disk.
