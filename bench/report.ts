@@ -7,6 +7,7 @@ import type { ConcurrencyResult } from './scenarios/concurrency.js';
 import type { HistoryPoint } from './scenarios/history.js';
 import type { OverheadResult } from './scenarios/overhead.js';
 import type { RecoveryResult } from './scenarios/recovery.js';
+import type { CheckpointsResult } from './scenarios/checkpoints.js';
 import type { RequestsResult } from './scenarios/requests.js';
 import type { Spread } from './stats.js';
 import { round } from './stats.js';
@@ -20,6 +21,7 @@ export interface BenchResults {
   recovery?: RecoveryResult;
   requests?: RequestsResult;
   concurrency?: ConcurrencyResult;
+  checkpoints?: CheckpointsResult;
   seconds?: number;
 }
 
@@ -129,6 +131,20 @@ export function markdownReport(results: BenchResults, chartFile?: string): strin
         '.',
       '',
     );
+  }
+  const c = results.checkpoints;
+  if (c) {
+    lines.push('## 7. Checkpoints (ms on the worker; objects written by the first)', '');
+    lines.push(
+      '| repository | first checkpoint | next, nothing changed | next, after a turn’s edits | restore | git status, for scale | objects +MiB |',
+      '|---|---|---|---|---|---|---|',
+    );
+    for (const k of c.cases) {
+      lines.push(
+        `| ${k.name} | ${fmt(k.first, 0)} | ${fmt(k.unchanged, 0)} | ${fmt(k.afterEdit, 0)} | ${fmt(k.restore, 0)} | ${fmt(k.gitStatus, 0)} | ${round(k.objectBytesFirst / 2 ** 20, 1)} |`,
+      );
+    }
+    lines.push('');
   }
   if (results.seconds !== undefined) lines.push(`The run took ${results.seconds} s.`, '');
   return lines.join('\n');

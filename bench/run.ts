@@ -18,8 +18,11 @@ import { overhead } from './scenarios/overhead.js';
 import { recovery } from './scenarios/recovery.js';
 import { modelRequests } from './scenarios/requests.js';
 import { concurrency } from './scenarios/concurrency.js';
+import { checkpoints } from './scenarios/checkpoints.js';
 
-const SCENARIOS = ['overhead', 'history', 'requests', 'concurrency', 'recovery'] as const;
+const SCENARIOS = ['overhead', 'history', 'requests', 'concurrency', 'recovery', 'checkpoints'] as const;
+/** Scenarios that need no Temporal server (the server is started only for the others). */
+const SERVERLESS = new Set<Scenario>(['checkpoints']);
 type Scenario = (typeof SCENARIOS)[number];
 
 const program = new Command('bench')
@@ -82,7 +85,8 @@ Runtime.install({
   logger: new DefaultLogger('WARN'),
   telemetryOptions: { logging: { filter: { core: 'ERROR', other: 'ERROR' } } },
 });
-const env = await BenchEnv.start(log);
+const needsServer = [...selected].some((name) => !SERVERLESS.has(name));
+const env = needsServer ? await BenchEnv.start(log) : undefined;
 const results: BenchResults = {
   startedAt: new Date(began).toISOString(),
   machine: {
@@ -96,11 +100,15 @@ const results: BenchResults = {
   options: { quick, runs, scenarios: [...selected], workerOptions: opts.workerOptions ?? {} },
 };
 try {
-  if (selected.has('overhead')) {
+  if (selected.has('checkpoints')) {
+    log('7. checkpoints');
+    results.checkpoints = await checkpoints({ runs, log });
+  }
+  if (env && selected.has('overhead')) {
     log('1. overhead per turn');
     results.overhead = await overhead(env, { runs, turns: quick ? 20 : 50, log });
   }
-  if (selected.has('history')) {
+  if (env && selected.has('history')) {
     log('2. history growth');
     results.history = await history(env, {
       sizes: opts.historySizes ?? (quick ? [25, 50, 100] : [25, 50, 100, 200, 400]),
@@ -110,11 +118,11 @@ try {
       log,
     });
   }
-  if (selected.has('requests')) {
+  if (env && selected.has('requests')) {
     log('3 and 6. prompt-cache stability and bytes to the model');
     results.requests = await modelRequests(env, { turns: quick ? 100 : 200, log });
   }
-  if (selected.has('concurrency')) {
+  if (env && selected.has('concurrency')) {
     log('4. concurrency');
     results.concurrency = await concurrency(env, {
       sessions: quick ? 20 : 100,
@@ -125,12 +133,12 @@ try {
       log,
     });
   }
-  if (selected.has('recovery')) {
+  if (env && selected.has('recovery')) {
     log('5. recovery after a killed worker');
     results.recovery = await recovery(env, { runs: quick ? 1 : 3, log });
   }
 } finally {
-  await env.close();
+  await env?.close();
 }
 results.seconds = Math.round((Date.now() - began) / 1000);
 

@@ -36,11 +36,17 @@ import {
   userMessageSchema,
   userMessageSignal,
 } from './shared/api/session-api.js';
-import type { SessionConfig, SessionConfigInput, SessionInput } from './shared/api/session-config.js';
+import type {
+  CarriedState,
+  SessionConfig,
+  SessionConfigInput,
+  SessionInput,
+} from './shared/api/session-config.js';
 import {
   SESSION_SCHEMA_VERSION,
   describeZodError,
   sessionConfigSchema,
+  sessionInputSchema,
 } from './shared/api/session-config.js';
 import { firstLine } from './shared/util/text.js';
 import type { HistoryLine } from './history-lines.js';
@@ -192,6 +198,53 @@ export class RatchetClient {
         : {}),
     });
     return { sessionId: workflowId, runId: handle.firstExecutionRunId };
+  }
+
+  /**
+   * Starts a session that carries state from another (a fork): it begins where that state left
+   * off, in the workspace the state names, without preparing it again.
+   */
+  async startCarried(
+    config: SessionConfig,
+    carried: CarriedState,
+    sessionId: string,
+    origin: string,
+    options: { replace: boolean },
+  ): Promise<{ sessionId: string; runId: string }> {
+    const parsed = sessionInputSchema.safeParse({ schemaVersion: SESSION_SCHEMA_VERSION, config, carried });
+    if (!parsed.success) throw new RatchetError(`invalid session: ${describeZodError(parsed.error)}`);
+    const input = parsed.data;
+    if (input.config.searchAttributes) input.config.searchAttributes = await this.hasSearchAttributes();
+    const handle = await this.client.workflow.start(WORKFLOW_TYPE, {
+      taskQueue: this.taskQueue,
+      workflowId: sessionId,
+      args: [input],
+      // A rewind is a new run of the same session: after a closed one, or in place of a running one.
+      ...(options.replace
+        ? {
+            workflowIdReusePolicy: 'ALLOW_DUPLICATE' as const,
+            workflowIdConflictPolicy: 'TERMINATE_EXISTING' as const,
+          }
+        : {}),
+      staticSummary: firstLine(`${config.task} (${origin})`, 200),
+      memo: { task: firstLine(config.task, 200) },
+      staticDetails: [
+        `**Task:** ${config.task.length > 2000 ? `${config.task.slice(0, 2000)}…` : config.task}`,
+        `**Repository:** ${config.workspace}`,
+        `**Started as:** ${origin}`,
+      ].join('\n\n'),
+      ...(input.config.searchAttributes
+        ? {
+            typedSearchAttributes: [
+              { key: RatchetStatus, value: carried.idle ? 'idle' : 'running' },
+              { key: RatchetRepo, value: config.workspace },
+              { key: RatchetTurn, value: carried.turn },
+              { key: RatchetPendingApprovals, value: 0 },
+            ],
+          }
+        : {}),
+    });
+    return { sessionId, runId: handle.firstExecutionRunId };
   }
 
   /** A handle to an existing session; RatchetError when there is none with that id. */

@@ -218,6 +218,8 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
     activities,
     ...RECOVERY_OPTIONS,
     maxCachedWorkflows: DEFAULT_MAX_CACHED_WORKFLOWS,
+    // Called only while `ratchet fork` replays a history on the client; here, never.
+    sinks: { ratchetCheckpoints: { reached: { fn: () => {}, callDuringReplay: false } } },
     ...options.workerOptions,
   });
   // The tool worker takes the same options (identity, shutdown grace …) but no workflow ones.

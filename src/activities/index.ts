@@ -6,6 +6,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/util/bytes.js';
 import type { ModelCallInput, ModelReply } from '../shared/boundary/activity-types.js';
+import { createCheckpointActivities } from './checkpoint-activities.js';
 import { createCompactActivity } from './compact.js';
 import { createModelActivity } from './model.js';
 import type { NotifyDeps } from './notify.js';
@@ -38,6 +39,8 @@ export interface ActivityDeps {
   notify?: NotifyDeps;
   /** Where child sessions' worktrees go (default: beside each repository). */
   worktreeRoot?: string;
+  /** Where this worker keeps the sessions' checkpoint indexes (default: the user's state directory). */
+  checkpointStateDir?: string;
 }
 
 /**
@@ -104,6 +107,9 @@ export function createActivities(deps: ActivityDeps) {
         removeAgentWorktree: heartbeating('remove worktree', trees.removeAgentWorktree),
       };
     })(),
+    ...createCheckpointActivities({
+      ...(deps.checkpointStateDir === undefined ? {} : { stateDir: deps.checkpointStateDir }),
+    }),
     ...createToolActivities({
       transcript: deps.transcript,
       commandEnv: deps.commandEnv,

@@ -44,7 +44,7 @@ const HARDENING = [
 ];
 
 /** The environment git runs with: nothing of the worker's beyond PATH. */
-function gitEnvironment(
+export function gitEnvironment(
   location: RepositoryLocation | undefined,
   indexFile?: string,
 ): Record<string, string> {
@@ -63,7 +63,7 @@ function gitEnvironment(
   };
 }
 
-function hardeningArgs(trusted: readonly string[]): string[] {
+export function hardeningArgs(trusted: readonly string[]): string[] {
   return [
     ...HARDENING.flatMap((setting) => ['-c', setting]),
     // The repository may belong to the user a root worker runs commands as.

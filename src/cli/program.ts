@@ -16,6 +16,13 @@ import type { SandboxMode } from '../shared/policy/sandbox.js';
 import { searchAttributeDefinitions } from '../shared/api/search-attributes.js';
 import { registerSearchAttributes } from '../temporal/search-attribute-setup.js';
 import { escapeControl } from '../shared/util/escape.js';
+import {
+  checkpointDiff,
+  forkSession,
+  rewindSession,
+  rewoundStatus,
+  sessionCheckpoints,
+} from './checkpoints.js';
 import { diffStat, preparedWorkspace, workspaceDiff } from './diff.js';
 import { followSession } from './follow.js';
 import type { InboxFlags } from './inbox-command.js';
@@ -25,6 +32,7 @@ import type { SessionConfigInput } from '../shared/api/session-config.js';
 import { ScriptedModel } from '../testing/scripted-model.js';
 import { DEMO_TASK, createDemoRepo, demoResponder } from './demo.js';
 import type { WorkerGroup } from '../worker.js';
+import { cachedWorkflowBundle } from '../worker.js';
 import type { Settings } from './settings.js';
 import { DEFAULT_MODEL, resolveSettings, settingHelp } from './settings.js';
 import type { WorkerSettings } from './services.js';
@@ -33,6 +41,7 @@ import {
   DEFAULT_SHUTDOWN_GRACE_SECONDS,
   connect,
   connectForRun,
+  dataDir,
   startEmbeddedServer,
   startInProcessWorker,
 } from './services.js';
@@ -86,6 +95,16 @@ function parseCount(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number, 0 or more');
   return n;
+}
+
+/** A turn number: 0 (the workspace as the session found it) or more. */
+function parseTurn(value: string): number {
+  if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('expected a turn number (0 or more)');
+  return Number(value);
+}
+
+function userName(): string | undefined {
+  return process.env.USER || process.env.LOGNAME || undefined;
 }
 
 function parsePositiveInt(value: string): number {
@@ -178,6 +197,14 @@ export function sessionConfig(
             max: settings.max_agents,
             ...(settings.agent_depth ? { maxDepth: settings.agent_depth } : {}),
             ...(settings.keep_worktrees ? { keepWorktrees: true } : {}),
+          },
+        }
+      : {}),
+    ...(settings.checkpoint_keep !== undefined || settings.checkpoint_prune_at_end
+      ? {
+          checkpoints: {
+            ...(settings.checkpoint_keep !== undefined ? { keep: settings.checkpoint_keep } : {}),
+            ...(settings.checkpoint_prune_at_end ? { afterEnd: 'prune' as const } : {}),
           },
         }
       : {}),
@@ -348,6 +375,20 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
       parsePositiveInt,
     )
     .option('--command-timeout <seconds>', settingHelp('command_timeout', 'default timeout of one command'))
+    .option(
+      '--checkpoint-keep <n>',
+      settingHelp(
+        'checkpoint_keep',
+        "checkpoints of the workspace kept: the latest n turns' (0: all; default 100)",
+      ),
+    )
+    .option(
+      '--checkpoint-prune-at-end',
+      settingHelp(
+        'checkpoint_prune_at_end',
+        'delete the checkpoints when the session completes (no rewind after)',
+      ),
+    )
     .option(
       '--compact-at <ratio>',
       settingHelp('compact_at', 'compact the transcript at this share of the context window'),
@@ -674,16 +715,114 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
 
   program
     .command('diff')
-    .description('what a session changed in its workspace (run it where the workspace is)')
+    .description(
+      'what a session changed in its workspace, or with --turn what one turn changed (run it where the workspace is)',
+    )
     .argument('<id>', 'session id')
     .option('--stat', 'only the names of the changed files and how much changed')
-    .action(async (id: string, opts: { stat?: boolean }) =>
+    .option('--turn <n>', "the turn's checkpoint: what that turn changed", parseTurn)
+    .option('--to <m>', 'with --turn: from turn n’s checkpoint to turn m’s', parseTurn)
+    .action(async (id: string, opts: { stat?: boolean; turn?: number; to?: number }) =>
       withClient(async (ratchet) => {
-        const prepared = await preparedWorkspace(ratchet, id);
         const color = !opts.stat && Boolean((io.out as { isTTY?: boolean }).isTTY) && !process.env.NO_COLOR;
+        if (opts.to !== undefined && opts.turn === undefined) throw new RatchetError('--to needs --turn');
+        if (opts.turn !== undefined) {
+          const text = await checkpointDiff(ratchet, id, {
+            turn: opts.turn,
+            ...(opts.to === undefined ? {} : { to: opts.to }),
+            color,
+            stat: opts.stat ?? false,
+          });
+          if (!text) return print(io, pc.dim('no changes'));
+          io.out.write(text);
+          return;
+        }
+        const prepared = await preparedWorkspace(ratchet, id);
         const text = await workspaceDiff(prepared, { color });
         if (!text) return print(io, pc.dim('no changes'));
         io.out.write(opts.stat ? diffStat(text) : text);
+      }),
+    );
+
+  program
+    .command('checkpoints')
+    .description("a session's checkpoints: turn, time, what the turn did, files changed")
+    .argument('<id>', 'session id')
+    .option('--json', 'machine-readable output')
+    .action(async (id: string, opts: { json?: boolean }) =>
+      withClient(async (ratchet) => {
+        const { checkpoints } = await sessionCheckpoints(ratchet, id);
+        if (opts.json) return json(io, checkpoints);
+        if (checkpoints.length === 0) return print(io, pc.dim('no checkpoints yet'));
+        for (const c of checkpoints) {
+          const files = c.files.length + c.filesOmitted;
+          print(
+            io,
+            `${pc.bold(`turn ${c.turn}`)}  ${pc.dim(c.at.replace('T', ' ').slice(0, 19))}  ${c.commit.slice(0, 12)}  ` +
+              `${files} ${files === 1 ? 'file' : 'files'}  ${escapeControl(c.did)}`,
+          );
+          for (const f of c.files.slice(0, 10))
+            print(io, `    ${f.status.padEnd(2)} ${escapeControl(f.path)}`);
+          if (files > 10) print(io, pc.dim(`    … ${files - 10} more`));
+        }
+      }),
+    );
+
+  program
+    .command('rewind')
+    .description(
+      'put a session back to the end of a turn: its conversation, plan, approvals and usage as they were, and its workspace restored to that checkpoint',
+    )
+    .argument('<id>', 'session id')
+    .requiredOption('--turn <n>', 'the turn to go back to (ratchet checkpoints lists them)', parseTurn)
+    .option('--force', 'even over changes made outside the session since its last checkpoint, or mid-turn')
+    .action(async (id: string, opts: { turn: number; force?: boolean }) =>
+      withClient(async (ratchet) => {
+        const by = userName();
+        const done = await rewindSession(ratchet, id, opts.turn, {
+          force: opts.force ?? false,
+          ...(by ? { by } : {}),
+          workflowBundle: await cachedWorkflowBundle(path.join(dataDir(), 'bundles')),
+        });
+        print(
+          io,
+          `rewound ${id} to the end of turn ${done.turn} (checkpoint ${done.commit.slice(0, 12)}, run ${done.runId})`,
+        );
+        if (!done.checkedHere)
+          print(io, pc.dim('the workspace is not on this machine: its worker checks it for outside changes'));
+        const view = await rewoundStatus(ratchet, id);
+        print(
+          io,
+          view?.notice ?? 'the session is restoring its workspace; ratchet status shows when it is done',
+        );
+      }),
+    );
+
+  program
+    .command('fork')
+    .description(
+      'start a new session from the end of a turn of another, in a new worktree (or --repo) holding that checkpoint; the original is untouched',
+    )
+    .argument('<id>', 'session id')
+    .requiredOption('--turn <n>', 'the turn to fork from', parseTurn)
+    .option('--repo <dir>', 'a git working copy to use instead of a new worktree beside the repository')
+    .option('--worker <id>', 'run the fork on this worker (its RATCHET_WORKER_ID); it must see the directory')
+    .option(
+      '-m, --message <text>',
+      'a message to start the fork with (without one it waits for ratchet send)',
+    )
+    .action(async (id: string, opts: { turn: number; repo?: string; worker?: string; message?: string }) =>
+      withClient(async (ratchet) => {
+        const fork = await forkSession(ratchet, id, opts.turn, {
+          ...(opts.repo === undefined ? {} : { repo: path.resolve(opts.repo) }),
+          ...(opts.worker === undefined ? {} : { worker: opts.worker }),
+          ...(opts.message === undefined ? {} : { message: opts.message }),
+          workflowBundle: await cachedWorkflowBundle(path.join(dataDir(), 'bundles')),
+        });
+        print(io, `forked ${id} at turn ${fork.turn} as ${fork.sessionId}`);
+        print(io, `workspace: ${fork.workspace}`);
+        const url = ratchet.uiUrl(fork.sessionId);
+        if (url) print(io, `web UI: ${url}`);
       }),
     );
 

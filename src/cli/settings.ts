@@ -95,6 +95,20 @@ export const settingFields = {
     from: 'number',
   },
   max_turns: { schema: positiveInt, env: 'RATCHET_MAX_TURNS', flag: '--max-turns', from: 'number' },
+  /** Checkpoints of the workspace kept per session: the latest N turns (0: all). */
+  checkpoint_keep: {
+    schema: z.number().int('expected a whole number').min(0, 'expected 0 or more'),
+    env: 'RATCHET_CHECKPOINT_KEEP',
+    flag: '--checkpoint-keep',
+    from: 'number',
+  },
+  /** Delete a session's checkpoints when it completes (it can no longer be rewound). */
+  checkpoint_prune_at_end: {
+    schema: z.boolean(),
+    env: 'RATCHET_CHECKPOINT_PRUNE_AT_END',
+    flag: '--checkpoint-prune-at-end',
+    from: 'boolean',
+  },
   /** Keep the conversation on the provider (previous_response_id); not zero data retention. */
   provider_state: {
     schema: z.boolean(),

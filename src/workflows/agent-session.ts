@@ -41,6 +41,7 @@ import { createTaskGuard } from './task-guard.js';
 import { ToolScheduler } from './tool-scheduler.js';
 import { runTurn } from './turn.js';
 import { bootstrapWorkspace } from './workspace-bootstrap.js';
+import { SessionCheckpoints } from './checkpoints.js';
 
 /** Most bytes of changed-file list a session's result carries (the result is one payload). */
 const MAX_FILES_CHANGED_BYTES = 256 * 1024;
@@ -99,6 +100,17 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         config.limits,
       )
     : null;
+  const view = new SessionView(config, state, notifier, parentLink);
+  const checkpoints = new SessionCheckpoints(
+    {
+      sessionId,
+      config,
+      state,
+      setCurrent: (label) => view.setCurrent('workspace', label),
+      publish: () => view.publish(),
+    },
+    carried?.rewind,
+  );
   const ctx: SessionContext = {
     config,
     state,
@@ -106,13 +118,13 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     activities: createSessionActivities(config.limits, guard),
     guard,
     control: new RunControl(),
-    view: new SessionView(config, state, notifier, parentLink),
+    view,
+    checkpoints,
     notifier,
     utf8,
     agents,
     parentLink,
   };
-  const { view } = ctx;
   const scheduler = new ToolScheduler(ctx);
   registerHandlers(ctx);
 
@@ -150,6 +162,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       }
 
       const outcome = await runTurn(ctx, scheduler);
+      if (outcome !== 'overflow') await checkpoints.afterTurn(view.lastTurnSummary);
       if (outcome === 'overflow') {
         if (state.lastCompactionTurn === state.turn) {
           state.goIdle(
@@ -165,7 +178,11 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   }
 
   try {
-    if (!state.workspace) await bootstrapWorkspace(ctx);
+    if (!state.workspace) {
+      await bootstrapWorkspace(ctx);
+      await checkpoints.baseline();
+    }
+    await checkpoints.restoreRewound();
     view.publish();
 
     for (;;) {
@@ -188,6 +205,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       }
       // Children still open are cancelled, and worktrees removed unless kept (agents.ts).
       if (agents?.hasChildren) await agents.closeAll();
+      await checkpoints.atEnd();
       state.end('completed');
       view.publish();
       parentLink?.report({

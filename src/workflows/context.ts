@@ -7,6 +7,7 @@
 import type { SessionConfig } from '../shared/api/session-config.js';
 import type { SessionActivities } from './activities.js';
 import type { AgentTree, ParentLink } from './agents.js';
+import type { SessionCheckpoints } from './checkpoints.js';
 import type { Notifier } from './notification.js';
 import type { SessionView } from './publish.js';
 import type { RunControl } from './run-control.js';
@@ -23,6 +24,8 @@ export interface SessionContext {
   readonly guard: TaskGuard;
   readonly control: RunControl;
   readonly view: SessionView;
+  /** The workspace's checkpoints (checkpoints.ts): after each turn that may have written. */
+  readonly checkpoints: SessionCheckpoints;
   readonly notifier: Notifier;
   /** Sizes are UTF-8 bytes (the utf8-bytes marker); histories from before counted UTF-16 units. */
   readonly utf8: boolean;

@@ -46,4 +46,6 @@ export const Patch = {
    * every other session issues exactly the commands it did before.
    */
   agentSessions: 'agent-sessions',
+  /** A checkpoint of the workspace at the start and after every turn that may have written. */
+  checkpoints: 'checkpoints',
 } as const;

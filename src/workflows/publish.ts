@@ -118,6 +118,11 @@ export class SessionView {
     this.publish();
   }
 
+  /** What the last reply asked for, as a person reads it. */
+  get lastTurnSummary(): string {
+    return this.lastTurn;
+  }
+
   /** Remembers what the last reply asked for (shown with the next publish). */
   showTurn(turn: number, calls: FunctionCallItem[]): void {
     this.lastTurn = turnOutcome(turn, calls);

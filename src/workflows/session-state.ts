@@ -212,6 +212,10 @@ export class SessionState {
   get toolQueue(): string | null {
     return this.s.toolQueue;
   }
+  /** The latest checkpoint of the workspace (checkpoints.ts); null before the first. */
+  get lastCheckpoint(): { turn: number; commit: string } | null {
+    return this.s.lastCheckpoint ?? null;
+  }
   /** The provider's last stored response (providerState), reset by compaction. */
   get lastResponse(): { id: string; upTo: number } | null {
     return this.s.lastResponse;
@@ -275,6 +279,11 @@ export class SessionState {
 
   clearCurrent(): void {
     this.step = null;
+  }
+
+  /** The workspace's latest checkpoint (taken, or restored by a rewind). */
+  recordCheckpoint(turn: number, commit: string): void {
+    this.s.lastCheckpoint = { turn, commit };
   }
 
   /** The session is over; `notice` says why when it failed. */
@@ -590,6 +599,8 @@ export class SessionState {
   carry(): CarriedState {
     const { workspace } = this.s;
     if (!workspace) throw new Error('cannot carry a session whose workspace was never prepared');
-    return { ...this.s, workspace, runs: this.s.runs + 1 };
+    // What a rewind asked of its first run is done by then: the next run must not restore again.
+    const { rewind: _done, ...rest } = this.s;
+    return { ...rest, workspace, runs: this.s.runs + 1 };
   }
 }

@@ -251,6 +251,7 @@ export class ToolScheduler {
     const { config, state, view, control, activities, sessionId } = this.ctx;
     view.setCurrent('tool', prepared.summary);
     book.executing(prepared.call.call_id);
+    if (!prepared.readOnly) this.ctx.checkpoints.noteWrite();
     const input: ToolCallInput = {
       sessionId,
       epoch: state.epoch,

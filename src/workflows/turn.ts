@@ -115,6 +115,8 @@ export async function runTurn(ctx: SessionContext, scheduler: ToolScheduler): Pr
       if (lost !== null) {
         log.warn('the worker holding the workspace is unavailable', { toolQueue: state.toolQueue });
         state.goIdle(lost);
+        // Its worker is gone: a checkpoint there would only wait for it.
+        ctx.checkpoints.skipTurn();
         return 'stopped';
       }
       return 'continue';

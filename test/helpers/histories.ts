@@ -22,17 +22,22 @@ const repoRoot = path.resolve(historiesDir, '..', '..', '..');
 
 /**
  * Saves every run of the session's history when recording is switched on, in the JSON format of
- * `temporal workflow show --output json` (the format the Web UI downloads, too).
+ * `temporal workflow show --output json` (the format the Web UI downloads, too). With
+ * `currentRunOnly`, the current run and those it continued as new into (a run started by a reset
+ * is reached from no earlier run).
  */
 export async function recordHistory(
   handle: WorkflowHandle,
   name: string,
+  options: { currentRunOnly?: boolean } = {},
   address = inject('temporalAddress'),
 ): Promise<void> {
   if (process.env.RATCHET_RECORD_HISTORIES !== '1') return;
   await mkdir(historiesDir, { recursive: true });
   const description = await handle.describe();
-  let runId: string | undefined = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
+  let runId: string | undefined = options.currentRunOnly
+    ? description.runId
+    : (description.raw.workflowExecutionInfo?.firstRunId ?? description.runId);
   let run = 1;
   while (runId) {
     const history = await handle.client.getHandle(handle.workflowId, runId).fetchHistory();

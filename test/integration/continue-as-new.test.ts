@@ -187,7 +187,7 @@ describe('when Temporal suggests continuing as new', () => {
     }
     const outputs = bodies.at(-1)!.input.filter((item) => item.type === 'function_call_output');
     expect(outputs).toHaveLength(turns - 1);
-    await recordHistory(handle, 'continue-as-new-suggested', local.address);
+    await recordHistory(handle, 'continue-as-new-suggested', {}, local.address);
     model.assertDone();
   });
 });

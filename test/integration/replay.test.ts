@@ -81,6 +81,11 @@ const EXPECTED_FIXTURES = [
   'agents-worker-killed',
   // background mode: a model call re-attached to after its worker was killed
   'background-reattached-after-kill',
+  // checkpoints: one per writing turn, a rewound run that restores first, and one rewound to
+  // before a compaction
+  'checkpoints-session',
+  'checkpoint-rewound',
+  'checkpoint-rewound-before-compaction',
   // the first release, and before reads ran locally
   'v0.1/compaction-remote',
   'v0.1/continue-as-new-suggested',

@@ -65,7 +65,7 @@ it('survives the server restarting while it waits for approval and while a comma
     server = await startServer();
 
     const result = (await handle.result()) as SessionResult;
-    await recordHistory(handle, 'server-restarted', server.address);
+    await recordHistory(handle, 'server-restarted', {}, server.address);
     return result;
   });
   expect(result.finalMessage).toBe('Done despite the restarts.');

@@ -122,6 +122,21 @@ describe('settings', () => {
     expect(() => resolveSettings({ api: 'soap' }, {}, dir)).toThrow(/^--api: .*responses.*chat/);
     expect(() => resolveSettings({ metricsPort: '70000' }, {}, dir)).toThrow(/^--metrics-port: /);
   });
+
+  it('carry the checkpoint settings into the session, and refuse a negative count', async () => {
+    await configFile('checkpoint_keep = 5\ncheckpoint_prune_at_end = true\n');
+    expect(sessionConfig('t', '/w', resolveSettings({}, {}, dir)).checkpoints).toEqual({
+      keep: 5,
+      afterEnd: 'prune',
+    });
+    expect(sessionConfig('t', '/w', {}).checkpoints).toBeUndefined();
+    expect(() => resolveSettings({ checkpointKeep: '-1' }, {}, dir)).toThrow(
+      /^--checkpoint-keep: expected 0 or more/,
+    );
+    expect(() => resolveSettings({}, { RATCHET_CHECKPOINT_KEEP: 'many' }, dir)).toThrow(
+      /^RATCHET_CHECKPOINT_KEEP=many: /,
+    );
+  });
 });
 
 describe('notify', () => {

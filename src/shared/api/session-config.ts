@@ -116,6 +116,19 @@ export const parentLinkSchema = z
   })
   .strict();
 
+/** Checkpoints of the workspace, one per turn that may have changed it (README, "Checkpoints"). */
+export const checkpointSettingsSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** Checkpoints of this many of the latest turns are kept; older ones are pruned. 0: keep all. */
+    keep: z.number().int().nonnegative().default(100),
+    /** When the session completes: keep its checkpoints, or prune them all (no rewind after the end). */
+    afterEnd: z.enum(['keep', 'prune']).default('keep'),
+    /** Longest a checkpoint may take before the turn goes on without it. */
+    timeoutMs: z.number().int().positive().default(120_000),
+  })
+  .strict();
+
 export const sessionConfigSchema = z
   .object({
     task: z
@@ -148,6 +161,7 @@ export const sessionConfigSchema = z
     agents: agentsSettingsSchema.optional(),
     /** Set on a child session: the session that started it. */
     parent: parentLinkSchema.optional(),
+    checkpoints: checkpointSettingsSchema.default(checkpointSettingsSchema.parse({})),
   })
   .strict();
 
@@ -232,6 +246,23 @@ export const carriedAgentsSchema = z
     ),
   })
   .strict();
+/**
+ * What `ratchet rewind` asks of the run it starts with the state of the end of a turn
+ * (docs/ARCHITECTURE.md, "Rewind and fork"): restore that turn's checkpoint first, then wait.
+ */
+export const rewindSchema = z
+  .object({
+    turn: z.number().int().nonnegative(),
+    commit: z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/, 'a commit id'),
+    /** The latest checkpoint when the rewind was asked for (changes since it are someone else's). */
+    latest: z.string().nullable(),
+    force: z.boolean(),
+    by: z.string().max(200).optional(),
+    /** The run whose history holds turns up to `turn` (`ratchet checkpoints` follows it back). */
+    fromRunId: z.string().optional(),
+  })
+  .strict();
+export type Rewind = z.infer<typeof rewindSchema>;
 
 export const carriedStateSchema = z
   .object({
@@ -272,6 +303,14 @@ export const carriedStateSchema = z
       .default(null),
     /** A session that fans out: its children. */
     agents: carriedAgentsSchema.optional(),
+    /** The session's latest checkpoint of its workspace (null: none yet, or from before checkpoints). */
+    lastCheckpoint: z
+      .object({ turn: z.number().int().nonnegative(), commit: z.string() })
+      .strict()
+      .nullable()
+      .optional(),
+    /** A run started by `ratchet rewind`: restore this checkpoint before anything else. */
+    rewind: rewindSchema.optional(),
   })
   .strict();
 
@@ -288,6 +327,7 @@ export type SessionConfig = z.infer<typeof sessionConfigSchema>;
 export type SessionConfigInput = z.input<typeof sessionConfigSchema>;
 export type ModelSettings = z.infer<typeof modelSettingsSchema>;
 export type SessionLimits = z.infer<typeof limitsSchema>;
+export type CheckpointSettings = z.infer<typeof checkpointSettingsSchema>;
 export type Usage = z.infer<typeof usageSchema>;
 export type TranscriptEntry = z.infer<typeof transcriptEntrySchema>;
 export type WorkspaceInfo = z.infer<typeof workspaceInfoSchema>;

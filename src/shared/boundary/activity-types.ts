@@ -105,3 +105,56 @@ export interface WorkspaceChangesInput {
  * activity reads them from the transcript (src/workflows/tool-scheduler.ts decides).
  */
 export const INLINE_ARGUMENTS_MAX_BYTES = 2048;
+
+/** The session's checkpoint of one turn: the workspace as a commit under refs/ratchet/<session>/. */
+export interface CheckpointInput {
+  workspace: WorkspaceInfo;
+  sessionId: string;
+  /** 0: the workspace as the session found it. */
+  turn: number;
+  /** What the turn did, as a person reads it (kept in the commit message and the record). */
+  did: string;
+  /** The previous checkpoint's commit: the files reported are those changed since. */
+  since: string | null;
+  /** How many of the latest turns' checkpoints to keep (older refs are deleted); 0: all. */
+  keep: number;
+}
+
+export interface CheckpointRecord {
+  turn: number;
+  commit: string;
+  /** The user's HEAD when it was taken. */
+  head: string | null;
+  /** When it was taken (worker clock, ISO 8601). */
+  at: string;
+  did: string;
+  /** Files changed since the previous checkpoint (at most 200; `filesOmitted` more). */
+  files: { path: string; status: string }[];
+  filesOmitted: number;
+}
+
+export interface RestoreCheckpointInput {
+  workspace: WorkspaceInfo;
+  sessionId: string;
+  turn: number;
+  commit: string;
+  /**
+   * The session's latest checkpoint when the rewind was asked for: files changed since it were
+   * changed outside the session, and the restore refuses to overwrite them unless `force`.
+   */
+  latest: string | null;
+  force: boolean;
+}
+
+export interface RestoredCheckpoint {
+  /** The ref that keeps the working tree as it was before the restore. */
+  savedRef: string;
+  savedCommit: string;
+  files: { path: string; status: string }[];
+}
+
+export interface PruneCheckpointsInput {
+  workspace: WorkspaceInfo;
+  sessionId: string;
+  keep: number;
+}
