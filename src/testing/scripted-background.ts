@@ -12,6 +12,7 @@
  * streamed only what it had not seen from a request sent again.
  */
 import type { Plan } from './scripted-model.js';
+import { sleep } from '../shared/util/sleep.js';
 
 /** How the server treats `background: true`. */
 export type BackgroundSupport =
@@ -48,22 +49,6 @@ export interface Follower {
 }
 
 const TERMINAL: readonly BackgroundStatus[] = ['completed', 'incomplete', 'cancelled', 'failed'];
-
-/** Resolves true after `ms`, false as soon as `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve(false);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 export class BackgroundResponse {
   status: BackgroundStatus = 'queued';
@@ -168,7 +153,7 @@ export class BackgroundResponse {
     // response.created and response.queued: at once.
     const queuedEvents = Math.min(2, events.length);
     this.advance(queuedEvents);
-    if (generation.queuedMs && !(await pause(generation.queuedMs, signal))) return;
+    if (generation.queuedMs && !(await sleep(generation.queuedMs, signal))) return;
     if (signal.aborted) return;
     this.status = 'in_progress';
     // response.in_progress
@@ -183,7 +168,7 @@ export class BackgroundResponse {
       if (!released) return;
     }
     while (this.generated < events.length) {
-      if (generation.chunkDelayMs && !(await pause(generation.chunkDelayMs, signal))) return;
+      if (generation.chunkDelayMs && !(await sleep(generation.chunkDelayMs, signal))) return;
       if (signal.aborted) return;
       this.advance(this.generated + 1);
     }

@@ -51,6 +51,7 @@ import type {
   ResponseTextDoneEvent,
   ResponseUsage,
 } from 'openai/resources/responses/responses';
+import { sleep } from '../shared/util/sleep.js';
 
 // ---------------------------------------------------------------------------------------------
 // Script
@@ -296,25 +297,6 @@ const DEFAULT_CUT_OUTPUT: ScriptedOutput[] = [
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Resolves true after `ms`, or false as soon as `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve(false);
-      return;
-    }
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Writes and waits until the chunk is handed to the socket; false when the connection is gone. */
