@@ -50,7 +50,7 @@ export function registerHandlers({ state, control, view, guard, agents, parentLi
     approveUpdate,
     (approval) => {
       guard.check();
-      const ack = state.applyApproval(approvalSchema.parse(approval));
+      const ack = state.approvals.apply(approvalSchema.parse(approval));
       log.info('approval decided', {
         callId: ack.callId,
         decision: ack.decision,
@@ -70,7 +70,7 @@ export function registerHandlers({ state, control, view, guard, agents, parentLi
           );
         }
         try {
-          state.validateApproval(checked.data);
+          state.approvals.validate(checked.data);
         } catch (err) {
           refuse((err as Error).message, SessionFailureType.InvalidApproval);
         }
@@ -86,7 +86,7 @@ export function registerHandlers({ state, control, view, guard, agents, parentLi
       return;
     }
     try {
-      const ack = state.applyApproval(checked.data);
+      const ack = state.approvals.apply(checked.data);
       log.info('approval decided', {
         callId: ack.callId,
         decision: ack.decision,

@@ -41,8 +41,8 @@ export function sessionDetails(state: SessionState, task: string, lastTurn: stri
     (state.current ? `\n\nnow: ${state.current.label}` : '') +
     (lastTurn ? `\n\nlast turn: ${lastTurn}` : '') +
     // The call ids a person needs for the UI's "Send a Signal" form (README: Approving from the Web UI).
-    state
-      .pendingApprovals()
+    state.approvals
+      .pending()
       .map((p, i) => `${i === 0 ? '\n\nwaiting for approval:' : ''}\n- \`${p.callId}\` ${p.summary}`)
       .join('') +
     (state.notice ? `\n\n${state.notice}` : '')
@@ -68,7 +68,7 @@ export class SessionView {
   publish(): void {
     const { state, config, shown } = this;
     const status = state.status;
-    const pending = state.pendingApprovals().length;
+    const pending = state.approvals.pending().length;
     const changed = status !== shown.status || pending !== shown.pending;
     if (
       config.searchAttributes &&
@@ -102,8 +102,8 @@ export class SessionView {
         notificationDetails({
           task: config.task,
           turn: state.turn,
-          pending: state
-            .pendingApprovals()
+          pending: state.approvals
+            .pending()
             .map(({ callId, summary, reason }) => ({ callId, summary, reason })),
           message: status === 'completed' ? state.lastMessage : state.notice,
         }),

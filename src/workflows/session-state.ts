@@ -1,18 +1,16 @@
 /**
  * A session's state and its transitions, as a plain class: the workflow wires it to Temporal
  * (activities, handlers, timers) and unit tests drive it without a server. Everything here is
- * deterministic.
+ * deterministic. The calls waiting for a person are the `approvals` (approvals.ts); this class
+ * decides what the policy asks and carries everything across continue-as-new (`carry()`).
  */
 import type { FunctionCallItem, TranscriptItem } from '../shared/prompt/items.js';
 import { functionOutput, messageText, userMessage } from '../shared/prompt/items.js';
 import type { ApprovalPolicy, PolicyDecision, ToolRequest } from '../shared/policy/policy.js';
-import { decide, ruleMatches, sessionRuleFor } from '../shared/policy/policy.js';
+import { decide, ruleMatches } from '../shared/policy/policy.js';
 import type { PrefixStyle } from '../shared/policy/session-rule-prefix.js';
 import type {
-  Approval,
-  ApprovalAck,
   CurrentStep,
-  PendingApproval,
   SessionStatus,
   StatusView,
   TranscriptPage,
@@ -28,25 +26,15 @@ import type {
 import { emptyUsage } from '../shared/api/session-config.js';
 import type { PlanStep } from '../shared/tools/specs.js';
 import { jsonBytes } from '../shared/util/bytes.js';
+import { Approvals } from './approvals.js';
 
 export const DEFAULT_PAGE_BYTES = 1024 * 1024;
-
-/** A decision the session is waiting for, with the policy's reason for asking. */
-interface WaitingCall {
-  view: PendingApproval;
-  request: ToolRequest;
-  decision?: Approval;
-}
 
 /** Longest notice kept: notices are carried across continue-as-new and shown in the UI. */
 const MAX_NOTICE_CHARS = 4000;
 
 export function capNotice(notice: string): string {
   return notice.length <= MAX_NOTICE_CHARS ? notice : `${notice.slice(0, MAX_NOTICE_CHARS - 1)}…`;
-}
-
-export class ApprovalRejected extends Error {
-  override name = 'ApprovalRejected';
 }
 
 /** How transcript sizes are measured: UTF-8 bytes as payloads are, or (histories from before) UTF-16 units. */
@@ -83,21 +71,23 @@ export function uniqueCallIds(
 
 /**
  * What a session carries across continue-as-new, as declared once by carriedStateSchema
- * (src/shared/api/session-config.ts); a prepared session's workspace is never null.
+ * (src/shared/api/session-config.ts), less what others own: the session rules (approvals.ts) and
+ * `epoch` (always the number of compactions; see carry()). A prepared session's workspace is
+ * never null.
  */
-type Carried = Omit<CarriedState, 'workspace'> & { workspace: WorkspaceInfo | null };
+type Carried = Omit<CarriedState, 'workspace' | 'epoch' | 'sessionRules'> & {
+  workspace: WorkspaceInfo | null;
+};
 
 /** A new session's carried state. Typed as Carried, so a field added to the schema must be given here. */
 function freshState(config: SessionConfig): Carried {
   return {
     entries: [],
-    epoch: 0,
     turn: 0,
     turnLimit: config.limits.maxTurns,
     usage: { ...emptyUsage },
     lastInputTokens: 0,
     plan: [],
-    sessionRules: [],
     approvalPolicy: config.approvalPolicy,
     queuedMessages: [],
     idle: false,
@@ -123,8 +113,8 @@ export class SessionState {
   private endedAs: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'> | null = null;
   private step: CurrentStep | null = null;
   private transcriptBytes: number;
-  private readonly waiting = new Map<string, WaitingCall>();
-  private readonly decided = new Set<string>();
+  /** The calls waiting for a person, their decisions, and the session's own rules. */
+  readonly approvals: Approvals;
 
   /**
    * @param prefixStyle how "approve for this session" cuts a command's prefix; asked at the time
@@ -133,10 +123,17 @@ export class SessionState {
   constructor(
     readonly config: SessionConfig,
     carried?: CarriedState,
-    private readonly prefixStyle: () => PrefixStyle = () => 'narrow',
+    prefixStyle: () => PrefixStyle = () => 'narrow',
     private readonly measure: ByteMeasure = 'utf8',
   ) {
-    this.s = carried ? { ...carried } : freshState(config);
+    // Runs before the epoch was derived carried it beside `compactions`, always equal to it.
+    const { epoch: _sameAsCompactions, sessionRules = [], ...rest } = carried ?? {};
+    this.s = carried ? (rest as Carried) : freshState(config);
+    this.approvals = new Approvals(sessionRules, {
+      allows: (request) => this.decidePolicy(request).action === 'allow',
+      ended: () => this.endedAs,
+      prefixStyle,
+    });
     this.transcriptBytes = this.s.entries.reduce((sum, entry) => sum + this.entryBytes(entry), 0);
   }
 
@@ -145,9 +142,12 @@ export class SessionState {
   get entries(): readonly TranscriptEntry[] {
     return this.s.entries;
   }
-  /** Incremented by every compaction: transcript indexes are stable within an epoch. */
+  /**
+   * The transcript's epoch: its indexes are stable until the next compaction, so the epoch is the
+   * number of compactions.
+   */
   get epoch(): number {
-    return this.s.epoch;
+    return this.s.compactions;
   }
   get turn(): number {
     return this.s.turn;
@@ -270,7 +270,7 @@ export class SessionState {
   /** A new approval policy; the waiting calls it now allows are approved. */
   changePolicy(policy: ApprovalPolicy): string[] {
     this.s.approvalPolicy = policy;
-    return this.approveCoveredCalls(`policy changed to ${policy}`);
+    return this.approvals.approveAllowed(`policy changed to ${policy}`);
   }
 
   setCurrent(kind: CurrentStep['kind'], label: string): void {
@@ -320,7 +320,6 @@ export class SessionState {
   replaceTranscript(items: TranscriptItem[]): void {
     this.s.entries = [];
     this.transcriptBytes = 0;
-    this.s.epoch += 1;
     this.s.compactions += 1;
     this.s.lastCompactionTurn = this.s.turn;
     this.s.lastInputTokens = 0;
@@ -344,7 +343,7 @@ export class SessionState {
       bytes += size;
     }
     return {
-      epoch: this.s.epoch,
+      epoch: this.epoch,
       fromIndex,
       entries,
       nextIndex: fromIndex + entries.length,
@@ -416,14 +415,14 @@ export class SessionState {
     this.step = null;
   }
 
-  // ── approvals ─────────────────────────────────────────────────────────────
+  // ── what the policy asks ─────────────────────────────────────────────────────────────
 
   /**
    * The policy's decision, made stricter where the sandbox cannot hold: without one every command
    * asks, and a read-only session asks before every edit — unless a rule a person set allows it.
    */
   decidePolicy(request: ToolRequest): PolicyDecision {
-    const rules = [...this.config.rules, ...this.s.sessionRules];
+    const rules = [...this.config.rules, ...this.approvals.sessionRules];
     const decision = decide(request, this.s.approvalPolicy, rules);
     if (decision.action !== 'allow') return decision;
     if (rules.some((rule) => rule.action === 'allow' && ruleMatches(rule, request))) return decision;
@@ -446,83 +445,11 @@ export class SessionState {
     return this.config.sandbox;
   }
 
-  requestApproval(view: PendingApproval, request: ToolRequest): void {
-    this.waiting.set(view.callId, { view, request });
-  }
-
-  /** The decision for a call, once a person (or a session rule) has made it. */
-  decisionFor(callId: string): Approval | undefined {
-    return this.waiting.get(callId)?.decision;
-  }
-
-  /** Forgets a call once its decision has been acted on. */
-  settle(callId: string): void {
-    if (this.waiting.delete(callId)) this.decided.add(callId);
-  }
-
-  /** Throws ApprovalRejected with a message for the caller when the approval cannot be applied. */
-  validateApproval(approval: Approval): void {
-    if (this.ended) throw new ApprovalRejected(`the session has ended (${this.ended}); nothing to approve`);
-    const waiting = this.waiting.get(approval.callId);
-    if (!waiting) {
-      if (this.decided.has(approval.callId)) {
-        throw new ApprovalRejected(`call ${approval.callId} was already decided`);
-      }
-      const pending = this.pendingApprovals().map((p) => p.callId);
-      throw new ApprovalRejected(
-        `no pending approval for call ${approval.callId}` +
-          (pending.length ? ` (pending: ${pending.join(', ')})` : ' (nothing is pending)'),
-      );
-    }
-    if (waiting.decision) throw new ApprovalRejected(`call ${approval.callId} was already decided`);
-  }
-
-  /** Records a decision (validate first). "approve_for_session" also approves what its rule covers. */
-  applyApproval(approval: Approval): ApprovalAck {
-    this.validateApproval(approval);
-    const waiting = this.waiting.get(approval.callId)!;
-    waiting.decision = approval;
-    let alsoApproved: string[] = [];
-    if (approval.decision === 'approve_for_session') {
-      this.s.sessionRules.push(sessionRuleFor(waiting.request, this.prefixStyle()));
-      alsoApproved = this.approveCoveredCalls(`covered by the session rule from ${approval.callId}`);
-    }
-    return { callId: approval.callId, decision: approval.decision, alsoApproved };
-  }
-
-  /** Approves the waiting calls that the policy and rules now allow (after a new rule or policy). */
-  approveCoveredCalls(reason: string): string[] {
-    const approved: string[] = [];
-    for (const [callId, waiting] of this.waiting) {
-      if (waiting.decision) continue;
-      if (this.decidePolicy(waiting.request).action === 'allow') {
-        waiting.decision = { callId, decision: 'approve', reason };
-        approved.push(callId);
-      }
-    }
-    return approved;
-  }
-
-  /** Stops waiting for one call's decision (it will not run); a late decision is refused. */
-  dropApproval(callId: string): void {
-    if (this.waiting.delete(callId)) this.decided.add(callId);
-  }
-
-  /** Ends every wait (turn aborted or interrupted): calls not yet decided are dropped. */
-  clearApprovals(): void {
-    for (const callId of this.waiting.keys()) this.decided.add(callId);
-    this.waiting.clear();
-  }
-
-  pendingApprovals(): PendingApproval[] {
-    return [...this.waiting.values()].filter((w) => !w.decision).map((w) => w.view);
-  }
-
   // ── status ────────────────────────────────────────────────────────────────
 
   get status(): SessionStatus {
     if (this.endedAs) return this.endedAs;
-    if (this.pendingApprovals().length > 0) return 'awaiting_approval';
+    if (this.approvals.pending().length > 0) return 'awaiting_approval';
     if (this.s.idle) return 'idle';
     return 'running';
   }
@@ -536,14 +463,14 @@ export class SessionState {
       approvalPolicy: this.s.approvalPolicy,
       sandbox: this.sandboxLabel,
       turn: this.s.turn,
-      pendingApprovals: this.pendingApprovals(),
+      pendingApprovals: this.approvals.pending(),
       usage: this.s.usage,
       plan: this.s.plan,
       lastMessage: this.s.lastMessage,
       notice: this.s.notice,
       current: this.current,
       transcriptLength: this.s.entries.length,
-      epoch: this.s.epoch,
+      epoch: this.epoch,
       runs: this.s.runs,
       compactions: this.s.compactions,
       queuedMessages: this.s.queuedMessages.length,
@@ -595,12 +522,22 @@ export class SessionState {
     }
   }
 
-  /** The state the next run starts from (continue-as-new): every carried field, as carried. */
+  /**
+   * The state the next run starts from (continue-as-new): every carried field, as carried. `epoch`
+   * is still written (as the number of compactions) so that the payload keeps its shape and size
+   * for workers running older code and for histories replayed with it.
+   */
   carry(): CarriedState {
     const { workspace } = this.s;
     if (!workspace) throw new Error('cannot carry a session whose workspace was never prepared');
     // What a rewind asked of its first run is done by then: the next run must not restore again.
     const { rewind: _done, ...rest } = this.s;
-    return { ...rest, workspace, runs: this.s.runs + 1 };
+    return {
+      ...rest,
+      epoch: this.epoch,
+      sessionRules: [...this.approvals.sessionRules],
+      workspace,
+      runs: this.s.runs + 1,
+    };
   }
 }

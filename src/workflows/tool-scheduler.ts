@@ -166,7 +166,7 @@ export class ToolScheduler {
     );
     for (const p of prepared) {
       if (p.kind === 'tool' && p.decision.action === 'ask') {
-        state.requestApproval(
+        state.approvals.request(
           {
             callId: p.call.call_id,
             tool: p.tool,
@@ -201,7 +201,7 @@ export class ToolScheduler {
     // (each would wait the whole schedule-to-start timeout) and no longer ask anyone.
     const skipLost = (p: ToolCall): boolean => {
       if (!control.workerLost || !patched(Patch.lostWorkerSkipsRest)) return false;
-      state.dropApproval(p.call.call_id);
+      state.approvals.settle(p.call.call_id);
       view.publish();
       land(p.call.call_id, {
         output: workerGoneOutput(p.tool),
@@ -300,7 +300,7 @@ export class ToolScheduler {
     reason: string,
   ): Promise<'run' | ToolResult> {
     const { state, view } = this.ctx;
-    state.requestApproval(
+    state.approvals.request(
       {
         callId: call.call_id,
         tool: call.name,
@@ -323,13 +323,13 @@ export class ToolScheduler {
     book.awaitingApproval(callId);
     view.setCurrent('approval', `approval · ${prepared.summary}`);
     const askedAt = Date.now();
-    await condition(() => state.decisionFor(callId) !== undefined);
-    const decision = state.decisionFor(callId)!;
+    await condition(() => state.approvals.decisionFor(callId) !== undefined);
+    const decision = state.approvals.decisionFor(callId)!;
     this.approvalWaitMetric.record(Date.now() - askedAt, {
       tool: prepared.tool,
       decision: decision.decision,
     });
-    state.settle(callId);
+    state.approvals.settle(callId);
     view.publish();
     switch (decision.decision) {
       case 'approve':

@@ -54,7 +54,7 @@ function stopTurn(
     if (result && !state.hasOutput(call.call_id)) state.appendToolOutput(call.call_id, result);
   }
   state.closeOpenCalls(calls, openCallOutput(label, why), (call) => book.fate(call.call_id));
-  state.clearApprovals();
+  state.approvals.clear();
   state.goIdle(`turn ${turn} ${label} by the user${why}; waiting for a message`);
 }
 

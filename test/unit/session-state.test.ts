@@ -7,7 +7,8 @@ import {
   sessionConfigSchema,
   sessionInputSchema,
 } from '../../src/shared/api/session-config.js';
-import { ApprovalRejected, SessionState, uniqueCallIds } from '../../src/workflows/session-state.js';
+import { ApprovalRejected } from '../../src/workflows/approvals.js';
+import { SessionState, uniqueCallIds } from '../../src/workflows/session-state.js';
 import { MAX_MESSAGE_BYTES, userMessageSchema } from '../../src/shared/api/session-api.js';
 import { jsonBytes, utf8Bytes } from '../../src/shared/util/bytes.js';
 
@@ -29,7 +30,7 @@ const npmTestWatch: ToolRequest = {
 const rmRf: ToolRequest = { tool: 'shell', kind: 'execute', command: ['rm', '-rf', 'build'] };
 
 function pending(state: SessionState, callId: string, request: ToolRequest): void {
-  state.requestApproval(
+  state.approvals.request(
     { callId, tool: request.tool, arguments: {}, summary: callId, reason: 'asks', turn: 1, requestedAt: '' },
     request,
   );
@@ -39,14 +40,14 @@ describe('SessionState approvals', () => {
   it('rejects unknown and already-decided calls, with what is pending', () => {
     const state = new SessionState(config());
     pending(state, 'call_1', npmTest);
-    expect(() => state.validateApproval({ callId: 'nope', decision: 'approve' })).toThrow(
+    expect(() => state.approvals.validate({ callId: 'nope', decision: 'approve' })).toThrow(
       /no pending approval for call nope \(pending: call_1\)/,
     );
-    state.applyApproval({ callId: 'call_1', decision: 'approve' });
-    expect(() => state.validateApproval({ callId: 'call_1', decision: 'deny' })).toThrow(/already decided/);
-    state.settle('call_1');
-    expect(() => state.validateApproval({ callId: 'call_1', decision: 'deny' })).toThrow(/already decided/);
-    expect(() => state.validateApproval({ callId: 'call_9', decision: 'deny' })).toThrow(
+    state.approvals.apply({ callId: 'call_1', decision: 'approve' });
+    expect(() => state.approvals.validate({ callId: 'call_1', decision: 'deny' })).toThrow(/already decided/);
+    state.approvals.settle('call_1');
+    expect(() => state.approvals.validate({ callId: 'call_1', decision: 'deny' })).toThrow(/already decided/);
+    expect(() => state.approvals.validate({ callId: 'call_9', decision: 'deny' })).toThrow(
       /nothing is pending/,
     );
   });
@@ -55,8 +56,8 @@ describe('SessionState approvals', () => {
     const state = new SessionState(config());
     pending(state, 'call_1', npmTest);
     state.end('completed');
-    expect(() => state.applyApproval({ callId: 'call_1', decision: 'approve' })).toThrow(ApprovalRejected);
-    expect(state.decisionFor('call_1')).toBeUndefined();
+    expect(() => state.approvals.apply({ callId: 'call_1', decision: 'approve' })).toThrow(ApprovalRejected);
+    expect(state.approvals.decisionFor('call_1')).toBeUndefined();
   });
 
   it('approve_for_session adds a rule for what was approved: not more options, not others', () => {
@@ -66,20 +67,20 @@ describe('SessionState approvals', () => {
     pending(state, 'call_3', rmRf);
     pending(state, 'call_4', { ...npmTest, command: ['npm', 'test', 'a.test.ts'] });
     expect(state.status).toBe('awaiting_approval');
-    const ack = state.applyApproval({ callId: 'call_1', decision: 'approve_for_session' });
+    const ack = state.approvals.apply({ callId: 'call_1', decision: 'approve_for_session' });
     expect(ack.alsoApproved).toEqual(['call_4']);
-    expect(state.decisionFor('call_4')?.decision).toBe('approve');
-    expect(state.pendingApprovals().map((p) => p.callId)).toEqual(['call_2', 'call_3']);
+    expect(state.approvals.decisionFor('call_4')?.decision).toBe('approve');
+    expect(state.approvals.pending().map((p) => p.callId)).toEqual(['call_2', 'call_3']);
     expect(state.decidePolicy(npmTest).action).toBe('allow');
     expect(state.decidePolicy(rmRf).action).toBe('ask');
   });
 
-  it('clearApprovals drops the waits and refuses late decisions', () => {
+  it('clear drops the waits and refuses late decisions', () => {
     const state = new SessionState(config());
     pending(state, 'call_1', npmTest);
-    state.clearApprovals();
-    expect(state.pendingApprovals()).toEqual([]);
-    expect(() => state.validateApproval({ callId: 'call_1', decision: 'approve' })).toThrow(
+    state.approvals.clear();
+    expect(state.approvals.pending()).toEqual([]);
+    expect(() => state.approvals.validate({ callId: 'call_1', decision: 'approve' })).toThrow(
       /already decided/,
     );
   });
@@ -142,6 +143,44 @@ describe('SessionState transcript', () => {
     expect(next.turn).toBe(3);
     expect(next.bytes).toBe(state.bytes);
     expect(next.deliverQueuedMessages()).toBe(true);
+  });
+
+  it('carries the session rules across continue-as-new, without changing the state it started from', () => {
+    const state = new SessionState(config());
+    state.workspacePrepared({ root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false });
+    pending(state, 'call_1', npmTest);
+    state.approvals.apply({ callId: 'call_1', decision: 'approve_for_session' });
+    const carried = carriedStateSchema.parse(JSON.parse(JSON.stringify(state.carry())));
+    expect(carried.sessionRules).toHaveLength(1);
+    const next = new SessionState(config(), carried);
+    expect(next.decidePolicy(npmTest).action).toBe('allow');
+    expect(next.decidePolicy(rmRf).action).toBe('ask');
+
+    pending(next, 'call_2', { ...npmTest, command: ['ls'] });
+    next.approvals.apply({ callId: 'call_2', decision: 'approve_for_session' });
+    expect(next.approvals.sessionRules).toHaveLength(2);
+    expect(carried.sessionRules).toHaveLength(1);
+  });
+
+  it('derives the epoch from the compactions, and reads state carried with or without one', () => {
+    const state = new SessionState(config());
+    state.workspacePrepared({ root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false });
+    state.replaceTranscript([userMessage('summary 1')]);
+    state.replaceTranscript([userMessage('summary 2')]);
+    expect(state.epoch).toBe(2);
+    expect(state.compactions).toBe(2);
+    expect(state.transcriptPage().epoch).toBe(2);
+    expect(state.statusView().epoch).toBe(2);
+    const carried = carriedStateSchema.parse(JSON.parse(JSON.stringify(state.carry())));
+    // Still written, for workers running code from before it was derived.
+    expect(carried.epoch).toBe(2);
+    expect(new SessionState(config(), carried).epoch).toBe(2);
+    const { epoch: _dropped, ...withoutEpoch } = carried;
+    const next = new SessionState(config(), carriedStateSchema.parse(withoutEpoch));
+    expect(next.epoch).toBe(2);
+    next.replaceTranscript([userMessage('summary 3')]);
+    expect(next.epoch).toBe(3);
+    expect(next.carry().epoch).toBe(3);
   });
 
   it("carries the provider's last response across continue-as-new, and forgets it on compaction", () => {

@@ -38,7 +38,7 @@ describe('sessionDetails', () => {
 
   it('lists the call ids waiting for approval, with the current step, last turn and notice', () => {
     const s = state();
-    s.requestApproval(
+    s.approvals.request(
       {
         callId: 'call_9',
         tool: 'shell',

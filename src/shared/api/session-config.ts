@@ -267,8 +267,12 @@ export type Rewind = z.infer<typeof rewindSchema>;
 export const carriedStateSchema = z
   .object({
     entries: z.array(transcriptEntrySchema),
-    /** Incremented by every compaction: transcript indexes are stable within an epoch. */
-    epoch: z.number().int().nonnegative(),
+    /**
+     * The transcript's epoch, always equal to `compactions` (the state derives it from there).
+     * Still written, for workers running older code that require it; optional so that a later
+     * version may stop writing it.
+     */
+    epoch: z.number().int().nonnegative().optional(),
     turn: z.number().int().nonnegative(),
     /** Turn at which the turn limit stops the session (raised when a person sends a message). */
     turnLimit: z.number().int().positive(),
