@@ -25,10 +25,9 @@ import type {
 } from '../shared/api/session-config.js';
 import { emptyUsage } from '../shared/api/session-config.js';
 import type { PlanStep } from '../shared/tools/specs.js';
-import { jsonBytes } from '../shared/util/bytes.js';
 import { Approvals } from './approvals.js';
-
-export const DEFAULT_PAGE_BYTES = 1024 * 1024;
+import type { ByteMeasure, OpenCallFate } from './transcript.js';
+import { Transcript } from './transcript.js';
 
 /** Longest notice kept: notices are carried across continue-as-new and shown in the UI. */
 const MAX_NOTICE_CHARS = 4000;
@@ -37,52 +36,19 @@ export function capNotice(notice: string): string {
   return notice.length <= MAX_NOTICE_CHARS ? notice : `${notice.slice(0, MAX_NOTICE_CHARS - 1)}…`;
 }
 
-/** How transcript sizes are measured: UTF-8 bytes as payloads are, or (histories from before) UTF-16 units. */
-export type ByteMeasure = 'utf8' | 'utf16';
-
-function measureEntry(measure: ByteMeasure, entry: TranscriptEntry): number {
-  return measure === 'utf8' ? jsonBytes(entry) : JSON.stringify(entry).length;
-}
-
-/** A call whose output the transcript does not have yet, and why: never started, or cut mid-run. */
-export type OpenCallFate = 'not_run' | 'interrupted';
-
-/** Finds call ids already used in the transcript and gives repeats a fresh, deterministic one. */
-export function uniqueCallIds(
-  used: ReadonlySet<string>,
-  items: readonly TranscriptItem[],
-): { items: TranscriptItem[]; renamed: number } {
-  const taken = new Set(used);
-  let renamed = 0;
-  const out = items.map((item) => {
-    if (item.type !== 'function_call') return item;
-    let id = item.call_id;
-    if (taken.has(id)) {
-      let n = 2;
-      while (taken.has(`${item.call_id}~${n}`)) n += 1;
-      id = `${item.call_id}~${n}`;
-      renamed += 1;
-    }
-    taken.add(id);
-    return id === item.call_id ? item : { ...item, call_id: id };
-  });
-  return { items: out, renamed };
-}
-
 /**
  * What a session carries across continue-as-new, as declared once by carriedStateSchema
  * (src/shared/api/session-config.ts), less what others own: the session rules (approvals.ts) and
  * `epoch` (always the number of compactions; see carry()). A prepared session's workspace is
  * never null.
  */
-type Carried = Omit<CarriedState, 'workspace' | 'epoch' | 'sessionRules'> & {
+type Carried = Omit<CarriedState, 'entries' | 'workspace' | 'epoch' | 'sessionRules'> & {
   workspace: WorkspaceInfo | null;
 };
 
 /** A new session's carried state. Typed as Carried, so a field added to the schema must be given here. */
 function freshState(config: SessionConfig): Carried {
   return {
-    entries: [],
     turn: 0,
     turnLimit: config.limits.maxTurns,
     usage: { ...emptyUsage },
@@ -112,7 +78,7 @@ export class SessionState {
   private s: Carried;
   private endedAs: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'> | null = null;
   private step: CurrentStep | null = null;
-  private transcriptBytes: number;
+  private readonly transcript: Transcript;
   /** The calls waiting for a person, their decisions, and the session's own rules. */
   readonly approvals: Approvals;
 
@@ -124,23 +90,28 @@ export class SessionState {
     readonly config: SessionConfig,
     carried?: CarriedState,
     prefixStyle: () => PrefixStyle = () => 'narrow',
-    private readonly measure: ByteMeasure = 'utf8',
+    measure: ByteMeasure = 'utf8',
   ) {
+    const start: Omit<CarriedState, 'workspace'> & { workspace: WorkspaceInfo | null } = carried ?? {
+      ...freshState(config),
+      entries: [],
+      sessionRules: [],
+    };
     // Runs before the epoch was derived carried it beside `compactions`, always equal to it.
-    const { epoch: _sameAsCompactions, sessionRules = [], ...rest } = carried ?? {};
-    this.s = carried ? (rest as Carried) : freshState(config);
+    const { epoch: _sameAsCompactions, entries, sessionRules, ...rest } = start;
+    this.s = rest;
+    this.transcript = new Transcript(entries, measure);
     this.approvals = new Approvals(sessionRules, {
       allows: (request) => this.decidePolicy(request).action === 'allow',
       ended: () => this.endedAs,
       prefixStyle,
     });
-    this.transcriptBytes = this.s.entries.reduce((sum, entry) => sum + this.entryBytes(entry), 0);
   }
 
   // ── what the session carries, read-only ───────────────────────────────────
 
   get entries(): readonly TranscriptEntry[] {
-    return this.s.entries;
+    return this.transcript.entries;
   }
   /**
    * The transcript's epoch: its indexes are stable until the next compaction, so the epoch is the
@@ -238,7 +209,7 @@ export class SessionState {
 
   /** The entries so far are the fixed context that compaction keeps. */
   markFixedContext(): void {
-    this.s.contextEntries = this.s.entries.length;
+    this.s.contextEntries = this.transcript.entries.length;
   }
 
   /** The worker cannot confine commands: for the rest of the session every command asks. */
@@ -264,7 +235,7 @@ export class SessionState {
 
   /** After a reply, with providerState: the provider's id for it, covering the whole transcript. */
   rememberResponse(responseId: string | null | undefined): void {
-    this.s.lastResponse = responseId ? { id: responseId, upTo: this.s.entries.length } : null;
+    this.s.lastResponse = responseId ? { id: responseId, upTo: this.transcript.entries.length } : null;
   }
 
   /** A new approval policy; the waiting calls it now allows are approved. */
@@ -296,30 +267,21 @@ export class SessionState {
   // ── transcript ────────────────────────────────────────────────────────────
 
   append(item: TranscriptItem, note?: { display: string; success: boolean }): void {
-    const entry: TranscriptEntry = note ? { item, turn: this.s.turn, ...note } : { item, turn: this.s.turn };
-    this.s.entries.push(entry);
-    this.transcriptBytes += this.entryBytes(entry);
-  }
-
-  private entryBytes(entry: TranscriptEntry): number {
-    return measureEntry(this.measure, entry);
+    this.transcript.push(note ? { item, turn: this.s.turn, ...note } : { item, turn: this.s.turn });
   }
 
   /** Every call id in the transcript (a new call must not reuse one). */
   callIds(): Set<string> {
-    const ids = new Set<string>();
-    for (const { item } of this.s.entries) if (item.type === 'function_call') ids.add(item.call_id);
-    return ids;
+    return this.transcript.callIds();
   }
 
   get bytes(): number {
-    return this.transcriptBytes;
+    return this.transcript.bytes;
   }
 
   /** Replaces the transcript with a compacted one; indexes restart in a new epoch. */
   replaceTranscript(items: TranscriptItem[]): void {
-    this.s.entries = [];
-    this.transcriptBytes = 0;
+    this.transcript.clear();
     this.s.compactions += 1;
     this.s.lastCompactionTurn = this.s.turn;
     this.s.lastInputTokens = 0;
@@ -329,26 +291,7 @@ export class SessionState {
   }
 
   transcriptPage(request: TranscriptRequest = {}): TranscriptPage {
-    const fromIndex = Math.max(0, Math.min(request.fromIndex ?? 0, this.s.entries.length));
-    const maxBytes = request.maxBytes ?? DEFAULT_PAGE_BYTES;
-    const limit = request.limit ?? Number.POSITIVE_INFINITY;
-    const entries: TranscriptEntry[] = [];
-    let bytes = 0;
-    for (let i = fromIndex; i < this.s.entries.length && entries.length < limit; i++) {
-      const entry = this.s.entries[i]!;
-      const size = this.entryBytes(entry);
-      // Always return at least one entry, so that a reader makes progress.
-      if (entries.length > 0 && bytes + size > maxBytes) break;
-      entries.push(entry);
-      bytes += size;
-    }
-    return {
-      epoch: this.epoch,
-      fromIndex,
-      entries,
-      nextIndex: fromIndex + entries.length,
-      total: this.s.entries.length,
-    };
+    return this.transcript.page(request, this.epoch);
   }
 
   // ── model turns ───────────────────────────────────────────────────────────
@@ -386,8 +329,8 @@ export class SessionState {
     if (this.s.lastInputTokens >= tokenLimit) {
       return `the last request used ${this.s.lastInputTokens} of ${contextWindow} tokens (limit ${tokenLimit})`;
     }
-    if (this.transcriptBytes >= this.config.limits.maxTranscriptBytes) {
-      return `the transcript is ${this.transcriptBytes} bytes (limit ${this.config.limits.maxTranscriptBytes})`;
+    if (this.bytes >= this.config.limits.maxTranscriptBytes) {
+      return `the transcript is ${this.bytes} bytes (limit ${this.config.limits.maxTranscriptBytes})`;
     }
     return null;
   }
@@ -415,7 +358,7 @@ export class SessionState {
     this.step = null;
   }
 
-  // ── what the policy asks ─────────────────────────────────────────────────────────────
+  // ── what the policy asks ──────────────────────────────────────────────────
 
   /**
    * The policy's decision, made stricter where the sandbox cannot hold: without one every command
@@ -469,7 +412,7 @@ export class SessionState {
       lastMessage: this.s.lastMessage,
       notice: this.s.notice,
       current: this.current,
-      transcriptLength: this.s.entries.length,
+      transcriptLength: this.transcript.entries.length,
       epoch: this.epoch,
       runs: this.s.runs,
       compactions: this.s.compactions,
@@ -494,7 +437,7 @@ export class SessionState {
 
   /** Whether the transcript has an output for this call. */
   hasOutput(callId: string): boolean {
-    return this.s.entries.some((e) => e.item.type === 'function_call_output' && e.item.call_id === callId);
+    return this.transcript.hasOutput(callId);
   }
 
   /**
@@ -507,18 +450,13 @@ export class SessionState {
     output: string | ((call: FunctionCallItem, fate: OpenCallFate) => string),
     fateOf: (call: FunctionCallItem) => OpenCallFate = () => 'not_run',
   ): void {
-    const answered = new Set(
-      this.s.entries.flatMap((e) => (e.item.type === 'function_call_output' ? [e.item.call_id] : [])),
-    );
-    for (const call of calls) {
-      if (!answered.has(call.call_id)) {
-        const fate = fateOf(call);
-        const text = typeof output === 'string' ? output : output(call, fate);
-        this.append(functionOutput(call.call_id, text), {
-          display: `${call.name} · ${fate === 'interrupted' ? 'interrupted' : 'not run'}`,
-          success: false,
-        });
-      }
+    for (const call of this.transcript.unanswered(calls)) {
+      const fate = fateOf(call);
+      const text = typeof output === 'string' ? output : output(call, fate);
+      this.append(functionOutput(call.call_id, text), {
+        display: `${call.name} · ${fate === 'interrupted' ? 'interrupted' : 'not run'}`,
+        success: false,
+      });
     }
   }
 
@@ -534,6 +472,7 @@ export class SessionState {
     const { rewind: _done, ...rest } = this.s;
     return {
       ...rest,
+      entries: [...this.transcript.entries],
       epoch: this.epoch,
       sessionRules: [...this.approvals.sessionRules],
       workspace,

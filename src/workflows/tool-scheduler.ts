@@ -33,7 +33,7 @@ import {
   workerLostOutput,
 } from './model-text.js';
 import { Patch } from './patches.js';
-import type { OpenCallFate } from './session-state.js';
+import type { OpenCallFate } from './transcript.js';
 import type { PreparedCall, ToolCall } from './tool-calls.js';
 import { prepareCall } from './tool-calls.js';
 

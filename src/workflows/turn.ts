@@ -23,8 +23,8 @@ import { modelFailureKind } from '../shared/boundary/failures.js';
 import { stoppedBeforeRunOutput, stoppedWhileRunningOutput } from './model-text.js';
 import { Patch } from './patches.js';
 import type { StopRequest } from './run-control.js';
-import type { OpenCallFate } from './session-state.js';
-import { uniqueCallIds } from './session-state.js';
+import type { OpenCallFate } from './transcript.js';
+import { uniqueCallIds } from './transcript.js';
 import type { ToolScheduler } from './tool-scheduler.js';
 import { TurnCalls } from './tool-scheduler.js';
 

@@ -8,7 +8,8 @@ import {
   sessionInputSchema,
 } from '../../src/shared/api/session-config.js';
 import { ApprovalRejected } from '../../src/workflows/approvals.js';
-import { SessionState, uniqueCallIds } from '../../src/workflows/session-state.js';
+import { SessionState } from '../../src/workflows/session-state.js';
+import { uniqueCallIds } from '../../src/workflows/transcript.js';
 import { MAX_MESSAGE_BYTES, userMessageSchema } from '../../src/shared/api/session-api.js';
 import { jsonBytes, utf8Bytes } from '../../src/shared/util/bytes.js';
 
