@@ -50,10 +50,17 @@ function collect(entries: Array<[string, unknown, string]>): Figure[] {
   return figures;
 }
 
-/** One series of the history scenario; results written before 2026-12-02 hold one 20 KB series. */
+/**
+ * The series of the history scenario. Results written before 2026-12-02 hold one list of points
+ * of one output size, not recorded: told apart by the content per turn (20 KB outputs add ~22 KB).
+ */
 function historySeries(history: unknown): Array<{ outputKB: number; points: Loose[] }> {
   if (!Array.isArray(history) || history.length === 0) return [];
-  if (num(at(history[0], 'turns')) !== undefined) return [{ outputKB: 20, points: history as Loose[] }];
+  const turns = num(at(history[0], 'turns'));
+  if (turns !== undefined) {
+    const perTurn = (num(at(history[0], 'uniqueBytes')) ?? 0) / turns;
+    return [{ outputKB: perTurn > 10_000 ? 20 : 4.5, points: history as Loose[] }];
+  }
   return (history as Loose[]).map((series) => ({
     outputKB: num(series.outputKB) ?? NaN,
     points: Array.isArray(series.points) ? (series.points as Loose[]) : [],

@@ -15,7 +15,7 @@ describe('bench figures', () => {
     const figures = figuresOf({
       startedAt: '2026-11-23T16:37:20.732Z',
       machine: { cpus: 2 },
-      history: [{ turns: 25, uniqueBytes: 1, ratchet: { bytes: 2, events: 222, ratio: 1.1 } }],
+      history: [{ turns: 25, uniqueBytes: 539_648, ratchet: { bytes: 593_920, events: 222, ratio: 1.1 } }],
       overhead: { ratchet: spread(34.5), ratioToFloor: spread(1.37) },
     });
     expect(figures.history).toContainEqual({
