@@ -7,7 +7,7 @@ import type OpenAI from 'openai';
 import { buildRequest, outputItems } from '../src/activities/model-request.js';
 import { executeReadFile } from '../src/activities/tools/read-file.js';
 import type { TranscriptItem } from '../src/shared/prompt/items.js';
-import { functionOutput, isFunctionCall, userMessage } from '../src/shared/prompt/items.js';
+import { assistantMessage, functionOutput, isFunctionCall, userMessage } from '../src/shared/prompt/items.js';
 import { readFileArgs } from '../src/shared/tools/specs.js';
 
 /** One streamed Responses API call, read to the end the way the model activity reads it. */
@@ -43,6 +43,16 @@ export function createBenchActivities(openai: () => OpenAI) {
   return {
     async emptyModel(): Promise<void> {},
     async emptyTool(): Promise<void> {},
+    /** The reply the benchmark's scripted model gives on `turn` (bench/script.ts), without a call. */
+    floorModel(input: { turn: number; turns: number; file: string }): Promise<TranscriptItem[]> {
+      if (input.turn < input.turns) {
+        const args = JSON.stringify({ file_path: input.file });
+        return Promise.resolve([
+          { type: 'function_call', call_id: `call_${input.turn}`, name: 'read_file', arguments: args },
+        ]);
+      }
+      return Promise.resolve([assistantMessage(`Read ${input.file} ${input.turn - 1} times.`)]);
+    },
     transcriptModel(input: { model: string; sessionId: string; items: TranscriptItem[] }) {
       return streamedCall(openai(), input.model, input.sessionId, input.items);
     },

@@ -4,7 +4,9 @@
  * a headless browser to render it) would be a large dependency for that.
  */
 import type { ConcurrencyResult } from './scenarios/concurrency.js';
-import type { HistoryPoint } from './scenarios/history.js';
+import type { Comparison } from './figures.js';
+import { comparisonMarkdown } from './figures.js';
+import type { HistorySeries } from './scenarios/history.js';
 import type { OverheadResult } from './scenarios/overhead.js';
 import type { RecoveryResult } from './scenarios/recovery.js';
 import type { CheckpointsResult } from './scenarios/checkpoints.js';
@@ -17,7 +19,7 @@ export interface BenchResults {
   machine: Record<string, unknown>;
   options: { quick: boolean; runs: number; scenarios: string[]; workerOptions?: Record<string, unknown> };
   overhead?: OverheadResult;
-  history?: HistoryPoint[];
+  history?: HistorySeries[];
   recovery?: RecoveryResult;
   requests?: RequestsResult;
   concurrency?: ConcurrencyResult;
@@ -29,7 +31,11 @@ const fmt = (s: Spread, digits = 1) =>
   `${round(s.median, digits)} (${round(s.min, digits)}–${round(s.max, digits)})`;
 const kib = (bytes: number) => `${(bytes / 1024).toLocaleString('en-US', { maximumFractionDigits: 0 })} KiB`;
 
-export function markdownReport(results: BenchResults, chartFile?: string): string {
+export function markdownReport(
+  results: BenchResults,
+  chartFile?: string,
+  comparisons: readonly Comparison[] = [],
+): string {
   const lines: string[] = [];
   const m = results.machine;
   lines.push(`# Ratchet benchmark — ${results.startedAt}`, '');
@@ -52,19 +58,31 @@ export function markdownReport(results: BenchResults, chartFile?: string): strin
     lines.push(`| (c) floor: workflow with two empty activities per turn | ${fmt(o.floor)} |`);
     lines.push(`| (a) − (b), per run | ${fmt(o.overAbovePlain)} |`);
     lines.push(`| (a) ÷ (c), per run | ${fmt(o.ratioToFloor, 2)} |`, '');
+    if (o.phases) {
+      lines.push(
+        'Where a turn of (a) goes (from the event times of each run’s session history, ms per turn):',
+        '',
+        '| phase | ms per turn |',
+        '|---|---|',
+      );
+      for (const [phase, value] of Object.entries(o.phases)) lines.push(`| ${phase} | ${fmt(value)} |`);
+      lines.push('');
+    }
   }
-  const h = results.history;
-  if (h) {
-    lines.push('## 2. History growth (20 KB tool output per turn)', '');
-    if (chartFile) lines.push(`![history bytes against turns](${chartFile})`, '');
+  for (const series of results.history ?? []) {
+    lines.push(`## 2. History growth (${series.outputKB} KB tool output per turn)`, '');
+    if (chartFile && series.outputKB === chartSeries(results.history ?? [])?.outputKB) {
+      lines.push(`![history bytes against turns](${chartFile})`, '');
+    }
     lines.push(
-      '| turns | unique content | Ratchet history | events | Ratchet ÷ unique | baseline history | baseline ÷ unique |',
-      '|---|---|---|---|---|---|---|',
+      '| turns | unique content | Ratchet history | events | Ratchet ÷ content | floor ÷ content | baseline history | baseline ÷ content |',
+      '|---|---|---|---|---|---|---|---|',
     );
-    for (const p of h) {
+    for (const p of series.points) {
       const b = p.baseline;
       lines.push(
-        `| ${p.turns} | ${kib(p.uniqueBytes)} | ${kib(p.ratchet.bytes)} | ${p.ratchet.events} | ${p.ratchet.ratio.toFixed(2)} | ` +
+        `| ${p.turns} | ${kib(p.uniqueBytes)} | ${kib(p.ratchet.bytes)} | ${p.ratchet.events} | **${p.ratchet.ratio.toFixed(3)}** | ` +
+          `${p.floor ? p.floor.ratio.toFixed(3) : '—'} | ` +
           (b
             ? `${kib(b.bytes)}${b.completed ? '' : ` (${b.note ?? 'stopped'})`} | ${b.ratio.toFixed(2)}`
             : '— | —') +
@@ -72,6 +90,37 @@ export function markdownReport(results: BenchResults, chartFile?: string): strin
       );
     }
     lines.push('');
+    const t = series.perTurn;
+    if (t) {
+      lines.push(
+        `What a turn adds (the two longest sessions' difference ÷ their turns), against ${t.contentBytes} bytes of content:`,
+        '',
+        '| event | Ratchet: events | Ratchet: bytes | floor: events | floor: bytes |',
+        '|---|---|---|---|---|',
+      );
+      const types = [...new Set([...Object.keys(t.ratchet), ...Object.keys(t.floor ?? {})])];
+      const total = (by?: Record<string, { events: number; bytes: number }>) =>
+        Object.values(by ?? {}).reduce(
+          (sum, v) => ({ events: sum.events + v.events, bytes: sum.bytes + v.bytes }),
+          {
+            events: 0,
+            bytes: 0,
+          },
+        );
+      for (const type of types) {
+        const r = t.ratchet[type];
+        const f = t.floor?.[type];
+        lines.push(
+          `| ${type} | ${r?.events ?? 0} | ${r?.bytes ?? 0} | ${f?.events ?? 0} | ${f?.bytes ?? 0} |`,
+        );
+      }
+      const r = total(t.ratchet);
+      const f = total(t.floor);
+      lines.push(
+        `| **total** | ${round(r.events, 2)} | ${r.bytes} | ${round(f.events, 2)} | ${f.bytes} |`,
+        '',
+      );
+    }
   }
   const q = results.requests;
   if (q) {
@@ -146,12 +195,24 @@ export function markdownReport(results: BenchResults, chartFile?: string): strin
     }
     lines.push('');
   }
+  if (comparisons.length > 0) lines.push(...comparisonMarkdown(comparisons));
   if (results.seconds !== undefined) lines.push(`The run took ${results.seconds} s.`, '');
   return lines.join('\n');
 }
 
-/** History bytes against turns: Ratchet, the unique content, and the baseline (measured points). */
-export function historyChart(points: HistoryPoint[]): string {
+/** The series the chart draws: the largest outputs (20 KB, where the baseline runs). */
+function chartSeries(series: HistorySeries[]): HistorySeries | undefined {
+  return [...series].sort((a, b) => b.outputKB - a.outputKB)[0];
+}
+
+/**
+ * History bytes against turns for the 20 KB series: Ratchet, the floor, the unique content, and
+ * the baseline (measured points). Undefined when there is nothing to draw.
+ */
+export function historyChart(all: HistorySeries[]): string | undefined {
+  const chosen = chartSeries(all);
+  if (!chosen || chosen.points.length === 0) return undefined;
+  const points = chosen.points;
   const width = 720;
   const height = 420;
   const pad = { left: 80, right: 180, top: 40, bottom: 50 };
@@ -165,6 +226,11 @@ export function historyChart(points: HistoryPoint[]): string {
       ),
     },
     { name: 'Ratchet history', color: '#1f77b4', values: points.map((p) => [p.turns, p.ratchet.bytes, 1]) },
+    {
+      name: 'floor (two activities)',
+      color: '#2ca02c',
+      values: points.flatMap((p) => (p.floor ? [[p.turns, p.floor.bytes, 1]] : [])),
+    },
     { name: 'unique content', color: '#7f7f7f', values: points.map((p) => [p.turns, p.uniqueBytes, 1]) },
   ];
   const maxBytes = Math.max(...series.flatMap((s) => s.values.map((v) => v[1]!)));
@@ -178,7 +244,7 @@ export function historyChart(points: HistoryPoint[]): string {
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${pad.left}" y="22" font-size="14" font-weight="bold">Event history size against session length (20 KB per tool output)</text>`,
+    `<text x="${pad.left}" y="22" font-size="14" font-weight="bold">Event history size against session length (${chosen.outputKB} KB per tool output)</text>`,
   );
   for (let v = 0; v <= top + 1e-9; v += step) {
     out.push(
@@ -214,8 +280,8 @@ export function historyChart(points: HistoryPoint[]): string {
   const stopped = points.some((p) => p.baseline && !p.baseline.completed);
   if (stopped) {
     out.push(
-      `<text x="${width - pad.right + 15}" y="${pad.top + 80}" font-size="11">open circle: the server</text>`,
-      `<text x="${width - pad.right + 15}" y="${pad.top + 94}" font-size="11">stopped the baseline there</text>`,
+      `<text x="${width - pad.right + 15}" y="${pad.top + 100}" font-size="11">open circle: the server</text>`,
+      `<text x="${width - pad.right + 15}" y="${pad.top + 114}" font-size="11">stopped the baseline there</text>`,
     );
   }
   out.push('</svg>', '');

@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: what durability costs, measured. Starts its own Temporal dev server and
- * scripted model, runs the selected scenarios, and writes bench/results/<date>.json, .md and .svg.
+ * scripted model, runs the selected scenarios, and writes bench/results/<date>.json, .md and .svg;
+ * each figure is printed (and written to the .md) beside the previous run's (bench/figures.ts).
  *
  *   npm run bench -- --only overhead,history --quick
  */
@@ -13,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { BenchEnv } from './env.js';
 import type { BenchResults } from './report.js';
 import { historyChart, markdownReport } from './report.js';
-import { history } from './scenarios/history.js';
+import { compare, comparisonText, earlierRuns, figuresOf } from './figures.js';
+import { HISTORY_FILES, historyAll } from './scenarios/history.js';
 import { overhead } from './scenarios/overhead.js';
 import { recovery } from './scenarios/recovery.js';
 import { modelRequests } from './scenarios/requests.js';
@@ -51,7 +53,11 @@ const program = new Command('bench')
     'history: baseline lengths (default 25,50,100; quick 25,50; "" for none)',
     (value) => value.split(',').filter(Boolean).map(Number),
   )
-  .option('--history-output <kb>', 'history: tool output per turn, 20 or 4.5 KB (default 20)', '20')
+  .option(
+    '--history-output <kb>',
+    'history: tool output per turn, KB, comma-separated: 4.5, 20 (default both; baselines at 20 only)',
+    (value) => value.split(',').map((s) => s.trim()),
+  )
   .option('--out <dir>', 'where results go', fileURLToPath(new URL('./results', import.meta.url)))
   .option('--name <name>', 'file name for the results (default: the date and time)');
 
@@ -65,9 +71,12 @@ const opts = program.opts<{
   workerOptions?: Record<string, unknown>;
   historySizes?: number[];
   baselineSizes?: number[];
-  historyOutput: string;
+  historyOutput?: string[];
 }>();
-if (!['20', '4.5'].includes(opts.historyOutput)) program.error('--history-output: expected 20 or 4.5');
+const historyOutputs = opts.historyOutput ?? ['4.5', '20'];
+for (const kb of historyOutputs) {
+  if (!HISTORY_FILES[kb]) program.error(`--history-output: expected 4.5 or 20, not "${kb}"`);
+}
 const selected = new Set<Scenario>((opts.only ?? SCENARIOS) as Scenario[]);
 for (const name of selected) {
   if (!SCENARIOS.includes(name)) program.error(`unknown scenario "${name}" (known: ${SCENARIOS.join(', ')})`);
@@ -110,13 +119,17 @@ try {
   }
   if (env && selected.has('history')) {
     log('2. history growth');
-    results.history = await history(env, {
-      sizes: opts.historySizes ?? (quick ? [25, 50, 100] : [25, 50, 100, 200, 400]),
-      baselineSizes: opts.baselineSizes ?? (quick ? [25, 50] : [25, 50, 100]),
-      file: opts.historyOutput === '4.5' ? 'mid.txt' : 'big.txt',
-      baselineTimeoutMs: 120_000,
-      log,
-    });
+    results.history = await historyAll(
+      env,
+      historyOutputs.map((kb) => ({
+        outputKB: Number(kb),
+        sizes: opts.historySizes ?? (quick ? [25, 50, 100] : [25, 50, 100, 200, 400]),
+        // The baseline (quadratic) only where it was always measured: 20 KB outputs.
+        baselineSizes: kb === '20' ? (opts.baselineSizes ?? (quick ? [25, 50] : [25, 50, 100])) : [],
+        baselineTimeoutMs: 120_000,
+        log,
+      })),
+    );
   }
   if (env && selected.has('requests')) {
     log('3 and 6. prompt-cache stability and bytes to the model');
@@ -145,8 +158,13 @@ results.seconds = Math.round((Date.now() - began) / 1000);
 await mkdir(opts.out, { recursive: true });
 const name = opts.name ?? new Date(began).toISOString().slice(0, 16).replace(':', '');
 const base = path.join(opts.out, name);
+const comparisons = compare(
+  figuresOf(results as unknown as Record<string, unknown>),
+  await earlierRuns(opts.out, results.startedAt),
+);
+process.stdout.write(`${comparisonText(comparisons)}\n`);
 await writeFile(`${base}.json`, `${JSON.stringify(results, null, 2)}\n`);
 const chart = results.history ? historyChart(results.history) : undefined;
 if (chart) await writeFile(`${base}.svg`, chart);
-await writeFile(`${base}.md`, markdownReport(results, chart ? `${name}.svg` : undefined));
+await writeFile(`${base}.md`, markdownReport(results, chart ? `${name}.svg` : undefined, comparisons));
 log(`wrote ${base}.json, .md${chart ? ', .svg' : ''}`);

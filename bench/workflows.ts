@@ -4,6 +4,8 @@
  *
  * - `floorSession`: two empty activities per turn. What Temporal itself costs per turn on this
  *   machine, the floor Ratchet's overhead is measured against.
+ * - `contentFloorSession`: the same, but the two activities carry the content a Ratchet turn
+ *   carries (the model's call, the file's text): the floor for the history's size.
  * - `baselineSession`: the obvious design DESIGN.md §2 warns about. It passes the whole transcript
  *   as the model activity's input every turn, so every turn writes the transcript into history
  *   again.
@@ -27,6 +29,23 @@ export async function floorSession(turns: number): Promise<number> {
     await bench.emptyTool();
   }
   return turns;
+}
+
+export interface ContentFloorInput {
+  turns: number;
+  file: string;
+  workspace: string;
+}
+
+/** Two activities per turn carrying a Ratchet turn's content: the reply, then the tool's output. */
+export async function contentFloorSession(input: ContentFloorInput): Promise<number> {
+  for (let turn = 1; turn <= input.turns; turn += 1) {
+    const output = await bench.floorModel({ turn, turns: input.turns, file: input.file });
+    for (const call of output.filter(isFunctionCall)) {
+      await bench.plainTool({ workspace: input.workspace, arguments: call.arguments });
+    }
+  }
+  return input.turns;
 }
 
 export interface BaselineInput {

@@ -1,7 +1,9 @@
 /**
- * 2. History growth: sessions of 25 … 400 turns whose every tool output is 20 KB. Ratchet's event
- * history (as Temporal counts it: `historySizeBytes` in describe) against the unique content of
- * the transcript, and the baseline that passes the whole transcript to the model activity.
+ * 2. History growth: sessions of 25 … 400 turns whose every tool output is 20 KB (and, in the same
+ * run, 4.5 KB). Ratchet's event history (as Temporal counts it: `historySizeBytes` in describe)
+ * against the unique content of the transcript; beside it the floor (a bare workflow with two
+ * activities per turn carrying the same content) and the baseline that passes the whole
+ * transcript to the model activity. Per series, the events a turn adds, by type.
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
@@ -12,7 +14,9 @@ import type { BenchEnv } from '../env.js';
 import { sessionConfig, withModel } from '../env.js';
 import { benchResponder, benchTask } from '../script.js';
 import { round, sleep } from '../stats.js';
-import type { BaselineInput } from '../workflows.js';
+import type { BaselineInput, ContentFloorInput } from '../workflows.js';
+
+type ByType = Record<string, { events: number; bytes: number }>;
 
 export interface HistoryPoint {
   turns: number;
@@ -24,8 +28,10 @@ export interface HistoryPoint {
     ratio: number;
     seconds: number;
     /** Events and their encoded bytes by type, over the whole history. */
-    byType?: Record<string, { events: number; bytes: number }>;
+    byType?: ByType;
   };
+  /** Two activities per turn carrying the same content (bench/workflows.ts, contentFloorSession). */
+  floor?: { bytes: number; events: number; ratio: number; byType?: ByType };
   /** Undefined when the baseline was not run at this size. */
   baseline?: { bytes: number; events: number; ratio: number; completed: boolean; note?: string };
 }
@@ -66,17 +72,63 @@ async function whyStopped(env: BenchEnv, handle: WorkflowHandle): Promise<string
   return `${description.status.name.toLowerCase()} after the time allowed`;
 }
 
-export async function history(
-  env: BenchEnv,
-  options: {
-    sizes: number[];
-    baselineSizes: number[];
-    baselineTimeoutMs: number;
-    /** The file each turn reads: big.txt (20 KB, default) or mid.txt (4.5 KB). */
-    file?: string;
-    log: (m: string) => void;
-  },
-): Promise<HistoryPoint[]> {
+/** One tool-output size: its points, and what a turn adds (the two longest sessions' difference). */
+export interface HistorySeries {
+  outputKB: number;
+  file: string;
+  points: HistoryPoint[];
+  perTurn?: {
+    /** Content bytes a turn adds, and Ratchet's and the floor's history bytes and events by type. */
+    contentBytes: number;
+    ratchet: ByType;
+    floor?: ByType;
+  };
+}
+
+export interface HistoryOptions {
+  sizes: number[];
+  baselineSizes: number[];
+  baselineTimeoutMs: number;
+  /** Tool output per turn, KB: 20 reads big.txt, 4.5 reads mid.txt. */
+  outputKB: number;
+  log: (m: string) => void;
+}
+
+export const HISTORY_FILES: Record<string, string> = { '20': 'big.txt', '4.5': 'mid.txt' };
+
+async function eventsByType(handle: WorkflowHandle): Promise<ByType> {
+  const byType: ByType = {};
+  for (const event of (await handle.fetchHistory()).events ?? []) {
+    const type = String(proto.temporal.api.enums.v1.EventType[event.eventType ?? 0]).replace(
+      'EVENT_TYPE_',
+      '',
+    );
+    const bytes = proto.temporal.api.history.v1.HistoryEvent.encode(event).finish().length;
+    byType[type] = { events: (byType[type]?.events ?? 0) + 1, bytes: (byType[type]?.bytes ?? 0) + bytes };
+  }
+  return byType;
+}
+
+/** (b − a) ÷ turns, by type. */
+function perTurnOf(a: ByType, b: ByType, turns: number): ByType {
+  const out: ByType = {};
+  for (const type of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const events = ((b[type]?.events ?? 0) - (a[type]?.events ?? 0)) / turns;
+    const bytes = ((b[type]?.bytes ?? 0) - (a[type]?.bytes ?? 0)) / turns;
+    if (events !== 0 || bytes !== 0) out[type] = { events: round(events, 2), bytes: Math.round(bytes) };
+  }
+  return out;
+}
+
+export async function historyAll(env: BenchEnv, series: HistoryOptions[]): Promise<HistorySeries[]> {
+  const out: HistorySeries[] = [];
+  for (const options of series) out.push(await history(env, options));
+  return out;
+}
+
+export async function history(env: BenchEnv, options: HistoryOptions): Promise<HistorySeries> {
+  const file = HISTORY_FILES[String(options.outputKB)];
+  if (!file) throw new Error(`history: no file for ${options.outputKB} KB outputs`);
   return withModel({ responder: benchResponder() }, async (model) => {
     const taskQueue = `bench-history-${randomUUID()}`;
     const { worker } = await env.worker(taskQueue, model);
@@ -85,9 +137,7 @@ export async function history(
     await worker.runUntil(async () => {
       for (const turns of options.sizes) {
         const started = performance.now();
-        const { sessionId } = await ratchet.start(
-          sessionConfig(benchTask(options.file ?? 'big.txt', turns), env.repo),
-        );
+        const { sessionId } = await ratchet.start(sessionConfig(benchTask(file, turns), env.repo));
         const handle = env.client.workflow.getHandle(sessionId);
         const result = (await handle.result()) as SessionResult;
         const seconds = (performance.now() - started) / 1000;
@@ -98,18 +148,7 @@ export async function history(
         }
         const description = await handle.describe();
         const unique = await uniqueBytes(handle);
-        const byType: Record<string, { events: number; bytes: number }> = {};
-        for (const event of (await handle.fetchHistory()).events ?? []) {
-          const type = String(proto.temporal.api.enums.v1.EventType[event.eventType ?? 0]).replace(
-            'EVENT_TYPE_',
-            '',
-          );
-          const bytes = proto.temporal.api.history.v1.HistoryEvent.encode(event).finish().length;
-          byType[type] = {
-            events: (byType[type]?.events ?? 0) + 1,
-            bytes: (byType[type]?.bytes ?? 0) + bytes,
-          };
-        }
+        const byType = await eventsByType(handle);
         const bytes = description.historySize ?? 0;
         const point: HistoryPoint = {
           turns,
@@ -122,33 +161,72 @@ export async function history(
             seconds: round(seconds, 1),
           },
         };
-        options.log(`history ${turns} turns, events by type: ${JSON.stringify(byType)}`);
+        point.floor = await contentFloor(env, taskQueue, { turns, file, workspace: env.repo }, unique);
+        const label = `history ${options.outputKB} KB, ${turns} turns`;
+        options.log(`${label}, events by type: ${JSON.stringify(byType)}`);
         options.log(
-          `history ${turns} turns: ratchet ${bytes} bytes / unique ${unique} = ${point.ratchet.ratio} (${point.ratchet.seconds} s)`,
+          `${label}: ratchet ${bytes} bytes ÷ content ${unique} = ${point.ratchet.ratio}, ` +
+            `floor ${point.floor.bytes} ÷ content = ${point.floor.ratio} (${point.ratchet.seconds} s)`,
         );
         if (options.baselineSizes.includes(turns)) {
-          point.baseline = await baseline(env, taskQueue, turns, unique, options.baselineTimeoutMs);
+          point.baseline = await baseline(env, taskQueue, file, turns, unique, options.baselineTimeoutMs);
           options.log(
-            `history ${turns} turns: baseline ${point.baseline.bytes} bytes = ${point.baseline.ratio} × unique` +
+            `${label}: baseline ${point.baseline.bytes} bytes = ${point.baseline.ratio} × unique` +
               (point.baseline.note ? ` (${point.baseline.note})` : ''),
           );
         }
         points.push(point);
       }
     });
-    return points;
+    const [a, b] = points.slice(-2);
+    const result: HistorySeries = { outputKB: options.outputKB, file, points };
+    if (a && b && a.ratchet.byType && b.ratchet.byType) {
+      const turns = b.turns - a.turns;
+      result.perTurn = {
+        contentBytes: Math.round((b.uniqueBytes - a.uniqueBytes) / turns),
+        ratchet: perTurnOf(a.ratchet.byType, b.ratchet.byType, turns),
+        ...(a.floor?.byType && b.floor?.byType
+          ? { floor: perTurnOf(a.floor.byType, b.floor.byType, turns) }
+          : {}),
+      };
+      options.log(`history ${options.outputKB} KB, per turn: ${JSON.stringify(result.perTurn)}`);
+    }
+    return result;
   });
+}
+
+async function contentFloor(
+  env: BenchEnv,
+  taskQueue: string,
+  input: ContentFloorInput,
+  unique: number,
+): Promise<NonNullable<HistoryPoint['floor']>> {
+  const handle = await env.client.workflow.start('contentFloorSession', {
+    taskQueue,
+    workflowId: `floor-${randomUUID()}`,
+    args: [input],
+  });
+  await handle.result();
+  const description = await handle.describe();
+  const bytes = description.historySize ?? 0;
+  return {
+    bytes,
+    events: description.historyLength,
+    ratio: round(bytes / unique, 3),
+    byType: await eventsByType(handle),
+  };
 }
 
 async function baseline(
   env: BenchEnv,
   taskQueue: string,
+  file: string,
   turns: number,
   unique: number,
   timeoutMs: number,
 ): Promise<NonNullable<HistoryPoint['baseline']>> {
   const input: BaselineInput = {
-    task: benchTask('big.txt', turns),
+    task: benchTask(file, turns),
     workspace: env.repo,
     model: 'scripted-model',
     maxTurns: turns + 1,

@@ -1,7 +1,8 @@
 /**
  * 1. Overhead per turn: 50-turn sessions, each turn one model call and one read_file, through
  * (a) Ratchet on Temporal, (b) the same client and tool code in a plain loop, and (c) the floor:
- * a workflow with two empty activities per turn on the same worker.
+ * a workflow with two empty activities per turn on the same worker. Where a turn of (a) and of
+ * (c) goes is read from each measured session's event times (phases.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { openaiClientFactory } from '../../src/activities/openai-client.js';
@@ -9,6 +10,7 @@ import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { plainLoop } from '../activities.js';
 import type { BenchEnv } from '../env.js';
 import { sessionConfig, withModel } from '../env.js';
+import { turnPhases } from '../phases.js';
 import { benchResponder, benchTask } from '../script.js';
 import type { Spread } from '../stats.js';
 import { round, spread } from '../stats.js';
@@ -22,6 +24,8 @@ export interface OverheadResult {
   /** Per run: ratchet − plain, and ratchet ÷ floor (ratios from the same run). */
   overAbovePlain: Spread;
   ratioToFloor: Spread;
+  /** Ms per turn in each phase, from the event times of (a)'s and (c)'s histories ("floor: …"). */
+  phases?: Record<string, Spread>;
 }
 
 export async function overhead(
@@ -41,7 +45,16 @@ export async function overhead(
       const { sessionId } = await ratchet.start(sessionConfig(task, env.repo));
       const result = (await env.client.workflow.getHandle(sessionId).result()) as SessionResult;
       if (result.turns !== turns) throw new Error(`ratchet session ran ${result.turns} turns, not ${turns}`);
+      lastIds.ratchet = sessionId;
       return (performance.now() - started) / turns;
+    };
+    const lastIds = { ratchet: '', floor: '' };
+    const phaseSamples: Record<string, number[]> = {};
+    const addPhases = async (prefix: string, workflowId: string) => {
+      const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+      for (const [phase, ms] of Object.entries(turnPhases(history.events ?? [], turns))) {
+        (phaseSamples[`${prefix}${phase}`] ??= []).push(ms);
+      }
     };
     const runPlain = async () => {
       const started = performance.now();
@@ -57,9 +70,10 @@ export async function overhead(
     };
     const runFloor = async () => {
       const started = performance.now();
+      lastIds.floor = `floor-${randomUUID()}`;
       await env.client.workflow.execute('floorSession', {
         taskQueue,
-        workflowId: `floor-${randomUUID()}`,
+        workflowId: lastIds.floor,
         args: [turns],
       });
       return (performance.now() - started) / turns;
@@ -82,6 +96,8 @@ export async function overhead(
         samples.floor.push(f);
         above.push(r - p);
         ratio.push(r / f);
+        await addPhases('', lastIds.ratchet);
+        await addPhases('floor: ', lastIds.floor);
         log(
           `overhead run ${run + 1}/${options.runs}: ratchet ${round(r)} ms/turn, plain ${round(p)}, floor ${round(f)}`,
         );
@@ -94,6 +110,7 @@ export async function overhead(
       floor: spread(samples.floor),
       overAbovePlain: spread(above),
       ratioToFloor: spread(ratio),
+      phases: Object.fromEntries(Object.entries(phaseSamples).map(([phase, ms]) => [phase, spread(ms)])),
     };
   });
 }

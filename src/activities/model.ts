@@ -9,7 +9,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import OpenAI from 'openai';
-import type { ModelCallInput, ModelReply } from '../shared/boundary/activity-types.js';
+import type { ModelCallInput, ModelReply, TranscriptRef } from '../shared/boundary/activity-types.js';
 import type { TranscriptItem } from '../shared/prompt/items.js';
 import type { AssembledReply } from './chat-completions.js';
 import { buildChatRequest, completeChat, streamChatCompletion } from './chat-completions.js';
@@ -121,13 +121,25 @@ function finishReply(context: Context, modelName: string, reply: ModelReply): Mo
   return reply;
 }
 
+/**
+ * The session leaves its own id out of the model call's input (it would be in every turn's
+ * history): it is the id of the workflow that scheduled the activity.
+ */
+function sessionIdOf(input: ModelCallInput): string {
+  const sessionId = input.sessionId ?? Context.current().info.workflowExecution?.workflowId;
+  if (sessionId === undefined) {
+    throw ApplicationFailure.nonRetryable('a model call needs a session: none in its input or its workflow');
+  }
+  return sessionId;
+}
+
 export function createModelActivity(deps: ModelDeps) {
   const streaming = deps.streaming ?? new StreamingMemory();
   const backgroundMemory = deps.backgroundMemory ?? new BackgroundMemory();
   const callModel = createModelCall(deps, streaming, backgroundMemory);
   return async function model(input: ModelCallInput): Promise<ModelReply> {
     try {
-      return await callModel(input);
+      return await callModel({ ...input, sessionId: sessionIdOf(input) });
     } catch (err) {
       if (err instanceof ApplicationFailure) throw withErrorBackoff(err, Context.current().info.attempt);
       throw err;
@@ -136,7 +148,7 @@ export function createModelActivity(deps: ModelDeps) {
 }
 
 function createModelCall(deps: ModelDeps, streaming: StreamingMemory, backgroundMemory: BackgroundMemory) {
-  return async function callModel(input: ModelCallInput): Promise<ModelReply> {
+  return async function callModel(input: ModelCallInput & TranscriptRef): Promise<ModelReply> {
     const context = Context.current();
     const client = deps.openai();
     const endpoint = client.baseURL;
@@ -438,7 +450,7 @@ async function reattach(
  */
 async function callResponses(
   client: OpenAI,
-  input: ModelCallInput,
+  input: ModelCallInput & TranscriptRef,
   items: readonly TranscriptItem[],
   stream: boolean,
   maxOutputTokens: number | undefined,

@@ -15,7 +15,7 @@ import type { ModelDeps } from '../../src/activities/model.js';
 import { openaiClientFactory } from '../../src/activities/openai-client.js';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
 import type { TranscriptSource } from '../../src/activities/transcript-source.js';
-import type { ModelCallInput, ModelReply } from '../../src/shared/boundary/activity-types.js';
+import type { ModelCallInput, ModelReply, TranscriptRef } from '../../src/shared/boundary/activity-types.js';
 import { assistantMessage, functionOutput, userMessage } from '../../src/shared/prompt/items.js';
 import type { TranscriptItem } from '../../src/shared/prompt/items.js';
 import { BASE_INSTRUCTIONS } from '../../src/shared/prompt/instructions.js';
@@ -88,7 +88,7 @@ function environment(heartbeatTimeoutMs?: number): MockActivityEnvironment {
   });
 }
 
-function callInput(upTo: number, extra: Partial<ModelCallInput> = {}): ModelCallInput {
+function callInput(upTo: number, extra: Partial<ModelCallInput> = {}): ModelCallInput & TranscriptRef {
   return { sessionId: SESSION, epoch: 0, upTo, model: settings, turn: 1, ...extra };
 }
 
@@ -368,6 +368,23 @@ describe('model activity: provider state (previous_response_id)', () => {
 });
 
 describe('model activity: transcript source', () => {
+  it('reads the transcript of the workflow that scheduled it when the input names no session', async () => {
+    const model = await startModel();
+    model.reply('Fine.');
+    const session = fakeSession([task]);
+    const activity = activityFor(model, session);
+    const { sessionId: _omitted, ...withoutSession } = callInput(1);
+    const env = new MockActivityEnvironment(
+      { workflowExecution: { workflowId: SESSION, runId: 'run-1' } },
+      { logger: new DefaultLogger('ERROR') },
+    );
+
+    await runModel(activity, withoutSession, env);
+
+    expect(session.queries).toEqual([{ sessionId: SESSION, request: { fromIndex: 0 } }]);
+    expect(body(model.requests[0]).prompt_cache_key).toBe(SESSION);
+  });
+
   it('queries the workflow once per call, and the second call fetches only the new entries', async () => {
     const model = await startModel();
     model.call('read_file', { file_path: 'src/sum.ts' }, 'call_1').reply('Fixed.');

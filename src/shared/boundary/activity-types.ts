@@ -14,7 +14,12 @@ export interface TranscriptRef {
   epoch: number;
 }
 
-export interface ModelCallInput extends TranscriptRef {
+export interface ModelCallInput extends Omit<TranscriptRef, 'sessionId'> {
+  /**
+   * The session's workflow id. Absent in calls scheduled by the session itself (since 2026-12):
+   * the activity reads it from its own info, which saves ~60 bytes of history every turn.
+   */
+  sessionId?: string;
   /** The request carries transcript entries [0, upTo). */
   upTo: number;
   model: ModelSettings;
