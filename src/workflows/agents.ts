@@ -13,11 +13,11 @@
  * from the child's reports (signals to the parent's id reach whichever run is current), so it
  * survives continue-as-new; within one run the child's result backs them up.
  *
- * The child's side is `ParentLink`: it reports to the parent and flushes before the child ends.
+ * The child's side is `ParentLink` (parent-link.ts): it reports to the parent and flushes before
+ * the child ends. merge_agent is agent-merge.ts; the shared types are agent-host.ts.
  */
 import type { ActivityOptions, ChildWorkflowHandle } from '@temporalio/workflow';
 import {
-  ActivityFailure,
   ParentClosePolicy,
   condition,
   getExternalWorkflowHandle,
@@ -28,7 +28,6 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
 import type { AgentState, AgentToolName } from '../shared/tools/agent-tools.js';
 import {
   agentBranch,
@@ -42,79 +41,18 @@ import {
   waitTimeout,
 } from '../shared/tools/agent-tools.js';
 import type { FunctionCallItem } from '../shared/prompt/items.js';
-import type { PolicyDecision, ToolRequest } from '../shared/policy/policy.js';
 import type { AgentReport, AgentView, SessionResult } from '../shared/api/session-api.js';
 import { agentReportSignal, interruptSignal, userMessageSignal } from '../shared/api/session-api.js';
-import type {
-  CarriedAgents,
-  SessionConfig,
-  SessionLimits,
-  WorkspaceInfo,
-} from '../shared/api/session-config.js';
+import type { CarriedAgents, SessionConfig, SessionLimits } from '../shared/api/session-config.js';
 import { SESSION_SCHEMA_VERSION } from '../shared/api/session-config.js';
 import { firstLine } from '../shared/util/text.js';
 import { rootMessage } from '../shared/boundary/failures.js';
-import type { TaskGuard } from './task-guard.js';
+import type { Activities, AgentHost, AgentToolResult, ChildRecord } from './agent-host.js';
+import { failure, stateOf } from './agent-host.js';
+import { mergeChild } from './agent-merge.js';
 
-type Activities = ReturnType<typeof createActivities>;
-
-/** What a tool call gives back (the session's ToolResult). */
-export interface AgentToolResult {
-  output: string;
-  display: string;
-  success: boolean;
-  outcome?: 'denied' | 'rejected' | 'not_run';
-}
-
-/** One child, as the parent keeps it (carried across continue-as-new). */
-export type ChildRecord = CarriedAgents['children'][number];
-
-/** What the tree needs from the session around it. */
-export interface AgentHost {
-  sessionId: string;
-  config: SessionConfig;
-  workspace(): WorkspaceInfo | null;
-  toolQueue(): string | null;
-  approvalPolicy(): SessionConfig['approvalPolicy'];
-  decide(request: ToolRequest): PolicyDecision;
-  /** Asks a person about a call the policy asks about: 'run', or the result to give instead. */
-  ask(
-    call: FunctionCallItem,
-    summary: string,
-    request: ToolRequest,
-    reason: string,
-  ): Promise<'run' | AgentToolResult>;
-  /** The status or the children changed: show it. */
-  changed(): void;
-  /** Fails an activation that runs ahead of the session's workflow tasks (task-guard.ts). */
-  guard: TaskGuard;
-}
-
-function failure(output: string, display: string): AgentToolResult {
-  return { output, display, success: false, outcome: 'rejected' };
-}
-
-function stateOf(report: AgentReport): AgentState {
-  switch (report.status) {
-    case 'running':
-      return { status: 'running', turn: report.turn };
-    case 'awaiting_approval':
-      return { status: 'awaiting_approval', turn: report.turn, pending: report.pending ?? 1 };
-    case 'idle':
-      return { status: 'idle', turn: report.turn, why: report.message ?? 'waiting for a message' };
-    case 'completed':
-      return {
-        status: 'completed',
-        turn: report.turn,
-        message: report.message ?? '',
-        filesChanged: report.filesChanged ?? [],
-      };
-    case 'errored':
-      return { status: 'errored', why: report.message ?? 'the session failed' };
-    case 'shutdown':
-      return { status: 'shutdown' };
-  }
-}
+export type { AgentHost, AgentToolResult, ChildRecord } from './agent-host.js';
+export { ParentLink } from './parent-link.js';
 
 export class AgentTree {
   /** Whether this session offers the agent tools (it may fan out, and is not too deep). */
@@ -440,78 +378,7 @@ export class AgentTree {
   private async merge(call: FunctionCallItem, args: { id: string }): Promise<AgentToolResult> {
     const child = this.resolve(args.id);
     if (!child) return failure(`No agent with id ${args.id}.`, `merge_agent · unknown agent ${args.id}`);
-    const summary = `merge_agent · ${child.name} (${child.branch})`;
-    if (!isFinalAgentState(child.state) || child.state.status === 'idle') {
-      if (!child.closed) {
-        return failure(
-          `Agent ${child.name} is still working (${describeAgentState(child.state)}); wait for it, or close it (close_agent), before merging.`,
-          `${summary} · still running`,
-        );
-      }
-    }
-    // The files the child reported changing are what the merge edits (unknown otherwise: it asks).
-    const files = child.state.status === 'completed' ? child.state.filesChanged : [];
-    const request: ToolRequest = {
-      tool: 'merge_agent',
-      kind: 'edit',
-      ...(files.length ? { paths: files } : {}),
-    };
-    const decision = this.host.decide(request);
-    if (decision.action === 'deny') {
-      return {
-        output: `This merge_agent call is not allowed: ${decision.reason}`,
-        display: `${summary} · denied by policy`,
-        success: false,
-        outcome: 'denied',
-      };
-    }
-    if (decision.action === 'ask') {
-      const verdict = await this.host.ask(call, summary, request, decision.reason);
-      if (verdict !== 'run') return verdict;
-    }
-    const workspace = this.host.workspace()!;
-    try {
-      const outcome = await this.host.guard.settled(
-        this.acts.mergeAgentBranch.executeWithOptions(
-          { summary, ...this.routed(), retry: { maximumAttempts: 1 } },
-          [
-            {
-              workspace,
-              worktree: child.worktree,
-              branch: child.branch,
-              base: child.base,
-              label: child.name,
-            },
-          ],
-        ),
-      );
-      child.merged = true;
-      this.host.changed();
-      const changed = outcome.files.length ? outcome.files.join(', ') : 'none (nothing new to merge)';
-      if (outcome.conflicts.length > 0) {
-        return {
-          output:
-            `Merged ${child.branch} into your workspace with conflicts in: ${outcome.conflicts.join(', ')}. ` +
-            'Those files now hold conflict markers (<<<<<<<, =======, >>>>>>>); edit them to resolve the conflict. ' +
-            `Files changed by the merge: ${changed}.`,
-          display: `${summary} · ${outcome.conflicts.length} conflicted`,
-          success: false,
-        };
-      }
-      return {
-        output: `Merged ${child.branch} into your workspace. Files changed: ${changed}.`,
-        display: `${summary} · ${outcome.files.length} files`,
-        success: true,
-      };
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      const detail = err instanceof ActivityFailure ? rootMessage(err) : String(err);
-      return {
-        output: `The merge of ${child.branch} failed: ${detail}. Check the state of the workspace before trying again.`,
-        display: `${summary} · failed`,
-        success: false,
-      };
-    }
+    return mergeChild({ host: this.host, acts: this.acts, routed: this.routed() }, call, child);
   }
 
   /** Passes an interrupt on to every child still working. */
@@ -551,42 +418,5 @@ export class AgentTree {
         log.warn('could not remove an agent worktree', { agent: child.name, detail: rootMessage(err) });
       }
     }
-  }
-}
-
-/**
- * A child session's link to its parent: each change of status is reported (a signal to the
- * parent's id, which reaches whichever run of the parent is current). A parent that is gone
- * makes the report fail; the child carries on.
- */
-export class ParentLink {
-  private last = '';
-  private readonly sent: Promise<void>[] = [];
-
-  constructor(private readonly parent: NonNullable<SessionConfig['parent']>) {}
-
-  get parentId(): string {
-    return this.parent.id;
-  }
-
-  report(report: Omit<AgentReport, 'name'>): void {
-    const key = `${report.status}:${report.pending ?? 0}`;
-    if (key === this.last && report.status !== 'completed') return;
-    this.last = key;
-    this.sent.push(
-      getExternalWorkflowHandle(this.parent.id)
-        .signal(agentReportSignal, { ...report, name: this.parent.name })
-        .catch((err: unknown) => {
-          if (isCancellation(err)) return;
-          log.info('could not report to the parent session', {
-            parent: this.parent.id,
-            detail: rootMessage(err),
-          });
-        }),
-    );
-  }
-
-  async flush(): Promise<void> {
-    await Promise.all(this.sent);
   }
 }
