@@ -25,6 +25,7 @@ import {
 } from './checkpoints.js';
 import { diffStat, preparedWorkspace, workspaceDiff } from './diff.js';
 import { followSession } from './follow.js';
+import { registerBudgetCommand } from './budget.js';
 import type { InboxFlags } from './inbox-command.js';
 import { inboxOptions, serveInbox } from './inbox-command.js';
 import { colorsFor, renderAgentLine, statusColor } from './render.js';
@@ -200,6 +201,7 @@ export function sessionConfig(
           },
         }
       : {}),
+    ...(settings.budget_tokens ? { budget: { tokens: settings.budget_tokens } } : {}),
     ...(settings.checkpoint_keep !== undefined || settings.checkpoint_prune_at_end
       ? {
           checkpoints: {
@@ -314,6 +316,11 @@ async function startAndFollow(
           `Session ${sessionId} waits for approval of ${calls.map((c) => `${c.callId} (${c.summary})`).join(', ') || 'a call'}. ` +
             `Decide with: ratchet approve ${sessionId} ${first} (or ratchet deny …), then ratchet watch ${sessionId}${needsWorker}\n`,
         );
+      } else if (result.status === 'awaiting_budget') {
+        process.exitCode = EXIT_AWAITING_APPROVAL;
+        io.err.write(
+          `Session ${sessionId} spent its token budget and waits for your decision: ratchet budget ${sessionId} --add N (or --stop), then ratchet watch ${sessionId}${needsWorker}\n`,
+        );
       } else if (result.status === 'detached') {
         io.err.write(
           `\nLeft session ${sessionId}; it is saved. Follow it again with: ratchet watch ${sessionId}` +
@@ -421,6 +428,13 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
     .option(
       '--keep-worktrees',
       settingHelp('keep_worktrees', "keep the children's worktrees and branches when their session ends"),
+    )
+    .option(
+      '--budget-tokens <n>',
+      settingHelp(
+        'budget_tokens',
+        'tokens the session and its agents may spend before they park for your decision',
+      ),
     )
     .option(
       '--background',
@@ -549,6 +563,11 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
         for (const p of view.pendingApprovals)
           print(io, pc.yellow(escapeControl(`pending    ${p.callId} · ${p.summary} · ${p.reason}`)));
         if (view.parent) print(io, `parent     ${view.parent}`);
+        if (view.budget)
+          print(
+            io,
+            `budget     ${view.budget.spent} of ${view.budget.limit} tokens${view.budget.parked ? pc.yellow(` · parked: ratchet budget ${id} --add N, or --stop`) : ''}`,
+          );
         if (view.agents?.length) {
           print(io, `agents     ${view.agents.length}`);
           for (const agent of view.agents)
@@ -663,6 +682,8 @@ export function buildProgram(io: Io = { out: process.stdout, err: process.stderr
   decision('approve', 'approve', 'approve a pending tool call');
   decision('deny', 'deny', 'deny a pending tool call (the model is told, with your reason)');
   decision('abort', 'abort', 'deny a pending call and stop the turn; the session waits for your message');
+
+  registerBudgetCommand(program, io);
 
   program
     .command('send')

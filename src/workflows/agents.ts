@@ -23,6 +23,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -41,15 +42,23 @@ import {
   waitTimeout,
 } from '../shared/tools/agent-tools.js';
 import type { FunctionCallItem } from '../shared/prompt/items.js';
-import type { AgentReport, AgentView, SessionResult } from '../shared/api/session-api.js';
-import { agentReportSignal, interruptSignal, userMessageSignal } from '../shared/api/session-api.js';
+import type { AgentReport, AgentView, BudgetDirective, SessionResult } from '../shared/api/session-api.js';
+import {
+  agentReportSignal,
+  budgetDirectiveSignal,
+  interruptSignal,
+  userMessageSignal,
+} from '../shared/api/session-api.js';
 import type { CarriedAgents, SessionConfig, SessionLimits } from '../shared/api/session-config.js';
-import { SESSION_SCHEMA_VERSION } from '../shared/api/session-config.js';
+import { MAX_RETIRED_KEPT, SESSION_SCHEMA_VERSION } from '../shared/api/session-config.js';
 import { firstLine } from '../shared/util/text.js';
 import { rootMessage } from '../shared/boundary/failures.js';
 import type { Activities, AgentHost, AgentToolResult, ChildRecord } from './agent-host.js';
 import { failure, stateOf } from './agent-host.js';
 import { mergeChild } from './agent-merge.js';
+import { Patch } from './patches.js';
+
+type Retired = NonNullable<CarriedAgents['retired']>;
 
 export type { AgentHost, AgentToolResult, ChildRecord } from './agent-host.js';
 export { ParentLink } from './parent-link.js';
@@ -60,6 +69,9 @@ export class AgentTree {
   private counter: number;
   private readonly children = new Map<string, ChildRecord>();
   private readonly childHandles = new Map<string, ChildWorkflowHandle<never>>();
+  /** Children whose worktree was removed after their merge: the next run does not carry them. */
+  private readonly worktreeGone = new Set<string>();
+  private readonly retired: Retired;
   private readonly depth: number;
   private readonly acts: ReturnType<typeof proxyActivities<Activities>>;
 
@@ -73,6 +85,7 @@ export class AgentTree {
     this.offersTools = agents !== undefined && this.depth < agents.maxDepth;
     this.counter = carried?.counter ?? 0;
     for (const child of carried?.children ?? []) this.children.set(child.name, { ...child });
+    this.retired = carried?.retired ?? { count: 0, tokens: 0, recent: [] };
     this.acts = proxyActivities<Activities>({
       startToCloseTimeout: '5 minutes',
       heartbeatTimeout: `${Math.ceil(limits.toolHeartbeatTimeoutMs / 1000)}s`,
@@ -92,7 +105,7 @@ export class AgentTree {
   }
 
   get hasChildren(): boolean {
-    return this.children.size > 0;
+    return this.children.size > 0 || this.retired.count > 0;
   }
 
   view(): AgentView[] {
@@ -108,8 +121,46 @@ export class AgentTree {
     }));
   }
 
+  /** What the next run needs: retired children leave the list here (their worktrees are gone). */
   carry(): CarriedAgents {
-    return { counter: this.counter, children: [...this.children.values()] };
+    const retired: Retired = { ...this.retired, recent: [...this.retired.recent] };
+    const children: ChildRecord[] = [];
+    for (const child of this.children.values()) {
+      if (!this.worktreeGone.has(child.name)) {
+        children.push(child);
+        continue;
+      }
+      retired.count += 1;
+      retired.tokens += child.tokens ?? 0;
+      retired.recent.push({
+        name: child.name,
+        sessionId: child.sessionId,
+        status: JSON.stringify(modelStatus(child.state, child.branch)),
+      });
+    }
+    retired.recent = retired.recent.slice(-MAX_RETIRED_KEPT);
+    return {
+      counter: this.counter,
+      children,
+      ...(retired.count > 0 ? { retired } : {}),
+    };
+  }
+
+  /** A child retired by an earlier run: what `wait` answers for it (null: not one). */
+  private retiredStatus(id: string): unknown {
+    const record = this.retired.recent.find((r) => r.name === id || r.sessionId === id);
+    return record ? (JSON.parse(record.status) as unknown) : null;
+  }
+
+  /** The refusal for an id that names no child; a retired one says what became of it. */
+  private unknown(tool: string, id: string): AgentToolResult {
+    if (this.retiredStatus(id) !== null) {
+      return failure(
+        `Agent ${id} was merged and has ended; its worktree is gone. Spawn a new agent for more work.`,
+        `${tool} · ${id} · retired`,
+      );
+    }
+    return failure(`No agent with id ${id}.`, `${tool} · unknown agent ${id}`);
   }
 
   private routed(): ActivityOptions {
@@ -128,7 +179,12 @@ export class AgentTree {
       return;
     }
     // A closed child's last word is its shutdown; a finished one does not start again by itself.
-    if (child.closed && report.status !== 'completed' && report.status !== 'errored') return;
+    if (typeof report.tokens === 'number' && report.tokens >= (child.tokens ?? 0))
+      child.tokens = report.tokens;
+    if (child.closed && report.status !== 'completed' && report.status !== 'errored') {
+      if (report.tokens !== undefined) this.host.changed();
+      return;
+    }
     child.state = stateOf(report);
     this.host.changed();
   }
@@ -242,6 +298,9 @@ export class AgentTree {
         }),
       );
       this.childHandles.set(name, handle as ChildWorkflowHandle<never>);
+      // A tree parked for its budget parks a child started meanwhile too.
+      const directive = this.host.budgetDirective?.();
+      if (directive) this.signalDirective(child, directive);
       if (child.state.status === 'pending_init') child.state = { status: 'running', turn: 0 };
       // Within this run the result backs up the child's own reports (a child that could not report).
       void (handle.result() as Promise<SessionResult>).then(
@@ -290,7 +349,7 @@ export class AgentTree {
     interrupt?: boolean;
   }): Promise<AgentToolResult> {
     const child = this.resolve(args.id);
-    if (!child) return failure(`No agent with id ${args.id}.`, `send_input · unknown agent ${args.id}`);
+    if (!child) return this.unknown('send_input', args.id);
     const text = inputText(args);
     if (text.trim() === '')
       return failure('send_input needs a message.', `send_input · ${child.name} · empty`);
@@ -330,7 +389,10 @@ export class AgentTree {
     if (finished().length === 0) await condition(() => finished().length > 0, timeout);
     const done = finished();
     const status = Object.fromEntries(
-      done.map(({ id, child }) => [id, child ? modelStatus(child.state, child.branch) : 'not_found']),
+      done.map(({ id, child }) => [
+        id,
+        child ? modelStatus(child.state, child.branch) : (this.retiredStatus(id) ?? 'not_found'),
+      ]),
     );
     const names = done.map(({ id }) => id);
     return {
@@ -345,7 +407,7 @@ export class AgentTree {
 
   private async close(args: { id: string }): Promise<AgentToolResult> {
     const child = this.resolve(args.id);
-    if (!child) return failure(`No agent with id ${args.id}.`, `close_agent · unknown agent ${args.id}`);
+    if (!child) return this.unknown('close_agent', args.id);
     const previous = modelStatus(child.state, child.branch);
     if (!child.closed) await this.cancelChild(child);
     child.closed = true;
@@ -377,8 +439,60 @@ export class AgentTree {
 
   private async merge(call: FunctionCallItem, args: { id: string }): Promise<AgentToolResult> {
     const child = this.resolve(args.id);
-    if (!child) return failure(`No agent with id ${args.id}.`, `merge_agent · unknown agent ${args.id}`);
-    return mergeChild({ host: this.host, acts: this.acts, routed: this.routed() }, call, child);
+    if (!child) return this.unknown('merge_agent', args.id);
+    const result = await mergeChild({ host: this.host, acts: this.acts, routed: this.routed() }, call, child);
+    const done =
+      child.state.status === 'completed' ||
+      child.state.status === 'errored' ||
+      child.state.status === 'shutdown';
+    if (child.merged && done && !this.worktreeGone.has(child.name) && patched(Patch.retireMergedAgents)) {
+      await this.removeWorktree(child);
+      this.worktreeGone.add(child.name);
+    }
+    return result;
+  }
+
+  /** Removes a child's worktree and branch, unless they are kept; a failure is logged, not raised. */
+  private async removeWorktree(child: ChildRecord): Promise<void> {
+    const workspace = this.host.workspace();
+    if (this.host.config.agents?.keepWorktrees || !workspace) return;
+    try {
+      await this.host.guard.settled(
+        this.acts.removeAgentWorktree.executeWithOptions(
+          { summary: `worktree · remove ${child.name}`, ...this.routed() },
+          [{ workspace, worktree: child.worktree, branch: child.branch, keepBranch: false }],
+        ),
+      );
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('could not remove an agent worktree', { agent: child.name, detail: rootMessage(err) });
+    }
+  }
+
+  /** Tokens the children and theirs have spent, as they last reported (a budgeted tree). */
+  subtreeTokens(): number {
+    let sum = 0;
+    for (const child of this.children.values()) sum += child.tokens ?? 0;
+    return sum + this.retired.tokens;
+  }
+
+  /** Passes the token budget's directive on to every child that may still spend (budget.ts). */
+  direct(directive: BudgetDirective): void {
+    for (const child of this.children.values()) {
+      if (child.closed || (isFinalAgentState(child.state) && child.state.status !== 'idle')) continue;
+      this.signalDirective(child, directive);
+    }
+  }
+
+  private signalDirective(child: ChildRecord, directive: BudgetDirective): void {
+    getExternalWorkflowHandle(child.sessionId)
+      .signal(budgetDirectiveSignal, directive)
+      .catch((err: unknown) =>
+        log.info('could not pass the budget on to an agent', {
+          agent: child.sessionId,
+          detail: rootMessage(err),
+        }),
+      );
   }
 
   /** Passes an interrupt on to every child still working. */
@@ -403,20 +517,9 @@ export class AgentTree {
       if (!child.closed) await this.cancelChild(child);
       child.closed = true;
     }
-    const workspace = this.host.workspace();
-    if (this.host.config.agents?.keepWorktrees || !workspace) return;
+    // Those removed after their merge (retire-merged-agents) are gone already.
     for (const child of this.children.values()) {
-      try {
-        await this.host.guard.settled(
-          this.acts.removeAgentWorktree.executeWithOptions(
-            { summary: `worktree · remove ${child.name}`, ...this.routed() },
-            [{ workspace, worktree: child.worktree, branch: child.branch, keepBranch: false }],
-          ),
-        );
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        log.warn('could not remove an agent worktree', { agent: child.name, detail: rootMessage(err) });
-      }
+      if (!this.worktreeGone.has(child.name)) await this.removeWorktree(child);
     }
   }
 }

@@ -23,7 +23,8 @@ export class ParentLink {
   }
 
   report(report: Omit<AgentReport, 'name'>): void {
-    const key = `${report.status}:${report.pending ?? 0}`;
+    // With a budget, what the subtree spent is news too (the root counts it).
+    const key = `${report.status}:${report.pending ?? 0}${report.tokens === undefined ? '' : `:${report.tokens}`}`;
     if (key === this.last && report.status !== 'completed') return;
     this.last = key;
     this.sent.push(

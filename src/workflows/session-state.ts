@@ -125,6 +125,8 @@ export class SessionState {
   private transcriptBytes: number;
   private readonly waiting = new Map<string, WaitingCall>();
   private readonly decided = new Set<string>();
+  /** Parked for the token budget (budget.ts keeps and carries it; mirrored here for the status). */
+  private budgetParked = false;
 
   /**
    * @param prefixStyle how "approve for this session" cuts a command's prefix; asked at the time
@@ -284,6 +286,11 @@ export class SessionState {
   /** The workspace's latest checkpoint (taken, or restored by a rewind). */
   recordCheckpoint(turn: number, commit: string): void {
     this.s.lastCheckpoint = { turn, commit };
+  }
+
+  /** The token budget parked this session, or let it go (budget.ts). */
+  markBudgetParked(parked: boolean): void {
+    this.budgetParked = parked;
   }
 
   /** The session is over; `notice` says why when it failed. */
@@ -524,6 +531,7 @@ export class SessionState {
     if (this.endedAs) return this.endedAs;
     if (this.pendingApprovals().length > 0) return 'awaiting_approval';
     if (this.s.idle) return 'idle';
+    if (this.budgetParked) return 'awaiting_budget';
     return 'running';
   }
 

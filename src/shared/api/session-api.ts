@@ -83,19 +83,21 @@ export type SetPolicy = z.infer<typeof setPolicySchema>;
  * more tokens) or `{ "stop": true }` (every session of the tree comes to rest). The same JSON is
  * the payload of the `budget` signal the Web UI's "Send Signal" form sends.
  */
-export const budgetDecisionSchema = z.union([
-  z
-    .object({
-      add: z
-        .number({ error: 'add must be a number of tokens' })
-        .int('add must be a whole number of tokens')
-        .positive('add must be more than 0 tokens')
-        .max(MAX_BUDGET_TOKENS, `add must be at most ${MAX_BUDGET_TOKENS} tokens`),
-      by: z.string().max(200).optional(),
-    })
-    .strict(),
-  z.object({ stop: z.literal(true), by: z.string().max(200).optional() }).strict(),
-]);
+export const budgetDecisionSchema = z
+  .object({
+    add: z
+      .number({ error: 'add must be a number of tokens' })
+      .int('add must be a whole number of tokens')
+      .positive('add must be more than 0 tokens')
+      .max(MAX_BUDGET_TOKENS, `add must be at most ${MAX_BUDGET_TOKENS} tokens`)
+      .optional(),
+    stop: z.literal(true, { error: 'stop must be true' }).optional(),
+    by: z.string().max(200).optional(),
+  })
+  .strict()
+  .refine((d) => (d.add === undefined) !== (d.stop === undefined), {
+    error: 'give either {"add": <tokens>} or {"stop": true}',
+  });
 export type BudgetDecision = z.infer<typeof budgetDecisionSchema>;
 
 /** What a parent tells its children about the budget (never sent by a person). */

@@ -15,6 +15,9 @@ export const MAX_TASK_BYTES = 64 * 1024;
 
 export const SESSION_SCHEMA_VERSION = 1;
 
+/** Retired children whose last status `wait` can still answer (the rest are counted only). */
+export const MAX_RETIRED_KEPT = 20;
+
 /** Largest token budget, and largest addition to one (a typo's guard: a trillion tokens). */
 export const MAX_BUDGET_TOKENS = 1_000_000_000_000;
 
@@ -264,6 +267,30 @@ export const carriedAgentsSchema = z
         })
         .strict(),
     ),
+    /**
+     * Children merged and finished, whose worktrees are gone: dropped from `children` when the
+     * session continues as new, so the carried list does not grow with every child ever spawned.
+     * What `wait` and the budget still need is kept: a count, their tokens, the latest few.
+     */
+    retired: z
+      .object({
+        count: z.number().int().nonnegative(),
+        tokens: z.number().int().nonnegative(),
+        recent: z
+          .array(
+            z
+              .object({
+                name: z.string(),
+                sessionId: z.string(),
+                /** What `wait` answers for it, as JSON. */
+                status: z.string(),
+              })
+              .strict(),
+          )
+          .max(MAX_RETIRED_KEPT),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 /** A budgeted session's own part of the budget (src/workflows/budget.ts), carried across continue-as-new. */
