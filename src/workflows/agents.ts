@@ -18,7 +18,6 @@
  */
 import type { ActivityOptions, ChildWorkflowHandle } from '@temporalio/workflow';
 import {
-  ParentClosePolicy,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
@@ -26,19 +25,16 @@ import {
   patched,
   proxyActivities,
   setHandler,
-  startChild,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AgentState, AgentToolName } from '../shared/tools/agent-tools.js';
 import {
-  agentBranch,
   agentToolSpecs,
   describeAgentState,
   inputText,
   isAgentToolName,
   isFinalAgentState,
   modelStatus,
-  refSafe,
   waitTimeout,
 } from '../shared/tools/agent-tools.js';
 import type { FunctionCallItem } from '../shared/prompt/items.js';
@@ -49,16 +45,15 @@ import {
   interruptSignal,
   userMessageSignal,
 } from '../shared/api/session-api.js';
-import type { CarriedAgents, SessionConfig, SessionLimits } from '../shared/api/session-config.js';
-import { MAX_RETIRED_KEPT, SESSION_SCHEMA_VERSION } from '../shared/api/session-config.js';
+import type { CarriedAgents, SessionLimits } from '../shared/api/session-config.js';
 import { firstLine } from '../shared/util/text.js';
 import { rootMessage } from '../shared/boundary/failures.js';
 import type { Activities, AgentHost, AgentToolResult, ChildRecord } from './agent-host.js';
 import { failure, stateOf } from './agent-host.js';
 import { mergeChild } from './agent-merge.js';
+import { spawnChild } from './agent-spawn.js';
+import { RetiredChildren } from './agent-retired.js';
 import { Patch } from './patches.js';
-
-type Retired = NonNullable<CarriedAgents['retired']>;
 
 export type { AgentHost, AgentToolResult, ChildRecord } from './agent-host.js';
 export { ParentLink } from './parent-link.js';
@@ -69,9 +64,8 @@ export class AgentTree {
   private counter: number;
   private readonly children = new Map<string, ChildRecord>();
   private readonly childHandles = new Map<string, ChildWorkflowHandle<never>>();
-  /** Children whose worktree was removed after their merge: the next run does not carry them. */
-  private readonly worktreeGone = new Set<string>();
-  private readonly retired: Retired;
+  /** Children merged and finished (agent-retired.ts). */
+  private readonly retired: RetiredChildren;
   private readonly depth: number;
   private readonly acts: ReturnType<typeof proxyActivities<Activities>>;
 
@@ -85,7 +79,7 @@ export class AgentTree {
     this.offersTools = agents !== undefined && this.depth < agents.maxDepth;
     this.counter = carried?.counter ?? 0;
     for (const child of carried?.children ?? []) this.children.set(child.name, { ...child });
-    this.retired = carried?.retired ?? { count: 0, tokens: 0, recent: [] };
+    this.retired = new RetiredChildren(carried?.retired);
     this.acts = proxyActivities<Activities>({
       startToCloseTimeout: '5 minutes',
       heartbeatTimeout: `${Math.ceil(limits.toolHeartbeatTimeoutMs / 1000)}s`,
@@ -123,44 +117,15 @@ export class AgentTree {
 
   /** What the next run needs: retired children leave the list here (their worktrees are gone). */
   carry(): CarriedAgents {
-    const retired: Retired = { ...this.retired, recent: [...this.retired.recent] };
-    const children: ChildRecord[] = [];
-    for (const child of this.children.values()) {
-      if (!this.worktreeGone.has(child.name)) {
-        children.push(child);
-        continue;
-      }
-      retired.count += 1;
-      retired.tokens += child.tokens ?? 0;
-      retired.recent.push({
-        name: child.name,
-        sessionId: child.sessionId,
-        status: JSON.stringify(modelStatus(child.state, child.branch)),
-      });
-    }
-    retired.recent = retired.recent.slice(-MAX_RETIRED_KEPT);
-    return {
-      counter: this.counter,
-      children,
-      ...(retired.count > 0 ? { retired } : {}),
-    };
-  }
-
-  /** A child retired by an earlier run: what `wait` answers for it (null: not one). */
-  private retiredStatus(id: string): unknown {
-    const record = this.retired.recent.find((r) => r.name === id || r.sessionId === id);
-    return record ? (JSON.parse(record.status) as unknown) : null;
+    const { children, retired } = this.retired.carry([...this.children.values()]);
+    return { counter: this.counter, children, ...(retired ? { retired } : {}) };
   }
 
   /** The refusal for an id that names no child; a retired one says what became of it. */
   private unknown(tool: string, id: string): AgentToolResult {
-    if (this.retiredStatus(id) !== null) {
-      return failure(
-        `Agent ${id} was merged and has ended; its worktree is gone. Spawn a new agent for more work.`,
-        `${tool} · ${id} · retired`,
-      );
-    }
-    return failure(`No agent with id ${id}.`, `${tool} · unknown agent ${id}`);
+    return (
+      this.retired.refusal(tool, id) ?? failure(`No agent with id ${id}.`, `${tool} · unknown agent ${id}`)
+    );
   }
 
   private routed(): ActivityOptions {
@@ -230,109 +195,44 @@ export class AgentTree {
   }
 
   private async spawn(args: { message?: string; items?: { text?: string }[] }): Promise<AgentToolResult> {
-    const max = this.host.config.agents!.max;
-    const open = [...this.children.values()].filter((child) => !child.closed).length;
-    if (open >= max) {
-      return failure(
-        `This session may have at most ${max} agents open at once; close one (close_agent) before spawning another.`,
-        `spawn_agent · refused (${max} open)`,
-      );
-    }
-    const task = inputText(args);
-    if (task.trim() === '') {
-      return failure('spawn_agent needs a task: give `message` (or text `items`).', 'spawn_agent · no task');
-    }
-    const workspace = this.host.workspace();
-    if (!workspace) return failure('The workspace is not prepared yet.', 'spawn_agent · no workspace');
-    this.counter += 1;
-    const name = `agent-${this.counter}`;
-    const sessionId = `${this.host.sessionId}/${name}`;
-    const branch = agentBranch(this.host.sessionId, name);
-    let tree: Awaited<ReturnType<Activities['createAgentWorktree']>>;
-    try {
-      tree = await this.host.guard.settled(
-        this.acts.createAgentWorktree.executeWithOptions(
-          { summary: `worktree · ${name} on ${branch}`, ...this.routed() },
-          [{ workspace, branch, parentDir: refSafe(this.host.sessionId), childDir: name }],
-        ),
-      );
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      return failure(
-        `Could not create a worktree for the agent: ${rootMessage(err)}`,
-        `spawn_agent · ${name} · no worktree`,
-      );
-    }
-    const child: ChildRecord = {
-      name,
-      sessionId,
-      branch,
-      worktree: tree.worktree,
-      workspace: tree.workspace,
-      base: tree.base,
-      state: { status: 'pending_init' },
-      merged: false,
-      closed: false,
-    };
-    this.children.set(name, child);
-    this.host.changed();
-    const queue = this.host.toolQueue();
-    const prefix = `${workflowInfo().taskQueue}@`;
-    const worker = queue?.startsWith(prefix) ? queue.slice(prefix.length) : this.host.config.worker;
-    const config: SessionConfig = {
-      ...this.host.config,
-      task,
-      workspace: tree.workspace,
-      approvalPolicy: this.host.approvalPolicy(),
-      notify: false,
-      parent: { id: this.host.sessionId, name, depth: this.depth + 1 },
-      ...(worker ? { worker } : {}),
-    };
-    try {
-      const handle = await this.host.guard.settled(
-        startChild('agentSession', {
-          workflowId: sessionId,
-          taskQueue: workflowInfo().taskQueue,
-          args: [{ schemaVersion: SESSION_SCHEMA_VERSION, config }],
-          parentClosePolicy: ParentClosePolicy.ABANDON,
+    return spawnChild(
+      {
+        host: this.host,
+        acts: this.acts,
+        routed: this.routed(),
+        depth: this.depth,
+        open: [...this.children.values()].filter((child) => !child.closed).length,
+        nextName: () => `agent-${++this.counter}`,
+        add: (child) => this.children.set(child.name, child),
+        started: (child, handle) => this.started(child, handle),
+      },
+      args,
+    );
+  }
+
+  /** A child's workflow started: keep its handle, tell it the budget, back its reports up. */
+  private started(child: ChildRecord, handle: ChildWorkflowHandle<never>): void {
+    const name = child.name;
+    this.childHandles.set(name, handle);
+    // A tree parked for its budget parks a child started meanwhile too.
+    const directive = this.host.budgetDirective?.();
+    if (directive) this.signalDirective(child, directive);
+    if (child.state.status === 'pending_init') child.state = { status: 'running', turn: 0 };
+    // Within this run the result backs up the child's own reports (a child that could not report).
+    void (handle.result() as Promise<SessionResult>).then(
+      (result) =>
+        this.ended(name, {
+          status: 'completed',
+          turn: result.turns,
+          message: result.finalMessage,
+          filesChanged: result.filesChanged.map((f) => f.path),
         }),
-      );
-      this.childHandles.set(name, handle as ChildWorkflowHandle<never>);
-      // A tree parked for its budget parks a child started meanwhile too.
-      const directive = this.host.budgetDirective?.();
-      if (directive) this.signalDirective(child, directive);
-      if (child.state.status === 'pending_init') child.state = { status: 'running', turn: 0 };
-      // Within this run the result backs up the child's own reports (a child that could not report).
-      void (handle.result() as Promise<SessionResult>).then(
-        (result) =>
-          this.ended(name, {
-            status: 'completed',
-            turn: result.turns,
-            message: result.finalMessage,
-            filesChanged: result.filesChanged.map((f) => f.path),
-          }),
-        (err: unknown) =>
-          this.ended(
-            name,
-            isCancellation(err) ? { status: 'shutdown' } : { status: 'errored', why: rootMessage(err) },
-          ),
-      );
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      child.state = { status: 'errored', why: `the child session did not start: ${rootMessage(err)}` };
-      child.closed = true;
-      this.host.changed();
-      return failure(
-        `The agent could not be started: ${rootMessage(err)}`,
-        `spawn_agent · ${name} · not started`,
-      );
-    }
-    this.host.changed();
-    return {
-      output: JSON.stringify({ agent_id: name, nickname: null }),
-      display: `spawn_agent · ${name} · ${firstLine(task)}`,
-      success: true,
-    };
+      (err: unknown) =>
+        this.ended(
+          name,
+          isCancellation(err) ? { status: 'shutdown' } : { status: 'errored', why: rootMessage(err) },
+        ),
+    );
   }
 
   private ended(name: string, state: AgentState): void {
@@ -391,7 +291,7 @@ export class AgentTree {
     const status = Object.fromEntries(
       done.map(({ id, child }) => [
         id,
-        child ? modelStatus(child.state, child.branch) : (this.retiredStatus(id) ?? 'not_found'),
+        child ? modelStatus(child.state, child.branch) : (this.retired.statusOf(id) ?? 'not_found'),
       ]),
     );
     const names = done.map(({ id }) => id);
@@ -445,9 +345,9 @@ export class AgentTree {
       child.state.status === 'completed' ||
       child.state.status === 'errored' ||
       child.state.status === 'shutdown';
-    if (child.merged && done && !this.worktreeGone.has(child.name) && patched(Patch.retireMergedAgents)) {
+    if (child.merged && done && !this.retired.worktreeGone(child.name) && patched(Patch.retireMergedAgents)) {
       await this.removeWorktree(child);
-      this.worktreeGone.add(child.name);
+      this.retired.removedWorktree(child.name);
     }
     return result;
   }
@@ -519,7 +419,7 @@ export class AgentTree {
     }
     // Those removed after their merge (retire-merged-agents) are gone already.
     for (const child of this.children.values()) {
-      if (!this.worktreeGone.has(child.name)) await this.removeWorktree(child);
+      if (!this.retired.worktreeGone(child.name)) await this.removeWorktree(child);
     }
   }
 }
