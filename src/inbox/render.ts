@@ -90,9 +90,8 @@ export function sessionList(sessions: readonly SessionSummary[]): Html {
     ${ordered.map(
       ({ s, depth }) =>
         html`<li
-          class="session status-${s.status}${depth > 0 ? ' child' : ''}"
+          class="session status-${s.status}${depth > 0 ? ` child depth-${Math.min(depth, 4)}` : ''}"
           data-depth="${depth}"
-          style="${depth > 0 ? `margin-left: ${depth * 1.5}rem` : ''}"
         >
           <a href="/s/${encodeURIComponent(s.sessionId)}">
             <span class="badge"
