@@ -57,8 +57,9 @@ const pending: PendingApproval = {
   requestedAt: '2026-01-01T00:00:00Z',
 };
 
+/** The HTML with each run of white space as one space (the templates wrap their text). */
 async function text(rendered: unknown): Promise<string> {
-  return String(await rendered);
+  return String(await rendered).replace(/\s+/g, ' ');
 }
 
 describe('the inbox, for a tree of sessions', () => {
