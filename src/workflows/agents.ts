@@ -98,6 +98,11 @@ export class AgentTree {
     return this.offersTools && isAgentToolName(name);
   }
 
+  /** Children retired by earlier runs (merged and finished; agent-retired.ts). */
+  get retiredCount(): number {
+    return this.retired.count;
+  }
+
   get hasChildren(): boolean {
     return this.children.size > 0 || this.retired.count > 0;
   }

@@ -53,6 +53,7 @@ export function registerHandlers({
       ? {
           ...state.statusView(),
           ...(agents?.hasChildren ? { agents: agents.view() } : {}),
+          ...(agents?.retiredCount ? { agentsRetired: agents.retiredCount } : {}),
           ...(parentLink ? { parent: parentLink.parentId } : {}),
           ...(budget ? { budget: budget.view() } : {}),
         }

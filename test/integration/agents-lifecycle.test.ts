@@ -290,8 +290,10 @@ describe('children merged and finished', () => {
         model: { name: 'scripted-model', contextWindow: 1000, compactAtRatio: 0.8 },
       });
       const done = await resultWithin(handle, 60_000);
-      // The second run's status lists no children: both were retired when it began.
-      expect((await harness.ratchet.status(handle.workflowId)).agents ?? []).toEqual([]);
+      // The second run's status lists no children: both were retired when it began, and counted.
+      const status = await harness.ratchet.status(handle.workflowId);
+      expect(status.agents ?? []).toEqual([]);
+      expect(status.agentsRetired).toBe(2);
       await recordHistory(handle, 'agents-retired');
       return done;
     });

@@ -174,6 +174,8 @@ export interface StatusView {
   toolQueue?: string | null;
   /** A session that fans out: its children, as they last reported. */
   agents?: AgentView[];
+  /** Children merged and finished that an earlier run retired (no longer listed in `agents`). */
+  agentsRetired?: number;
   /** A child session: its parent's id. */
   parent?: string;
   /** A session with a token budget (`--budget-tokens`). */
