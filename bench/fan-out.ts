@@ -100,6 +100,69 @@ async function events(env: BenchEnv, id: string): Promise<number> {
   return (await env.client.workflow.getHandle(id).fetchHistory()).events?.length ?? 0;
 }
 
+type HistoryEvent = NonNullable<
+  Awaited<ReturnType<ReturnType<BenchEnv['client']['workflow']['getHandle']>['fetchHistory']>>['events']
+>[number];
+
+function ms(event: HistoryEvent | undefined): number {
+  const time = event?.eventTime;
+  return time ? Number(time.seconds ?? 0) * 1000 + Math.round((time.nanos ?? 0) / 1e6) : Number.NaN;
+}
+
+/** Each activity of a history: its type, when it was scheduled and when it closed (ms). */
+function activitySpans(history: HistoryEvent[]): { type: string; from: number; to: number }[] {
+  const scheduled = new Map<string, { type: string; from: number }>();
+  const spans: { type: string; from: number; to: number }[] = [];
+  for (const event of history) {
+    const attributes = event.activityTaskScheduledEventAttributes;
+    if (attributes)
+      scheduled.set(String(event.eventId), { type: attributes.activityType?.name ?? '', from: ms(event) });
+    const closed =
+      event.activityTaskCompletedEventAttributes ??
+      event.activityTaskFailedEventAttributes ??
+      event.activityTaskTimedOutEventAttributes;
+    const start = closed ? scheduled.get(String(closed.scheduledEventId)) : undefined;
+    if (start) spans.push({ ...start, to: ms(event) });
+  }
+  return spans;
+}
+
+/**
+ * Where a fanned-out run's wall time goes, from the histories (server time): the parent's first
+ * model call, the spawns (worktree + child start), each child's start-up before its first model
+ * call and its own run, the merges, and the parent's end after its last model call.
+ */
+async function profile(env: BenchEnv, parentId: string): Promise<string[]> {
+  const history = async (id: string) => (await env.client.workflow.getHandle(id).fetchHistory()).events ?? [];
+  const parent = await history(parentId);
+  const start = ms(parent[0]);
+  const end = ms(parent.at(-1));
+  const spans = activitySpans(parent);
+  const models = spans.filter((s) => s.type === 'model');
+  const of = (type: string) => spans.filter((s) => s.type === type);
+  const sum = (list: { from: number; to: number }[]) => list.reduce((t, s) => t + (s.to - s.from), 0);
+  const lines = [
+    `parent: first model call ends at ${(models[0]!.to - start).toFixed(0)} ms; ` +
+      `${of('createAgentWorktree').length} worktrees ${sum(of('createAgentWorktree')).toFixed(0)} ms in all; ` +
+      `${of('mergeAgentBranch').length} merges ${sum(of('mergeAgentBranch')).toFixed(0)} ms; ` +
+      `${of('removeAgentWorktree').length} removals ${sum(of('removeAgentWorktree')).toFixed(0)} ms; ` +
+      `after its last model call ${(end - models.at(-1)!.to).toFixed(0)} ms; total ${(end - start).toFixed(0)} ms`,
+  ];
+  for (const id of ids) {
+    const child = await history(`${parentId}/${id}`);
+    const childSpans = activitySpans(child);
+    const firstModel = childSpans.find((s) => s.type === 'model');
+    const childModels = childSpans.filter((s) => s.type === 'model');
+    lines.push(
+      `${id}: started at ${(ms(child[0]) - start).toFixed(0)} ms; first model call scheduled ` +
+        `${(firstModel!.from - ms(child[0])).toFixed(0)} ms after its start; ${childModels.length} model calls ` +
+        `${sum(childModels).toFixed(0)} ms; between them ${(ms(child.at(-1)) - ms(child[0]) - sum(childModels)).toFixed(0)} ms; ` +
+        `ended at ${(ms(child.at(-1)) - start).toFixed(0)} ms`,
+    );
+  }
+  return lines;
+}
+
 const env = await BenchEnv.start(log);
 try {
   const git = (...args: string[]) =>
@@ -146,6 +209,7 @@ try {
           throw new Error(`fan-out changed ${r2.filesChanged.length} files`);
         history.parent = await events(env, tree.sessionId);
         history.child = await events(env, `${tree.sessionId}/agent-1`);
+        if (process.env.PROFILE) for (const line of await profile(env, tree.sessionId)) log(`  ${line}`);
         log(
           `run ${run + 1}: sequential ${(sequential.at(-1)! / 1000).toFixed(2)} s, fan-out ${(fanned.at(-1)! / 1000).toFixed(2)} s`,
         );

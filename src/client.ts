@@ -18,6 +18,8 @@ import {
 import type {
   ApprovalAck,
   ApprovalDecisionKind,
+  BudgetDecision,
+  BudgetView,
   SessionResult,
   SessionStatus,
   PendingApproval,
@@ -28,6 +30,8 @@ import {
   DEFAULT_TASK_QUEUE,
   WORKFLOW_TYPE,
   approveUpdate,
+  budgetDecisionSchema,
+  budgetUpdate,
   interruptSchema,
   interruptSignal,
   moveToWorkerUpdate,
@@ -448,7 +452,10 @@ export class RatchetClient {
     const found = view.pendingApprovals.map((approval) => ({ sessionId, approval }));
     if (depth >= 4) return found;
     for (const agent of view.agents ?? []) {
-      if (agent.closed || !['running', 'awaiting_approval', 'idle', 'pending_init'].includes(agent.status))
+      if (
+        agent.closed ||
+        !['running', 'awaiting_approval', 'awaiting_budget', 'idle', 'pending_init'].includes(agent.status)
+      )
         continue;
       try {
         found.push(...(await this.treeApprovals(agent.sessionId, depth + 1)));
@@ -489,6 +496,50 @@ export class RatchetClient {
       );
     }
     return undefined;
+  }
+
+  /** The root of the tree a session belongs to (itself when it has no parent). */
+  async treeRoot(sessionId: string): Promise<string> {
+    let id = sessionId;
+    // A tree is at most 4 deep (agentsSettingsSchema); the bound only guards against a cycle.
+    for (let hop = 0; hop < 8; hop++) {
+      const { parent } = await this.status(id);
+      if (!parent) return id;
+      id = parent;
+    }
+    throw new RatchetError(`cannot find the root of ${sessionId}'s tree (stopped at ${id})`);
+  }
+
+  /**
+   * The token budget of a session's tree, and with a decision, decides it at the tree's root:
+   * `{ add: N }` continues with N more tokens, `{ stop: true }` brings every session to rest.
+   */
+  async budget(
+    sessionId: string,
+    decision?: BudgetDecision,
+  ): Promise<BudgetView & { sessionId: string; status: SessionStatus }> {
+    if (decision !== undefined) {
+      const checked = budgetDecisionSchema.safeParse(decision);
+      if (!checked.success) {
+        throw new RatchetError(`invalid budget decision: ${describeZodError(checked.error)}`);
+      }
+    }
+    const root = await this.treeRoot(sessionId);
+    if (decision === undefined) {
+      const view = await this.status(root);
+      if (!view.budget)
+        throw new RatchetError(`session ${root} has no token budget (start it with --budget-tokens N)`);
+      return { sessionId: root, status: view.status, ...view.budget };
+    }
+    const handle = await this.requireRunning(root);
+    try {
+      const answer = await handle.executeUpdate(budgetUpdate, { args: [decision] });
+      const { status } = await this.status(root);
+      return { sessionId: root, status, ...answer };
+    } catch (err) {
+      const what = decision.add !== undefined ? `add ${decision.add} tokens to` : 'stop';
+      throw new RatchetError(`cannot ${what} ${root}'s budget: ${errorMessage(err)}`);
+    }
   }
 
   async send(sessionId: string, text: string): Promise<void> {

@@ -28,6 +28,7 @@ export interface NotifyDeps {
 
 const HEADLINE: Record<NotificationEvent, string> = {
   awaiting_approval: 'waiting for you',
+  awaiting_budget: 'out of token budget',
   idle: 'idle',
   failed: 'failed',
   completed: 'finished',
@@ -35,6 +36,7 @@ const HEADLINE: Record<NotificationEvent, string> = {
 
 const NTFY_TAGS: Record<NotificationEvent, string> = {
   awaiting_approval: 'hourglass',
+  awaiting_budget: 'moneybag',
   idle: 'zzz',
   failed: 'warning',
   completed: 'white_check_mark',
@@ -82,7 +84,7 @@ export function notificationRequest(
         title: `Ratchet: ${HEADLINE[n.event]}`,
         message: text,
         tags: [NTFY_TAGS[n.event]],
-        priority: n.event === 'awaiting_approval' ? 4 : 3,
+        priority: n.event === 'awaiting_approval' || n.event === 'awaiting_budget' ? 4 : 3,
         ...(link ? { click: link } : {}),
       }),
     };

@@ -278,7 +278,9 @@ async function follow(
     if (options.interactive && fresh.length > 0) continue;
     if (
       options.exitAtRest &&
-      (view.status === 'idle' || (view.status === 'awaiting_approval' && !options.interactive))
+      (view.status === 'idle' ||
+        view.status === 'awaiting_budget' ||
+        (view.status === 'awaiting_approval' && !options.interactive))
     ) {
       return { status: view.status, view };
     }

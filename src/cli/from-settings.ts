@@ -42,6 +42,7 @@ export function sessionConfig(
           },
         }
       : {}),
+    ...(settings.budget_tokens ? { budget: { tokens: settings.budget_tokens } } : {}),
     ...(settings.checkpoint_keep !== undefined || settings.checkpoint_prune_at_end
       ? {
           checkpoints: {

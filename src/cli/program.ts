@@ -4,6 +4,7 @@
  * lives in src/cli/commands/ under its own name, and adding one is one line in `commands` below.
  */
 import { Command } from 'commander';
+import { registerBudgetCommand } from './budget.js';
 import { registerCheckpoints } from './commands/checkpoints.js';
 import { registerDecisions } from './commands/decide.js';
 import { registerDemo } from './commands/demo.js';
@@ -31,6 +32,7 @@ const commands: readonly RegisterCommand[] = [
   registerList,
   registerWatch,
   registerDecisions, // approve, deny, abort
+  registerBudgetCommand,
   registerSessionControl, // send, interrupt, move, cancel
   registerDiff,
   registerCheckpoints, // checkpoints, rewind, fork

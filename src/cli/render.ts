@@ -86,6 +86,7 @@ export function statusColor(status: string, c: Colors = pc): (text: string) => s
     case 'cancelled':
       return c.red;
     case 'awaiting_approval':
+    case 'awaiting_budget':
       return c.yellow;
     case 'idle':
       return c.blue;

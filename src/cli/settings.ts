@@ -16,6 +16,7 @@ import { approvalPolicies } from '../shared/policy/policy.js';
 import { sandboxModes } from '../shared/policy/sandbox.js';
 import { notificationEvents } from '../shared/api/notifications.js';
 import { notifyFormats } from '../activities/notify.js';
+import { MAX_BUDGET_TOKENS } from '../shared/api/session-config.js';
 
 export const DEFAULT_MODEL = 'gpt-5.1-codex';
 export const CONFIG_FILE = 'ratchet.toml';
@@ -171,6 +172,17 @@ export const settingFields = {
     env: 'RATCHET_KEEP_WORKTREES',
     flag: '--keep-worktrees',
     from: 'boolean',
+  },
+  /** Tokens the session and every session it starts may spend before they park for a decision. */
+  budget_tokens: {
+    schema: z
+      .number()
+      .int('expected a whole number of tokens')
+      .positive('expected a number of tokens above 0')
+      .max(MAX_BUDGET_TOKENS, `expected at most ${MAX_BUDGET_TOKENS} tokens`),
+    env: 'RATCHET_BUDGET_TOKENS',
+    flag: '--budget-tokens',
+    from: 'number',
   },
   metrics_port: {
     schema: z.number().int('expected a whole number').min(0).max(65535, 'expected a port (0–65535)'),

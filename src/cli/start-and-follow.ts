@@ -71,6 +71,11 @@ export async function startAndFollow(
           `Session ${sessionId} waits for approval of ${calls.map((c) => `${c.callId} (${c.summary})`).join(', ') || 'a call'}. ` +
             `Decide with: ratchet approve ${sessionId} ${first} (or ratchet deny …), then ratchet watch ${sessionId}${needsWorker}\n`,
         );
+      } else if (result.status === 'awaiting_budget') {
+        process.exitCode = EXIT_AWAITING_APPROVAL;
+        io.err.write(
+          `Session ${sessionId} spent its token budget and waits for your decision: ratchet budget ${sessionId} --add N (or --stop), then ratchet watch ${sessionId}${needsWorker}\n`,
+        );
       } else if (result.status === 'detached') {
         io.err.write(
           `\nLeft session ${sessionId}; it is saved. Follow it again with: ratchet watch ${sessionId}` +

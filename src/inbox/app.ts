@@ -194,10 +194,14 @@ export function createInboxApp(options: InboxOptions): Hono {
       .transcript(id, start)
       .catch(() => ({ epoch: view.epoch, fromIndex: 0, entries: [], nextIndex: 0, total: 0 }));
     const diff = await options.diff?.(id).catch(() => undefined);
+    // A session that fans out shows, and decides, the calls waiting anywhere below it.
+    const below = view.agents?.length
+      ? (await ratchet.treeApprovals(id).catch(() => [])).filter((p) => p.sessionId !== id)
+      : [];
     return c.html(
       layout(
         view.task,
-        sessionPage(id, view, transcript, diff, flash),
+        sessionPage(id, view, transcript, diff, flash, below),
         `/s/${encodeURIComponent(id)}/events`,
       ),
       code,
@@ -213,7 +217,11 @@ export function createInboxApp(options: InboxOptions): Hono {
         ? `You ${DONE[decision as ApprovalDecisionKind]} ${callId}.`
         : c.req.query('sent') !== undefined
           ? 'Sent.'
-          : undefined;
+          : c.req.query('budget') === 'stopped'
+            ? 'You stopped the tree at its budget.'
+            : c.req.query('budget') !== undefined
+              ? `Budget: ${c.req.query('budget')} tokens spent.`
+              : undefined;
     return page(c, id, flash);
   });
 
@@ -221,7 +229,8 @@ export function createInboxApp(options: InboxOptions): Hono {
     const id = c.req.param('id');
     return changes(c, async () => {
       const view = await ratchet.status(id);
-      return { ...view, current: view.current?.label ?? null };
+      const below = view.agents?.length ? await ratchet.treeApprovals(id).catch(() => []) : [];
+      return { ...view, current: view.current?.label ?? null, below: below.map((p) => p.approval.callId) };
     });
   });
 
@@ -254,6 +263,28 @@ export function createInboxApp(options: InboxOptions): Hono {
     return act(c, id, async () => {
       await ratchet.decide(id, decision, { callId, by: `inbox (${remote})`, ...(reason ? { reason } : {}) });
       return `/s/${encodeURIComponent(id)}?done=${encodeURIComponent(`${callId}:${decision}`)}`;
+    });
+  });
+
+  app.post('/s/:id/budget', async (c) => {
+    const id = c.req.param('id');
+    const form = await c.req.parseBody();
+    const decision = formText(form.decision, 10);
+    const add = formText(form.add, 40)?.trim();
+    if (decision !== 'add' && decision !== 'stop') {
+      return page(c, id, 'That budget decision was not understood: it needs add or stop.', 400);
+    }
+    if (decision === 'add' && (add === undefined || !/^\d+$/.test(add) || Number(add) <= 0)) {
+      return page(c, id, `Add a whole number of tokens above 0${add ? ` (not "${add}")` : ''}.`, 400);
+    }
+    const remote = getConnInfo(c).remote.address ?? 'unknown address';
+    const by = `inbox (${remote})`;
+    return act(c, id, async () => {
+      const view = await ratchet.budget(
+        id,
+        decision === 'add' ? { add: Number(add), by } : { stop: true, by },
+      );
+      return `/s/${encodeURIComponent(id)}?budget=${encodeURIComponent(decision === 'add' ? `${view.spent} of ${view.limit}` : 'stopped')}`;
     });
   });
 

@@ -20,6 +20,11 @@ h2 { font-size: 1.1rem; margin-top: 1.5rem; }
 code, pre { font: 13px/1.4 ui-monospace, SFMono-Regular, Menlo, monospace; }
 pre { overflow-x: auto; padding: .5rem; border: 1px solid var(--line); border-radius: 6px; white-space: pre; }
 .badge { display: inline-block; padding: 0 .5rem; border-radius: 999px; border: 1px solid var(--line); font-size: .8rem; }
+.session.depth-1 { margin-left: 1.5rem; }
+.session.depth-2 { margin-left: 3rem; }
+.session.depth-3 { margin-left: 4.5rem; }
+.session.depth-4 { margin-left: 6rem; }
+.status-awaiting_budget .badge { color: var(--wait); border-color: var(--wait); font-weight: 600; }
 .status-awaiting_approval .badge { color: var(--wait); border-color: var(--wait); font-weight: 600; }
 .status-failed .badge { color: var(--delfg); border-color: var(--delfg); }
 ul.sessions { list-style: none; padding: 0; margin: 0; }

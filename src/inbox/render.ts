@@ -20,9 +20,18 @@ export function visible(text: string): string {
   return escapeControl(text);
 }
 
-const STATUS_ORDER = ['awaiting_approval', 'running', 'idle', 'failed', 'completed', 'cancelled'];
+const STATUS_ORDER = [
+  'awaiting_approval',
+  'awaiting_budget',
+  'running',
+  'idle',
+  'failed',
+  'completed',
+  'cancelled',
+];
 const STATUS_LABEL: Record<string, string> = {
   awaiting_approval: 'waiting for you',
+  awaiting_budget: 'budget spent',
   running: 'running',
   idle: 'idle',
   failed: 'failed',
@@ -51,18 +60,39 @@ export function layout(title: string, body: Html, live?: string): Html {
     </html>`;
 }
 
-/** The list: sessions that wait for a person first, then running, idle and the rest. */
+/**
+ * The list: sessions that wait for a person first, then running, idle and the rest; a child
+ * session follows its parent, indented, when both are listed (a tree reads as one).
+ */
 export function sessionList(sessions: readonly SessionSummary[]): Html {
-  const ordered = [...sessions].sort(
-    (a, b) =>
-      (STATUS_ORDER.indexOf(a.status) + 1 || 99) - (STATUS_ORDER.indexOf(b.status) + 1 || 99) ||
-      b.startTime.localeCompare(a.startTime),
-  );
+  const byStatus = (a: SessionSummary, b: SessionSummary) =>
+    (STATUS_ORDER.indexOf(a.status) + 1 || 99) - (STATUS_ORDER.indexOf(b.status) + 1 || 99) ||
+    b.startTime.localeCompare(a.startTime);
+  const listed = new Set(sessions.map((s) => s.sessionId));
+  const childrenOf = new Map<string, SessionSummary[]>();
+  for (const s of sessions) {
+    if (s.parent && listed.has(s.parent)) childrenOf.set(s.parent, [...(childrenOf.get(s.parent) ?? []), s]);
+  }
+  const ordered: { s: SessionSummary; depth: number }[] = [];
+  const place = (s: SessionSummary, depth: number, seen: Set<string>): void => {
+    if (seen.has(s.sessionId)) return;
+    seen.add(s.sessionId);
+    ordered.push({ s, depth });
+    const children = (childrenOf.get(s.sessionId) ?? []).sort((a, b) =>
+      a.sessionId.localeCompare(b.sessionId),
+    );
+    for (const child of children) place(child, depth + 1, seen);
+  };
+  const seen = new Set<string>();
+  for (const s of [...sessions].sort(byStatus)) if (!s.parent || !listed.has(s.parent)) place(s, 0, seen);
   if (ordered.length === 0) return html`<p class="empty">No sessions yet.</p>`;
   return html`<ul class="sessions">
     ${ordered.map(
-      (s) =>
-        html`<li class="session status-${s.status}">
+      ({ s, depth }) =>
+        html`<li
+          class="session status-${s.status}${depth > 0 ? ` child depth-${Math.min(depth, 4)}` : ''}"
+          data-depth="${depth}"
+        >
           <a href="/s/${encodeURIComponent(s.sessionId)}">
             <span class="badge"
               >${label(s.status)}${s.pendingApprovals ? ` · ${s.pendingApprovals}` : ''}</span
@@ -100,8 +130,11 @@ function argumentsOf(pending: PendingApproval): Record<string, unknown> {
     : {};
 }
 
-/** The whole call: every argument of the command, or the patch as a coloured diff. */
-function pendingCall(sessionId: string, pending: PendingApproval): Html {
+/**
+ * The whole call: every argument of the command, or the patch as a coloured diff. `holder` is
+ * the session below this one that waits for it (the form still posts here: the tree decides).
+ */
+function pendingCall(sessionId: string, pending: PendingApproval, holder?: string): Html {
   const args = argumentsOf(pending);
   const id = encodeURIComponent(sessionId);
   let detail: Html;
@@ -118,6 +151,7 @@ function pendingCall(sessionId: string, pending: PendingApproval): Html {
   }
   return html`<section class="pending" data-call="${pending.callId}">
     <h3>${visible(pending.summary)}</h3>
+    ${holder ? html`<p class="holder">in <a href="/s/${encodeURIComponent(holder)}">${holder}</a></p>` : ''}
     <p class="why">
       Asks because ${visible(pending.reason)} · turn ${pending.turn} · <code>${pending.callId}</code>
     </p>
@@ -190,8 +224,69 @@ export function transcript(sessionId: string, page: TranscriptPage): Html {
   </section>`;
 }
 
-/** The part of a session page that changes: status, step, pending calls, plan. */
-export function sessionLive(sessionId: string, view: StatusView, flash?: string): Html {
+/** A tree's budget: what it spent, and while it is parked, the decision (at the root). */
+function budgetSection(sessionId: string, view: StatusView): Html {
+  const budget = view.budget;
+  if (!budget) return html``;
+  const id = encodeURIComponent(sessionId);
+  return html`<section class="budget" data-parked="${budget.parked ? 'yes' : 'no'}">
+    <h2>Token budget</h2>
+    <p>
+      ${budget.spent} of ${budget.limit} tokens
+      spent${budget.decidedAt ? ' by this session and those below it' : ' by the tree'}${budget.parked ? ' · parked until you decide' : ''}
+    </p>
+    ${
+      budget.decidedAt
+        ? html`<p>
+            Decided at the tree's root:
+            <a href="/s/${encodeURIComponent(budget.decidedAt)}">${budget.decidedAt}</a> (or its root)
+          </p>`
+        : html`<form method="post" action="/s/${id}/budget" class="budget">
+            <label
+              >Add tokens <input name="add" inputmode="numeric" pattern="[0-9]+" autocomplete="off"
+            /></label>
+            <div class="buttons">
+              <button name="decision" value="add" class="approve">Continue with these tokens</button>
+              ${budget.parked ? html`<button name="decision" value="stop" class="abort">Stop the tree</button>` : ''}
+            </div>
+          </form>`
+    }
+  </section>`;
+}
+
+/** The children of a session that fans out, each with its status and a link. */
+function agentsSection(view: StatusView): Html {
+  if (!view.agents?.length) return html``;
+  return html`<section class="agents">
+    <h2>Agents</h2>
+    <ul>
+      ${view.agents.map(
+        (a) =>
+          html`<li class="status-${a.status}">
+            <a href="/s/${encodeURIComponent(a.sessionId)}">${a.name}</a> ·
+            ${visible(a.detail)}${a.merged ? ' · merged' : ''}${a.closed ? ' · closed' : ''}
+          </li>`,
+      )}
+    </ul>
+  </section>`;
+}
+
+/** A call waiting in a session below this one. */
+export interface TreePending {
+  sessionId: string;
+  approval: PendingApproval;
+}
+
+/**
+ * The part of a session page that changes: status, step, pending calls (its own and those of
+ * every session below it), budget, agents, plan.
+ */
+export function sessionLive(
+  sessionId: string,
+  view: StatusView,
+  flash?: string,
+  below: readonly TreePending[] = [],
+): Html {
   return html`<div id="live">
     ${flash ? html`<p class="flash" role="status">${visible(flash)}</p>` : ''}
     <section class="summary status-${view.status}">
@@ -204,6 +299,8 @@ export function sessionLive(sessionId: string, view: StatusView, flash?: string)
       ${view.lastMessage ? html`<blockquote>${visible(view.lastMessage)}</blockquote>` : ''}
     </section>
     ${view.pendingApprovals.map((p) => pendingCall(sessionId, p))}
+    ${below.map((p) => pendingCall(sessionId, p.approval, p.sessionId))} ${budgetSection(sessionId, view)}
+    ${agentsSection(view)}
     ${
       view.plan.length > 0
         ? html`<section class="plan">
@@ -223,12 +320,13 @@ export function sessionPage(
   page: TranscriptPage,
   diff: string | undefined,
   flash?: string,
+  below: readonly TreePending[] = [],
 ): Html {
   const id = encodeURIComponent(sessionId);
   const ended = ['completed', 'failed', 'cancelled'].includes(view.status);
   return html`<h1>${visible(view.task)}</h1>
     <p class="meta">${sessionId} · <code>${visible(view.workspace)}</code></p>
-    ${sessionLive(sessionId, view, flash)}
+    ${sessionLive(sessionId, view, flash, below)}
     ${
       ended
         ? ''

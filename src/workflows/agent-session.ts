@@ -28,6 +28,7 @@ import type { SessionInput } from '../shared/api/session-config.js';
 import { describeZodError, sessionInputSchema } from '../shared/api/session-config.js';
 import { createSessionActivities } from './activities.js';
 import { AgentTree, ParentLink } from './agents.js';
+import { TreeBudget } from './budget.js';
 import type { SessionContext } from './context.js';
 import { carryFits, compactAndContinue, continueAsNewNow, honourStop } from './continuation.js';
 import { rootMessage } from '../shared/boundary/failures.js';
@@ -83,7 +84,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   // the marker and issues its commands.
   const fanOut = (config.agents !== undefined || config.parent !== undefined) && patched(Patch.agentSessions);
   const parentLink = fanOut && config.parent ? new ParentLink(config.parent) : null;
-  const agents = fanOut
+  const agents: AgentTree | null = fanOut
     ? new AgentTree(
         {
           sessionId,
@@ -93,14 +94,27 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
           approvalPolicy: () => state.approvalPolicy,
           decide: (request) => state.decidePolicy(request),
           ask: (call, summary, request, reason) => scheduler.askAbout(call, summary, request, reason),
-          changed: () => ctx.view.publish(),
+          changed: () => {
+            budget?.evaluate();
+            ctx.view.publish();
+          },
           guard,
+          budgetDirective: () => budget?.directiveForNewChild() ?? null,
         },
         carried?.agents,
         config.limits,
       )
     : null;
-  const view = new SessionView(config, state, notifier, parentLink);
+  // A token budget (budget.ts): only a session whose configuration has one asks the marker.
+  const budget: TreeBudget | null =
+    config.budget !== undefined && patched(Patch.treeBudget)
+      ? new TreeBudget(
+          { config, state, control: () => ctx.control, agents, publish: () => ctx.view.publish() },
+          config.budget,
+          carried?.budget,
+        )
+      : null;
+  const view = new SessionView(config, state, notifier, parentLink, budget ? () => budget.spent() : null);
   const checkpoints = new SessionCheckpoints(
     {
       sessionId,
@@ -124,6 +138,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     utf8,
     agents,
     parentLink,
+    budget,
   };
   const scheduler = new ToolScheduler(ctx);
   registerHandlers(ctx);
@@ -138,6 +153,8 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         await condition(() => state.queuedMessages.length > 0);
         continue;
       }
+      // The tree's token budget is spent: park here until a person decides (budget.ts).
+      if (budget && (await budget.atBoundary())) continue;
       if (state.turn >= state.turnLimit) {
         state.goIdle(`stopped after ${state.turn} turns (the turn limit); send a message to continue`);
         continue;
@@ -213,6 +230,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
         turn: state.turn,
         message: state.lastMessage ?? '',
         filesChanged: filesChanged.slice(0, 200).map((file) => file.path),
+        ...(budget ? { tokens: budget.spent() } : {}),
       });
       await parentLink?.flush();
       await notifier.flush();

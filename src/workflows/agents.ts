@@ -13,108 +13,50 @@
  * from the child's reports (signals to the parent's id reach whichever run is current), so it
  * survives continue-as-new; within one run the child's result backs them up.
  *
- * The child's side is `ParentLink`: it reports to the parent and flushes before the child ends.
+ * The child's side is `ParentLink` (parent-link.ts): it reports to the parent and flushes before
+ * the child ends. merge_agent is agent-merge.ts; the shared types are agent-host.ts.
  */
 import type { ActivityOptions, ChildWorkflowHandle } from '@temporalio/workflow';
 import {
-  ActivityFailure,
-  ParentClosePolicy,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
-  startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { createActivities } from '../activities/index.js';
 import type { AgentState, AgentToolName } from '../shared/tools/agent-tools.js';
 import {
-  agentBranch,
   agentToolSpecs,
   describeAgentState,
   inputText,
   isAgentToolName,
   isFinalAgentState,
   modelStatus,
-  refSafe,
   waitTimeout,
 } from '../shared/tools/agent-tools.js';
 import type { FunctionCallItem } from '../shared/prompt/items.js';
-import type { PolicyDecision, ToolRequest } from '../shared/policy/policy.js';
-import type { AgentReport, AgentView, SessionResult } from '../shared/api/session-api.js';
-import { agentReportSignal, interruptSignal, userMessageSignal } from '../shared/api/session-api.js';
-import type {
-  CarriedAgents,
-  SessionConfig,
-  SessionLimits,
-  WorkspaceInfo,
-} from '../shared/api/session-config.js';
-import { SESSION_SCHEMA_VERSION } from '../shared/api/session-config.js';
+import type { AgentReport, AgentView, BudgetDirective, SessionResult } from '../shared/api/session-api.js';
+import {
+  agentReportSignal,
+  budgetDirectiveSignal,
+  interruptSignal,
+  userMessageSignal,
+} from '../shared/api/session-api.js';
+import type { CarriedAgents, SessionLimits } from '../shared/api/session-config.js';
 import { firstLine } from '../shared/util/text.js';
 import { rootMessage } from '../shared/boundary/failures.js';
-import type { TaskGuard } from './task-guard.js';
+import type { Activities, AgentHost, AgentToolResult, ChildRecord } from './agent-host.js';
+import { failure, stateOf } from './agent-host.js';
+import { mergeChild } from './agent-merge.js';
+import { spawnChild } from './agent-spawn.js';
+import { RetiredChildren } from './agent-retired.js';
+import { Patch } from './patches.js';
 
-type Activities = ReturnType<typeof createActivities>;
-
-/** What a tool call gives back (the session's ToolResult). */
-export interface AgentToolResult {
-  output: string;
-  display: string;
-  success: boolean;
-  outcome?: 'denied' | 'rejected' | 'not_run';
-}
-
-/** One child, as the parent keeps it (carried across continue-as-new). */
-export type ChildRecord = CarriedAgents['children'][number];
-
-/** What the tree needs from the session around it. */
-export interface AgentHost {
-  sessionId: string;
-  config: SessionConfig;
-  workspace(): WorkspaceInfo | null;
-  toolQueue(): string | null;
-  approvalPolicy(): SessionConfig['approvalPolicy'];
-  decide(request: ToolRequest): PolicyDecision;
-  /** Asks a person about a call the policy asks about: 'run', or the result to give instead. */
-  ask(
-    call: FunctionCallItem,
-    summary: string,
-    request: ToolRequest,
-    reason: string,
-  ): Promise<'run' | AgentToolResult>;
-  /** The status or the children changed: show it. */
-  changed(): void;
-  /** Fails an activation that runs ahead of the session's workflow tasks (task-guard.ts). */
-  guard: TaskGuard;
-}
-
-function failure(output: string, display: string): AgentToolResult {
-  return { output, display, success: false, outcome: 'rejected' };
-}
-
-function stateOf(report: AgentReport): AgentState {
-  switch (report.status) {
-    case 'running':
-      return { status: 'running', turn: report.turn };
-    case 'awaiting_approval':
-      return { status: 'awaiting_approval', turn: report.turn, pending: report.pending ?? 1 };
-    case 'idle':
-      return { status: 'idle', turn: report.turn, why: report.message ?? 'waiting for a message' };
-    case 'completed':
-      return {
-        status: 'completed',
-        turn: report.turn,
-        message: report.message ?? '',
-        filesChanged: report.filesChanged ?? [],
-      };
-    case 'errored':
-      return { status: 'errored', why: report.message ?? 'the session failed' };
-    case 'shutdown':
-      return { status: 'shutdown' };
-  }
-}
+export type { AgentHost, AgentToolResult, ChildRecord } from './agent-host.js';
+export { ParentLink } from './parent-link.js';
 
 export class AgentTree {
   /** Whether this session offers the agent tools (it may fan out, and is not too deep). */
@@ -122,6 +64,8 @@ export class AgentTree {
   private counter: number;
   private readonly children = new Map<string, ChildRecord>();
   private readonly childHandles = new Map<string, ChildWorkflowHandle<never>>();
+  /** Children merged and finished (agent-retired.ts). */
+  private readonly retired: RetiredChildren;
   private readonly depth: number;
   private readonly acts: ReturnType<typeof proxyActivities<Activities>>;
 
@@ -135,6 +79,7 @@ export class AgentTree {
     this.offersTools = agents !== undefined && this.depth < agents.maxDepth;
     this.counter = carried?.counter ?? 0;
     for (const child of carried?.children ?? []) this.children.set(child.name, { ...child });
+    this.retired = new RetiredChildren(carried?.retired);
     this.acts = proxyActivities<Activities>({
       startToCloseTimeout: '5 minutes',
       heartbeatTimeout: `${Math.ceil(limits.toolHeartbeatTimeoutMs / 1000)}s`,
@@ -153,8 +98,13 @@ export class AgentTree {
     return this.offersTools && isAgentToolName(name);
   }
 
+  /** Children retired by earlier runs (merged and finished; agent-retired.ts). */
+  get retiredCount(): number {
+    return this.retired.count;
+  }
+
   get hasChildren(): boolean {
-    return this.children.size > 0;
+    return this.children.size > 0 || this.retired.count > 0;
   }
 
   view(): AgentView[] {
@@ -170,8 +120,17 @@ export class AgentTree {
     }));
   }
 
+  /** What the next run needs: retired children leave the list here (their worktrees are gone). */
   carry(): CarriedAgents {
-    return { counter: this.counter, children: [...this.children.values()] };
+    const { children, retired } = this.retired.carry([...this.children.values()]);
+    return { counter: this.counter, children, ...(retired ? { retired } : {}) };
+  }
+
+  /** The refusal for an id that names no child; a retired one says what became of it. */
+  private unknown(tool: string, id: string): AgentToolResult {
+    return (
+      this.retired.refusal(tool, id) ?? failure(`No agent with id ${id}.`, `${tool} · unknown agent ${id}`)
+    );
   }
 
   private routed(): ActivityOptions {
@@ -190,7 +149,12 @@ export class AgentTree {
       return;
     }
     // A closed child's last word is its shutdown; a finished one does not start again by itself.
-    if (child.closed && report.status !== 'completed' && report.status !== 'errored') return;
+    if (typeof report.tokens === 'number' && report.tokens >= (child.tokens ?? 0))
+      child.tokens = report.tokens;
+    if (child.closed && report.status !== 'completed' && report.status !== 'errored') {
+      if (report.tokens !== undefined) this.host.changed();
+      return;
+    }
     child.state = stateOf(report);
     this.host.changed();
   }
@@ -236,106 +200,44 @@ export class AgentTree {
   }
 
   private async spawn(args: { message?: string; items?: { text?: string }[] }): Promise<AgentToolResult> {
-    const max = this.host.config.agents!.max;
-    const open = [...this.children.values()].filter((child) => !child.closed).length;
-    if (open >= max) {
-      return failure(
-        `This session may have at most ${max} agents open at once; close one (close_agent) before spawning another.`,
-        `spawn_agent · refused (${max} open)`,
-      );
-    }
-    const task = inputText(args);
-    if (task.trim() === '') {
-      return failure('spawn_agent needs a task: give `message` (or text `items`).', 'spawn_agent · no task');
-    }
-    const workspace = this.host.workspace();
-    if (!workspace) return failure('The workspace is not prepared yet.', 'spawn_agent · no workspace');
-    this.counter += 1;
-    const name = `agent-${this.counter}`;
-    const sessionId = `${this.host.sessionId}/${name}`;
-    const branch = agentBranch(this.host.sessionId, name);
-    let tree: Awaited<ReturnType<Activities['createAgentWorktree']>>;
-    try {
-      tree = await this.host.guard.settled(
-        this.acts.createAgentWorktree.executeWithOptions(
-          { summary: `worktree · ${name} on ${branch}`, ...this.routed() },
-          [{ workspace, branch, parentDir: refSafe(this.host.sessionId), childDir: name }],
-        ),
-      );
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      return failure(
-        `Could not create a worktree for the agent: ${rootMessage(err)}`,
-        `spawn_agent · ${name} · no worktree`,
-      );
-    }
-    const child: ChildRecord = {
-      name,
-      sessionId,
-      branch,
-      worktree: tree.worktree,
-      workspace: tree.workspace,
-      base: tree.base,
-      state: { status: 'pending_init' },
-      merged: false,
-      closed: false,
-    };
-    this.children.set(name, child);
-    this.host.changed();
-    const queue = this.host.toolQueue();
-    const prefix = `${workflowInfo().taskQueue}@`;
-    const worker = queue?.startsWith(prefix) ? queue.slice(prefix.length) : this.host.config.worker;
-    const config: SessionConfig = {
-      ...this.host.config,
-      task,
-      workspace: tree.workspace,
-      approvalPolicy: this.host.approvalPolicy(),
-      notify: false,
-      parent: { id: this.host.sessionId, name, depth: this.depth + 1 },
-      ...(worker ? { worker } : {}),
-    };
-    try {
-      const handle = await this.host.guard.settled(
-        startChild('agentSession', {
-          workflowId: sessionId,
-          taskQueue: workflowInfo().taskQueue,
-          args: [{ schemaVersion: SESSION_SCHEMA_VERSION, config }],
-          parentClosePolicy: ParentClosePolicy.ABANDON,
+    return spawnChild(
+      {
+        host: this.host,
+        acts: this.acts,
+        routed: this.routed(),
+        depth: this.depth,
+        open: [...this.children.values()].filter((child) => !child.closed).length,
+        nextName: () => `agent-${++this.counter}`,
+        add: (child) => this.children.set(child.name, child),
+        started: (child, handle) => this.started(child, handle),
+      },
+      args,
+    );
+  }
+
+  /** A child's workflow started: keep its handle, tell it the budget, back its reports up. */
+  private started(child: ChildRecord, handle: ChildWorkflowHandle<never>): void {
+    const name = child.name;
+    this.childHandles.set(name, handle);
+    // A tree parked for its budget parks a child started meanwhile too.
+    const directive = this.host.budgetDirective?.();
+    if (directive) this.signalDirective(child, directive);
+    if (child.state.status === 'pending_init') child.state = { status: 'running', turn: 0 };
+    // Within this run the result backs up the child's own reports (a child that could not report).
+    void (handle.result() as Promise<SessionResult>).then(
+      (result) =>
+        this.ended(name, {
+          status: 'completed',
+          turn: result.turns,
+          message: result.finalMessage,
+          filesChanged: result.filesChanged.map((f) => f.path),
         }),
-      );
-      this.childHandles.set(name, handle as ChildWorkflowHandle<never>);
-      if (child.state.status === 'pending_init') child.state = { status: 'running', turn: 0 };
-      // Within this run the result backs up the child's own reports (a child that could not report).
-      void (handle.result() as Promise<SessionResult>).then(
-        (result) =>
-          this.ended(name, {
-            status: 'completed',
-            turn: result.turns,
-            message: result.finalMessage,
-            filesChanged: result.filesChanged.map((f) => f.path),
-          }),
-        (err: unknown) =>
-          this.ended(
-            name,
-            isCancellation(err) ? { status: 'shutdown' } : { status: 'errored', why: rootMessage(err) },
-          ),
-      );
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      child.state = { status: 'errored', why: `the child session did not start: ${rootMessage(err)}` };
-      child.closed = true;
-      this.host.changed();
-      return failure(
-        `The agent could not be started: ${rootMessage(err)}`,
-        `spawn_agent · ${name} · not started`,
-      );
-    }
-    this.host.changed();
-    return {
-      output: JSON.stringify({ agent_id: name, nickname: null }),
-      display: `spawn_agent · ${name} · ${firstLine(task)}`,
-      success: true,
-    };
+      (err: unknown) =>
+        this.ended(
+          name,
+          isCancellation(err) ? { status: 'shutdown' } : { status: 'errored', why: rootMessage(err) },
+        ),
+    );
   }
 
   private ended(name: string, state: AgentState): void {
@@ -352,7 +254,7 @@ export class AgentTree {
     interrupt?: boolean;
   }): Promise<AgentToolResult> {
     const child = this.resolve(args.id);
-    if (!child) return failure(`No agent with id ${args.id}.`, `send_input · unknown agent ${args.id}`);
+    if (!child) return this.unknown('send_input', args.id);
     const text = inputText(args);
     if (text.trim() === '')
       return failure('send_input needs a message.', `send_input · ${child.name} · empty`);
@@ -392,7 +294,10 @@ export class AgentTree {
     if (finished().length === 0) await condition(() => finished().length > 0, timeout);
     const done = finished();
     const status = Object.fromEntries(
-      done.map(({ id, child }) => [id, child ? modelStatus(child.state, child.branch) : 'not_found']),
+      done.map(({ id, child }) => [
+        id,
+        child ? modelStatus(child.state, child.branch) : (this.retired.statusOf(id) ?? 'not_found'),
+      ]),
     );
     const names = done.map(({ id }) => id);
     return {
@@ -407,7 +312,7 @@ export class AgentTree {
 
   private async close(args: { id: string }): Promise<AgentToolResult> {
     const child = this.resolve(args.id);
-    if (!child) return failure(`No agent with id ${args.id}.`, `close_agent · unknown agent ${args.id}`);
+    if (!child) return this.unknown('close_agent', args.id);
     const previous = modelStatus(child.state, child.branch);
     if (!child.closed) await this.cancelChild(child);
     child.closed = true;
@@ -439,79 +344,60 @@ export class AgentTree {
 
   private async merge(call: FunctionCallItem, args: { id: string }): Promise<AgentToolResult> {
     const child = this.resolve(args.id);
-    if (!child) return failure(`No agent with id ${args.id}.`, `merge_agent · unknown agent ${args.id}`);
-    const summary = `merge_agent · ${child.name} (${child.branch})`;
-    if (!isFinalAgentState(child.state) || child.state.status === 'idle') {
-      if (!child.closed) {
-        return failure(
-          `Agent ${child.name} is still working (${describeAgentState(child.state)}); wait for it, or close it (close_agent), before merging.`,
-          `${summary} · still running`,
-        );
-      }
+    if (!child) return this.unknown('merge_agent', args.id);
+    const result = await mergeChild({ host: this.host, acts: this.acts, routed: this.routed() }, call, child);
+    const done =
+      child.state.status === 'completed' ||
+      child.state.status === 'errored' ||
+      child.state.status === 'shutdown';
+    if (child.merged && done && !this.retired.worktreeGone(child.name) && patched(Patch.retireMergedAgents)) {
+      await this.removeWorktree(child);
+      this.retired.removedWorktree(child.name);
     }
-    // The files the child reported changing are what the merge edits (unknown otherwise: it asks).
-    const files = child.state.status === 'completed' ? child.state.filesChanged : [];
-    const request: ToolRequest = {
-      tool: 'merge_agent',
-      kind: 'edit',
-      ...(files.length ? { paths: files } : {}),
-    };
-    const decision = this.host.decide(request);
-    if (decision.action === 'deny') {
-      return {
-        output: `This merge_agent call is not allowed: ${decision.reason}`,
-        display: `${summary} · denied by policy`,
-        success: false,
-        outcome: 'denied',
-      };
-    }
-    if (decision.action === 'ask') {
-      const verdict = await this.host.ask(call, summary, request, decision.reason);
-      if (verdict !== 'run') return verdict;
-    }
-    const workspace = this.host.workspace()!;
+    return result;
+  }
+
+  /** Removes a child's worktree and branch, unless they are kept; a failure is logged, not raised. */
+  private async removeWorktree(child: ChildRecord): Promise<void> {
+    const workspace = this.host.workspace();
+    if (this.host.config.agents?.keepWorktrees || !workspace) return;
     try {
-      const outcome = await this.host.guard.settled(
-        this.acts.mergeAgentBranch.executeWithOptions(
-          { summary, ...this.routed(), retry: { maximumAttempts: 1 } },
-          [
-            {
-              workspace,
-              worktree: child.worktree,
-              branch: child.branch,
-              base: child.base,
-              label: child.name,
-            },
-          ],
+      await this.host.guard.settled(
+        this.acts.removeAgentWorktree.executeWithOptions(
+          { summary: `worktree · remove ${child.name}`, ...this.routed() },
+          [{ workspace, worktree: child.worktree, branch: child.branch, keepBranch: false }],
         ),
       );
-      child.merged = true;
-      this.host.changed();
-      const changed = outcome.files.length ? outcome.files.join(', ') : 'none (nothing new to merge)';
-      if (outcome.conflicts.length > 0) {
-        return {
-          output:
-            `Merged ${child.branch} into your workspace with conflicts in: ${outcome.conflicts.join(', ')}. ` +
-            'Those files now hold conflict markers (<<<<<<<, =======, >>>>>>>); edit them to resolve the conflict. ' +
-            `Files changed by the merge: ${changed}.`,
-          display: `${summary} · ${outcome.conflicts.length} conflicted`,
-          success: false,
-        };
-      }
-      return {
-        output: `Merged ${child.branch} into your workspace. Files changed: ${changed}.`,
-        display: `${summary} · ${outcome.files.length} files`,
-        success: true,
-      };
     } catch (err) {
       if (isCancellation(err)) throw err;
-      const detail = err instanceof ActivityFailure ? rootMessage(err) : String(err);
-      return {
-        output: `The merge of ${child.branch} failed: ${detail}. Check the state of the workspace before trying again.`,
-        display: `${summary} · failed`,
-        success: false,
-      };
+      log.warn('could not remove an agent worktree', { agent: child.name, detail: rootMessage(err) });
     }
+  }
+
+  /** Tokens the children and theirs have spent, as they last reported (a budgeted tree). */
+  subtreeTokens(): number {
+    let sum = 0;
+    for (const child of this.children.values()) sum += child.tokens ?? 0;
+    return sum + this.retired.tokens;
+  }
+
+  /** Passes the token budget's directive on to every child that may still spend (budget.ts). */
+  direct(directive: BudgetDirective): void {
+    for (const child of this.children.values()) {
+      if (child.closed || (isFinalAgentState(child.state) && child.state.status !== 'idle')) continue;
+      this.signalDirective(child, directive);
+    }
+  }
+
+  private signalDirective(child: ChildRecord, directive: BudgetDirective): void {
+    getExternalWorkflowHandle(child.sessionId)
+      .signal(budgetDirectiveSignal, directive)
+      .catch((err: unknown) =>
+        log.info('could not pass the budget on to an agent', {
+          agent: child.sessionId,
+          detail: rootMessage(err),
+        }),
+      );
   }
 
   /** Passes an interrupt on to every child still working. */
@@ -536,57 +422,9 @@ export class AgentTree {
       if (!child.closed) await this.cancelChild(child);
       child.closed = true;
     }
-    const workspace = this.host.workspace();
-    if (this.host.config.agents?.keepWorktrees || !workspace) return;
+    // Those removed after their merge (retire-merged-agents) are gone already.
     for (const child of this.children.values()) {
-      try {
-        await this.host.guard.settled(
-          this.acts.removeAgentWorktree.executeWithOptions(
-            { summary: `worktree · remove ${child.name}`, ...this.routed() },
-            [{ workspace, worktree: child.worktree, branch: child.branch, keepBranch: false }],
-          ),
-        );
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        log.warn('could not remove an agent worktree', { agent: child.name, detail: rootMessage(err) });
-      }
+      if (!this.retired.worktreeGone(child.name)) await this.removeWorktree(child);
     }
-  }
-}
-
-/**
- * A child session's link to its parent: each change of status is reported (a signal to the
- * parent's id, which reaches whichever run of the parent is current). A parent that is gone
- * makes the report fail; the child carries on.
- */
-export class ParentLink {
-  private last = '';
-  private readonly sent: Promise<void>[] = [];
-
-  constructor(private readonly parent: NonNullable<SessionConfig['parent']>) {}
-
-  get parentId(): string {
-    return this.parent.id;
-  }
-
-  report(report: Omit<AgentReport, 'name'>): void {
-    const key = `${report.status}:${report.pending ?? 0}`;
-    if (key === this.last && report.status !== 'completed') return;
-    this.last = key;
-    this.sent.push(
-      getExternalWorkflowHandle(this.parent.id)
-        .signal(agentReportSignal, { ...report, name: this.parent.name })
-        .catch((err: unknown) => {
-          if (isCancellation(err)) return;
-          log.info('could not report to the parent session', {
-            parent: this.parent.id,
-            detail: rootMessage(err),
-          });
-        }),
-    );
-  }
-
-  async flush(): Promise<void> {
-    await Promise.all(this.sent);
   }
 }

@@ -7,6 +7,7 @@
 import type { SessionConfig } from '../shared/api/session-config.js';
 import type { SessionActivities } from './activities.js';
 import type { AgentTree, ParentLink } from './agents.js';
+import type { TreeBudget } from './budget.js';
 import type { SessionCheckpoints } from './checkpoints.js';
 import type { Notifier } from './notification.js';
 import type { SessionView } from './publish.js';
@@ -33,9 +34,12 @@ export interface SessionContext {
   readonly agents: AgentTree | null;
   /** A child session: its link to its parent; null for every other. */
   readonly parentLink: ParentLink | null;
+  /** A session with a token budget (budget.ts); null for every other. */
+  readonly budget: TreeBudget | null;
 }
 
 /** The state to carry across continue-as-new, with the children of a session that has some. */
-export function carriedState({ state, agents }: Pick<SessionContext, 'state' | 'agents'>) {
-  return agents?.hasChildren ? { ...state.carry(), agents: agents.carry() } : state.carry();
+export function carriedState({ state, agents, budget }: Pick<SessionContext, 'state' | 'agents' | 'budget'>) {
+  const carried = agents?.hasChildren ? { ...state.carry(), agents: agents.carry() } : state.carry();
+  return budget ? { ...carried, budget: budget.carry() } : carried;
 }

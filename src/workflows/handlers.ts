@@ -11,6 +11,10 @@ import {
   approvalSchema,
   approveSignal,
   approveUpdate,
+  budgetDecisionSchema,
+  budgetDirectiveSignal,
+  budgetSignal,
+  budgetUpdate,
   interruptSchema,
   interruptSignal,
   moveToWorkerSchema,
@@ -24,23 +28,34 @@ import {
   workerTaskQueue,
 } from '../shared/api/session-api.js';
 import { describeZodError } from '../shared/api/session-config.js';
+import { BudgetRefused } from './budget.js';
 import type { SessionContext } from './context.js';
 
 function refuse(message: string, type: string): never {
   throw ApplicationFailure.nonRetryable(message, type);
 }
 
-export function registerHandlers({ state, control, view, guard, agents, parentLink }: SessionContext): void {
+export function registerHandlers({
+  state,
+  control,
+  view,
+  guard,
+  agents,
+  parentLink,
+  budget,
+}: SessionContext): void {
   const refuseWhenEnded = () => {
     if (state.ended) refuse(`the session has ended (${state.ended})`, SessionFailureType.SessionEnded);
   };
 
   setHandler(statusQuery, () =>
-    agents || parentLink
+    agents || parentLink || budget
       ? {
           ...state.statusView(),
           ...(agents?.hasChildren ? { agents: agents.view() } : {}),
+          ...(agents?.retiredCount ? { agentsRetired: agents.retiredCount } : {}),
           ...(parentLink ? { parent: parentLink.parentId } : {}),
+          ...(budget ? { budget: budget.view() } : {}),
         }
       : state.statusView(),
   );
@@ -130,6 +145,73 @@ export function registerHandlers({ state, control, view, guard, agents, parentLi
     control.requestStop({ kind: 'interrupt', reason });
     // Passed on to every child still working (agents.ts).
     agents?.interruptAll(reason);
+  });
+
+  // The token budget (budget.ts). Every session has the handlers; one without a budget refuses.
+  setHandler(
+    budgetUpdate,
+    (decision) => {
+      guard.check();
+      const answer = budget!.decide(budgetDecisionSchema.parse(decision));
+      log.info('budget decided', {
+        decision: decision.add !== undefined ? `add ${decision.add}` : 'stop',
+        by: decision.by,
+      });
+      return answer;
+    },
+    {
+      validator: (decision) => {
+        const checked = budgetDecisionSchema.safeParse(decision);
+        if (!checked.success) {
+          refuse(
+            `malformed budget decision (expected {"add": <tokens>} or {"stop": true}): ${describeZodError(checked.error)}`,
+            SessionFailureType.InvalidBudget,
+          );
+        }
+        refuseWhenEnded();
+        if (!budget) {
+          refuse(
+            'this session has no token budget (start it with --budget-tokens N)',
+            SessionFailureType.InvalidBudget,
+          );
+        }
+        try {
+          budget.validate(checked.data);
+        } catch (err) {
+          if (err instanceof BudgetRefused) refuse(err.message, SessionFailureType.InvalidBudget);
+          throw err;
+        }
+      },
+    },
+  );
+
+  setHandler(budgetSignal, (decision) => {
+    guard.check();
+    const checked = budgetDecisionSchema.safeParse(decision);
+    if (!checked.success || !budget || state.ended) {
+      log.warn('ignored a budget signal', {
+        problem: checked.success
+          ? budget
+            ? 'the session has ended'
+            : 'no budget'
+          : describeZodError(checked.error),
+      });
+      return;
+    }
+    // A child passes a person's decision on towards the root, which decides for the tree.
+    if (!budget.isRoot) return budget.forwardToParent(checked.data);
+    try {
+      budget.decide(checked.data);
+    } catch (err) {
+      if (!(err instanceof BudgetRefused)) throw err;
+      log.warn('ignored a budget signal', { problem: err.message });
+    }
+  });
+
+  setHandler(budgetDirectiveSignal, (directive) => {
+    guard.check();
+    if (!budget || state.ended) return;
+    budget.applyDirective(directive);
   });
 
   setHandler(

@@ -48,4 +48,14 @@ export const Patch = {
   agentSessions: 'agent-sessions',
   /** A checkpoint of the workspace at the start and after every turn that may have written. */
   checkpoints: 'checkpoints',
+  /**
+   * A token budget for the tree (budget.ts): usage reports, park and resume directives, the wait
+   * at the turn boundary. Asked only by a session whose configuration has a budget.
+   */
+  treeBudget: 'tree-budget',
+  /**
+   * A child that is merged and finished has its worktree removed at once (before: at the session's
+   * end), so that continue-as-new can drop it from the carried children (agents.ts, `retire`).
+   */
+  retireMergedAgents: 'retire-merged-agents',
 } as const;

@@ -63,6 +63,8 @@ export class SessionView {
     private readonly notifier: Notifier,
     /** A child session reports each change of its status to its parent. */
     private readonly parentLink: ParentLink | null = null,
+    /** With a budget: what this session and those below it spent (reported to the parent). */
+    private readonly spent: (() => number) | null = null,
   ) {}
 
   publish(): void {
@@ -85,12 +87,19 @@ export class SessionView {
       ]);
     }
     // A child tells its parent what it is doing; how it ended is reported where it ends.
-    if (this.parentLink && (status === 'running' || status === 'awaiting_approval' || status === 'idle')) {
+    if (
+      this.parentLink &&
+      (status === 'running' ||
+        status === 'awaiting_approval' ||
+        status === 'awaiting_budget' ||
+        status === 'idle')
+    ) {
       this.parentLink.report({
         status,
         turn: state.turn,
         pending,
         ...(status === 'idle' && state.notice ? { message: state.notice } : {}),
+        ...(this.spent ? { tokens: this.spent() } : {}),
       });
     }
     const details = sessionDetails(state, config.task, this.lastTurn);

@@ -81,6 +81,8 @@ export class SessionState {
   private readonly transcript: Transcript;
   /** The calls waiting for a person, their decisions, and the session's own rules. */
   readonly approvals: Approvals;
+  /** Parked for the token budget (budget.ts keeps and carries it; mirrored here for the status). */
+  private budgetParked = false;
 
   /**
    * @param prefixStyle how "approve for this session" cuts a command's prefix; asked at the time
@@ -257,6 +259,11 @@ export class SessionState {
     this.s.lastCheckpoint = { turn, commit };
   }
 
+  /** The token budget parked this session, or let it go (budget.ts). */
+  markBudgetParked(parked: boolean): void {
+    this.budgetParked = parked;
+  }
+
   /** The session is over; `notice` says why when it failed. */
   end(status: Extract<SessionStatus, 'completed' | 'failed' | 'cancelled'>, notice?: string): void {
     this.endedAs = status;
@@ -394,6 +401,7 @@ export class SessionState {
     if (this.endedAs) return this.endedAs;
     if (this.approvals.pending().length > 0) return 'awaiting_approval';
     if (this.s.idle) return 'idle';
+    if (this.budgetParked) return 'awaiting_budget';
     return 'running';
   }
 

@@ -611,6 +611,31 @@ describe('bad input: one line on stderr, a non-zero exit, nothing started', () =
       error: /required option '--worker <id>' not specified/,
     },
     {
+      name: 'a budget decision for a session that does not exist',
+      args: () => ['budget', 'no-such-session', '--add', '5000'],
+      error: /^ratchet: no session with id no-such-session$/m,
+    },
+    {
+      name: 'a negative number of tokens to add',
+      args: () => ['budget', 'x', '--add', '-5'],
+      error: /argument '-5' is invalid\. expected a whole number of tokens above 0, got "-5"/,
+    },
+    {
+      name: 'tokens to add that are not a number',
+      args: () => ['budget', 'x', '--add', 'lots'],
+      error: /argument 'lots' is invalid\. expected a whole number of tokens above 0/,
+    },
+    {
+      name: 'adding and stopping at once',
+      args: () => ['budget', 'x', '--add', '5', '--stop'],
+      error: /^ratchet: give either --add or --stop, not both$/m,
+    },
+    {
+      name: 'a budget that is not a positive number',
+      args: () => ['run', '--repo', repo.dir, '--budget-tokens', '-100', 'x'],
+      error: /^ratchet: --budget-tokens: expected a number of tokens above 0$/m,
+    },
+    {
       name: 'an inbox port that is not a port',
       args: () => ['inbox', '--port', '99999'],
       error: /expected a port number \(0-65535\)/,
@@ -723,6 +748,7 @@ describe('ratchet --help', () => {
       'abort',
       'send',
       'interrupt',
+      'budget',
       'cancel',
       'server',
       'setup',

@@ -79,6 +79,11 @@ const EXPECTED_FIXTURES = [
   'agents-continue-as-new',
   'agents-parent-cancelled',
   'agents-worker-killed',
+  'agents-retired',
+  // the token budget: a session parked, stopped and continued; a tree parked and let go
+  'budget-single',
+  'budget-tree',
+  'budget-tree-child',
   // background mode: a model call re-attached to after its worker was killed
   'background-reattached-after-kill',
   // checkpoints: one per writing turn, a rewound run that restores first, and one rewound to

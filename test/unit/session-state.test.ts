@@ -324,3 +324,26 @@ describe('carried state across releases', () => {
     expect(parsed.error?.issues[0]?.path).toEqual(['lastInputTokens']);
   });
 });
+
+describe('SessionState and the token budget', () => {
+  it('shows awaiting_budget while parked, after an approval and idle, which say more', () => {
+    const state = new SessionState(config({ budget: { tokens: 10 } }));
+    expect(state.status).toBe('running');
+    state.markBudgetParked(true);
+    expect(state.status).toBe('awaiting_budget');
+    pending(state, 'call_1', npmTest);
+    expect(state.status).toBe('awaiting_approval');
+    state.approvals.clear();
+    state.goIdle('stopped at the token budget');
+    expect(state.status).toBe('idle');
+    state.queueMessage('go on');
+    state.deliverQueuedMessages();
+    expect(state.status).toBe('awaiting_budget');
+    state.markBudgetParked(false);
+    expect(state.status).toBe('running');
+  });
+
+  it('refuses a budget of 0, a negative or a fractional one in the configuration', () => {
+    for (const tokens of [0, -5, 2.5]) expect(() => config({ budget: { tokens } })).toThrow(/budget/);
+  });
+});

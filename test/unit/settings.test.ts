@@ -1,3 +1,4 @@
+import { parseTokens } from '../../src/cli/budget.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -205,5 +206,42 @@ describe('fan-out settings', () => {
     expect(() => resolveSettings({}, { RATCHET_AGENT_DEPTH: '0' }, dir)).toThrow(/RATCHET_AGENT_DEPTH/);
     await configFile('max_agents = 2.5\n');
     expect(() => resolveSettings({}, {}, dir)).toThrow(/ratchet.toml:1: max_agents: expected a whole number/);
+  });
+});
+
+describe('the token budget setting', () => {
+  it('comes from ratchet.toml, the environment and --budget-tokens, and gives the session its budget', async () => {
+    expect(sessionConfig('t', '/w', {})).not.toHaveProperty('budget');
+    await configFile('budget_tokens = 200000\n');
+    const fromFile = resolveSettings({}, {}, dir);
+    expect(fromFile).toEqual({ budget_tokens: 200_000 });
+    expect(sessionConfig('t', '/w', fromFile).budget).toEqual({ tokens: 200_000 });
+    expect(resolveSettings({}, { RATCHET_BUDGET_TOKENS: '5000' }, dir).budget_tokens).toBe(5000);
+    expect(
+      resolveSettings({ budgetTokens: '700' }, { RATCHET_BUDGET_TOKENS: '5000' }, dir).budget_tokens,
+    ).toBe(700);
+  });
+
+  it.each([
+    ['a negative number', '-5', /--budget-tokens: expected a number of tokens above 0/],
+    ['zero', '0', /--budget-tokens: expected a number of tokens above 0/],
+    ['a word', 'lots', /--budget-tokens: /],
+    ['a fraction', '1.5', /--budget-tokens: expected a whole number of tokens/],
+  ])('refuses %s, naming the flag', (_name, value, problem) => {
+    expect(() => resolveSettings({ budgetTokens: value }, {}, dir)).toThrow(problem);
+  });
+
+  it('refuses a budget in ratchet.toml that is not a number, naming the line', async () => {
+    await configFile('model = "m"\nbudget_tokens = "many"\n');
+    expect(() => resolveSettings({}, {}, dir)).toThrow(/ratchet\.toml:2: budget_tokens/);
+  });
+});
+
+describe('ratchet budget --add', () => {
+  it('takes a whole number of tokens above 0 and refuses anything else', () => {
+    expect(parseTokens('50000')).toBe(50_000);
+    expect(parseTokens(' 7 ')).toBe(7);
+    for (const bad of ['-5', '0', '1.5', 'abc', '', '50k', '1e6', '99999999999999999999'])
+      expect(() => parseTokens(bad), bad).toThrow(/expected a whole number of tokens above 0/);
   });
 });

@@ -118,6 +118,13 @@ export function registerRun(program: Command, io: Io): void {
       settingHelp('keep_worktrees', "keep the children's worktrees and branches when their session ends"),
     )
     .option(
+      '--budget-tokens <n>',
+      settingHelp(
+        'budget_tokens',
+        'tokens the session and its agents may spend before they park for your decision',
+      ),
+    )
+    .option(
       '--background',
       settingHelp(
         'background',

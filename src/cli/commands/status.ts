@@ -36,9 +36,15 @@ export function registerStatus(program: Command, io: Io): void {
         for (const p of view.pendingApprovals)
           print(io, pc.yellow(escapeControl(`pending    ${p.callId} · ${p.summary} · ${p.reason}`)));
         if (view.parent) print(io, `parent     ${view.parent}`);
-        if (view.agents?.length) {
-          print(io, `agents     ${view.agents.length}`);
-          for (const agent of view.agents)
+        if (view.budget)
+          print(
+            io,
+            `budget     ${view.budget.spent} of ${view.budget.limit} tokens${view.budget.parked ? pc.yellow(` · parked: ratchet budget ${id} --add N, or --stop`) : ''}`,
+          );
+        if (view.agents?.length || view.agentsRetired) {
+          const retired = view.agentsRetired ? ` (and ${view.agentsRetired} merged and retired)` : '';
+          print(io, `agents     ${view.agents?.length ?? 0}${retired}`);
+          for (const agent of view.agents ?? [])
             print(io, `  ${renderAgentLine(agent, pc)}  ${pc.dim(agent.sessionId)}`);
           // Calls waiting anywhere below: `ratchet approve ${id}` decides them.
           const below = (await ratchet.treeApprovals(id)).filter((p) => p.sessionId !== id);

@@ -5,7 +5,14 @@
  * history, since a webhook URL is a secret.
  */
 import { capBytes } from '../util/bytes.js';
-export const notificationEvents = ['awaiting_approval', 'idle', 'failed', 'completed'] as const;
+export const notificationEvents = [
+  'awaiting_approval',
+  /** The tree's token budget is spent: a person decides whether it goes on. */
+  'awaiting_budget',
+  'idle',
+  'failed',
+  'completed',
+] as const;
 export type NotificationEvent = (typeof notificationEvents)[number];
 
 export interface SessionNotification {

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { ApprovalPolicy } from '../policy/policy.js';
 import { approvalPolicies } from '../policy/policy.js';
 import type { TranscriptEntry, Usage } from './session-config.js';
+import { MAX_BUDGET_TOKENS } from './session-config.js';
 import type { PlanStep } from '../tools/specs.js';
 import { utf8Bytes } from '../util/bytes.js';
 
@@ -24,6 +25,8 @@ export function workerTaskQueue(taskQueue: string, workerId: string): string {
 export const sessionStatuses = [
   'running',
   'awaiting_approval',
+  /** Parked at a turn boundary: the tree's token budget is spent (src/workflows/budget.ts). */
+  'awaiting_budget',
   'idle',
   'completed',
   'failed',
@@ -74,6 +77,50 @@ export type MoveToWorker = z.infer<typeof moveToWorkerSchema>;
 
 export const setPolicySchema = z.object({ policy: z.enum(approvalPolicies) }).strict();
 export type SetPolicy = z.infer<typeof setPolicySchema>;
+
+/**
+ * A person's budget decision, for the tree's root: `{ "add": 50000 }` (continue with that many
+ * more tokens) or `{ "stop": true }` (every session of the tree comes to rest). The same JSON is
+ * the payload of the `budget` signal the Web UI's "Send Signal" form sends.
+ */
+export const budgetDecisionSchema = z
+  .object({
+    add: z
+      .number({ error: 'add must be a number of tokens' })
+      .int('add must be a whole number of tokens')
+      .positive('add must be more than 0 tokens')
+      .max(MAX_BUDGET_TOKENS, `add must be at most ${MAX_BUDGET_TOKENS} tokens`)
+      .optional(),
+    stop: z.literal(true, { error: 'stop must be true' }).optional(),
+    by: z.string().max(200).optional(),
+  })
+  .strict()
+  .refine((d) => (d.add === undefined) !== (d.stop === undefined), {
+    error: 'give either {"add": <tokens>} or {"stop": true}',
+  });
+export type BudgetDecision = z.infer<typeof budgetDecisionSchema>;
+
+/** What a parent tells its children about the budget (never sent by a person). */
+export interface BudgetDirective {
+  /** Park at the next turn boundary (true), or go on (false). */
+  parked: boolean;
+  /** A person chose to stop: come to rest (idle) instead of waiting. */
+  stop?: boolean;
+  /** Increases with every directive a parent sends; older ones are ignored. */
+  seq: number;
+}
+
+/** A session's budget as status shows it. */
+export interface BudgetView {
+  /** The tree's limit (on the root; a child shows the limit it was started with). */
+  limit: number;
+  /** Tokens spent by this session and every session below it. */
+  spent: number;
+  /** Parked, or about to park at its next turn boundary, awaiting a budget decision. */
+  parked: boolean;
+  /** Where decisions are made: null on the root, else the parent's id. */
+  decidedAt: string | null;
+}
 
 export interface ApprovalAck {
   callId: string;
@@ -127,8 +174,12 @@ export interface StatusView {
   toolQueue?: string | null;
   /** A session that fans out: its children, as they last reported. */
   agents?: AgentView[];
+  /** Children merged and finished that an earlier run retired (no longer listed in `agents`). */
+  agentsRetired?: number;
   /** A child session: its parent's id. */
   parent?: string;
+  /** A session with a token budget (`--budget-tokens`). */
+  budget?: BudgetView;
 }
 
 export interface TranscriptRequest {
@@ -180,7 +231,7 @@ export interface AgentView {
   /** The child's workflow id. */
   sessionId: string;
   branch: string | null;
-  /** "running", "awaiting_approval", "idle", "completed", "errored", "shutdown", "pending_init". */
+  /** "running", "awaiting_approval", "awaiting_budget", "idle", "completed", "errored", "shutdown", "pending_init". */
   status: string;
   turn: number;
   /** One line for a person. */
@@ -193,15 +244,23 @@ export interface AgentView {
 export interface AgentReport {
   /** The child's name in the parent. */
   name: string;
-  status: 'running' | 'awaiting_approval' | 'idle' | 'completed' | 'errored' | 'shutdown';
+  status: 'running' | 'awaiting_approval' | 'awaiting_budget' | 'idle' | 'completed' | 'errored' | 'shutdown';
   turn: number;
   pending?: number;
+  /** With a budget: tokens spent by the child and every session below it. */
+  tokens?: number;
   /** Final message (completed), or why (idle, errored). */
   message?: string;
   filesChanged?: string[];
 }
 
 export const agentReportSignal = defineSignal<[AgentReport]>('agentReport');
+/** A budget decision (validated; a child refuses it and names its parent). Answers the budget. */
+export const budgetUpdate = defineUpdate<BudgetView, [BudgetDecision]>('budget');
+/** The same decision as a signal, for the Web UI (a child passes it on to its parent). */
+export const budgetSignal = defineSignal<[BudgetDecision]>('budget');
+/** A parent's budget directive to its children. */
+export const budgetDirectiveSignal = defineSignal<[BudgetDirective]>('budgetDirective');
 
 export const statusQuery = defineQuery<StatusView>('status');
 export const transcriptQuery = defineQuery<TranscriptPage, [TranscriptRequest?]>('transcript');

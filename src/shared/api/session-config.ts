@@ -15,6 +15,12 @@ export const MAX_TASK_BYTES = 64 * 1024;
 
 export const SESSION_SCHEMA_VERSION = 1;
 
+/** Retired children whose last status `wait` can still answer (the rest are counted only). */
+export const MAX_RETIRED_KEPT = 20;
+
+/** Largest token budget, and largest addition to one (a typo's guard: a trillion tokens). */
+export const MAX_BUDGET_TOKENS = 1_000_000_000_000;
+
 export const policyRuleSchema = z
   .object({
     tool: z.string().min(1),
@@ -116,6 +122,18 @@ export const parentLinkSchema = z
   })
   .strict();
 
+/**
+ * A token budget for the session and every session below it (`--budget-tokens`): when the tree
+ * has spent it, each session parks at its next turn boundary until a person adds tokens or stops
+ * it (src/workflows/budget.ts). Children inherit it with the rest of the configuration.
+ */
+export const budgetSettingsSchema = z
+  .object({
+    /** Total tokens (input + output, as the endpoint reports them) the whole tree may spend. */
+    tokens: z.number().int().positive().max(MAX_BUDGET_TOKENS),
+  })
+  .strict();
+
 /** Checkpoints of the workspace, one per turn that may have changed it (README, "Checkpoints"). */
 export const checkpointSettingsSchema = z
   .object({
@@ -161,6 +179,8 @@ export const sessionConfigSchema = z
     agents: agentsSettingsSchema.optional(),
     /** Set on a child session: the session that started it. */
     parent: parentLinkSchema.optional(),
+    /** A token budget for the whole tree; absent: none (and the session issues the commands it always did). */
+    budget: budgetSettingsSchema.optional(),
     checkpoints: checkpointSettingsSchema.default(checkpointSettingsSchema.parse({})),
   })
   .strict();
@@ -212,6 +232,7 @@ const agentStateSchema = z.discriminatedUnion('status', [
   z.object({ status: z.literal('running'), turn: z.number() }).strict(),
   z.object({ status: z.literal('awaiting_approval'), turn: z.number(), pending: z.number() }).strict(),
   z.object({ status: z.literal('idle'), turn: z.number(), why: z.string() }).strict(),
+  z.object({ status: z.literal('awaiting_budget'), turn: z.number() }).strict(),
   z
     .object({
       status: z.literal('completed'),
@@ -241,11 +262,50 @@ export const carriedAgentsSchema = z
           state: agentStateSchema,
           merged: z.boolean(),
           closed: z.boolean(),
+          /** Tokens the child and its own children have spent, as it last reported (with a budget). */
+          tokens: z.number().int().nonnegative().optional(),
         })
         .strict(),
     ),
+    /**
+     * Children merged and finished, whose worktrees are gone: dropped from `children` when the
+     * session continues as new, so the carried list does not grow with every child ever spawned.
+     * What `wait` and the budget still need is kept: a count, their tokens, the latest few.
+     */
+    retired: z
+      .object({
+        count: z.number().int().nonnegative(),
+        tokens: z.number().int().nonnegative(),
+        recent: z
+          .array(
+            z
+              .object({
+                name: z.string(),
+                sessionId: z.string(),
+                /** What `wait` answers for it, as JSON. */
+                status: z.string(),
+              })
+              .strict(),
+          )
+          .max(MAX_RETIRED_KEPT),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
+/** A budgeted session's own part of the budget (src/workflows/budget.ts), carried across continue-as-new. */
+export const carriedBudgetSchema = z
+  .object({
+    /** The tree's limit: the configured tokens plus what people added (the root's is the one that counts). */
+    limit: z.number().int().positive(),
+    /** Parked (or told to park, on a child) until a budget decision. */
+    parked: z.boolean(),
+    /** The last directive this session sent its children, and the last one it heard from its parent. */
+    sent: z.number().int().nonnegative(),
+    heard: z.number().int().nonnegative(),
+  })
+  .strict();
+
 /**
  * What `ratchet rewind` asks of the run it starts with the state of the end of a turn
  * (docs/ARCHITECTURE.md, "Rewind and fork"): restore that turn's checkpoint first, then wait.
@@ -307,6 +367,8 @@ export const carriedStateSchema = z
       .default(null),
     /** A session that fans out: its children. */
     agents: carriedAgentsSchema.optional(),
+    /** A session with a token budget: its limit and whether it is parked. */
+    budget: carriedBudgetSchema.optional(),
     /** The session's latest checkpoint of its workspace (null: none yet, or from before checkpoints). */
     lastCheckpoint: z
       .object({ turn: z.number().int().nonnegative(), commit: z.string() })
@@ -340,6 +402,8 @@ export type SessionInput = z.infer<typeof sessionInputSchema>;
 export type AgentsSettings = z.infer<typeof agentsSettingsSchema>;
 export type ParentLink = z.infer<typeof parentLinkSchema>;
 export type CarriedAgents = z.infer<typeof carriedAgentsSchema>;
+export type BudgetSettings = z.infer<typeof budgetSettingsSchema>;
+export type CarriedBudget = z.infer<typeof carriedBudgetSchema>;
 
 export const emptyUsage: Usage = {
   inputTokens: 0,

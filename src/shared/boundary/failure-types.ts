@@ -33,6 +33,8 @@ export const SessionFailureType = {
   InvalidApproval: 'InvalidApproval',
   InvalidMove: 'InvalidMove',
   InvalidPolicy: 'InvalidPolicy',
+  /** A budget decision that cannot apply (malformed, no budget, not the root, nothing to stop). */
+  InvalidBudget: 'InvalidBudget',
   SessionEnded: 'SessionEnded',
   NotPrepared: 'NotPrepared',
   /** The pinned worker did not take the workspace within the schedule-to-start timeout. */

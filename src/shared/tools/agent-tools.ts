@@ -178,6 +178,8 @@ export type AgentState =
   | { status: 'running'; turn: number }
   | { status: 'awaiting_approval'; turn: number; pending: number }
   | { status: 'idle'; turn: number; why: string }
+  /** Parked at a turn boundary until the tree's token budget is raised (not final). */
+  | { status: 'awaiting_budget'; turn: number }
   | { status: 'completed'; turn: number; message: string; filesChanged: string[] }
   | { status: 'errored'; why: string }
   | { status: 'shutdown' };
@@ -200,6 +202,8 @@ export function modelStatus(state: AgentState, branch: string | null): unknown {
       return state.status;
     case 'awaiting_approval':
       return { running: `waiting for a person to approve ${state.pending} call(s)` };
+    case 'awaiting_budget':
+      return { running: 'paused: the token budget is spent; waiting for a person to add tokens or stop' };
     case 'idle':
       return { idle: state.why };
     case 'completed':
@@ -220,6 +224,8 @@ export function describeAgentState(state: AgentState): string {
       return `running · turn ${state.turn}`;
     case 'awaiting_approval':
       return `awaiting approval · turn ${state.turn}`;
+    case 'awaiting_budget':
+      return `awaiting budget · turn ${state.turn}`;
     case 'idle':
       return `idle · ${state.why}`;
     case 'completed':
