@@ -9,7 +9,7 @@ import { isKnownSafeCommand } from '../shared/policy/read-only-commands.js';
 import { CUT_CALL_OUTPUT } from '../shared/prompt/instructions.js';
 import { joinDir, patchFromCommand } from '../shared/tools/shell-patch.js';
 import { toolCallSummary } from '../shared/tools/summary.js';
-import type { ToolName, UpdatePlanArgs } from '../shared/tools/specs.js';
+import type { ToolName, ToolArgs } from '../shared/tools/specs.js';
 import { isToolName, toolSpecs } from '../shared/tools/specs.js';
 import { invalidArgumentsOutput, malformedArgumentsOutput, unknownToolOutput } from './model-text.js';
 
@@ -24,7 +24,7 @@ export interface RejectedCall {
 export interface PlanCall {
   kind: 'plan';
   call: FunctionCallItem;
-  args: UpdatePlanArgs;
+  args: ToolArgs<'update_plan'>;
 }
 
 export interface ToolCall {
@@ -105,7 +105,7 @@ export function prepareCall(
     };
   }
   if (call.name === 'update_plan') {
-    return { kind: 'plan', call, args: parsed.data as UpdatePlanArgs };
+    return { kind: 'plan', call, args: parsed.data as ToolArgs<'update_plan'> };
   }
   let tool: Exclude<ToolName, 'update_plan'> = call.name;
   let args = parsed.data as Record<string, unknown>;

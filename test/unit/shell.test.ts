@@ -13,7 +13,7 @@ import { executeShell, MAX_TIMEOUT_MS } from '../../src/activities/tools/shell.j
 import { commandSummary, toolCallSummary } from '../../src/shared/tools/summary.js';
 import type { ShellOptions } from '../../src/activities/tools/shell.js';
 import type { SandboxMode } from '../../src/shared/policy/sandbox.js';
-import type { ShellArgs, ToolOutcome } from '../../src/shared/tools/specs.js';
+import type { ToolArgs, ToolOutcome } from '../../src/shared/tools/specs.js';
 import { giveToTestUser } from '../helpers/test-user.js';
 
 interface ShellResult {
@@ -45,7 +45,7 @@ function parse(outcome: ToolOutcome): ShellResult {
 }
 
 async function shell(
-  args: ShellArgs,
+  args: ToolArgs<'shell'>,
   context: ToolContext = ctx,
 ): Promise<{ outcome: ToolOutcome; result: ShellResult }> {
   const outcome = await executeShell(args, context, options);

@@ -16,7 +16,7 @@ import ignoreModule from 'ignore';
 import type { Ignore } from 'ignore';
 import picomatch from 'picomatch';
 import { RE2JS } from 're2js';
-import type { GrepFilesArgs, ToolOutcome } from '../../shared/tools/specs.js';
+import type { ToolArgs, ToolOutcome } from '../../shared/tools/specs.js';
 import type { ToolContext } from './context.js';
 import { resolveInWorkspace, WorkspaceEscapeError, workspaceRelative } from './workspace-paths.js';
 import { toolFailure } from '../../shared/tools/specs.js';
@@ -177,7 +177,7 @@ function includeFilter(include: string | undefined): (relative: string) => boole
   return (relative) => isMatch(relative) || (byBaseName && isMatch(path.posix.basename(relative)));
 }
 
-export async function executeGrepFiles(args: GrepFilesArgs, ctx: ToolContext): Promise<ToolOutcome> {
+export async function executeGrepFiles(args: ToolArgs<'grep_files'>, ctx: ToolContext): Promise<ToolOutcome> {
   const limit = args.limit ?? DEFAULT_LIMIT;
   const requested = args.path ?? '.';
   const label = `grep_files · /${args.pattern}/${args.path === undefined ? '' : ` in ${args.path}`}`;

@@ -5,7 +5,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { ListDirArgs, ToolOutcome } from '../../shared/tools/specs.js';
+import type { ToolArgs, ToolOutcome } from '../../shared/tools/specs.js';
 import type { ToolContext } from './context.js';
 import { resolveInWorkspace, WorkspaceEscapeError, workspaceRelative } from './workspace-paths.js';
 import { formatNumber } from '../../shared/util/text.js';
@@ -64,7 +64,7 @@ async function walk(
   return false;
 }
 
-export async function executeListDir(args: ListDirArgs, ctx: ToolContext): Promise<ToolOutcome> {
+export async function executeListDir(args: ToolArgs<'list_dir'>, ctx: ToolContext): Promise<ToolOutcome> {
   const depth = args.depth ?? DEFAULT_DEPTH;
   const offset = args.offset ?? 1;
   const limit = args.limit ?? DEFAULT_LIMIT;

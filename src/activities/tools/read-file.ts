@@ -4,7 +4,7 @@
  * shown are decoded, so a huge file costs time, never memory.
  */
 import { stat } from 'node:fs/promises';
-import type { ReadFileArgs, ToolOutcome } from '../../shared/tools/specs.js';
+import type { ToolArgs, ToolOutcome } from '../../shared/tools/specs.js';
 import type { ToolContext } from './context.js';
 import {
   openInWorkspace,
@@ -151,7 +151,7 @@ async function readWindow(
   }
 }
 
-export async function executeReadFile(args: ReadFileArgs, ctx: ToolContext): Promise<ToolOutcome> {
+export async function executeReadFile(args: ToolArgs<'read_file'>, ctx: ToolContext): Promise<ToolOutcome> {
   const offset = args.offset ?? 1;
   const limit = args.limit ?? DEFAULT_LIMIT;
   let label = `read_file · ${args.file_path}`;

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { SandboxMode } from '../../shared/policy/sandbox.js';
-import type { ShellArgs, ToolOutcome } from '../../shared/tools/specs.js';
+import type { ToolArgs, ToolOutcome } from '../../shared/tools/specs.js';
 import type { ToolContext } from './context.js';
 import {
   hiddenInSandbox,
@@ -290,7 +290,7 @@ function confinedBy(
 }
 
 export async function executeShell(
-  args: ShellArgs,
+  args: ToolArgs<'shell'>,
   ctx: ToolContext,
   options: ShellOptions,
 ): Promise<ToolOutcome> {

@@ -88,12 +88,6 @@ export const mergeAgentArgs = z
   })
   .strict();
 
-export type SpawnAgentArgs = z.infer<typeof spawnAgentArgs>;
-export type SendInputArgs = z.infer<typeof sendInputArgs>;
-export type WaitArgs = z.infer<typeof waitArgs>;
-export type CloseAgentArgs = z.infer<typeof closeAgentArgs>;
-export type MergeAgentArgs = z.infer<typeof mergeAgentArgs>;
-
 const AGENT_KIND: ToolKind = 'plan';
 
 export const agentToolSpecs = {

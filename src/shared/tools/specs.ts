@@ -92,14 +92,6 @@ export const updatePlanArgs = z
   })
   .strict();
 
-export type ShellArgs = z.infer<typeof shellArgs>;
-export type ApplyPatchArgs = z.infer<typeof applyPatchArgs>;
-export type ReadFileArgs = z.infer<typeof readFileArgs>;
-export type ListDirArgs = z.infer<typeof listDirArgs>;
-export type GrepFilesArgs = z.infer<typeof grepFilesArgs>;
-export type UpdatePlanArgs = z.infer<typeof updatePlanArgs>;
-export type PlanStep = UpdatePlanArgs['plan'][number];
-
 export interface ToolSpec<Name extends string = string, Args extends z.ZodType = z.ZodType> {
   name: Name;
   kind: ToolKind;
@@ -164,6 +156,11 @@ export const toolSpecs = {
 } as const;
 
 export type ToolName = keyof typeof toolSpecs;
+
+/** A tool's arguments once its parameters schema has parsed them, e.g. `ToolArgs<'shell'>`. */
+export type ToolArgs<Name extends ToolName> = z.infer<(typeof toolSpecs)[Name]['parameters']>;
+
+export type PlanStep = ToolArgs<'update_plan'>['plan'][number];
 
 export const toolNames = Object.keys(toolSpecs) as ToolName[];
 
