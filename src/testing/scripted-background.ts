@@ -11,7 +11,7 @@
  * `total`, and `sent` over every connection, so that a test can tell a re-attached client that
  * streamed only what it had not seen from a request sent again.
  */
-import type { Plan } from './scripted-model.js';
+import type { Plan } from './scripted-responses.js';
 import { sleep } from '../shared/util/sleep.js';
 
 /** How the server treats `background: true`. */

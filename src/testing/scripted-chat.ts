@@ -12,7 +12,8 @@ import type {
   ChatCompletionMessageFunctionToolCall,
 } from 'openai/resources/chat/completions/completions';
 import type { CompletionUsage } from 'openai/resources/completions';
-import type { Plan, ScriptedOutput, ScriptedUsage } from './scripted-model.js';
+import type { Plan } from './scripted-responses.js';
+import type { ScriptedOutput, ScriptedUsage } from './scripted-script.js';
 import { chunks, estimateInputTokens, nowSeconds, tokensOf } from './scripted-text.js';
 
 type ChunkChoice = ChatCompletionChunk.Choice;

@@ -21,266 +21,56 @@
  * paths alike):
  * `requests[n - 1].index === n`.
  */
-import { Buffer } from 'node:buffer';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { BackgroundSupport, Follower } from './scripted-background.js';
+import type { Follower } from './scripted-background.js';
 import { BackgroundResponse } from './scripted-background.js';
 import { chatCompletionPlan, strictChatProblems } from './scripted-chat.js';
-import { chunks, estimateInputTokens, nowSeconds, tokensOf } from './scripted-text.js';
-
-export { estimateInputTokens };
+import type { Exchange } from './scripted-http.js';
+import {
+  DEFAULT_CUT_EVENTS,
+  readBody,
+  sendCut,
+  sendError,
+  sendHang,
+  sendJson,
+  sendPlan,
+  startStream,
+  writeChunk,
+} from './scripted-http.js';
+import type { Plan, Planner, RequestBody, WireResponse } from './scripted-responses.js';
+import { compactionResponse, inputItems, isRecord, responsesPlan } from './scripted-responses.js';
 import type {
-  Response as ApiResponse,
-  ResponseContentPartAddedEvent,
-  ResponseContentPartDoneEvent,
-  ResponseFunctionCallArgumentsDeltaEvent,
-  ResponseFunctionCallArgumentsDoneEvent,
-  ResponseFunctionToolCall,
-  ResponseOutputItem,
-  ResponseOutputItemAddedEvent,
-  ResponseOutputItemDoneEvent,
-  ResponseOutputMessage,
-  ResponseReasoningItem,
-  ResponseReasoningSummaryPartAddedEvent,
-  ResponseReasoningSummaryPartDoneEvent,
-  ResponseReasoningSummaryTextDeltaEvent,
-  ResponseReasoningSummaryTextDoneEvent,
-  ResponseTextDeltaEvent,
-  ResponseTextDoneEvent,
-  ResponseUsage,
-} from 'openai/resources/responses/responses';
+  CompactionStep,
+  ErrorStep,
+  GarbageStep,
+  RecordedRequest,
+  ScriptedModelOptions,
+  ScriptedOutput,
+  ScriptStep,
+} from './scripted-script.js';
+import { describeStep } from './scripted-script.js';
+import { estimateInputTokens } from './scripted-text.js';
 import { sleep } from '../shared/util/sleep.js';
 
-// ---------------------------------------------------------------------------------------------
-// Script
-
-/** One output item of a scripted reply. */
-export type ScriptedOutput =
-  | { type: 'message'; text: string }
-  /** `arguments` given as an object is sent as its JSON text. */
-  | { type: 'function_call'; name: string; arguments: string | Record<string, unknown>; callId?: string }
-  | { type: 'reasoning'; summary?: string };
-
-/** Token counts to report; each one left out is estimated (see `estimateInputTokens`). */
-export interface ScriptedUsage {
-  inputTokens?: number;
-  outputTokens?: number;
-  cachedTokens?: number;
-  reasoningTokens?: number;
-}
-
-interface Timing {
-  /** Wait this long before answering at all (no headers are sent meanwhile). */
-  delayMs?: number;
-}
-
-interface StreamTiming extends Timing {
-  /** Wait this long between server-sent events: a stream that is slow but alive. */
-  chunkDelayMs?: number;
-}
-
-/** A normal reply: streamed as server-sent events when the request asks for `stream: true`, JSON otherwise. */
-export interface ReplyStep extends StreamTiming {
-  kind: 'reply';
-  output: ScriptedOutput[];
-  usage?: ScriptedUsage;
-  /**
-   * The reply ends as one cut by the request's output token cap: `response.incomplete` with
-   * `incomplete_details.reason: "max_output_tokens"`, or chat's `finish_reason: "length"`.
-   */
-  cutByLimit?: boolean;
-}
-
-/** An HTTP error with OpenAI's error body: `{ error: { message, type, param, code } }`. */
-export interface ErrorStep extends Timing {
-  kind: 'error';
-  status: number;
-  /** Defaults to a message like OpenAI's for the status (or for `context_length_exceeded`). */
-  message?: string;
-  /** Defaults: 429 → `rate_limit_exceeded`, 401 → `invalid_api_key`, otherwise null. */
-  code?: string | null;
-  /** Defaults: 429 → `requests`, 5xx → `server_error`, otherwise `invalid_request_error`. */
-  type?: string;
-  param?: string | null;
-  /** Extra response headers, e.g. `{ 'retry-after': '2' }`. */
-  headers?: Record<string, string>;
-}
-
-/**
- * A stalled request. A streamed request gets its headers and `response.created`, then nothing; a
- * JSON request gets nothing at all. It ends when the client goes away, when the server closes, or
- * on `release()`: then, if `output` is given, the response carries on as a normal reply with that
- * output; without `output` a stream ends without `response.completed` and a JSON request's
- * connection is dropped.
- */
-export interface HangStep extends StreamTiming {
-  kind: 'hang';
-  output?: ScriptedOutput[];
-  usage?: ScriptedUsage;
-}
-
-/**
- * A broken connection. A streamed request gets the first `afterEvents` events of a normal reply
- * with `output` (default 5, and never the final `response.completed`), then the socket is
- * destroyed; a JSON request gets its headers and half of the body, then the socket is destroyed.
- */
-export interface CutStep extends StreamTiming {
-  kind: 'cut';
-  afterEvents?: number;
-  /** Defaults to one message. */
-  output?: ScriptedOutput[];
-}
-
-/**
- * A 200 whose body is neither JSON nor a stream of JSON events (an HTML error page with a stray
- * `data:` line). The `openai` client throws a SyntaxError in both modes.
- */
-export interface GarbageStep extends Timing {
-  kind: 'garbage';
-}
-
-/** A completed response with no output items. */
-export interface EmptyStep extends StreamTiming {
-  kind: 'empty';
-  usage?: ScriptedUsage;
-}
-
-export type ScriptStep = ReplyStep | ErrorStep | HangStep | CutStep | GarbageStep | EmptyStep;
-
-/** An explicit compaction answer; `summary` replaces the default text inside the compaction item. */
-export interface CompactStep extends Timing {
-  kind: 'compact';
-  summary?: string;
-  usage?: ScriptedUsage;
-}
-
-/**
- * A step for `POST /v1/responses/compact`. A hang there holds the request (no headers) until the
- * client goes away, the server closes, or `release()`, which then answers with the default
- * compaction.
- */
-export type CompactionStep = CompactStep | ErrorStep | (Timing & { kind: 'hang' });
-
-export interface RecordedRequest {
-  /** 1-based, in arrival order over all paths. */
-  index: number;
-  /** The URL path without the query, e.g. `/v1/responses`. */
-  path: string;
-  method: string;
-  headers: Record<string, string | string[] | undefined>;
-  /** The parsed JSON body; the raw text when it is not JSON; undefined when the body is empty. */
-  body: unknown;
-  rawBytes: number;
-  /** `Date.now()` when the body had been read. */
-  receivedAt: number;
-  /**
-   * For `/v1/responses`: the whole conversation the request stands for. With
-   * `previous_response_id` that is the stored response's input and output followed by this
-   * request's input; otherwise the input itself.
-   */
-  conversation?: unknown[];
-  /** For a request answered with a scripted reply: the output items sent. */
-  output?: unknown[];
-}
-
-export interface ScriptedModelOptions {
-  /**
-   * Answers `/v1/responses` requests while the queue is empty; returning undefined counts as an
-   * exhausted script.
-   */
-  responder?: (request: RecordedRequest) => ScriptStep | undefined;
-  /** Whether `/v1/responses/compact` exists (default 'supported'); 'unsupported' answers 404. */
-  compact?: 'supported' | 'unsupported';
-  /**
-   * How a request with `stream: true` is answered, without using a script step: 'supported'
-   * (default) streams; 'empty' sends the stream's headers and ends it without an event (as
-   * llama-cpp-python's server does when asked to stream with tools); 'refused' answers 400 with
-   * an error that says streaming is not supported.
-   */
-  streaming?: 'supported' | 'empty' | 'refused';
-  /**
-   * Checks chat request bodies as a pydantic-validated server (llama-cpp-python) does, and
-   * answers 500 with "N validation errors …" for a message shape it refuses (see
-   * `strictChatProblems`).
-   */
-  strictChat?: boolean;
-  /** How `background: true` is treated (default 'supported'); see scripted-background.ts. */
-  background?: BackgroundSupport;
-  /** How long a background response can be retrieved (default ten minutes, as OpenAI keeps them). */
-  backgroundTtlMs?: number;
-  /** Default 127.0.0.1. */
-  host?: string;
-  /** Default 0: any free port. */
-  port?: number;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Wire shapes
-
-/** A response as sent on the wire: `output_text` is computed by the SDK, and `usage` is null until completion. */
-type WireResponse = Omit<ApiResponse, 'output_text' | 'usage'> & { usage: ResponseUsage | null };
-
-type Unsequenced<T> = T extends unknown ? Omit<T, 'sequence_number'> : never;
-
-type StreamEvent =
-  | {
-      type:
-        | 'response.created'
-        | 'response.queued'
-        | 'response.in_progress'
-        | 'response.completed'
-        | 'response.incomplete';
-      response: WireResponse;
-    }
-  | Unsequenced<
-      | ResponseOutputItemAddedEvent
-      | ResponseOutputItemDoneEvent
-      | ResponseContentPartAddedEvent
-      | ResponseContentPartDoneEvent
-      | ResponseTextDeltaEvent
-      | ResponseTextDoneEvent
-      | ResponseFunctionCallArgumentsDeltaEvent
-      | ResponseFunctionCallArgumentsDoneEvent
-      | ResponseReasoningSummaryPartAddedEvent
-      | ResponseReasoningSummaryPartDoneEvent
-      | ResponseReasoningSummaryTextDeltaEvent
-      | ResponseReasoningSummaryTextDoneEvent
-    >;
-
-/**
- * A reply worked out in full before anything is sent: the final response (for a JSON request) and
- * its server-sent events, serialised. A cut stream sends fewer than `cutLimit` events, so the
- * event that completes the reply is never among them.
- */
-export interface Plan {
-  response: unknown;
-  events: string[];
-  cutLimit: number;
-}
-
-/** Builds a reply's plan from a request body, the scripted output and usage. */
-type Planner = (
-  body: RequestBody,
-  output: readonly ScriptedOutput[],
-  usage: ScriptedUsage | undefined,
-  cutByLimit?: boolean,
-) => Plan;
-
-interface ErrorBody {
-  error: { message: string; type: string; param: string | null; code: string | null };
-}
-
-type RequestBody = Record<string, unknown>;
-
-/** One request being answered. `signal` aborts when the connection closes (client gone, or `close()`). */
-interface Exchange {
-  res: ServerResponse;
-  signal: AbortSignal;
-  record: RecordedRequest;
-  requestId: string;
-}
+export { estimateInputTokens };
+export type { Plan } from './scripted-responses.js';
+export type {
+  CompactStep,
+  CompactionStep,
+  CutStep,
+  EmptyStep,
+  ErrorStep,
+  GarbageStep,
+  HangStep,
+  RecordedRequest,
+  ReplyStep,
+  ScriptStep,
+  ScriptedModelOptions,
+  ScriptedOutput,
+  ScriptedUsage,
+} from './scripted-script.js';
 
 interface Waiter {
   count: number;
@@ -290,116 +80,9 @@ interface Waiter {
 }
 
 const GARBAGE = '<html>\n<body>502 Bad Gateway (scripted garbage)</body>\n</html>\ndata: {not json\n\n';
-const DEFAULT_CUT_EVENTS = 5;
 const DEFAULT_CUT_OUTPUT: ScriptedOutput[] = [
   { type: 'message', text: 'This reply is cut off before it completes.' },
 ];
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Writes and waits until the chunk is handed to the socket; false when the connection is gone. */
-function writeChunk(res: ServerResponse, chunk: string, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted || res.writableEnded || res.destroyed) {
-      resolve(false);
-      return;
-    }
-    const onAbort = () => resolve(false);
-    signal.addEventListener('abort', onAbort, { once: true });
-    res.write(chunk, (err) => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(!err);
-    });
-  });
-}
-
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  const parts: Buffer[] = [];
-  try {
-    for await (const part of req) parts.push(part as Buffer);
-  } catch {
-    return undefined;
-  }
-  return Buffer.concat(parts);
-}
-
-function defaultError(status: number, code: string | null | undefined): ErrorBody['error'] {
-  if (code === 'context_length_exceeded') {
-    return {
-      message: 'Your input exceeds the context window of this model. Please adjust your input and try again.',
-      type: 'invalid_request_error',
-      param: 'input',
-      code,
-    };
-  }
-  if (status === 401) {
-    return {
-      message: 'Incorrect API key provided: test-key.',
-      type: 'invalid_request_error',
-      param: null,
-      code: code === undefined ? 'invalid_api_key' : code,
-    };
-  }
-  if (status === 429) {
-    return {
-      message: 'Rate limit reached for requests. Please try again later.',
-      type: 'requests',
-      param: null,
-      code: code === undefined ? 'rate_limit_exceeded' : code,
-    };
-  }
-  if (status === 503) {
-    return {
-      message: 'The server is overloaded or not ready yet.',
-      type: 'server_error',
-      param: null,
-      code: code ?? null,
-    };
-  }
-  if (status >= 500) {
-    return {
-      message: 'The server had an error while processing your request.',
-      type: 'server_error',
-      param: null,
-      code: code ?? null,
-    };
-  }
-  return {
-    message: `scripted error ${status}`,
-    type: 'invalid_request_error',
-    param: null,
-    code: code ?? null,
-  };
-}
-
-/** The request's input as a list of items (a string input is one user message). */
-function inputItems(input: unknown): unknown[] {
-  if (typeof input === 'string') return [{ type: 'message', role: 'user', content: input }];
-  return Array.isArray(input) ? input : [];
-}
-
-function describeStep(step: ScriptStep | CompactionStep): string {
-  switch (step.kind) {
-    case 'reply':
-      return `reply [${step.output
-        .map((item) =>
-          item.type === 'message'
-            ? `message ${JSON.stringify(item.text.slice(0, 40))}`
-            : item.type === 'function_call'
-              ? `function_call ${item.name}`
-              : 'reasoning',
-        )
-        .join(', ')}]`;
-    case 'error':
-      return `error ${step.status}${step.code ? ` (${step.code})` : ''}`;
-    case 'compact':
-      return 'compact';
-    default:
-      return step.kind;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Server
@@ -648,7 +331,7 @@ export class ScriptedModel {
       !known ||
       (path === '/v1/responses/compact' && this.options.compact === 'unsupported')
     ) {
-      this.sendJson(exchange, 404, {
+      sendJson(exchange, 404, {
         error: {
           message: `Invalid URL (${record.method} ${path})`,
           type: 'invalid_request_error',
@@ -659,7 +342,7 @@ export class ScriptedModel {
       return;
     }
     if (!parsed || !isRecord(body)) {
-      this.sendJson(exchange, 400, {
+      sendJson(exchange, 400, {
         error: {
           message: 'We could not parse the JSON body of your request.',
           type: 'invalid_request_error',
@@ -705,7 +388,7 @@ export class ScriptedModel {
     if (plan === this.chatPlan && this.options.strictChat) {
       const problems = strictChatProblems(request);
       if (problems.length > 0) {
-        this.sendError(exchange, {
+        sendError(exchange, {
           kind: 'error',
           status: 500,
           type: 'server_error',
@@ -715,11 +398,11 @@ export class ScriptedModel {
       }
     }
     if (stream && this.options.streaming === 'empty') {
-      if (this.startStream(exchange)) exchange.res.end();
+      if (startStream(exchange)) exchange.res.end();
       return;
     }
     if (stream && this.options.streaming === 'refused') {
-      this.sendError(exchange, {
+      sendError(exchange, {
         kind: 'error',
         status: 400,
         message: 'Streaming is not supported for this request.',
@@ -727,7 +410,7 @@ export class ScriptedModel {
       return;
     }
     if (request.background === true && this.options.background === 'unsupported') {
-      this.sendError(exchange, {
+      sendError(exchange, {
         kind: 'error',
         status: 400,
         message: "Unsupported parameter: 'background' is not supported with this model.",
@@ -743,7 +426,7 @@ export class ScriptedModel {
       const prior = this.stored.get(previous);
       if (!prior) {
         // As OpenAI answers for an id it does not hold (expired, never stored, another project).
-        this.sendError(exchange, {
+        sendError(exchange, {
           kind: 'error',
           status: 400,
           message: `Previous response with id '${previous}' not found.`,
@@ -761,7 +444,7 @@ export class ScriptedModel {
     if (!step) {
       const message = `scripted model: no reply scripted for request ${record.index}`;
       this.problems.push(`${message} (${record.method} ${record.path})`);
-      this.sendError(exchange, { kind: 'error', status: 500, message, type: 'server_error' });
+      sendError(exchange, { kind: 'error', status: 500, message, type: 'server_error' });
       return;
     }
     if (step.kind !== 'error' && step.kind !== 'garbage') this.generationCount += 1;
@@ -773,7 +456,7 @@ export class ScriptedModel {
 
     switch (step.kind) {
       case 'error':
-        this.sendError(exchange, step);
+        sendError(exchange, step);
         return;
       case 'garbage':
         exchange.res.writeHead(200, {
@@ -783,7 +466,7 @@ export class ScriptedModel {
         exchange.res.end(GARBAGE);
         return;
       case 'reply':
-        await this.sendPlan(
+        await sendPlan(
           exchange,
           plan === this.responsesPlan
             ? this.storing(body, plan(body, step.output, step.usage, step.cutByLimit), record)
@@ -793,13 +476,15 @@ export class ScriptedModel {
         );
         return;
       case 'empty':
-        await this.sendPlan(exchange, plan(body, [], step.usage), stream, step.chunkDelayMs);
+        await sendPlan(exchange, plan(body, [], step.usage), stream, step.chunkDelayMs);
         return;
       case 'cut':
-        await this.sendCut(exchange, plan(body, step.output ?? DEFAULT_CUT_OUTPUT, undefined), stream, step);
+        await sendCut(exchange, plan(body, step.output ?? DEFAULT_CUT_OUTPUT, undefined), stream, step);
         return;
       case 'hang':
-        await this.sendHang(exchange, plan(body, step.output ?? [], step.usage), stream, step);
+        await sendHang(exchange, plan(body, step.output ?? [], step.usage), stream, step, (signal) =>
+          this.waitForRelease(signal),
+        );
         return;
     }
   }
@@ -844,7 +529,7 @@ export class ScriptedModel {
     );
     this.backgroundResponses.push(response);
     if (!stream) {
-      this.sendJson(exchange, 200, response.snapshot());
+      sendJson(exchange, 200, response.snapshot());
       return;
     }
     const limit =
@@ -861,7 +546,7 @@ export class ScriptedModel {
   ): Promise<void> {
     const response = this.backgroundResponse(id);
     if (!response || response.expired) {
-      this.sendError(exchange, {
+      sendError(exchange, {
         kind: 'error',
         status: 404,
         message: `Response with id '${id}' not found.`,
@@ -871,16 +556,16 @@ export class ScriptedModel {
     }
     if (cancel) {
       response.cancel();
-      this.sendJson(exchange, 200, response.snapshot());
+      sendJson(exchange, 200, response.snapshot());
       return;
     }
     if (query.get('stream') !== 'true') {
-      this.sendJson(exchange, 200, response.snapshot());
+      sendJson(exchange, 200, response.snapshot());
       return;
     }
     const after = query.get('starting_after');
     if (after !== null && !/^\d+$/.test(after)) {
-      this.sendError(exchange, {
+      sendError(exchange, {
         kind: 'error',
         status: 400,
         message: `Invalid 'starting_after': expected a sequence number, got '${after}'.`,
@@ -894,7 +579,7 @@ export class ScriptedModel {
   private follower(exchange: Exchange): Follower {
     return {
       signal: exchange.signal,
-      start: () => this.startStream(exchange),
+      start: () => startStream(exchange),
       write: (chunk) => writeChunk(exchange.res, chunk, exchange.signal),
       end: () => exchange.res.end(),
       destroy: () => exchange.res.destroy(),
@@ -905,157 +590,15 @@ export class ScriptedModel {
     const step: CompactionStep = this.compactions.shift() ?? { kind: 'compact' };
     if (step.delayMs && !(await sleep(step.delayMs, exchange.signal))) return;
     if (step.kind === 'error') {
-      this.sendError(exchange, step);
+      sendError(exchange, step);
       return;
     }
     if (step.kind === 'hang' && !(await this.waitForRelease(exchange.signal))) return;
-    const compact = step.kind === 'compact' ? step : undefined;
-
-    const items = inputItems(body.input);
-    const users = items.filter(
-      (item): item is Record<string, unknown> =>
-        isRecord(item) && item.role === 'user' && (item.type === undefined || item.type === 'message'),
+    sendJson(
+      exchange,
+      200,
+      compactionResponse(body, step.kind === 'compact' ? step : undefined, (prefix) => this.id(prefix)),
     );
-    const summary =
-      compact?.summary ??
-      `Scripted compaction summary: ${items.length} items compacted, ${users.length} user messages kept.`;
-    const output: unknown[] = users.map((item) => ({
-      id: this.id('msg'),
-      type: 'message',
-      role: 'user',
-      status: 'completed',
-      content: typeof item.content === 'string' ? [{ type: 'input_text', text: item.content }] : item.content,
-    }));
-    output.push({
-      id: this.id('cmp'),
-      type: 'compaction',
-      encrypted_content: Buffer.from(summary, 'utf8').toString('base64'),
-    });
-    const usage = compact?.usage;
-    const inputTokens = usage?.inputTokens ?? estimateInputTokens(body.input);
-    const outputTokens = usage?.outputTokens ?? tokensOf(summary);
-    const response = {
-      id: this.id('resp'),
-      object: 'response.compaction',
-      created_at: nowSeconds(),
-      output,
-      usage: {
-        input_tokens: inputTokens,
-        input_tokens_details: { cached_tokens: usage?.cachedTokens ?? 0, cache_write_tokens: 0 },
-        output_tokens: outputTokens,
-        output_tokens_details: { reasoning_tokens: usage?.reasoningTokens ?? 0 },
-        total_tokens: inputTokens + outputTokens,
-      } satisfies ResponseUsage,
-    };
-    this.sendJson(exchange, 200, response);
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Answers
-
-  private sendJson(
-    exchange: Exchange,
-    status: number,
-    payload: unknown,
-    headers: Record<string, string> = {},
-  ): void {
-    const { res } = exchange;
-    if (exchange.signal.aborted || res.headersSent) return;
-    const text = JSON.stringify(payload);
-    res.writeHead(status, {
-      'content-type': 'application/json',
-      'content-length': String(Buffer.byteLength(text)),
-      'x-request-id': exchange.requestId,
-      ...headers,
-    });
-    res.end(text);
-  }
-
-  private sendError(exchange: Exchange, step: ErrorStep): void {
-    const defaults = defaultError(step.status, step.code);
-    const error: ErrorBody['error'] = {
-      message: step.message ?? defaults.message,
-      type: step.type ?? defaults.type,
-      param: step.param !== undefined ? step.param : defaults.param,
-      code: defaults.code,
-    };
-    this.sendJson(exchange, step.status, { error } satisfies ErrorBody, step.headers);
-  }
-
-  private startStream(exchange: Exchange): boolean {
-    const { res } = exchange;
-    if (exchange.signal.aborted || res.headersSent) return false;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache',
-      'x-request-id': exchange.requestId,
-    });
-    res.flushHeaders();
-    return true;
-  }
-
-  /** Sends `events[from, to)`. */
-  private async sendEvents(
-    exchange: Exchange,
-    events: readonly string[],
-    from: number,
-    to: number,
-    chunkDelayMs: number | undefined,
-  ): Promise<boolean> {
-    for (let i = from; i < to; i++) {
-      if (i > 0 && chunkDelayMs && !(await sleep(chunkDelayMs, exchange.signal))) return false;
-      if (!(await writeChunk(exchange.res, events[i]!, exchange.signal))) return false;
-    }
-    return true;
-  }
-
-  private async sendPlan(
-    exchange: Exchange,
-    plan: Plan,
-    stream: boolean,
-    chunkDelayMs?: number,
-  ): Promise<void> {
-    if (!stream) {
-      this.sendJson(exchange, 200, plan.response);
-      return;
-    }
-    if (!this.startStream(exchange)) return;
-    if (await this.sendEvents(exchange, plan.events, 0, plan.events.length, chunkDelayMs)) exchange.res.end();
-  }
-
-  private async sendCut(exchange: Exchange, plan: Plan, stream: boolean, step: CutStep): Promise<void> {
-    const { res, signal } = exchange;
-    if (!stream) {
-      if (signal.aborted) return;
-      const text = JSON.stringify(plan.response);
-      res.writeHead(200, { 'content-type': 'application/json', 'x-request-id': exchange.requestId });
-      await writeChunk(res, text.slice(0, Math.floor(text.length / 2)), signal);
-      res.destroy();
-      return;
-    }
-    if (!this.startStream(exchange)) return;
-    const count = Math.max(0, Math.min(step.afterEvents ?? DEFAULT_CUT_EVENTS, plan.cutLimit));
-    await this.sendEvents(exchange, plan.events, 0, count, step.chunkDelayMs);
-    res.destroy();
-  }
-
-  private async sendHang(exchange: Exchange, plan: Plan, stream: boolean, step: HangStep): Promise<void> {
-    const { res, signal } = exchange;
-    if (stream) {
-      if (!this.startStream(exchange)) return;
-      if (!(await this.sendEvents(exchange, plan.events, 0, 1, undefined))) return;
-    }
-    if (!(await this.waitForRelease(signal))) return;
-    if (!step.output) {
-      if (stream) res.end();
-      else res.destroy();
-      return;
-    }
-    if (!stream) {
-      this.sendJson(exchange, 200, plan.response);
-      return;
-    }
-    if (await this.sendEvents(exchange, plan.events, 1, plan.events.length, step.chunkDelayMs)) res.end();
   }
 
   /** Resolves true on `release()`, false when the connection closes first. */
@@ -1108,208 +651,6 @@ export class ScriptedModel {
     return `${prefix}_${n}`;
   }
 
-  private readonly responsesPlan: Planner = (body, output, usage, cutByLimit) => {
-    const base: WireResponse = {
-      id: this.id('resp'),
-      object: 'response',
-      created_at: nowSeconds(),
-      status: 'in_progress',
-      background: body.background === true,
-      error: null,
-      incomplete_details: null,
-      instructions: typeof body.instructions === 'string' ? body.instructions : null,
-      max_output_tokens: typeof body.max_output_tokens === 'number' ? body.max_output_tokens : null,
-      metadata: isRecord(body.metadata) ? (body.metadata as Record<string, string>) : {},
-      model: typeof body.model === 'string' ? body.model : 'scripted-model',
-      output: [],
-      parallel_tool_calls: typeof body.parallel_tool_calls === 'boolean' ? body.parallel_tool_calls : true,
-      previous_response_id: typeof body.previous_response_id === 'string' ? body.previous_response_id : null,
-      prompt_cache_key: typeof body.prompt_cache_key === 'string' ? body.prompt_cache_key : null,
-      reasoning: isRecord(body.reasoning) ? body.reasoning : { effort: null, summary: null },
-      temperature: 1,
-      text: { format: { type: 'text' } },
-      tool_choice: (body.tool_choice ?? 'auto') as WireResponse['tool_choice'],
-      tools: Array.isArray(body.tools) ? (body.tools as WireResponse['tools']) : [],
-      top_p: 1,
-      truncation: 'disabled',
-      usage: null,
-    };
-    // A background response is queued first (and says so), then runs.
-    const events: StreamEvent[] =
-      body.background === true
-        ? [
-            { type: 'response.created', response: { ...base, status: 'queued' } },
-            { type: 'response.queued', response: { ...base, status: 'queued' } },
-            { type: 'response.in_progress', response: base },
-          ]
-        : [
-            { type: 'response.created', response: base },
-            { type: 'response.in_progress', response: base },
-          ];
-    const items: ResponseOutputItem[] = [];
-    let outputChars = 0;
-    let reasoningTokens = 0;
-
-    output.forEach((scripted, output_index) => {
-      if (scripted.type === 'message') {
-        const item_id = this.id('msg');
-        const { text } = scripted;
-        outputChars += text.length;
-        const item: ResponseOutputMessage = {
-          id: item_id,
-          type: 'message',
-          role: 'assistant',
-          status: 'completed',
-          content: [{ type: 'output_text', text, annotations: [], logprobs: [] }],
-        };
-        events.push(
-          {
-            type: 'response.output_item.added',
-            output_index,
-            item: { id: item_id, type: 'message', role: 'assistant', status: 'in_progress', content: [] },
-          },
-          {
-            type: 'response.content_part.added',
-            item_id,
-            output_index,
-            content_index: 0,
-            part: { type: 'output_text', text: '', annotations: [], logprobs: [] },
-          },
-          ...chunks(text).map((delta): StreamEvent => ({
-            type: 'response.output_text.delta',
-            item_id,
-            output_index,
-            content_index: 0,
-            delta,
-            logprobs: [],
-          })),
-          { type: 'response.output_text.done', item_id, output_index, content_index: 0, text, logprobs: [] },
-          {
-            type: 'response.content_part.done',
-            item_id,
-            output_index,
-            content_index: 0,
-            part: { type: 'output_text', text, annotations: [], logprobs: [] },
-          },
-          { type: 'response.output_item.done', output_index, item },
-        );
-        items.push(item);
-      } else if (scripted.type === 'function_call') {
-        const item_id = this.id('fc');
-        const callNumber = this.id('call');
-        const args =
-          typeof scripted.arguments === 'string' ? scripted.arguments : JSON.stringify(scripted.arguments);
-        outputChars += args.length + scripted.name.length;
-        const item: ResponseFunctionToolCall = {
-          type: 'function_call',
-          id: item_id,
-          call_id: scripted.callId ?? callNumber,
-          name: scripted.name,
-          arguments: args,
-          status: 'completed',
-        };
-        events.push(
-          {
-            type: 'response.output_item.added',
-            output_index,
-            item: { ...item, arguments: '', status: 'in_progress' },
-          },
-          ...chunks(args).map((delta): StreamEvent => ({
-            type: 'response.function_call_arguments.delta',
-            item_id,
-            output_index,
-            delta,
-          })),
-          {
-            type: 'response.function_call_arguments.done',
-            item_id,
-            output_index,
-            name: scripted.name,
-            arguments: args,
-          },
-          { type: 'response.output_item.done', output_index, item },
-        );
-        items.push(item);
-      } else {
-        const item_id = this.id('rs');
-        const summary = scripted.summary;
-        const itemTokens = Math.max(1, tokensOf(summary ?? ''));
-        reasoningTokens += itemTokens;
-        const item: ResponseReasoningItem = {
-          id: item_id,
-          type: 'reasoning',
-          summary: summary === undefined ? [] : [{ type: 'summary_text', text: summary }],
-          encrypted_content: Buffer.from(`scripted reasoning ${item_id}: ${summary ?? ''}`, 'utf8').toString(
-            'base64',
-          ),
-        };
-        events.push({
-          type: 'response.output_item.added',
-          output_index,
-          item: { id: item_id, type: 'reasoning', summary: [] },
-        });
-        if (summary !== undefined) {
-          events.push(
-            {
-              type: 'response.reasoning_summary_part.added',
-              item_id,
-              output_index,
-              summary_index: 0,
-              part: { type: 'summary_text', text: '' },
-            },
-            ...chunks(summary).map((delta): StreamEvent => ({
-              type: 'response.reasoning_summary_text.delta',
-              item_id,
-              output_index,
-              summary_index: 0,
-              delta,
-            })),
-            {
-              type: 'response.reasoning_summary_text.done',
-              item_id,
-              output_index,
-              summary_index: 0,
-              text: summary,
-            },
-            {
-              type: 'response.reasoning_summary_part.done',
-              item_id,
-              output_index,
-              summary_index: 0,
-              part: { type: 'summary_text', text: summary },
-            },
-          );
-        }
-        events.push({ type: 'response.output_item.done', output_index, item });
-        items.push(item);
-      }
-    });
-
-    const inputTokens = usage?.inputTokens ?? estimateInputTokens(body.input);
-    const reasoning = usage?.reasoningTokens ?? reasoningTokens;
-    const outputTokens = usage?.outputTokens ?? Math.ceil(outputChars / 4) + reasoning;
-    const response: WireResponse = {
-      ...base,
-      ...(cutByLimit
-        ? { status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } }
-        : { status: 'completed', completed_at: nowSeconds() }),
-      output: items,
-      usage: {
-        input_tokens: inputTokens,
-        input_tokens_details: { cached_tokens: usage?.cachedTokens ?? 0, cache_write_tokens: 0 },
-        output_tokens: outputTokens,
-        output_tokens_details: { reasoning_tokens: reasoning },
-        total_tokens: inputTokens + outputTokens,
-      },
-    };
-    events.push({ type: cutByLimit ? 'response.incomplete' : 'response.completed', response });
-    return {
-      response,
-      // Each event's sequence number is its place in the full stream.
-      events: events.map(
-        (event, i) => `event: ${event.type}\ndata: ${JSON.stringify({ ...event, sequence_number: i })}\n\n`,
-      ),
-      cutLimit: events.length - 1,
-    };
-  };
+  private readonly responsesPlan: Planner = (body, output, usage, cutByLimit) =>
+    responsesPlan(body, output, usage, (prefix) => this.id(prefix), cutByLimit);
 }
