@@ -2,13 +2,11 @@
  * The client side of Ratchet: start sessions and talk to them. The CLI is a thin layer over this.
  * Errors a person can act on are `RatchetError`s with one-line messages.
  */
-import type { Client, WorkflowExecutionInfo, WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
-import type proto from '@temporalio/proto';
 import { randomBytes } from 'node:crypto';
 import {
-  RatchetParent,
   RatchetPendingApprovals,
   RatchetRepo,
   RatchetStatus,
@@ -56,41 +54,20 @@ import { firstLine } from './shared/util/text.js';
 import type { HistoryLine } from './history-lines.js';
 import { HistoryLines } from './history-lines.js';
 
-export type { HistoryLine } from './history-lines.js';
+import type { ActivityProgress, SessionSummary } from './session-views.js';
+import {
+  activityProgress,
+  closedSessionView,
+  sessionSummary,
+  terminalWorkflowStatus,
+} from './session-views.js';
 
-/**
- * The activity the session waits on, from the server's record of it (not from the workflow): how
- * many attempts it has had, why the last one failed, and what its last heartbeat said.
- */
-export interface ActivityProgress {
-  type: string;
-  /** 1 for the first attempt. */
-  attempt: number;
-  /** 0: unlimited. */
-  maximumAttempts: number;
-  lastFailure: string | null;
-  /** The model activity's heartbeat: estimated output tokens so far, and whether it streams. */
-  tokens: number | null;
-  streamed: boolean | null;
-}
+export type { HistoryLine } from './history-lines.js';
+export type { ActivityProgress, SessionSummary } from './session-views.js';
 
 /** An error with a message meant for the person at the terminal. */
 export class RatchetError extends Error {
   override name = 'RatchetError';
-}
-
-export interface SessionSummary {
-  sessionId: string;
-  status: SessionStatus | 'unknown';
-  workflowStatus: string;
-  task: string;
-  repo: string | undefined;
-  turn: number | undefined;
-  pendingApprovals: number | undefined;
-  startTime: string;
-  closeTime: string | undefined;
-  /** A child session's parent (RatchetParent). */
-  parent?: string;
 }
 
 function slug(text: string): string {
@@ -122,14 +99,6 @@ function errorMessage(err: unknown): string {
   if (err instanceof WorkflowUpdateFailedError) return err.cause?.message ?? err.message;
   return err instanceof Error ? err.message : String(err);
 }
-
-const terminalWorkflowStatus: Record<string, SessionStatus> = {
-  COMPLETED: 'completed',
-  FAILED: 'failed',
-  CANCELLED: 'cancelled',
-  TERMINATED: 'cancelled',
-  TIMED_OUT: 'failed',
-};
 
 export interface RatchetClientOptions {
   taskQueue?: string;
@@ -275,7 +244,11 @@ export class RatchetClient {
     try {
       const view = await this.queryStatus(handle, Date.now() + (closed ? 5000 : 15_000));
       if (closed) view.status = terminalWorkflowStatus[description.status.name] ?? view.status;
-      const activity = closed ? null : this.activityProgress(description.raw.pendingActivities ?? []);
+      const activity = closed
+        ? null
+        : activityProgress(description.raw.pendingActivities ?? [], (payload) =>
+            this.client.options.loadedDataConverter.payloadConverter.fromPayload<unknown>(payload),
+          );
       return { sessionId, ...view, ...(activity ? { activity } : {}) };
     } catch (err) {
       if (!closed)
@@ -289,40 +262,18 @@ export class RatchetClient {
         (result: SessionResult) => ({ result, failure: null }),
         (failure: unknown) => ({ result: null, failure: errorMessage(failure) }),
       );
-      return {
-        sessionId,
-        status: terminalWorkflowStatus[description.status.name] ?? 'failed',
-        task: (await description.staticSummary()) ?? config?.task ?? '',
-        workspace: String(description.typedSearchAttributes.get(RatchetRepo) ?? config?.workspace ?? ''),
-        model: config?.model.name ?? '',
-        approvalPolicy: config?.approvalPolicy ?? 'untrusted',
-        sandbox: config?.sandbox ?? '',
-        turn: outcome.result?.turns ?? Number(description.typedSearchAttributes.get(RatchetTurn) ?? 0),
-        pendingApprovals: [],
-        usage: outcome.result?.usage ?? {
-          inputTokens: 0,
-          cachedInputTokens: 0,
-          outputTokens: 0,
-          reasoningTokens: 0,
-          totalTokens: 0,
-        },
-        plan: [],
-        lastMessage: outcome.result?.finalMessage ?? null,
-        notice:
-          outcome.failure !== null
-            ? `${outcome.failure} (no worker answered the status query; this is what the server keeps)`
-            : 'no worker answered the status query; this is what the server keeps',
-        current: null,
-        transcriptLength: 0,
-        epoch: 0,
-        runs: outcome.result?.runs ?? 1,
-        compactions: outcome.result?.compactions ?? 0,
-        queuedMessages: 0,
-      };
+      const view = closedSessionView({
+        workflowStatus: description.status.name,
+        summary: await description.staticSummary(),
+        repo: description.typedSearchAttributes.get(RatchetRepo),
+        turn: description.typedSearchAttributes.get(RatchetTurn),
+        config,
+        ...outcome,
+      });
+      return { sessionId, ...view };
     }
   }
 
-  /** The longest-running pending activity's attempts, last failure and heartbeat. */
   /**
    * The status query. Right after a worker restart, a worker that has not cached the session
    * refuses it while a workflow task is pending (src/workflows/task-guard.ts); that task runs
@@ -337,32 +288,6 @@ export class RatchetClient {
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     }
-  }
-
-  private activityProgress(
-    pending: readonly proto.temporal.api.workflow.v1.IPendingActivityInfo[],
-  ): ActivityProgress | null {
-    const activity = pending.find((a) => a.activityType?.name === 'model') ?? pending[0];
-    if (!activity) return null;
-    let details: Record<string, unknown> = {};
-    const payload = activity.heartbeatDetails?.payloads?.[0];
-    if (payload) {
-      try {
-        const value = this.client.options.loadedDataConverter.payloadConverter.fromPayload<unknown>(payload);
-        if (typeof value === 'object' && value !== null) details = value as Record<string, unknown>;
-      } catch {
-        // details in a shape this client does not read
-      }
-    }
-    const failure = activity.lastFailure;
-    return {
-      type: activity.activityType?.name ?? '',
-      attempt: activity.attempt ?? 1,
-      maximumAttempts: activity.maximumAttempts ?? 0,
-      lastFailure: failure?.message ? failure.message : null,
-      tokens: typeof details.tokens === 'number' ? details.tokens : null,
-      streamed: typeof details.streamed === 'boolean' ? details.streamed : null,
-    };
   }
 
   /** The session configuration a run was started with, read from its first event; null if unreadable. */
@@ -590,29 +515,10 @@ export class RatchetClient {
     if (options.status) clauses.push(`${RatchetStatus.name} = '${options.status}'`);
     const sessions: SessionSummary[] = [];
     for await (const info of this.client.workflow.list({ query: clauses.join(' AND ') })) {
-      sessions.push(this.summarize(info));
+      sessions.push(sessionSummary(info));
       if (sessions.length >= (options.limit ?? 50)) break;
     }
     return sessions;
-  }
-
-  private summarize(info: WorkflowExecutionInfo): SessionSummary {
-    const recorded = info.typedSearchAttributes.get(RatchetStatus) as SessionStatus | undefined;
-    const running = info.status.name === 'RUNNING';
-    return {
-      sessionId: info.workflowId,
-      status: running ? (recorded ?? 'unknown') : (terminalWorkflowStatus[info.status.name] ?? 'unknown'),
-      workflowStatus: info.status.name,
-      task: typeof info.memo?.task === 'string' ? info.memo.task : '',
-      repo: info.typedSearchAttributes.get(RatchetRepo),
-      turn: info.typedSearchAttributes.get(RatchetTurn),
-      pendingApprovals: info.typedSearchAttributes.get(RatchetPendingApprovals),
-      startTime: info.startTime.toISOString(),
-      closeTime: info.closeTime?.toISOString(),
-      ...(info.typedSearchAttributes.get(RatchetParent)
-        ? { parent: info.typedSearchAttributes.get(RatchetParent) }
-        : {}),
-    };
   }
 
   /** Every run's events (continue-as-new followed), as lines a person reads (history-lines.ts). */
