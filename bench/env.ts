@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Activities } from '../src/activities/index.js';
 import { openaiClientFactory } from '../src/activities/openai-client.js';
 import type { SandboxInfo } from '../src/activities/tools/sandbox.js';
-import { detectSandbox } from '../src/activities/tools/sandbox.js';
+import { detectSandbox } from '../src/activities/tools/sandbox-detect.js';
 import { RatchetClient } from '../src/client.js';
 import type { SessionConfigInput } from '../src/shared/api/session-config.js';
 import { DevServer } from '../src/temporal/dev-server.js';

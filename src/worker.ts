@@ -19,7 +19,7 @@ import type { ModelEndpoint } from './activities/openai-client.js';
 import { endpointFromEnv, openaiClientFactory, outputTokenCap } from './activities/openai-client.js';
 import { commandEnvironment } from './activities/tools/env.js';
 import type { SandboxInfo } from './activities/tools/sandbox.js';
-import { detectSandbox } from './activities/tools/sandbox.js';
+import { detectSandbox } from './activities/tools/sandbox-detect.js';
 import type { TranscriptSource } from './activities/transcript-source.js';
 import { createTranscriptSource } from './activities/transcript-source.js';
 import { DEFAULT_TASK_QUEUE, transcriptQuery, workerTaskQueue } from './shared/api/session-api.js';

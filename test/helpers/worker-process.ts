@@ -18,7 +18,7 @@ import type { Activities } from '../../src/activities/index.js';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
 import { openaiClientFactory } from '../../src/activities/openai-client.js';
 import { commandEnvironment } from '../../src/activities/tools/env.js';
-import { detectSandbox } from '../../src/activities/tools/sandbox.js';
+import { detectSandbox } from '../../src/activities/tools/sandbox-detect.js';
 import { transcriptQuery } from '../../src/shared/api/session-api.js';
 
 // RATCHET_TEST_CORE_LOG=<env filter>: the SDK core's own log lines too (what each workflow task brought).

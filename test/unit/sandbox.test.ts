@@ -26,8 +26,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ToolContext } from '../../src/activities/tools/context.js';
 import { commandEnvironment } from '../../src/activities/tools/env.js';
 import type { SandboxInfo } from '../../src/activities/tools/sandbox.js';
+import { detectSandbox } from '../../src/activities/tools/sandbox-detect.js';
 import {
-  detectSandbox,
   hiddenInSandbox,
   sandboxedCommand,
   sandboxIdentity,

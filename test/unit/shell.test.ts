@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ToolContext } from '../../src/activities/tools/context.js';
 import { commandEnvironment } from '../../src/activities/tools/env.js';
 import type { SandboxInfo } from '../../src/activities/tools/sandbox.js';
-import { detectSandbox } from '../../src/activities/tools/sandbox.js';
+import { detectSandbox } from '../../src/activities/tools/sandbox-detect.js';
 import { executeShell, MAX_TIMEOUT_MS } from '../../src/activities/tools/shell.js';
 import { commandSummary, toolCallSummary } from '../../src/shared/tools/summary.js';
 import type { ShellOptions } from '../../src/activities/tools/shell.js';
