@@ -55,23 +55,21 @@ export const modelSettingsSchema = z
     background: z.boolean().optional(),
   })
   .strict();
+export type ModelSettings = z.infer<typeof modelSettingsSchema>;
+
+/** A whole number above zero, `fallback` when left out. */
+function positiveInt(fallback: number) {
+  return z.number().int().positive().default(fallback);
+}
 
 export const limitsSchema = z
   .object({
     /** Model turns before the session stops and waits for a message. */
-    maxTurns: z.number().int().positive().default(200),
+    maxTurns: positiveInt(200),
     /** Default per-command timeout for the shell tool. */
-    commandTimeoutMs: z
-      .number()
-      .int()
-      .positive()
-      .default(10 * 60_000),
+    commandTimeoutMs: positiveInt(10 * 60_000),
     /** Serialized transcript size that triggers compaction (a continue-as-new input is one payload, ≤ 2 MiB). */
-    maxTranscriptBytes: z
-      .number()
-      .int()
-      .positive()
-      .default(1024 * 1024),
+    maxTranscriptBytes: positiveInt(1024 * 1024),
     /**
      * A model call whose worker stops heartbeating for this long is retried elsewhere. Recovery
      * from a dead worker takes about this (less the time since the last heartbeat) + the 0.2 s
@@ -81,24 +79,21 @@ export const limitsSchema = z
      * busy event loop has two thirds of it in hand; a needless retry only repeats a model call
      * (or re-attaches to it, with `background`), which is safe.
      */
-    modelHeartbeatTimeoutMs: z.number().int().positive().default(2_000),
+    modelHeartbeatTimeoutMs: positiveInt(2_000),
     /** A streamed model response that sends nothing for this long is abandoned and retried. */
-    modelStreamIdleTimeoutMs: z.number().int().positive().default(120_000),
+    modelStreamIdleTimeoutMs: positiveInt(120_000),
     /** Attempts for one model call before the session stops and waits (non-retryable errors stop at once). */
-    modelMaxAttempts: z.number().int().positive().default(10),
+    modelMaxAttempts: positiveInt(10),
     /** A tool activity whose worker stops heartbeating for this long is considered lost. */
-    toolHeartbeatTimeoutMs: z.number().int().positive().default(15_000),
+    toolHeartbeatTimeoutMs: positiveInt(15_000),
     /**
      * A tool call that the worker holding the workspace has not picked up for this long means
      * that worker is gone: the call is not run and the session stops and waits (DESIGN.md §10).
      */
-    toolScheduleToStartTimeoutMs: z
-      .number()
-      .int()
-      .positive()
-      .default(5 * 60_000),
+    toolScheduleToStartTimeoutMs: positiveInt(5 * 60_000),
   })
   .strict();
+export type SessionLimits = z.infer<typeof limitsSchema>;
 
 export const agentsSettingsSchema = z
   .object({
@@ -121,6 +116,7 @@ export const parentLinkSchema = z
     depth: z.number().int().min(1),
   })
   .strict();
+export type ParentLink = z.infer<typeof parentLinkSchema>;
 
 /**
  * A token budget for the session and every session below it (`--budget-tokens`): when the tree
@@ -133,6 +129,7 @@ export const budgetSettingsSchema = z
     tokens: z.number().int().positive().max(MAX_BUDGET_TOKENS),
   })
   .strict();
+export type BudgetSettings = z.infer<typeof budgetSettingsSchema>;
 
 /** Checkpoints of the workspace, one per turn that may have changed it (README, "Checkpoints"). */
 export const checkpointSettingsSchema = z
@@ -184,6 +181,8 @@ export const sessionConfigSchema = z
     checkpoints: checkpointSettingsSchema.default(checkpointSettingsSchema.parse({})),
   })
   .strict();
+export type SessionConfigInput = z.input<typeof sessionConfigSchema>;
+export type SessionConfig = z.infer<typeof sessionConfigSchema>;
 
 const usageSchema = z
   .object({
@@ -194,6 +193,7 @@ const usageSchema = z
     totalTokens: z.number(),
   })
   .strict();
+export type Usage = z.infer<typeof usageSchema>;
 
 /** A transcript item as the workflow holds it (the Responses API item plus what a person reads). */
 export const transcriptEntrySchema = z
@@ -211,6 +211,7 @@ export const transcriptEntrySchema = z
     success: z.boolean().optional(),
   })
   .strict();
+export type TranscriptEntry = z.infer<typeof transcriptEntrySchema>;
 
 export const workspaceInfoSchema = z
   .object({
@@ -226,6 +227,7 @@ export const workspaceInfoSchema = z
     git: z.object({ gitDir: z.string(), workTree: z.string() }).strict().optional(),
   })
   .strict();
+export type WorkspaceInfo = z.infer<typeof workspaceInfoSchema>;
 
 const agentStateSchema = z.discriminatedUnion('status', [
   z.object({ status: z.literal('pending_init') }).strict(),
@@ -293,6 +295,7 @@ export const carriedAgentsSchema = z
       .optional(),
   })
   .strict();
+export type CarriedAgents = z.infer<typeof carriedAgentsSchema>;
 /** A budgeted session's own part of the budget (src/workflows/budget.ts), carried across continue-as-new. */
 export const carriedBudgetSchema = z
   .object({
@@ -305,6 +308,7 @@ export const carriedBudgetSchema = z
     heard: z.number().int().nonnegative(),
   })
   .strict();
+export type CarriedBudget = z.infer<typeof carriedBudgetSchema>;
 
 /**
  * What `ratchet rewind` asks of the run it starts with the state of the end of a turn
@@ -379,6 +383,7 @@ export const carriedStateSchema = z
     rewind: rewindSchema.optional(),
   })
   .strict();
+export type CarriedState = z.infer<typeof carriedStateSchema>;
 
 export const sessionInputSchema = z
   .object({
@@ -388,20 +393,7 @@ export const sessionInputSchema = z
     carried: carriedStateSchema.optional(),
   })
   .strict();
-
-export type SessionConfig = z.infer<typeof sessionConfigSchema>;
-export type SessionConfigInput = z.input<typeof sessionConfigSchema>;
-export type ModelSettings = z.infer<typeof modelSettingsSchema>;
-export type SessionLimits = z.infer<typeof limitsSchema>;
-export type Usage = z.infer<typeof usageSchema>;
-export type TranscriptEntry = z.infer<typeof transcriptEntrySchema>;
-export type WorkspaceInfo = z.infer<typeof workspaceInfoSchema>;
-export type CarriedState = z.infer<typeof carriedStateSchema>;
 export type SessionInput = z.infer<typeof sessionInputSchema>;
-export type ParentLink = z.infer<typeof parentLinkSchema>;
-export type CarriedAgents = z.infer<typeof carriedAgentsSchema>;
-export type BudgetSettings = z.infer<typeof budgetSettingsSchema>;
-export type CarriedBudget = z.infer<typeof carriedBudgetSchema>;
 
 export const emptyUsage: Usage = {
   inputTokens: 0,
