@@ -141,9 +141,32 @@ export interface Shadow {
  * A git directory of Ratchet's own over the repository's objects and work tree: its config is
  * empty, its attributes turn conversions off, the repository's info/exclude still applies.
  */
+const SHADOW_PREFIX = 'ratchet-shadow-';
+/** Older than any checkpoint runs: a shadow directory left by a worker killed mid-checkpoint. */
+const STALE_SHADOW_MS = 6 * 60 * 60 * 1000;
+let staleSwept = false;
+
+/** Removes shadow directories that workers killed mid-checkpoint left in `dir`. */
+export async function removeStaleShadows(dir = os.tmpdir(), now = Date.now()): Promise<number> {
+  let removed = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(SHADOW_PREFIX)) continue;
+    const info = await lstat(path.join(dir, name)).catch(() => undefined);
+    if (!info?.isDirectory() || now - info.mtimeMs < STALE_SHADOW_MS) continue;
+    await rm(path.join(dir, name), { recursive: true, force: true });
+    removed += 1;
+  }
+  return removed;
+}
+
 export async function shadow(scope: CheckpointScope): Promise<Shadow> {
+  // Once per process: a killed worker's leftovers go when it (or another) checkpoints again.
+  if (!staleSwept) {
+    staleSwept = true;
+    await removeStaleShadows();
+  }
   const common = await commonDir(scope);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ratchet-shadow-'));
+  const dir = await mkdtemp(path.join(os.tmpdir(), SHADOW_PREFIX));
   await mkdir(path.join(dir, 'refs'));
   await mkdir(path.join(dir, 'objects'));
   await mkdir(path.join(dir, 'info'));
