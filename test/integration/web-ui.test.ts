@@ -13,7 +13,7 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,7 @@ afterAll(async () => {
   await harness?.close();
   await server?.stop();
   await Promise.all(repos.map((repo) => repo.remove()));
+  if (process.env.RATCHET_UPDATE_SCREENSHOTS !== '1') await rm(docsDir, { recursive: true, force: true });
 });
 
 async function tempRepo(): Promise<TempRepo> {
