@@ -2,9 +2,11 @@
  * Rebuilds a session's transcript on the worker from a reference (session, epoch, length), so the
  * model activity's input stays small and each item is written to history once (DESIGN.md §2).
  * A per-worker cache holds what it has seen; the rest comes from the workflow's `transcript`
- * query, which is answered from workflow state and not recorded in history.
+ * query, which is answered from workflow state and not recorded in history. The cache is kept per
+ * run: a run that `ratchet rewind` started has the session's id and epoch but another transcript
+ * (the one of turn N, not the abandoned line this worker may have cached).
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { TranscriptRef } from '../shared/boundary/activity-types.js';
 import { itemsDigest } from '../shared/prompt/digest.js';
 import type { TranscriptItem } from '../shared/prompt/items.js';
@@ -51,13 +53,27 @@ function rebuild(reply: NonNullable<Cached['reply']>): TranscriptItem[] | undefi
   return items;
 }
 
-export function createTranscriptSource(fetchPage: FetchTranscriptPage, maxSessions = 100): TranscriptSource {
+/** The run of the workflow whose activity is running ('' outside an activity). */
+function activityRunId(): string {
+  try {
+    return Context.current().info.workflowExecution?.runId ?? '';
+  } catch {
+    return '';
+  }
+}
+
+export function createTranscriptSource(
+  fetchPage: FetchTranscriptPage,
+  maxSessions = 100,
+  currentRun: () => string = activityRunId,
+): TranscriptSource {
   const cache = new Map<string, Cached>();
+  const keyOf = (ref: TranscriptRef) => `${ref.sessionId}\0${currentRun()}`;
   const stats = { hits: 0, fetchedEntries: 0, queries: 0, rebuilt: 0 };
 
-  function remember(sessionId: string, cached: Cached): void {
-    cache.delete(sessionId);
-    cache.set(sessionId, cached);
+  function remember(key: string, cached: Cached): void {
+    cache.delete(key);
+    cache.set(key, cached);
     while (cache.size > maxSessions) {
       const oldest = cache.keys().next().value;
       if (oldest === undefined) break;
@@ -68,16 +84,17 @@ export function createTranscriptSource(fetchPage: FetchTranscriptPage, maxSessio
   return {
     stats,
     proposeReply(ref, from, items) {
-      const cached = cache.get(ref.sessionId);
+      const cached = cache.get(keyOf(ref));
       if (cached?.epoch !== ref.epoch || cached.entries.length !== from) return;
       cached.reply = { from, items, outputs: new Map() };
     },
     proposeOutput(ref, callId, output) {
-      const cached = cache.get(ref.sessionId);
+      const cached = cache.get(keyOf(ref));
       if (cached?.epoch === ref.epoch) cached.reply?.outputs.set(callId, output);
     },
     async entries(ref, upTo, tail) {
-      let cached = cache.get(ref.sessionId);
+      const key = keyOf(ref);
+      let cached = cache.get(key);
       if (!cached || cached.epoch !== ref.epoch) cached = { epoch: ref.epoch, entries: [] };
       const reply = cached.reply;
       cached.reply = undefined;
@@ -90,7 +107,7 @@ export function createTranscriptSource(fetchPage: FetchTranscriptPage, maxSessio
       }
       if (cached.entries.length >= upTo) {
         stats.hits += 1;
-        remember(ref.sessionId, cached);
+        remember(key, cached);
         return cached.entries.slice(0, upTo);
       }
       while (cached.entries.length < upTo) {
@@ -115,7 +132,7 @@ export function createTranscriptSource(fetchPage: FetchTranscriptPage, maxSessio
         page.entries.forEach((entry, i) => (cached.entries[page.fromIndex + i] = entry));
         stats.fetchedEntries += page.entries.length;
       }
-      remember(ref.sessionId, cached);
+      remember(key, cached);
       return cached.entries.slice(0, upTo);
     },
   };

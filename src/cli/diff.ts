@@ -10,6 +10,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { RatchetClient } from '../client.js';
 import { RatchetError } from '../client.js';
 import type { PreparedWorkspace } from '../shared/boundary/activity-types.js';
+import { sessionInputSchema } from '../shared/api/session-config.js';
 import type { RepositoryLocation } from '../activities/workspace-git.js';
 import { locateRepository, sessionGit } from '../activities/workspace-git.js';
 
@@ -20,13 +21,19 @@ export interface PreparedRepository {
   git?: RepositoryLocation;
 }
 
+function decodePayload(
+  payload: Parameters<typeof defaultPayloadConverter.fromPayload>[0] | null | undefined,
+): unknown {
+  return payload ? defaultPayloadConverter.fromPayload<unknown>(payload) : undefined;
+}
+
 /** Git's empty tree: the base for a repository that had no commit yet. */
 const EMPTY_TREE = '4b825dc642cb6eb9a060e54bf8d69288fbee4904';
 
 /**
- * Where the session works and the commit it started from, read from the result of its
- * prepareWorkspace activity in the first run's history: no worker needs to answer a query, so it
- * works for a finished session too.
+ * Where the session works and the commit it started from, read from the first run's history (the
+ * workspace its input carried, or else the result of its prepareWorkspace activity): no worker
+ * needs to answer a query, so it works for a finished session too.
  */
 export async function preparedWorkspace(
   ratchet: RatchetClient,
@@ -36,6 +43,15 @@ export async function preparedWorkspace(
   const description = await handle.describe();
   const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
   const history = await handle.client.getHandle(sessionId, firstRunId).fetchHistory();
+  // A fork, or a run a rewind started, carries its workspace in: it prepared none of its own.
+  const input = sessionInputSchema.safeParse(
+    decodePayload(history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]),
+  );
+  const carried = input.success ? input.data.carried?.workspace : undefined;
+  if (carried) {
+    const { root, gitHead, git } = carried;
+    return { root, gitHead, ...(git === undefined ? {} : { git }) };
+  }
   const prepares = new Set<string>();
   for (const event of history.events ?? []) {
     if (event.activityTaskScheduledEventAttributes?.activityType?.name === 'prepareWorkspace') {

@@ -477,7 +477,8 @@ export class SessionState {
     const { workspace } = this.s;
     if (!workspace) throw new Error('cannot carry a session whose workspace was never prepared');
     // What a rewind asked of its first run is done by then: the next run must not restore again.
-    const { rewind: _done, ...rest } = this.s;
+    // A fork's base checkpoint stays recorded in its first run, the one that started from it.
+    const { rewind: _done, base: _recorded, ...rest } = this.s;
     return {
       ...rest,
       entries: [...this.transcript.entries],

@@ -1,27 +1,23 @@
 /**
- * Checkpoints in whole sessions: one per turn that may write, then rewind (a Temporal reset plus a
- * restore on the workspace's worker) and fork (the state at a turn, replayed, in a new worktree on
+ * Checkpoints in whole sessions: one per turn that may write, then rewind (a new run carrying the
+ * state of the turn, whose first step restores the checkpoint on the workspace's worker) and fork (the state at a turn, replayed, in a new worktree on
  * another worker). Workspaces are compared byte for byte and mode for mode with the checkpoint's
  * commit, extracted independently by `git archive`; the user's HEAD, index, branches and stash
  * are compared before and after.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { execa } from 'execa';
-import { createHash } from 'node:crypto';
-import { chmod, lstat, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { lstat, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { checkpointDiff, forkSession, rewindSession, sessionCheckpoints } from '../../src/cli/checkpoints.js';
 import type { SessionResult, StatusView } from '../../src/shared/api/session-api.js';
 import { statusQuery, userMessageSignal, workerTaskQueue } from '../../src/shared/api/session-api.js';
+import { ADD_C, archived, busyRepo, tree, userView } from '../helpers/checkpoint-views.js';
 import { startChildWorker } from '../helpers/child-worker.js';
 import type { CliResult } from '../helpers/cli.js';
 import { runCli } from '../helpers/cli.js';
-import type { TempRepo } from '../helpers/git-repo.js';
 import { useHarness, waitForStatus } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
-import { giveToTestUser } from '../helpers/test-user.js';
 
 const suite = useHarness();
 const bundle = () => ({ codePath: inject('workflowBundlePath') });
@@ -29,71 +25,6 @@ const bundle = () => ({ codePath: inject('workflowBundlePath') });
 interface Body {
   input: Array<Record<string, unknown>>;
 }
-
-/** Every entry of a tree (not .git): type, exec bit, content hash or link target. */
-async function tree(root: string, skip: readonly string[] = []): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
-    const absolute = path.join(entry.parentPath, entry.name);
-    const relative = path.relative(root, absolute);
-    if (relative === '.git' || relative.startsWith(`.git${path.sep}`) || skip.includes(relative)) continue;
-    const info = await lstat(absolute);
-    if (info.isSymbolicLink()) out[relative] = `link → ${await readlink(absolute)}`;
-    else if (info.isDirectory()) out[relative] = 'dir';
-    else {
-      const hash = createHash('sha256')
-        .update(await readFile(absolute))
-        .digest('hex')
-        .slice(0, 16);
-      out[relative] = `${info.mode & 0o111 ? 'exec' : 'file'} ${hash}`;
-    }
-  }
-  return out;
-}
-
-/** A commit's tree as files, by `git archive` (not by Ratchet's restore). */
-async function archived(repo: string, commit: string): Promise<Record<string, string>> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ratchet-archive-'));
-  try {
-    await execa('bash', ['-c', `git -C "${repo}" archive "${commit}" | tar -x -C "${dir}"`]);
-    return await tree(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-/** What the user sees of their repository: HEAD, index, branches, stash. */
-async function userView(repo: TempRepo): Promise<Record<string, string>> {
-  return {
-    head: await repo.git('rev-parse', 'HEAD'),
-    symbolic: await repo.git('symbolic-ref', 'HEAD'),
-    index: await repo.git('ls-files', '-s'),
-    branches: await repo.git('for-each-ref', '--format=%(refname) %(objectname)', 'refs/heads', 'refs/tags'),
-    stash: await repo.git('stash', 'list', '--format=%H %s'),
-  };
-}
-
-/** A repository with a stash, a second branch, a staged change and an executable. */
-async function busyRepo(): Promise<TempRepo> {
-  const repo = await suite.tempRepo({
-    'a.txt': 'alpha\n',
-    'b.txt': 'bravo\n',
-    'run.sh': '#!/bin/sh\necho run\n',
-    '.gitignore': '*.log\n',
-  });
-  await chmod(path.join(repo.dir, 'run.sh'), 0o755);
-  await repo.git('add', 'run.sh');
-  await repo.git('commit', '-q', '-m', 'executable');
-  await writeFile(path.join(repo.dir, 'a.txt'), 'stashed\n');
-  await repo.git('stash', 'push', '-q', '-m', 'work in progress');
-  await repo.git('branch', 'feature');
-  await writeFile(path.join(repo.dir, 'staged.txt'), 'staged\n');
-  await repo.git('add', 'staged.txt');
-  await giveToTestUser(repo.dir);
-  return repo;
-}
-
-const ADD_C = ['*** Begin Patch', '*** Add File: c.txt', '+charlie', '*** End Patch'].join('\n');
 
 function cliEnv(): Record<string, string | undefined> {
   return {
@@ -120,7 +51,7 @@ async function rewoundTo(sessionId: string, turn: number): Promise<StatusView> {
 describe('checkpoints in a session', () => {
   it('takes one per turn that may write, and a rewind restores the workspace and the conversation exactly', async () => {
     const { harness } = suite;
-    const repo = await busyRepo();
+    const repo = await busyRepo((files) => suite.tempRepo(files));
     const before = await userView(repo);
     harness.model
       // 1: what shell commands do, which no edit tool sees
@@ -277,7 +208,8 @@ describe('checkpoints in a session', () => {
 
   it('rewinds a session that compacted and continued as new to a turn before the compaction', async () => {
     const { harness } = suite;
-    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    const repo = await busyRepo((files) => suite.tempRepo(files));
+    const before = await userView(repo);
     harness.model
       .enqueue({
         kind: 'reply',
@@ -313,13 +245,15 @@ describe('checkpoints in a session', () => {
       expect(await tree(repo.dir)).toEqual(await archived(repo.dir, checkpoints[1]!.commit));
       await expect(lstat(path.join(repo.dir, 'later.txt'))).rejects.toThrow(/ENOENT/);
       await recordHistory(handle, 'checkpoint-rewound-before-compaction', { currentRunOnly: true });
+      expect(await userView(repo)).toEqual(before);
       await handle.terminate('test over');
     });
   });
 
   it('rewinds after the worker was killed mid-turn, undoing what the cut command wrote', async () => {
     const { harness } = suite;
-    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    const repo = await busyRepo((files) => suite.tempRepo(files));
+    const before = await userView(repo);
     harness.model
       .call('apply_patch', { input: ADD_C })
       .call('shell', { command: ['bash', '-lc', 'echo half > half.txt; sleep 30'] })
@@ -348,6 +282,8 @@ describe('checkpoints in a session', () => {
       await rewoundTo(id, 1);
       await expect(lstat(path.join(repo.dir, 'half.txt'))).rejects.toThrow(/ENOENT/);
       expect(await readFile(path.join(repo.dir, 'c.txt'), 'utf8')).toBe('charlie\n');
+      expect(await tree(repo.dir)).toEqual(await archived(repo.dir, checkpoints[1]!.commit));
+      expect(await userView(repo)).toEqual(before);
       await handle.terminate('test over');
     });
   });

@@ -6,7 +6,10 @@
  *   event history show the activity summaries; the screenshots go to docs/ for the README;
  * - a waiting session is found through `RatchetStatus = "awaiting_approval"` and approved with the
  *   UI's "Send a Signal" form, typing the JSON the README shows;
- * - payloads are plain JSON (no codec), so the UI can show them.
+ * - payloads are plain JSON (no codec), so the UI can show them;
+ * - after `ratchet rewind`, the session's current run shows the turn it went back to and the
+ *   restored checkpoint, and the run it replaced shows Terminated, with the server's reason and
+ *   the new run's id.
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import { existsSync } from 'node:fs';
@@ -18,6 +21,7 @@ import type { Browser, Frame, Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { SessionResult, StatusView } from '../../src/shared/api/session-api.js';
+import { rewindSession } from '../../src/cli/checkpoints.js';
 import { DevServer } from '../../src/temporal/dev-server.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';
@@ -121,6 +125,19 @@ async function seen(text: string): Promise<void> {
     await page.screenshot({ path: shot, fullPage: true });
     throw new Error(`the Web UI does not show "${text}" at ${page.url()} (screenshot: ${shot})`);
   }
+}
+
+/** The visible text of the page and its frames (for a failure's message). */
+async function pageText(): Promise<string> {
+  const texts = await Promise.all(
+    page.frames().map((frame) =>
+      frame
+        .locator('body')
+        .innerText()
+        .catch(() => ''),
+    ),
+  );
+  return texts.join('\n---\n');
 }
 
 /** Every payload encoding in the session's history. */
@@ -258,5 +275,56 @@ describe('the Temporal Web UI', () => {
       });
     });
     model.assertDone();
+  });
+
+  it('shows a rewound session: the new run at the turn it went back to, the old one terminated with a reason', async () => {
+    const repo = await tempRepo();
+    const { model } = harness;
+    // Turn 1 patches (auto-edit); turn 2's command waits for a person when the session is rewound.
+    model.call('apply_patch', { input: PATCH }).call('shell', { command: ['touch', 'never-run'] });
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Add notes, then more',
+        workspace: repo.dir,
+        approvalPolicy: 'auto-edit',
+      });
+      await waitForStatus(handle, (s) => s.status === 'awaiting_approval' && s.turn === 2);
+      const id = handle.workflowId;
+      const oldRunId = (await handle.describe()).runId;
+      const done = await rewindSession(harness.ratchet, id, 1, {
+        force: false,
+        by: 'web-ui-test',
+        workflowBundle: { codePath: inject('workflowBundlePath') },
+      });
+      await waitForStatus(handle, (s) => s.status === 'idle' && (s.notice ?? '').includes('end of turn 1'));
+
+      // The list finds the session idle at turn 1 (its search attributes are the new run's).
+      await openThroughQuery(`RatchetStatus = "idle" AND RatchetTurn = 1`, id, 'web-ui-rewound-list.png');
+      try {
+        // Its page is the new run's: the summary says it was rewound, the current details say
+        // where it is and what the restore did.
+        await seen('rewound to the end of turn 1 by web-ui-test');
+        await page.getByRole('tab', { name: 'User Metadata' }).click();
+        await seen('status: idle · turn 1 · run 2');
+        await seen(`the workspace is back at checkpoint ${done.commit.slice(0, 12)}`);
+        await page.screenshot({ path: path.join(docsDir, 'web-ui-rewound.png') });
+
+        // The run it replaced: Terminated, by the start of the new run.
+        await page.goto(`${server.uiUrl}/namespaces/default/workflows/${id}/${oldRunId}/history`);
+        await page.getByRole('heading', { name: id }).waitFor();
+        await seen('Terminated');
+        await page.getByText('Workflow Execution Terminated').first().click();
+        await seen('TerminateIfRunning WorkflowIdReusePolicy');
+        await seen(`terminated by new runID: ${done.runId}`);
+        await page.screenshot({ path: path.join(docsDir, 'web-ui-rewound-old-run.png') });
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n--- the page shows:\n${await pageText()}`);
+      }
+      expect((await harness.client.workflow.getHandle(id, oldRunId).describe()).status.name).toBe(
+        'TERMINATED',
+      );
+      await handle.terminate('test over');
+    });
   });
 });

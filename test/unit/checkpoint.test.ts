@@ -17,6 +17,7 @@ import {
   stat,
   symlink,
   unlink,
+  utimes,
   writeFile,
 } from 'node:fs/promises';
 import os from 'node:os';
@@ -34,6 +35,7 @@ import {
   takeCheckpoint,
   turnRef,
 } from '../../src/activities/checkpoint.js';
+import { removeStaleShadows } from '../../src/activities/checkpoint-git.js';
 import { locateRepository } from '../../src/activities/workspace-git.js';
 import type { TempRepo } from '../helpers/git-repo.js';
 import { createTempRepo } from '../helpers/git-repo.js';
@@ -371,5 +373,21 @@ describe('diffs, pruning and gc', () => {
     expect((await pruneCheckpoints(scope, 0)).length).toBeGreaterThan(0);
     expect(await listCheckpointRefs(scope)).toEqual([]);
     expect((await listCheckpointRefs(other)).map((r) => r.turn)).toEqual([1]);
+  });
+
+  it('removes the shadow directories a worker killed mid-checkpoint left, and no live one', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ratchet-tmp-'));
+    try {
+      for (const name of ['ratchet-shadow-old', 'ratchet-shadow-live', 'other-old']) {
+        await mkdir(path.join(dir, name, 'objects'), { recursive: true });
+      }
+      const hoursAgo = new Date(Date.now() - 7 * 60 * 60 * 1000);
+      await utimes(path.join(dir, 'ratchet-shadow-old'), hoursAgo, hoursAgo);
+      await utimes(path.join(dir, 'other-old'), hoursAgo, hoursAgo);
+      expect(await removeStaleShadows(dir)).toBe(1);
+      expect((await readdir(dir)).sort()).toEqual(['other-old', 'ratchet-shadow-live']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

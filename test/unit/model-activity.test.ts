@@ -423,8 +423,10 @@ describe('model activity: transcript source', () => {
     const activity = activityFor(model, session);
 
     const first = await runModel(activity, callInput(1));
-    // The tool activity on this worker reports its output; the workflow appends both.
-    session.source.proposeOutput(callInput(1), 'call_1', 'L1: export const sum = 1;');
+    // The tool activity of the same run on this worker reports its output; the workflow appends both.
+    await environment().run(() =>
+      Promise.resolve(session.source.proposeOutput(callInput(1), 'call_1', 'L1: export const sum = 1;')),
+    );
     session.append(...first.output, functionOutput('call_1', 'L1: export const sum = 1;'));
     const tail = { from: 1, digest: itemsDigest(session.entries.slice(1).map((e) => e.item)) };
     await runModel(activity, callInput(3, { turn: 2, tail }));

@@ -34,4 +34,33 @@ describe('transcript source', () => {
     expect(b).toEqual(entries);
     expect(await source.entries(ref, 6)).toEqual(entries);
   });
+
+  it('keeps each run apart: a rewound run (same session, same epoch) never gets the abandoned line', async () => {
+    // Run 1 went on past turn N; run 2, started by a rewind, holds turn N's transcript and a new message.
+    const lines: Record<string, TranscriptEntry[]> = {
+      'run-1': entries,
+      'run-2': [...entries.slice(0, 2), { item: userMessage('after the rewind'), turn: 1 }],
+    };
+    let run = 'run-1';
+    const source = createTranscriptSource(
+      (_sessionId, request) => {
+        const from = request.fromIndex ?? 0;
+        const line = lines[run]!;
+        const page = line.slice(from);
+        return Promise.resolve({
+          epoch: 0,
+          fromIndex: from,
+          entries: page,
+          nextIndex: line.length,
+          total: line.length,
+        });
+      },
+      100,
+      () => run,
+    );
+    const ref = { sessionId: 's', epoch: 0 };
+    expect(await source.entries(ref, 6)).toEqual(entries);
+    run = 'run-2';
+    expect(await source.entries(ref, 3)).toEqual(lines['run-2']);
+  });
 });

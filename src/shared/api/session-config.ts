@@ -328,6 +328,26 @@ export const rewindSchema = z
   .strict();
 export type Rewind = z.infer<typeof rewindSchema>;
 
+/**
+ * The checkpoint a fork starts from: taken by another session (its turn `turn`), copied into this
+ * session's repository. Recorded in the fork's first run's input, so that its history holds it
+ * and `ratchet checkpoints`, `diff --turn` and `rewind` reach the fork's first turn.
+ */
+export const baseCheckpointSchema = z
+  .object({
+    turn: z.number().int().nonnegative(),
+    commit: z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/, 'a commit id'),
+    head: z.string().nullable(),
+    at: z.string(),
+    did: z.string(),
+    files: z.array(z.object({ path: z.string(), status: z.string() }).strict()),
+    filesOmitted: z.number().int().nonnegative(),
+    /** The session, and its run, that took it. */
+    from: z.object({ sessionId: z.string(), runId: z.string() }).strict(),
+  })
+  .strict();
+export type BaseCheckpoint = z.infer<typeof baseCheckpointSchema>;
+
 export const carriedStateSchema = z
   .object({
     entries: z.array(transcriptEntrySchema),
@@ -381,6 +401,8 @@ export const carriedStateSchema = z
       .optional(),
     /** A run started by `ratchet rewind`: restore this checkpoint before anything else. */
     rewind: rewindSchema.optional(),
+    /** A fork's first run: the checkpoint it starts from (read by the client, not by the workflow). */
+    base: baseCheckpointSchema.optional(),
   })
   .strict();
 export type CarriedState = z.infer<typeof carriedStateSchema>;
