@@ -4,6 +4,7 @@
  * a headless browser to render it) would be a large dependency for that.
  */
 import type { ConcurrencyResult } from './scenarios/concurrency.js';
+import { parkedMemoryRows } from './scenarios/concurrency.js';
 import type { HistoryPoint } from './scenarios/history.js';
 import type { OverheadResult } from './scenarios/overhead.js';
 import type { RecoveryResult } from './scenarios/recovery.js';
@@ -114,6 +115,7 @@ export function markdownReport(results: BenchResults, chartFile?: string): strin
       `| worker CPU while they wait (${p.idleSeconds} s) | ${p.idleCpuCores} cores |`,
       `| worker RSS while they wait | ${p.workerRssMiB} MiB (peak ${p.workerPeakRssMiB} MiB); **${round(p.workerRssMiB - k.workerStartRssMiB, 1)} MiB above the idle worker** |`,
       `| approve → next model request | ${fmt(p.approveToModel, 3)} s |`,
+      ...parkedMemoryRows(k),
       '',
     );
   }

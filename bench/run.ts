@@ -52,6 +52,18 @@ const program = new Command('bench')
     (value) => value.split(',').filter(Boolean).map(Number),
   )
   .option('--history-output <kb>', 'history: tool output per turn, 20 or 4.5 KB (default 20)', '20')
+  .option('--parked <n>', 'concurrency: sessions parked awaiting approval (default 1000, quick 100)', (v) =>
+    Number(v),
+  )
+  .option(
+    '--floor <n>',
+    'concurrency: bare workflows parked on a signal (default: as many as --parked; 0: none)',
+    (v) => Number(v),
+  )
+  .option(
+    '--heap-snapshots <dir>',
+    'concurrency: write heap snapshots of the worker with the sessions parked',
+  )
   .option('--out <dir>', 'where results go', fileURLToPath(new URL('./results', import.meta.url)))
   .option('--name <name>', 'file name for the results (default: the date and time)');
 
@@ -66,6 +78,9 @@ const opts = program.opts<{
   historySizes?: number[];
   baselineSizes?: number[];
   historyOutput: string;
+  parked?: number;
+  floor?: number;
+  heapSnapshots?: string;
 }>();
 if (!['20', '4.5'].includes(opts.historyOutput)) program.error('--history-output: expected 20 or 4.5');
 const selected = new Set<Scenario>((opts.only ?? SCENARIOS) as Scenario[]);
@@ -124,11 +139,14 @@ try {
   }
   if (env && selected.has('concurrency')) {
     log('4. concurrency');
+    const parked = opts.parked ?? (quick ? 100 : 1000);
     results.concurrency = await concurrency(env, {
       sessions: quick ? 20 : 100,
       turns: 20,
-      parked: quick ? 100 : 1000,
-      approvals: quick ? 3 : 10,
+      parked,
+      approvals: quick ? 5 : 20,
+      floor: opts.floor ?? parked,
+      ...(opts.heapSnapshots ? { heapSnapshotDir: path.resolve(opts.heapSnapshots) } : {}),
       workerOptions: opts.workerOptions,
       log,
     });

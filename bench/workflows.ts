@@ -4,11 +4,13 @@
  *
  * - `floorSession`: two empty activities per turn. What Temporal itself costs per turn on this
  *   machine, the floor Ratchet's overhead is measured against.
+ * - `parkedFloor`: a workflow that waits for one signal. What a parked workflow costs a worker
+ *   whatever it is, the floor for a parked session's memory.
  * - `baselineSession`: the obvious design DESIGN.md §2 warns about. It passes the whole transcript
  *   as the model activity's input every turn, so every turn writes the transcript into history
  *   again.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { condition, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { TranscriptItem } from '../src/shared/prompt/items.js';
 import { functionOutput, isFunctionCall, userMessage } from '../src/shared/prompt/items.js';
 import type { BenchActivities } from './activities.js';
@@ -27,6 +29,16 @@ export async function floorSession(turns: number): Promise<number> {
     await bench.emptyTool();
   }
   return turns;
+}
+
+export const releaseSignal = defineSignal('release');
+
+export async function parkedFloor(): Promise<void> {
+  let released = false;
+  setHandler(releaseSignal, () => {
+    released = true;
+  });
+  await condition(() => released);
 }
 
 export interface BaselineInput {
