@@ -28,12 +28,15 @@ export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', impor
 
 /**
  * How the workflow bundle is built (every bundle: the worker's, the tests', the benchmark's).
- * A worker keeps each cached session in its own instance of every module of the bundle, except
- * the modules preloaded here, which all sessions share (frozen). zod is most of that memory
- * (docs/PERFORMANCE.md, "Parked sessions"): it keeps no per-session state, and each session's own
- * schemas are still its own.
+ * A worker keeps each cached session in its own instance of every module of the bundle; most of
+ * a cached session's ~1.4 MiB is its own copy of our zod schemas (docs/PERFORMANCE.md, "Parked
+ * sessions"). Sharing them through `preloadModules` does not work: the SDK deep-freezes shared
+ * modules and zod binds each schema's methods to it on first use ("Cannot define property
+ * safeParse, object is not extensible"). Preloading `'zod'` by name did nothing: the SDK's
+ * `require('zod')` resolves to zod's CommonJS build, which our code does not use, and webpack
+ * drops it as free of side effects.
  */
-export const WORKFLOW_BUNDLE_OPTIONS = { preloadModules: ['zod'] };
+export const WORKFLOW_BUNDLE_OPTIONS = {};
 
 export interface RatchetWorkerOptions {
   connection: NativeConnection;

@@ -21,6 +21,8 @@ import { PARK_TASK, benchResponder, benchTask } from '../script.js';
 import type { Spread } from '../stats.js';
 import { cpuSeconds, memory, round, sleep, spread } from '../stats.js';
 import { releaseSignal } from '../workflows.js';
+import { approveUpdate } from '../../src/shared/api/session-api.js';
+import { defaultPayloadConverter } from '@temporalio/common';
 
 export interface ConcurrencyResult {
   busy: {
@@ -45,16 +47,20 @@ export interface ConcurrencyResult {
     secondsToPark: number;
     idleSeconds: number;
     idleCpuCores: number;
+    /** The same over a second window, after a forced GC. */
+    idleCpuCoresAfterGc: number;
     workerRssMiB: number;
     workerPeakRssMiB: number;
     /**
-     * Seconds from `ratchet approve` (the client's `decide`, which first asks the session for its
-     * pending call) to the session's next model request, for sessions among the first parked:
-     * evicted from the workflow cache (more than maxCachedWorkflows were parked after them).
+     * Seconds from the `approve` update to the session's next model request, for sessions among
+     * the first parked: evicted from the workflow cache (more than maxCachedWorkflows were parked
+     * after them).
      */
     approveToModel: Spread;
     approveEvicted: Latencies;
-    /** The same for the last sessions parked, still in the cache. */
+    /** The same from `ratchet approve` (the client's `decide`, queries included), evicted sessions. */
+    approveEvictedCli: Latencies;
+    /** The update again, for the last sessions parked, still in the cache. */
     approveCached: Latencies;
     /** The worker's memory while they wait, and again after a garbage collection. */
     memory: WorkerMemory;
@@ -78,6 +84,27 @@ export interface Latencies {
   p95: number;
   max: number;
   runs: number;
+}
+
+/** The call a parked session waits on, from its history (the server's, no worker involved). */
+async function pendingCallId(env: BenchEnv, sessionId: string): Promise<string> {
+  const history = await env.client.workflow.getHandle(sessionId).fetchHistory();
+  let callId: string | undefined;
+  const find = (value: unknown): void => {
+    if (Array.isArray(value)) value.forEach(find);
+    else if (value && typeof value === 'object') {
+      const item = value as { type?: unknown; call_id?: unknown };
+      if (item.type === 'function_call' && typeof item.call_id === 'string') callId = item.call_id;
+      else Object.values(value).forEach(find);
+    }
+  };
+  for (const event of history.events ?? []) {
+    for (const payload of event.activityTaskCompletedEventAttributes?.result?.payloads ?? []) {
+      find(defaultPayloadConverter.fromPayload(payload));
+    }
+  }
+  if (!callId) throw new Error(`no function call in the history of ${sessionId}`);
+  return callId;
 }
 
 /** Nearest-rank percentiles. */
@@ -218,40 +245,57 @@ export async function concurrency(
       log(`parked worker: ${JSON.stringify(parkedMemory)}`);
       const memoryAfterGc = await probeWorker(worker.pid, probeDir, { gc: true });
       log(`after a GC: ${JSON.stringify(memoryAfterGc)}`);
+      // CPU again, after the parking burst's garbage has been collected (the first window can
+      // still hold the V8 heap shrinking after the burst).
+      const later0 = await cpuSeconds(worker.pid);
+      await sleep(idleSeconds * 1000);
+      const idleCpuLater = (await cpuSeconds(worker.pid)) - later0;
       if (options.heapSnapshotDir) {
         await mkdir(options.heapSnapshotDir, { recursive: true });
         await probeWorker(worker.pid, probeDir, { gc: true, snapshotDir: options.heapSnapshotDir });
         log(`heap snapshots in ${options.heapSnapshotDir}`);
       }
 
-      // What a person waits for: `ratchet approve` asks the session for its pending call (a
-      // query, which replays an evicted session), then sends the decision. Nothing touches a
-      // session before its approval, so the first parked are still out of the cache.
-      const approve = async (sessionId: string) => {
+      // Nothing touches a session before its approval, so the first parked are out of the cache
+      // and the last parked in it. The decision alone (the `approve` update, the call id read
+      // from the history on the server), and `ratchet approve` as a person runs it (it first asks
+      // the session for its pending call: a query, which replays an evicted session).
+      const timed = async (sessionId: string, send: () => Promise<unknown>) => {
         const before = model.requests.length;
         const sent = Date.now();
-        await ratchet.decide(sessionId, 'approve');
+        await send();
         const next = await model.waitForRequest(before + 1, 30_000);
         await env.client.workflow.getHandle(sessionId).result();
         return (next.receivedAt - sent) / 1000;
       };
+      const update = async (sessionId: string) => {
+        const callId = await pendingCallId(env, sessionId);
+        return timed(sessionId, () =>
+          env.client.workflow.getHandle(sessionId).executeUpdate(approveUpdate, {
+            args: [{ callId, decision: 'approve' }],
+          }),
+        );
+      };
+      const cli = (sessionId: string) => timed(sessionId, () => ratchet.decide(sessionId, 'approve'));
+      const n = options.approvals;
       const evicted: number[] = [];
-      for (const sessionId of parkedIds.slice(0, options.approvals)) evicted.push(await approve(sessionId));
+      for (const sessionId of parkedIds.slice(0, n)) evicted.push(await update(sessionId));
+      const evictedCli: number[] = [];
+      for (const sessionId of parkedIds.slice(n, 2 * n)) evictedCli.push(await cli(sessionId));
       const cached: number[] = [];
-      for (const sessionId of parkedIds.slice(-options.approvals)) cached.push(await approve(sessionId));
-      const approved = new Set([
-        ...parkedIds.slice(0, options.approvals),
-        ...parkedIds.slice(-options.approvals),
-      ]);
+      for (const sessionId of parkedIds.slice(-n)) cached.push(await update(sessionId));
+      const approved = new Set([...parkedIds.slice(0, 2 * n), ...parkedIds.slice(-n)]);
       const parked = {
         sessions: options.parked,
         secondsToPark: round(secondsToPark, 1),
         idleSeconds,
         idleCpuCores: round(idleCpu / idleSeconds, 3),
+        idleCpuCoresAfterGc: round(idleCpuLater / idleSeconds, 3),
         workerRssMiB: mem.rssMiB,
         workerPeakRssMiB: mem.peakRssMiB,
         approveToModel: spread(evicted),
         approveEvicted: latencies(evicted),
+        approveEvictedCli: latencies(evictedCli),
         approveCached: latencies(cached),
         memory: parkedMemory,
         memoryAfterGc,
@@ -344,10 +388,12 @@ export function parkedMemoryRows(k: ConcurrencyResult): string[] {
     `committed ${m.main.heapTotalMiB} + ${m.workflowThread?.heapTotalMiB ?? '?'}; malloc ${m.mallocMainMiB} (main heap) + ` +
     `${m.mallocArenasMiB} (arenas); other anonymous ${m.otherAnonMiB}; files ${m.fileMiB}; external ${m.main.externalMiB} + ${m.workflowThread?.externalMiB ?? '?'}`;
   const rows = [
+    `| worker CPU while they wait, a second ${p.idleSeconds} s after a GC | ${p.idleCpuCoresAfterGc} cores |`,
     `| idle worker | ${where(k.idle)} |`,
     `| ${p.sessions} parked | ${where(p.memory)} |`,
     `| ${p.sessions} parked, after a GC | ${where(p.memoryAfterGc)}; **${above(p.memoryAfterGc, k.idle)} MiB above the idle worker**, V8 heap used ${round(heapOf(p.memoryAfterGc) - heapOf(k.idleAfterGc), 1)} MiB above |`,
     `| approve → next model request, evicted sessions (first parked) | p50 **${p.approveEvicted.p50} s**, p95 **${p.approveEvicted.p95} s**, max ${p.approveEvicted.max} s (${p.approveEvicted.runs}) |`,
+    `| \`ratchet approve\` → next model request, evicted sessions | p50 ${p.approveEvictedCli?.p50} s, p95 ${p.approveEvictedCli?.p95} s, max ${p.approveEvictedCli?.max} s (${p.approveEvictedCli?.runs}) |`,
     `| approve → next model request, cached sessions (last parked) | p50 ${p.approveCached.p50} s, p95 ${p.approveCached.p95} s, max ${p.approveCached.max} s (${p.approveCached.runs}) |`,
   ];
   const f = k.floor;
