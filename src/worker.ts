@@ -28,15 +28,17 @@ export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', impor
 
 /**
  * How the workflow bundle is built (every bundle: the worker's, the tests', the benchmark's).
- * A worker keeps each cached session in its own instance of every module of the bundle; most of
- * a cached session's ~1.4 MiB is its own copy of our zod schemas (docs/PERFORMANCE.md, "Parked
- * sessions"). Sharing them through `preloadModules` does not work: the SDK deep-freezes shared
- * modules and zod binds each schema's methods to it on first use ("Cannot define property
- * safeParse, object is not extensible"). Preloading `'zod'` by name did nothing: the SDK's
- * `require('zod')` resolves to zod's CommonJS build, which our code does not use, and webpack
- * drops it as free of side effects.
+ * A worker keeps each cached session in its own instance of every module of the bundle except
+ * the preloaded ones, evaluated once and frozen (docs/PERFORMANCE.md, "Parked sessions").
+ * zod is shared through src/shared/util/zod-shared.ts, not by name: the SDK preloads with
+ * `require('zod')`, which resolves to zod's CommonJS build, a second copy beside the ES build our
+ * code imports (and webpack drops it as free of side effects). Our schema modules cannot be
+ * shared: zod binds a schema's methods on first use ("Cannot define property safeParse, object is
+ * not extensible").
  */
-export const WORKFLOW_BUNDLE_OPTIONS = {};
+export const WORKFLOW_BUNDLE_OPTIONS = {
+  preloadModules: [fileURLToPath(new URL('./shared/util/zod-shared.ts', import.meta.url))],
+};
 
 export interface RatchetWorkerOptions {
   connection: NativeConnection;
