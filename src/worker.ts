@@ -162,7 +162,7 @@ async function unstick(client: Client, namespace: string, workflowId: string): P
 }
 
 /**
- * Sessions a worker keeps in memory (about 1.3 MiB each, docs/PERFORMANCE.md, "Parked sessions").
+ * Sessions a worker keeps in memory (about 0.7 MiB each, docs/PERFORMANCE.md, "Parked sessions").
  * The SDK's default grows with the heap limit (2,000 and more on a large machine), so a worker
  * holding a thousand sessions that wait for a person used gigabytes. A session out of the cache
  * costs one replay of its history when it next moves (tenths of a second); active sessions beyond
