@@ -13,6 +13,8 @@ export function startChildWorker(options: {
   bundlePath: string;
   modelBaseUrl: string;
   workerOptions?: Record<string, unknown>;
+  /** Where the worker answers bench/probe.ts (none: it does not). */
+  probeDir?: string;
 }): Promise<ChildWorker> {
   return startReadyProcess(
     script,
@@ -22,6 +24,7 @@ export function startChildWorker(options: {
       WORKFLOW_BUNDLE: options.bundlePath,
       OPENAI_BASE_URL: options.modelBaseUrl,
       BENCH_WORKER_OPTIONS: JSON.stringify(options.workerOptions ?? {}),
+      ...(options.probeDir ? { BENCH_PROBE_DIR: options.probeDir } : {}),
     },
     { label: 'benchmark worker', readyTimeoutMs: 60_000 },
   );

@@ -7,6 +7,7 @@ import type { ConcurrencyResult } from './scenarios/concurrency.js';
 import type { Comparison } from './figures.js';
 import { comparisonMarkdown } from './figures.js';
 import type { HistorySeries } from './scenarios/history.js';
+import { parkedMemoryRows } from './scenarios/concurrency.js';
 import type { OverheadResult } from './scenarios/overhead.js';
 import type { RecoveryResult } from './scenarios/recovery.js';
 import type { CheckpointsResult } from './scenarios/checkpoints.js';
@@ -163,6 +164,7 @@ export function markdownReport(
       `| worker CPU while they wait (${p.idleSeconds} s) | ${p.idleCpuCores} cores |`,
       `| worker RSS while they wait | ${p.workerRssMiB} MiB (peak ${p.workerPeakRssMiB} MiB); **${round(p.workerRssMiB - k.workerStartRssMiB, 1)} MiB above the idle worker** |`,
       `| approve → next model request | ${fmt(p.approveToModel, 3)} s |`,
+      ...parkedMemoryRows(k),
       '',
     );
   }

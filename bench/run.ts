@@ -58,6 +58,18 @@ const program = new Command('bench')
     'history: tool output per turn, KB, comma-separated: 4.5, 20 (default both; baselines at 20 only)',
     (value) => value.split(',').map((s) => s.trim()),
   )
+  .option('--parked <n>', 'concurrency: sessions parked awaiting approval (default 1000, quick 100)', (v) =>
+    Number(v),
+  )
+  .option(
+    '--floor <n>',
+    'concurrency: bare workflows parked on a signal (default: as many as --parked; 0: none)',
+    (v) => Number(v),
+  )
+  .option(
+    '--heap-snapshots <dir>',
+    'concurrency: write heap snapshots of the worker with the sessions parked',
+  )
   .option('--out <dir>', 'where results go', fileURLToPath(new URL('./results', import.meta.url)))
   .option('--name <name>', 'file name for the results (default: the date and time)');
 
@@ -72,6 +84,9 @@ const opts = program.opts<{
   historySizes?: number[];
   baselineSizes?: number[];
   historyOutput?: string[];
+  parked?: number;
+  floor?: number;
+  heapSnapshots?: string;
 }>();
 const historyOutputs = opts.historyOutput ?? ['4.5', '20'];
 for (const kb of historyOutputs) {
@@ -137,11 +152,14 @@ try {
   }
   if (env && selected.has('concurrency')) {
     log('4. concurrency');
+    const parked = opts.parked ?? (quick ? 100 : 1000);
     results.concurrency = await concurrency(env, {
       sessions: quick ? 20 : 100,
       turns: 20,
-      parked: quick ? 100 : 1000,
-      approvals: quick ? 3 : 10,
+      parked,
+      approvals: quick ? 5 : 20,
+      floor: opts.floor ?? parked,
+      ...(opts.heapSnapshots ? { heapSnapshotDir: path.resolve(opts.heapSnapshots) } : {}),
       workerOptions: opts.workerOptions,
       log,
     });

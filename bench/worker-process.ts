@@ -10,8 +10,11 @@ import type { Activities } from '../src/activities/index.js';
 import { openaiClientFactory } from '../src/activities/openai-client.js';
 import { createRatchetWorker } from '../src/worker.js';
 import { createBenchActivities } from './activities.js';
+import { installWorkerProbe } from './worker-probe.js';
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
+// SIGUSR2 asks for a memory probe (bench/probe.ts) here, so it is not one of the SDK's shutdown signals.
+Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: ['SIGINT', 'SIGTERM', 'SIGQUIT'] });
+if (process.env.BENCH_PROBE_DIR) installWorkerProbe(process.env.BENCH_PROBE_DIR);
 const address = process.env.TEMPORAL_ADDRESS!;
 const endpoint = { apiKey: 'bench-key', baseURL: process.env.OPENAI_BASE_URL! };
 const client = new Client({ connection: await Connection.connect({ address }) });

@@ -6,11 +6,13 @@
  *   machine, the floor Ratchet's overhead is measured against.
  * - `contentFloorSession`: the same, but the two activities carry the content a Ratchet turn
  *   carries (the model's call, the file's text): the floor for the history's size.
+ * - `parkedFloor`: a workflow that waits for one signal. What a parked workflow costs a worker
+ *   whatever it is, the floor for a parked session's memory.
  * - `baselineSession`: the obvious design DESIGN.md §2 warns about. It passes the whole transcript
  *   as the model activity's input every turn, so every turn writes the transcript into history
  *   again.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { condition, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { TranscriptItem } from '../src/shared/prompt/items.js';
 import { functionOutput, isFunctionCall, userMessage } from '../src/shared/prompt/items.js';
 import type { BenchActivities } from './activities.js';
@@ -46,6 +48,16 @@ export async function contentFloorSession(input: ContentFloorInput): Promise<num
     }
   }
   return input.turns;
+}
+
+export const releaseSignal = defineSignal('release');
+
+export async function parkedFloor(): Promise<void> {
+  let released = false;
+  setHandler(releaseSignal, () => {
+    released = true;
+  });
+  await condition(() => released);
 }
 
 export interface BaselineInput {

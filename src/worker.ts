@@ -28,12 +28,17 @@ export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', impor
 
 /**
  * How the workflow bundle is built (every bundle: the worker's, the tests', the benchmark's).
- * A worker keeps each cached session in its own instance of every module of the bundle, except
- * the modules preloaded here, which all sessions share (frozen). zod is most of that memory
- * (docs/PERFORMANCE.md, "Parked sessions"): it keeps no per-session state, and each session's own
- * schemas are still its own.
+ * A worker keeps each cached session in its own instance of every module of the bundle except
+ * the preloaded ones, evaluated once and frozen (docs/PERFORMANCE.md, "Parked sessions").
+ * zod is shared through src/shared/util/zod-shared.ts, not by name: the SDK preloads with
+ * `require('zod')`, which resolves to zod's CommonJS build, a second copy beside the ES build our
+ * code imports (and webpack drops it as free of side effects). Our schema modules cannot be
+ * shared: zod binds a schema's methods on first use ("Cannot define property safeParse, object is
+ * not extensible").
  */
-export const WORKFLOW_BUNDLE_OPTIONS = { preloadModules: ['zod'] };
+export const WORKFLOW_BUNDLE_OPTIONS = {
+  preloadModules: [fileURLToPath(new URL('./shared/util/zod-shared.ts', import.meta.url))],
+};
 
 export interface RatchetWorkerOptions {
   connection: NativeConnection;
@@ -157,7 +162,7 @@ async function unstick(client: Client, namespace: string, workflowId: string): P
 }
 
 /**
- * Sessions a worker keeps in memory (about 1.3 MiB each, docs/PERFORMANCE.md, "Parked sessions").
+ * Sessions a worker keeps in memory (about 0.7 MiB each, docs/PERFORMANCE.md, "Parked sessions").
  * The SDK's default grows with the heap limit (2,000 and more on a large machine), so a worker
  * holding a thousand sessions that wait for a person used gigabytes. A session out of the cache
  * costs one replay of its history when it next moves (tenths of a second); active sessions beyond
