@@ -249,18 +249,34 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
  * The workflow bundle, built once per version of the workflow sources and kept in `cacheDir`, so
  * that starting a worker does not pay for webpack every time.
  */
-export async function cachedWorkflowBundle(cacheDir: string): Promise<{ codePath: string }> {
-  const sourcesDir = path.dirname(workflowsPath);
-  const srcRoot = path.dirname(sourcesDir);
+/**
+ * What the workflow bundle is built from: every .ts file below src/workflows and src/shared
+ * (subfolders included, each named by its path), the bundle options and the locked dependencies.
+ */
+export async function workflowSourcesHash(srcRoot: string, lockFile: string): Promise<string> {
   const hash = createHash('sha256');
-  for (const dir of [sourcesDir, path.join(srcRoot, 'shared')]) {
-    for (const name of (await readdir(dir)).sort()) {
-      if (name.endsWith('.ts')) hash.update(name).update(await readFile(path.join(dir, name)));
+  for (const top of ['workflows', 'shared']) {
+    const files = (await readdir(path.join(srcRoot, top), { recursive: true }))
+      .filter((name) => name.endsWith('.ts'))
+      .map((name) => name.split(path.sep).join('/'))
+      .sort();
+    for (const name of files) {
+      hash.update(`${top}/${name}\0`).update(await readFile(path.join(srcRoot, top, name)));
     }
   }
+  const options = JSON.stringify(WORKFLOW_BUNDLE_OPTIONS, (_key, value: unknown) =>
+    typeof value === 'string' && path.isAbsolute(value) ? path.relative(srcRoot, value) : value,
+  );
+  hash.update(options);
   // Dependencies are bundled too.
-  hash.update(await readFile(path.join(srcRoot, '..', 'package-lock.json')).catch(() => Buffer.alloc(0)));
-  const codePath = path.join(cacheDir, `workflows-${hash.digest('hex').slice(0, 16)}.js`);
+  hash.update(await readFile(lockFile).catch(() => Buffer.alloc(0)));
+  return hash.digest('hex').slice(0, 16);
+}
+
+export async function cachedWorkflowBundle(cacheDir: string): Promise<{ codePath: string }> {
+  const srcRoot = path.dirname(path.dirname(workflowsPath));
+  const key = await workflowSourcesHash(srcRoot, path.join(srcRoot, '..', 'package-lock.json'));
+  const codePath = path.join(cacheDir, `workflows-${key}.js`);
   const exists = await stat(codePath).then(
     () => true,
     () => false,
