@@ -142,17 +142,33 @@ export interface Shadow {
  * empty, its attributes turn conversions off, the repository's info/exclude still applies.
  */
 const SHADOW_PREFIX = 'ratchet-shadow-';
-/** Older than any checkpoint runs: a shadow directory left by a worker killed mid-checkpoint. */
+/** Older than any checkpoint runs: a shadow directory whose worker cannot be asked any more. */
 const STALE_SHADOW_MS = 6 * 60 * 60 * 1000;
 let staleSwept = false;
 
-/** Removes shadow directories that workers killed mid-checkpoint left in `dir`. */
+/** Whether the process that made a shadow directory (named `ratchet-shadow-<pid>-…`) is gone. */
+function ownerGone(name: string): boolean {
+  const pid = /^ratchet-shadow-(\d+)-/.exec(name)?.[1];
+  if (!pid || Number(pid) === process.pid) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Removes shadow directories that workers killed mid-checkpoint left in `dir`: those whose worker
+ * (named by its pid) is no longer running, and any older than a checkpoint could take.
+ */
 export async function removeStaleShadows(dir = os.tmpdir(), now = Date.now()): Promise<number> {
   let removed = 0;
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!name.startsWith(SHADOW_PREFIX)) continue;
     const info = await lstat(path.join(dir, name)).catch(() => undefined);
-    if (!info?.isDirectory() || now - info.mtimeMs < STALE_SHADOW_MS) continue;
+    if (!info?.isDirectory()) continue;
+    if (!ownerGone(name) && now - info.mtimeMs < STALE_SHADOW_MS) continue;
     await rm(path.join(dir, name), { recursive: true, force: true });
     removed += 1;
   }
@@ -166,7 +182,7 @@ export async function shadow(scope: CheckpointScope): Promise<Shadow> {
     await removeStaleShadows();
   }
   const common = await commonDir(scope);
-  const dir = await mkdtemp(path.join(os.tmpdir(), SHADOW_PREFIX));
+  const dir = await mkdtemp(path.join(os.tmpdir(), `${SHADOW_PREFIX}${process.pid}-`));
   await mkdir(path.join(dir, 'refs'));
   await mkdir(path.join(dir, 'objects'));
   await mkdir(path.join(dir, 'info'));

@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { removeStaleShadows } from '../../src/activities/checkpoint-git.js';
 import { DevServer } from '../../src/temporal/dev-server.js';
 import { ensureTemporalCli } from '../../src/temporal/provision.js';
 import { WORKFLOW_BUNDLE_OPTIONS, workflowsPath } from '../../src/worker.js';
@@ -37,5 +38,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     await server.stop();
     await rm(dir, { recursive: true, force: true });
+    // Workers the tests killed mid-checkpoint leave their shadow git directories behind; the next
+    // checkpoint on the machine would sweep them, the suite does it now.
+    await removeStaleShadows();
   };
 }

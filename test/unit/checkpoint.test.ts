@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 /**
  * Checkpoints against real repositories: what a snapshot holds, that a restore puts back exactly
  * that (bytes, modes, links, deletions) and nothing else, and that the user's HEAD, index,
@@ -386,6 +387,24 @@ describe('diffs, pruning and gc', () => {
       await utimes(path.join(dir, 'other-old'), hoursAgo, hoursAgo);
       expect(await removeStaleShadows(dir)).toBe(1);
       expect((await readdir(dir)).sort()).toEqual(['other-old', 'ratchet-shadow-live']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('removes at once the shadow directory of a worker that no longer runs, not a running one’s', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'ratchet-tmp-'));
+    try {
+      const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+      const deadPid = Number(gone.stdout.toString());
+      const names = [
+        `ratchet-shadow-${deadPid}-abc123`,
+        `ratchet-shadow-${process.pid}-def456`,
+        `ratchet-shadow-${process.ppid}-ghi789`,
+      ];
+      for (const name of names) await mkdir(path.join(dir, name, 'objects'), { recursive: true });
+      expect(await removeStaleShadows(dir)).toBe(1);
+      expect((await readdir(dir)).sort()).toEqual(names.slice(1).sort());
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
