@@ -17,16 +17,8 @@ import {
   parentLinkSchema,
 } from './session-settings.js';
 
-export {
-  MAX_BUDGET_TOKENS,
-  agentsSettingsSchema,
-  budgetSettingsSchema,
-  checkpointSettingsSchema,
-  limitsSchema,
-  modelSettingsSchema,
-  parentLinkSchema,
-} from './session-settings.js';
-export type { BudgetSettings, ModelSettings, ParentLink, SessionLimits } from './session-settings.js';
+// The configuration's parts, for those that import them with the whole.
+export * from './session-settings.js';
 
 /** Longest task in UTF-8 bytes (it is carried twice across continue-as-new). */
 export const MAX_TASK_BYTES = 64 * 1024;
