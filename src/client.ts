@@ -3,9 +3,7 @@
  * Errors a person can act on are `RatchetError`s with one-line messages.
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/common';
-import { randomBytes } from 'node:crypto';
 import {
   RatchetPendingApprovals,
   RatchetRepo,
@@ -28,12 +26,9 @@ import {
   DEFAULT_TASK_QUEUE,
   WORKFLOW_TYPE,
   approveUpdate,
-  budgetDecisionSchema,
-  budgetUpdate,
   interruptSchema,
   interruptSignal,
   moveToWorkerUpdate,
-  statusQuery,
   transcriptQuery,
   userMessageSchema,
   userMessageSignal,
@@ -62,43 +57,16 @@ import {
   terminalWorkflowStatus,
 } from './session-views.js';
 
+import { RatchetError, errorMessage } from './client-errors.js';
+import type { TreeClient } from './session-tree.js';
+import { locateInTree, treeApprovals, treeBudget, treeRoot } from './session-tree.js';
+import { queryStatus, startedConfig } from './client-status.js';
+import { decisionUpdateId, newSessionId } from './session-ids.js';
+
+export { RatchetError } from './client-errors.js';
+export { decisionUpdateId, newSessionId } from './session-ids.js';
 export type { HistoryLine } from './history-lines.js';
 export type { ActivityProgress, SessionSummary } from './session-views.js';
-
-/** An error with a message meant for the person at the terminal. */
-export class RatchetError extends Error {
-  override name = 'RatchetError';
-}
-
-function slug(text: string): string {
-  return (
-    text
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '-')
-      .replace(/^-+|-+$/g, '')
-      .split('-')
-      .slice(0, 6)
-      .join('-')
-      .slice(0, 40) || 'session'
-  );
-}
-
-/** What a query refused by the task guard says (src/workflows/task-guard.ts). */
-const AHEAD_OF_TASK = 'applied without a workflow task';
-
-/** One update id per call and decision, so that repeating a decision is idempotent. */
-export function decisionUpdateId(callId: string, decision: ApprovalDecisionKind): string {
-  return `decide:${callId}:${decision}`;
-}
-
-export function newSessionId(task: string): string {
-  return `ratchet-${slug(task)}-${randomBytes(4).toString('hex')}`;
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof WorkflowUpdateFailedError) return err.cause?.message ?? err.message;
-  return err instanceof Error ? err.message : String(err);
-}
 
 export interface RatchetClientOptions {
   taskQueue?: string;
@@ -242,7 +210,7 @@ export class RatchetClient {
     const description = await handle.describe();
     const closed = description.status.name !== 'RUNNING';
     try {
-      const view = await this.queryStatus(handle, Date.now() + (closed ? 5000 : 15_000));
+      const view = await queryStatus(this.client, handle, Date.now() + (closed ? 5000 : 15_000));
       if (closed) view.status = terminalWorkflowStatus[description.status.name] ?? view.status;
       const activity = closed
         ? null
@@ -257,7 +225,7 @@ export class RatchetClient {
         );
       // A closed session is answered by replaying its history on a worker. Without one, what the
       // server keeps answers: the run's input (the configuration), its result or failure.
-      const config = await this.startedConfig(handle, description.runId);
+      const config = await startedConfig(this.client, handle, description.runId);
       const outcome = await handle.result().then(
         (result: SessionResult) => ({ result, failure: null }),
         (failure: unknown) => ({ result: null, failure: errorMessage(failure) }),
@@ -271,41 +239,6 @@ export class RatchetClient {
         ...outcome,
       });
       return { sessionId, ...view };
-    }
-  }
-
-  /**
-   * The status query. Right after a worker restart, a worker that has not cached the session
-   * refuses it while a workflow task is pending (src/workflows/task-guard.ts); that task runs
-   * within moments, so the query is asked again until the deadline.
-   */
-  private async queryStatus(handle: WorkflowHandle, deadline: number): Promise<StatusView> {
-    for (;;) {
-      try {
-        return await this.client.connection.withDeadline(deadline, () => handle.query(statusQuery));
-      } catch (err) {
-        if (!errorMessage(err).includes(AHEAD_OF_TASK) || Date.now() + 250 > deadline) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
-  }
-
-  /** The session configuration a run was started with, read from its first event; null if unreadable. */
-  private async startedConfig(handle: WorkflowHandle, runId: string): Promise<SessionConfig | null> {
-    try {
-      const page = await this.client.workflowService.getWorkflowExecutionHistory({
-        namespace: this.client.options.namespace,
-        execution: { workflowId: handle.workflowId, runId },
-        maximumPageSize: 1,
-      });
-      const payload =
-        page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
-      if (!payload) return null;
-      const input =
-        this.client.options.loadedDataConverter.payloadConverter.fromPayload<SessionInput>(payload);
-      return sessionConfigSchema.parse(input.config);
-    } catch {
-      return null;
     }
   }
 
@@ -329,7 +262,7 @@ export class RatchetClient {
     options: { callId?: string; reason?: string; by?: string } = {},
   ): Promise<ApprovalAck> {
     // A session that fans out answers for its whole tree: the call may be a child's.
-    const found = await this.locateInTree(sessionId, options.callId);
+    const found = await locateInTree(this.tree, sessionId, options.callId);
     if (found) sessionId = found.sessionId;
     const handle = await this.session(sessionId);
     let callId = options.callId ?? found?.callId;
@@ -367,72 +300,18 @@ export class RatchetClient {
 
   /**
    * The calls waiting for a person in a session and in every session below it (the children it
-   * lists in its status, and theirs), each with the session that holds it.
+   * lists in its status, and theirs), each with the session that holds it (session-tree.ts).
    */
   async treeApprovals(
     sessionId: string,
     depth = 0,
   ): Promise<{ sessionId: string; approval: PendingApproval }[]> {
-    const view = await this.status(sessionId);
-    const found = view.pendingApprovals.map((approval) => ({ sessionId, approval }));
-    if (depth >= 4) return found;
-    for (const agent of view.agents ?? []) {
-      if (
-        agent.closed ||
-        !['running', 'awaiting_approval', 'awaiting_budget', 'idle', 'pending_init'].includes(agent.status)
-      )
-        continue;
-      try {
-        found.push(...(await this.treeApprovals(agent.sessionId, depth + 1)));
-      } catch {
-        // A child that ended meanwhile has nothing to decide.
-      }
-    }
-    return found;
-  }
-
-  /**
-   * Where a call waits, when the session has children: the session (itself or one below it) and
-   * the call. Undefined for a session without children (the caller asks the session itself).
-   */
-  private async locateInTree(
-    sessionId: string,
-    callId: string | undefined,
-  ): Promise<{ sessionId: string; callId: string } | undefined> {
-    let view: StatusView;
-    try {
-      view = await this.status(sessionId);
-    } catch {
-      return undefined;
-    }
-    if (!view.agents?.length) return undefined;
-    const pending = await this.treeApprovals(sessionId);
-    const matches = callId === undefined ? pending : pending.filter((p) => p.approval.callId === callId);
-    if (matches.length === 1)
-      return { sessionId: matches[0]!.sessionId, callId: matches[0]!.approval.callId };
-    if (matches.length > 1) {
-      const list = matches
-        .map((p) => `${p.approval.callId} in ${p.sessionId} (${p.approval.summary})`)
-        .join(', ');
-      throw new RatchetError(
-        callId === undefined
-          ? `session ${sessionId} and its agents have ${matches.length} pending approvals; name one: ${list}`
-          : `${callId} is pending in more than one session of the tree; name the session: ${list}`,
-      );
-    }
-    return undefined;
+    return treeApprovals(this.tree, sessionId, depth);
   }
 
   /** The root of the tree a session belongs to (itself when it has no parent). */
   async treeRoot(sessionId: string): Promise<string> {
-    let id = sessionId;
-    // A tree is at most 4 deep (agentsSettingsSchema); the bound only guards against a cycle.
-    for (let hop = 0; hop < 8; hop++) {
-      const { parent } = await this.status(id);
-      if (!parent) return id;
-      id = parent;
-    }
-    throw new RatchetError(`cannot find the root of ${sessionId}'s tree (stopped at ${id})`);
+    return treeRoot(this.tree, sessionId);
   }
 
   /**
@@ -443,29 +322,14 @@ export class RatchetClient {
     sessionId: string,
     decision?: BudgetDecision,
   ): Promise<BudgetView & { sessionId: string; status: SessionStatus }> {
-    if (decision !== undefined) {
-      const checked = budgetDecisionSchema.safeParse(decision);
-      if (!checked.success) {
-        throw new RatchetError(`invalid budget decision: ${describeZodError(checked.error)}`);
-      }
-    }
-    const root = await this.treeRoot(sessionId);
-    if (decision === undefined) {
-      const view = await this.status(root);
-      if (!view.budget)
-        throw new RatchetError(`session ${root} has no token budget (start it with --budget-tokens N)`);
-      return { sessionId: root, status: view.status, ...view.budget };
-    }
-    const handle = await this.requireRunning(root);
-    try {
-      const answer = await handle.executeUpdate(budgetUpdate, { args: [decision] });
-      const { status } = await this.status(root);
-      return { sessionId: root, status, ...answer };
-    } catch (err) {
-      const what = decision.add !== undefined ? `add ${decision.add} tokens to` : 'stop';
-      throw new RatchetError(`cannot ${what} ${root}'s budget: ${errorMessage(err)}`);
-    }
+    return treeBudget(this.tree, sessionId, decision);
   }
+
+  /** What the tree's look-ups ask of this client (session-tree.ts). */
+  private readonly tree: TreeClient = {
+    status: (sessionId) => this.status(sessionId),
+    requireRunning: (sessionId) => this.requireRunning(sessionId),
+  };
 
   async send(sessionId: string, text: string): Promise<void> {
     // The session drops a malformed message with only a log line: refuse it here, out loud.

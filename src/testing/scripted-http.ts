@@ -5,12 +5,24 @@
  */
 import { Buffer } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Plan } from './scripted-responses.js';
-import type { CutStep, ErrorStep, HangStep, RecordedRequest } from './scripted-script.js';
+import type { Plan, Planner, RequestBody } from './scripted-responses.js';
+import type {
+  CutStep,
+  ErrorStep,
+  HangStep,
+  RecordedRequest,
+  ScriptedOutput,
+  ScriptStep,
+} from './scripted-script.js';
 import { sleep } from '../shared/util/sleep.js';
 
 /** Events a cut stream sends when its step does not say. */
 export const DEFAULT_CUT_EVENTS = 5;
+/** What a cut reply says when its step does not say. */
+export const DEFAULT_CUT_OUTPUT: ScriptedOutput[] = [
+  { type: 'message', text: 'This reply is cut off before it completes.' },
+];
+const GARBAGE = '<html>\n<body>502 Bad Gateway (scripted garbage)</body>\n</html>\ndata: {not json\n\n';
 
 export interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -117,6 +129,13 @@ export function sendJson(
   res.end(text);
 }
 
+/** An `invalid_request_error` with this message (unknown path, body that does not parse). */
+export function sendInvalidRequest(exchange: Exchange, status: number, message: string): void {
+  sendJson(exchange, status, {
+    error: { message, type: 'invalid_request_error', param: null, code: null },
+  } satisfies ErrorBody);
+}
+
 export function sendError(exchange: Exchange, step: ErrorStep): void {
   const defaults = defaultError(step.status, step.code);
   const error: ErrorBody['error'] = {
@@ -209,4 +228,54 @@ export async function sendHang(
     return;
   }
   if (await sendEvents(exchange, plan.events, 1, plan.events.length, step.chunkDelayMs)) res.end();
+}
+
+/** How sendStep builds what it sends. */
+export interface StepReplies {
+  body: RequestBody;
+  /** Builds a reply's plan (taking its ids as it is built). */
+  plan: Planner;
+  /** What becomes of a reply step's plan before it is sent (kept for `previous_response_id`). */
+  keep: (reply: Plan) => Plan;
+  /** Resolves true when a hung request is released, false when its connection closes first. */
+  released: (signal: AbortSignal) => Promise<boolean>;
+}
+
+/** Answers a request with one step of the script (not in background mode), after its `delayMs`. */
+export async function sendStep(
+  exchange: Exchange,
+  step: ScriptStep,
+  stream: boolean,
+  { body, plan, keep, released }: StepReplies,
+): Promise<void> {
+  if (step.delayMs && !(await sleep(step.delayMs, exchange.signal))) return;
+  switch (step.kind) {
+    case 'error':
+      sendError(exchange, step);
+      return;
+    case 'garbage':
+      exchange.res.writeHead(200, {
+        'content-type': stream ? 'text/event-stream; charset=utf-8' : 'application/json',
+        'x-request-id': exchange.requestId,
+      });
+      exchange.res.end(GARBAGE);
+      return;
+    case 'reply':
+      await sendPlan(
+        exchange,
+        keep(plan(body, step.output, step.usage, step.cutByLimit)),
+        stream,
+        step.chunkDelayMs,
+      );
+      return;
+    case 'empty':
+      await sendPlan(exchange, plan(body, [], step.usage), stream, step.chunkDelayMs);
+      return;
+    case 'cut':
+      await sendCut(exchange, plan(body, step.output ?? DEFAULT_CUT_OUTPUT, undefined), stream, step);
+      return;
+    case 'hang':
+      await sendHang(exchange, plan(body, step.output ?? [], step.usage), stream, step, released);
+      return;
+  }
 }

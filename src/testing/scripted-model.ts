@@ -24,33 +24,37 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Follower } from './scripted-background.js';
-import { BackgroundResponse } from './scripted-background.js';
-import { chatCompletionPlan, strictChatProblems } from './scripted-chat.js';
+import type { BackgroundResponse } from './scripted-background.js';
+import { BackgroundStore, retrievalRoute } from './scripted-background-store.js';
+import { chatCompletionPlan } from './scripted-chat.js';
 import type { Exchange } from './scripted-http.js';
 import {
-  DEFAULT_CUT_EVENTS,
+  DEFAULT_CUT_OUTPUT,
   readBody,
-  sendCut,
   sendError,
-  sendHang,
+  sendInvalidRequest,
   sendJson,
-  sendPlan,
+  sendStep,
   startStream,
-  writeChunk,
 } from './scripted-http.js';
-import type { Plan, Planner, RequestBody, WireResponse } from './scripted-responses.js';
-import { compactionResponse, inputItems, isRecord, responsesPlan } from './scripted-responses.js';
+import type { Planner, RequestBody } from './scripted-responses.js';
+import { compactionResponse, isRecord, responsesPlan } from './scripted-responses.js';
 import type {
   CompactionStep,
   ErrorStep,
   GarbageStep,
   RecordedRequest,
   ScriptedModelOptions,
-  ScriptedOutput,
   ScriptStep,
 } from './scripted-script.js';
 import { describeStep } from './scripted-script.js';
+import {
+  HeldRequests,
+  recordRequest,
+  refusal,
+  RequestWaiters,
+  StoredResponses,
+} from './scripted-requests.js';
 import { estimateInputTokens } from './scripted-text.js';
 import { sleep } from '../shared/util/sleep.js';
 
@@ -72,18 +76,6 @@ export type {
   ScriptedUsage,
 } from './scripted-script.js';
 
-interface Waiter {
-  count: number;
-  resolve: (request: RecordedRequest) => void;
-  reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
-const GARBAGE = '<html>\n<body>502 Bad Gateway (scripted garbage)</body>\n</html>\ndata: {not json\n\n';
-const DEFAULT_CUT_OUTPUT: ScriptedOutput[] = [
-  { type: 'message', text: 'This reply is cut off before it completes.' },
-];
-
 // ---------------------------------------------------------------------------------------------
 // Server
 
@@ -96,16 +88,14 @@ export class ScriptedModel {
   private readonly queue: ScriptStep[] = [];
   private readonly compactions: CompactionStep[] = [];
   private readonly problems: string[] = [];
-  private readonly hung = new Set<() => void>();
+  private readonly hung = new HeldRequests();
   private readonly handlers = new Set<Promise<void>>();
-  private readonly waiters = new Set<Waiter>();
+  private readonly waiters = new RequestWaiters(this.requests);
   private readonly counters = new Map<string, number>();
-  /** Responses created with `store` not false, by id: what `previous_response_id` refers to. */
-  private readonly stored = new Map<string, { conversation: unknown[]; output: unknown[] }>();
+  private readonly stored = new StoredResponses();
   private closing: Promise<void> | undefined;
   private readonly closed = new AbortController();
-  /** Background responses, in order of creation. */
-  readonly backgroundResponses: BackgroundResponse[] = [];
+  private readonly background: BackgroundStore;
   private generationCount = 0;
 
   private constructor(
@@ -114,6 +104,7 @@ export class ScriptedModel {
     private readonly options: ScriptedModelOptions,
   ) {
     this.baseUrl = baseUrl;
+    this.background = new BackgroundStore(options, this.closed.signal);
   }
 
   /** Starts a server on a free loopback port. */
@@ -176,14 +167,19 @@ export class ScriptedModel {
     return this.generationCount;
   }
 
+  /** Background responses, in order of creation. */
+  get backgroundResponses(): BackgroundResponse[] {
+    return this.background.responses;
+  }
+
   /** The background response with this id, if it was created. */
   backgroundResponse(id: string): BackgroundResponse | undefined {
-    return this.backgroundResponses.find((response) => response.id === id);
+    return this.background.get(id);
   }
 
   /** Makes background responses gone (404) from now on, as when the provider's retention ends. */
   expireBackground(): void {
-    for (const response of this.backgroundResponses) response.expire();
+    this.background.expire();
   }
 
   /** Requests currently held by a `hang` step. */
@@ -201,22 +197,7 @@ export class ScriptedModel {
     const arrived = this.requests[count - 1];
     if (arrived) return Promise.resolve(arrived);
     if (this.closing) return Promise.reject(new Error('scripted model: closed'));
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        count,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.waiters.delete(waiter);
-          reject(
-            new Error(
-              `scripted model: request ${count} did not arrive within ${timeoutMs} ms (${this.requests.length} arrived)`,
-            ),
-          );
-        }, timeoutMs),
-      };
-      this.waiters.add(waiter);
-    });
+    return this.waiters.wait(count, timeoutMs);
   }
 
   /**
@@ -224,10 +205,7 @@ export class ScriptedModel {
    * affected. Returns how many were released.
    */
   release(): number {
-    const waiting = [...this.hung];
-    this.hung.clear();
-    for (const go of waiting) go();
-    return waiting.length;
+    return this.hung.release();
   }
 
   /** Throws when steps are left unconsumed or a request found no reply (or the server failed). */
@@ -249,11 +227,7 @@ export class ScriptedModel {
   /** Stops the server: open connections (hung ones included) are destroyed, pending waits rejected. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      for (const waiter of this.waiters) {
-        clearTimeout(waiter.timer);
-        waiter.reject(new Error(`scripted model: closed before request ${waiter.count} arrived`));
-      }
-      this.waiters.clear();
+      this.waiters.rejectAll();
       this.closed.abort();
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeAllConnections();
@@ -289,39 +263,16 @@ export class ScriptedModel {
 
     const raw = await readBody(req);
     if (raw === undefined || aborter.signal.aborted) return;
-    const path = new URL(req.url ?? '/', 'http://scripted.invalid').pathname;
-    const text = raw.toString('utf8');
-    let body: unknown;
-    let parsed = true;
-    if (raw.length > 0) {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = text;
-        parsed = false;
-      }
-    }
-    const record: RecordedRequest = {
-      index: this.requests.length + 1,
-      path,
-      method: req.method ?? 'GET',
-      headers: { ...req.headers },
-      body,
-      rawBytes: raw.length,
-      receivedAt: Date.now(),
-    };
+    const { record, parsed } = recordRequest(req, raw, this.requests.length + 1);
+    const { path, body } = record;
     this.requests.push(record);
-    this.notifyWaiters();
+    this.waiters.notify();
 
     const exchange: Exchange = { res, signal: aborter.signal, record, requestId: `req_${record.index}` };
-    const retrieval = /^\/v1\/responses\/([^/]+)(\/cancel)?$/.exec(path);
-    if (
-      retrieval &&
-      this.options.background !== 'unsupported' &&
-      ((record.method === 'GET' && !retrieval[2]) || (record.method === 'POST' && retrieval[2]))
-    ) {
+    const retrieval = retrievalRoute(path, record.method);
+    if (retrieval && this.options.background !== 'unsupported') {
       const query = new URL(req.url ?? '/', 'http://scripted.invalid').searchParams;
-      await this.answerRetrieval(exchange, retrieval[1]!, Boolean(retrieval[2]), query);
+      await this.background.answerRetrieval(exchange, retrieval.id, retrieval.cancel, query);
       return;
     }
     const known =
@@ -331,40 +282,16 @@ export class ScriptedModel {
       !known ||
       (path === '/v1/responses/compact' && this.options.compact === 'unsupported')
     ) {
-      sendJson(exchange, 404, {
-        error: {
-          message: `Invalid URL (${record.method} ${path})`,
-          type: 'invalid_request_error',
-          param: null,
-          code: null,
-        },
-      });
+      sendInvalidRequest(exchange, 404, `Invalid URL (${record.method} ${path})`);
       return;
     }
     if (!parsed || !isRecord(body)) {
-      sendJson(exchange, 400, {
-        error: {
-          message: 'We could not parse the JSON body of your request.',
-          type: 'invalid_request_error',
-          param: null,
-          code: null,
-        },
-      });
+      sendInvalidRequest(exchange, 400, 'We could not parse the JSON body of your request.');
       return;
     }
     if (path === '/v1/responses') await this.answerStep(exchange, body, this.responsesPlan);
     else if (path === '/v1/chat/completions') await this.answerStep(exchange, body, this.chatPlan);
     else await this.answerCompaction(exchange, body);
-  }
-
-  private notifyWaiters(): void {
-    for (const waiter of this.waiters) {
-      const request = this.requests[waiter.count - 1];
-      if (!request) continue;
-      clearTimeout(waiter.timer);
-      this.waiters.delete(waiter);
-      waiter.resolve(request);
-    }
   }
 
   private nextStep(exchange: Exchange): ScriptStep | undefined {
@@ -383,59 +310,23 @@ export class ScriptedModel {
   }
 
   private async answerStep(exchange: Exchange, request: RequestBody, plan: Planner): Promise<void> {
-    const { record, signal } = exchange;
+    const { record } = exchange;
     const stream = request.stream === true;
-    if (plan === this.chatPlan && this.options.strictChat) {
-      const problems = strictChatProblems(request);
-      if (problems.length > 0) {
-        sendError(exchange, {
-          kind: 'error',
-          status: 500,
-          type: 'server_error',
-          message: `${problems.length} validation error${problems.length > 1 ? 's' : ''} for CreateChatCompletionRequest\n${problems.join('\n')}`,
-        });
-        return;
-      }
-    }
-    if (stream && this.options.streaming === 'empty') {
+    const refused = refusal(request, this.options, plan === this.chatPlan);
+    if (refused === 'empty') {
       if (startStream(exchange)) exchange.res.end();
       return;
     }
-    if (stream && this.options.streaming === 'refused') {
-      sendError(exchange, {
-        kind: 'error',
-        status: 400,
-        message: 'Streaming is not supported for this request.',
-      });
-      return;
-    }
-    if (request.background === true && this.options.background === 'unsupported') {
-      sendError(exchange, {
-        kind: 'error',
-        status: 400,
-        message: "Unsupported parameter: 'background' is not supported with this model.",
-        param: 'background',
-      });
+    if (refused) {
+      sendError(exchange, refused);
       return;
     }
     const background =
       plan === this.responsesPlan && request.background === true && this.options.background !== 'ignored';
-    const previous = request.previous_response_id;
-    let conversation = inputItems(request.input);
-    if (typeof previous === 'string') {
-      const prior = this.stored.get(previous);
-      if (!prior) {
-        // As OpenAI answers for an id it does not hold (expired, never stored, another project).
-        sendError(exchange, {
-          kind: 'error',
-          status: 400,
-          message: `Previous response with id '${previous}' not found.`,
-          code: 'previous_response_not_found',
-          param: 'previous_response_id',
-        });
-        return;
-      }
-      conversation = [...prior.conversation, ...prior.output, ...conversation];
+    const conversation = this.stored.conversation(request);
+    if (!Array.isArray(conversation)) {
+      sendError(exchange, conversation);
+      return;
     }
     record.conversation = conversation;
     // Replies are built from the whole conversation (token estimates, stored state).
@@ -452,41 +343,12 @@ export class ScriptedModel {
       await this.answerBackground(exchange, body, step, stream);
       return;
     }
-    if (step.delayMs && !(await sleep(step.delayMs, signal))) return;
-
-    switch (step.kind) {
-      case 'error':
-        sendError(exchange, step);
-        return;
-      case 'garbage':
-        exchange.res.writeHead(200, {
-          'content-type': stream ? 'text/event-stream; charset=utf-8' : 'application/json',
-          'x-request-id': exchange.requestId,
-        });
-        exchange.res.end(GARBAGE);
-        return;
-      case 'reply':
-        await sendPlan(
-          exchange,
-          plan === this.responsesPlan
-            ? this.storing(body, plan(body, step.output, step.usage, step.cutByLimit), record)
-            : plan(body, step.output, step.usage, step.cutByLimit),
-          stream,
-          step.chunkDelayMs,
-        );
-        return;
-      case 'empty':
-        await sendPlan(exchange, plan(body, [], step.usage), stream, step.chunkDelayMs);
-        return;
-      case 'cut':
-        await sendCut(exchange, plan(body, step.output ?? DEFAULT_CUT_OUTPUT, undefined), stream, step);
-        return;
-      case 'hang':
-        await sendHang(exchange, plan(body, step.output ?? [], step.usage), stream, step, (signal) =>
-          this.waitForRelease(signal),
-        );
-        return;
-    }
+    await sendStep(exchange, step, stream, {
+      body,
+      plan,
+      keep: (reply) => (plan === this.responsesPlan ? this.stored.store(body, reply, record) : reply),
+      released: (signal) => this.hung.waitForRelease(signal),
+    });
   }
 
   /**
@@ -508,82 +370,13 @@ export class ScriptedModel {
           ? []
           : (step.output ?? []);
     const usage = step.kind === 'cut' ? undefined : step.usage;
-    const plan = this.storing(
+    const plan = this.stored.store(
       body,
       this.responsesPlan(body, output, usage, step.kind === 'reply' ? step.cutByLimit : undefined),
       exchange.record,
     );
-    const id = (plan.response as { id: string }).id;
-    const hold =
-      step.kind === 'hang'
-        ? new Promise<void>((resolve) => {
-            this.hung.add(resolve);
-          })
-        : undefined;
-    const response = new BackgroundResponse(
-      id,
-      plan,
-      this.options.backgroundTtlMs ?? 10 * 60_000,
-      { queuedMs: step.delayMs, chunkDelayMs: step.chunkDelayMs, hold },
-      this.closed.signal,
-    );
-    this.backgroundResponses.push(response);
-    if (!stream) {
-      sendJson(exchange, 200, response.snapshot());
-      return;
-    }
-    const limit =
-      step.kind === 'cut' ? Math.min(step.afterEvents ?? DEFAULT_CUT_EVENTS, plan.cutLimit) : undefined;
-    await response.follow(this.follower(exchange), -1, limit);
-  }
-
-  /** `GET /v1/responses/{id}` (maybe streamed from `starting_after`) and `POST …/{id}/cancel`. */
-  private async answerRetrieval(
-    exchange: Exchange,
-    id: string,
-    cancel: boolean,
-    query: URLSearchParams,
-  ): Promise<void> {
-    const response = this.backgroundResponse(id);
-    if (!response || response.expired) {
-      sendError(exchange, {
-        kind: 'error',
-        status: 404,
-        message: `Response with id '${id}' not found.`,
-        code: null,
-      });
-      return;
-    }
-    if (cancel) {
-      response.cancel();
-      sendJson(exchange, 200, response.snapshot());
-      return;
-    }
-    if (query.get('stream') !== 'true') {
-      sendJson(exchange, 200, response.snapshot());
-      return;
-    }
-    const after = query.get('starting_after');
-    if (after !== null && !/^\d+$/.test(after)) {
-      sendError(exchange, {
-        kind: 'error',
-        status: 400,
-        message: `Invalid 'starting_after': expected a sequence number, got '${after}'.`,
-        param: 'starting_after',
-      });
-      return;
-    }
-    await response.follow(this.follower(exchange), after === null ? -1 : Number(after));
-  }
-
-  private follower(exchange: Exchange): Follower {
-    return {
-      signal: exchange.signal,
-      start: () => startStream(exchange),
-      write: (chunk) => writeChunk(exchange.res, chunk, exchange.signal),
-      end: () => exchange.res.end(),
-      destroy: () => exchange.res.destroy(),
-    };
+    const hold = step.kind === 'hang' ? this.hung.hold() : undefined;
+    await this.background.create(exchange, plan, step, stream, hold);
   }
 
   private async answerCompaction(exchange: Exchange, body: RequestBody): Promise<void> {
@@ -593,7 +386,7 @@ export class ScriptedModel {
       sendError(exchange, step);
       return;
     }
-    if (step.kind === 'hang' && !(await this.waitForRelease(exchange.signal))) return;
+    if (step.kind === 'hang' && !(await this.hung.waitForRelease(exchange.signal))) return;
     sendJson(
       exchange,
       200,
@@ -601,49 +394,11 @@ export class ScriptedModel {
     );
   }
 
-  /** Resolves true on `release()`, false when the connection closes first. */
-  private waitForRelease(signal: AbortSignal): Promise<boolean> {
-    return new Promise((resolve) => {
-      if (signal.aborted) {
-        resolve(false);
-        return;
-      }
-      const go = () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(true);
-      };
-      const onAbort = () => {
-        this.hung.delete(go);
-        resolve(false);
-      };
-      this.hung.add(go);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
   // -------------------------------------------------------------------------------------------
   // Building replies
 
   private readonly chatPlan: Planner = (body, output, usage, cutByLimit) =>
     chatCompletionPlan(body, output, usage, (prefix) => this.id(prefix), cutByLimit);
-
-  /** Keeps a completed response for `previous_response_id`, unless the request said `store: false`. */
-  private storing(body: RequestBody, plan: Plan, record: RecordedRequest): Plan {
-    // Plans from responsesPlan carry a Responses API response.
-    const response = plan.response as WireResponse;
-    record.output = response.output;
-    if (body.store !== false) {
-      this.stored.set(response.id, {
-        conversation: inputItems(body.input),
-        output: response.output.map((item) => {
-          // Output items are sent back without their status, as clients do.
-          const { status: _status, ...rest } = item as unknown as Record<string, unknown>;
-          return rest;
-        }),
-      });
-    }
-    return plan;
-  }
 
   private id(prefix: string): string {
     const n = (this.counters.get(prefix) ?? 0) + 1;

@@ -39,17 +39,13 @@ import {
 } from '../shared/tools/agent-tools.js';
 import type { FunctionCallItem } from '../shared/prompt/items.js';
 import type { AgentReport, AgentView, BudgetDirective, SessionResult } from '../shared/api/session-api.js';
-import {
-  agentReportSignal,
-  budgetDirectiveSignal,
-  interruptSignal,
-  userMessageSignal,
-} from '../shared/api/session-api.js';
+import { agentReportSignal, interruptSignal, userMessageSignal } from '../shared/api/session-api.js';
 import type { CarriedAgents, SessionLimits } from '../shared/api/session-config.js';
 import { firstLine } from '../shared/util/text.js';
 import { rootMessage } from '../shared/boundary/failures.js';
 import type { Activities, AgentHost, AgentToolResult, ChildRecord } from './agent-host.js';
 import { failure, stateOf } from './agent-host.js';
+import { childView, signalDirective, signalInterrupt } from './agent-children.js';
 import { mergeChild } from './agent-merge.js';
 import { spawnChild } from './agent-spawn.js';
 import { RetiredChildren } from './agent-retired.js';
@@ -108,16 +104,7 @@ export class AgentTree {
   }
 
   view(): AgentView[] {
-    return [...this.children.values()].map((child) => ({
-      name: child.name,
-      sessionId: child.sessionId,
-      branch: child.branch,
-      status: child.state.status,
-      turn: 'turn' in child.state ? child.state.turn : 0,
-      detail: describeAgentState(child.state),
-      merged: child.merged,
-      closed: child.closed,
-    }));
+    return [...this.children.values()].map(childView);
   }
 
   /** What the next run needs: retired children leave the list here (their worktrees are gone). */
@@ -221,7 +208,7 @@ export class AgentTree {
     this.childHandles.set(name, handle);
     // A tree parked for its budget parks a child started meanwhile too.
     const directive = this.host.budgetDirective?.();
-    if (directive) this.signalDirective(child, directive);
+    if (directive) signalDirective(child, directive);
     if (child.state.status === 'pending_init') child.state = { status: 'running', turn: 0 };
     // Within this run the result backs up the child's own reports (a child that could not report).
     void (handle.result() as Promise<SessionResult>).then(
@@ -385,30 +372,15 @@ export class AgentTree {
   direct(directive: BudgetDirective): void {
     for (const child of this.children.values()) {
       if (child.closed || (isFinalAgentState(child.state) && child.state.status !== 'idle')) continue;
-      this.signalDirective(child, directive);
+      signalDirective(child, directive);
     }
-  }
-
-  private signalDirective(child: ChildRecord, directive: BudgetDirective): void {
-    getExternalWorkflowHandle(child.sessionId)
-      .signal(budgetDirectiveSignal, directive)
-      .catch((err: unknown) =>
-        log.info('could not pass the budget on to an agent', {
-          agent: child.sessionId,
-          detail: rootMessage(err),
-        }),
-      );
   }
 
   /** Passes an interrupt on to every child still working. */
   interruptAll(reason: string | undefined): void {
     for (const child of this.children.values()) {
       if (child.closed || isFinalAgentState(child.state)) continue;
-      getExternalWorkflowHandle(child.sessionId)
-        .signal(interruptSignal, { reason: reason ?? 'the parent session was interrupted' })
-        .catch((err: unknown) =>
-          log.info('could not interrupt an agent', { agent: child.sessionId, detail: rootMessage(err) }),
-        );
+      signalInterrupt(child, reason);
     }
   }
 

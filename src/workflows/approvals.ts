@@ -5,8 +5,9 @@
  * policy) → settled — and refuses a decision that comes too late or twice. Deterministic: the
  * workflow waits on `decisionFor` and unit tests drive it without a server.
  */
-import type { PolicyRule, ToolRequest } from '../shared/policy/policy.js';
-import { sessionRuleFor } from '../shared/policy/policy.js';
+import type { ApprovalPolicy, PolicyDecision, PolicyRule, ToolRequest } from '../shared/policy/policy.js';
+import { decide, ruleMatches, sessionRuleFor } from '../shared/policy/policy.js';
+import type { SandboxMode } from '../shared/policy/sandbox.js';
 import type { PrefixStyle } from '../shared/policy/session-rule-prefix.js';
 import type { Approval, ApprovalAck, PendingApproval } from '../shared/api/session-api.js';
 
@@ -125,4 +126,35 @@ export class Approvals {
     }
     return approved;
   }
+}
+
+/** What decideForSession weighs: the session's policy and rules and how its commands are confined. */
+export interface SessionPolicy {
+  policy: ApprovalPolicy;
+  /** The configured rules, then the session rules. */
+  rules: readonly PolicyRule[];
+  /** Why commands cannot be confined on this worker, or null when they can. */
+  unconfined: string | null;
+  sandbox: SandboxMode;
+}
+
+/**
+ * The policy's decision, made stricter where the sandbox cannot hold: without one every command
+ * asks, and a read-only session asks before every edit — unless a rule a person set allows it.
+ */
+export function decideForSession(request: ToolRequest, session: SessionPolicy): PolicyDecision {
+  const { rules } = session;
+  const decision = decide(request, session.policy, [...rules]);
+  if (decision.action !== 'allow') return decision;
+  if (rules.some((rule) => rule.action === 'allow' && ruleMatches(rule, request))) return decision;
+  if (session.unconfined !== null && request.kind === 'execute') {
+    return {
+      action: 'ask',
+      reason: `commands cannot be sandboxed on this worker (${session.unconfined}), so every command asks`,
+    };
+  }
+  if (session.sandbox === 'read-only' && request.kind === 'edit') {
+    return { action: 'ask', reason: 'the session is read-only (sandbox read-only), so every edit asks' };
+  }
+  return decision;
 }

@@ -1,13 +1,12 @@
 /**
  * A session's state and its transitions, as a plain class: the workflow wires it to Temporal
  * (activities, handlers, timers) and unit tests drive it without a server. Everything here is
- * deterministic. The calls waiting for a person are the `approvals` (approvals.ts); this class
- * decides what the policy asks and carries everything across continue-as-new (`carry()`).
+ * deterministic. The calls waiting for a person, and what the policy asks, are in approvals.ts;
+ * this class carries everything across continue-as-new (`carry()`).
  */
 import type { FunctionCallItem, TranscriptItem } from '../shared/prompt/items.js';
 import { functionOutput, messageText, userMessage } from '../shared/prompt/items.js';
 import type { ApprovalPolicy, PolicyDecision, ToolRequest } from '../shared/policy/policy.js';
-import { decide, ruleMatches } from '../shared/policy/policy.js';
 import type { PrefixStyle } from '../shared/policy/session-rule-prefix.js';
 import type {
   CurrentStep,
@@ -23,52 +22,13 @@ import type {
   Usage,
   WorkspaceInfo,
 } from '../shared/api/session-config.js';
-import { emptyUsage } from '../shared/api/session-config.js';
 import type { PlanStep } from '../shared/tools/specs.js';
-import { Approvals } from './approvals.js';
+import { Approvals, decideForSession } from './approvals.js';
+import type { Carried } from './session-carried.js';
+import { sandboxLabelOf, statusViewOf } from './status-view.js';
+import { capNotice, freshState, sumUsage } from './session-carried.js';
 import type { ByteMeasure, OpenCallFate } from './transcript.js';
 import { Transcript } from './transcript.js';
-
-/** Longest notice kept: notices are carried across continue-as-new and shown in the UI. */
-const MAX_NOTICE_CHARS = 4000;
-
-export function capNotice(notice: string): string {
-  return notice.length <= MAX_NOTICE_CHARS ? notice : `${notice.slice(0, MAX_NOTICE_CHARS - 1)}…`;
-}
-
-/**
- * What a session carries across continue-as-new, as declared once by carriedStateSchema
- * (src/shared/api/session-config.ts), less what others own: the session rules (approvals.ts) and
- * `epoch` (always the number of compactions; see carry()). A prepared session's workspace is
- * never null.
- */
-type Carried = Omit<CarriedState, 'entries' | 'workspace' | 'epoch' | 'sessionRules'> & {
-  workspace: WorkspaceInfo | null;
-};
-
-/** A new session's carried state. Typed as Carried, so a field added to the schema must be given here. */
-function freshState(config: SessionConfig): Carried {
-  return {
-    turn: 0,
-    turnLimit: config.limits.maxTurns,
-    usage: { ...emptyUsage },
-    lastInputTokens: 0,
-    plan: [],
-    approvalPolicy: config.approvalPolicy,
-    queuedMessages: [],
-    idle: false,
-    lastMessage: null,
-    notice: null,
-    workspace: null,
-    runs: 1,
-    compactions: 0,
-    contextEntries: 0,
-    lastCompactionTurn: null,
-    unconfined: null,
-    toolQueue: null,
-    lastResponse: null,
-  };
-}
 
 /**
  * The session's state. Carried fields are read through getters and change only through the
@@ -319,13 +279,7 @@ export class SessionState {
   }
 
   addUsage(usage: Usage): void {
-    this.s.usage = {
-      inputTokens: this.s.usage.inputTokens + usage.inputTokens,
-      cachedInputTokens: this.s.usage.cachedInputTokens + usage.cachedInputTokens,
-      outputTokens: this.s.usage.outputTokens + usage.outputTokens,
-      reasoningTokens: this.s.usage.reasoningTokens + usage.reasoningTokens,
-      totalTokens: this.s.usage.totalTokens + usage.totalTokens,
-    };
+    this.s.usage = sumUsage(this.s.usage, usage);
     this.s.lastInputTokens = usage.inputTokens + usage.outputTokens;
   }
 
@@ -367,32 +321,14 @@ export class SessionState {
 
   // ── what the policy asks ──────────────────────────────────────────────────
 
-  /**
-   * The policy's decision, made stricter where the sandbox cannot hold: without one every command
-   * asks, and a read-only session asks before every edit — unless a rule a person set allows it.
-   */
+  /** The policy's decision for a call, made stricter where the sandbox cannot hold (approvals.ts). */
   decidePolicy(request: ToolRequest): PolicyDecision {
-    const rules = [...this.config.rules, ...this.approvals.sessionRules];
-    const decision = decide(request, this.s.approvalPolicy, rules);
-    if (decision.action !== 'allow') return decision;
-    if (rules.some((rule) => rule.action === 'allow' && ruleMatches(rule, request))) return decision;
-    if (this.s.unconfined !== null && request.kind === 'execute') {
-      return {
-        action: 'ask',
-        reason: `commands cannot be sandboxed on this worker (${this.s.unconfined}), so every command asks`,
-      };
-    }
-    if (this.config.sandbox === 'read-only' && request.kind === 'edit') {
-      return { action: 'ask', reason: 'the session is read-only (sandbox read-only), so every edit asks' };
-    }
-    return decision;
-  }
-
-  /** How commands are confined, as a person reads it. */
-  get sandboxLabel(): string {
-    if (this.config.sandbox === 'danger-full-access') return 'danger-full-access (no sandbox)';
-    if (this.s.unconfined !== null) return `none: ${this.s.unconfined}; every command asks for approval`;
-    return this.config.sandbox;
+    return decideForSession(request, {
+      policy: this.s.approvalPolicy,
+      rules: [...this.config.rules, ...this.approvals.sessionRules],
+      unconfined: this.s.unconfined,
+      sandbox: this.config.sandbox,
+    });
   }
 
   // ── status ────────────────────────────────────────────────────────────────
@@ -405,28 +341,14 @@ export class SessionState {
     return 'running';
   }
 
+  /** How commands are confined, as a person reads it (status-view.ts). */
+  get sandboxLabel(): string {
+    return sandboxLabelOf(this.config.sandbox, this.s.unconfined);
+  }
+
+  /** What the status query answers (status-view.ts). */
   statusView(): StatusView {
-    return {
-      status: this.status,
-      task: this.config.task,
-      workspace: this.config.workspace,
-      model: this.config.model.name,
-      approvalPolicy: this.s.approvalPolicy,
-      sandbox: this.sandboxLabel,
-      turn: this.s.turn,
-      pendingApprovals: this.approvals.pending(),
-      usage: this.s.usage,
-      plan: this.s.plan,
-      lastMessage: this.s.lastMessage,
-      notice: this.s.notice,
-      current: this.current,
-      transcriptLength: this.transcript.entries.length,
-      epoch: this.epoch,
-      runs: this.s.runs,
-      compactions: this.s.compactions,
-      queuedMessages: this.s.queuedMessages.length,
-      toolQueue: this.s.toolQueue,
-    };
+    return statusViewOf(this);
   }
 
   appendToolOutput(callId: string, result: { output: string; display: string; success: boolean }): void {
