@@ -101,6 +101,8 @@ const EXTRACTORS: Record<string, (result: unknown) => Figure[]> = {
   concurrency: (k) => {
     const idle = num(at(k, 'workerStartRssMiB'));
     const parked = num(at(k, 'parked', 'workerRssMiB'));
+    const afterGc = num(at(k, 'parked', 'memoryAfterGc', 'rssMiB'));
+    const idleRss = num(at(k, 'idle', 'rssMiB'));
     return collect([
       ['busy sessions', at(k, 'busy', 'turnsPerSecond'), 'turns/s'],
       ['worker CPU while busy', at(k, 'busy', 'workerCpuCores'), 'cores'],
@@ -114,6 +116,13 @@ const EXTRACTORS: Record<string, (result: unknown) => Figure[]> = {
         'MiB',
       ],
       ['approve → next model request', at(k, 'parked', 'approveToModel'), 's'],
+      [
+        'parked sessions: RSS above the idle worker, after a GC',
+        afterGc !== undefined && idleRss !== undefined ? afterGc - idleRss : undefined,
+        'MiB',
+      ],
+      ['approve → next model request, evicted session, p95', at(k, 'parked', 'approveEvicted', 'p95'), 's'],
+      ['approve → next model request, cached session, p95', at(k, 'parked', 'approveCached', 'p95'), 's'],
     ]);
   },
   recovery: (r) =>
