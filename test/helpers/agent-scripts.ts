@@ -3,7 +3,11 @@
  * queue, chosen by the request's `prompt_cache_key` (the session id): the parent's steps under
  * `parent`, a child's under its name (`agent-1`, the last part of its id).
  */
+import type { WorkflowHandle } from '@temporalio/client';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { statusQuery } from '../../src/shared/api/session-api.js';
 import type {
+  RecordedRequest,
   ReplyStep,
   ScriptStep,
   ScriptedModelOptions,
@@ -85,4 +89,64 @@ export function treeModelByTurn(script: TreeScript): ScriptedModelOptions {
   return {
     responder: (request) => script[sessionOf(request.body)]?.[repliesIn(request.body)],
   };
+}
+
+/** Which queue a request belongs to, by its path below the root: `parent`, `agent-1`, `agent-1/agent-1`. */
+export function pathOf(body: unknown): string {
+  const raw = (body as { prompt_cache_key?: unknown } | undefined)?.prompt_cache_key;
+  const parts = (typeof raw === 'string' ? raw : '').split('/');
+  return parts.length === 1 ? 'parent' : parts.slice(1).join('/');
+}
+
+/** The outputs one session's model received, by call id (`queueOf` names a request's session). */
+export function outputsOf(
+  requests: readonly RecordedRequest[],
+  who: string,
+  queueOf: (body: unknown) => string = sessionOf,
+): Map<string, string> {
+  const outputs = new Map<string, string>();
+  for (const request of requests) {
+    if (request.path !== '/v1/responses' || queueOf(request.body) !== who) continue;
+    for (const item of (request.body as { input: Array<Record<string, unknown>> }).input) {
+      if (item.type === 'function_call_output') outputs.set(String(item.call_id), String(item.output));
+    }
+  }
+  return outputs;
+}
+
+/** The tools one session's first request offered the model. */
+export function toolsOf(
+  requests: readonly RecordedRequest[],
+  who: string,
+  queueOf: (body: unknown) => string = sessionOf,
+): string[] {
+  const request = requests.find((r) => r.path === '/v1/responses' && queueOf(r.body) === who);
+  return ((request?.body as { tools?: { name: string }[] } | undefined)?.tools ?? []).map((t) => t.name);
+}
+
+/** The session's result, or, after `ms`, a failure that shows where the tree stands. */
+export async function resultWithin(
+  handle: WorkflowHandle,
+  ms: number,
+  model?: { requests: readonly RecordedRequest[] },
+): Promise<SessionResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void (async () => {
+        const status = await handle.query(statusQuery).catch((err: unknown) => String(err));
+        const seen = (model?.requests ?? []).map((r) => `${r.index} ${sessionOf(r.body)}`);
+        reject(
+          new Error(
+            `no result within ${ms} ms; status ${JSON.stringify(status)}; requests ${seen.join(', ')}`,
+          ),
+        );
+      })();
+    }, ms);
+  });
+  try {
+    return (await Promise.race([handle.result(), late])) as SessionResult;
+  } finally {
+    clearTimeout(timer);
+  }
 }

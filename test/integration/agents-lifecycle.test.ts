@@ -7,12 +7,20 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { WorkflowHandle } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/api/session-api.js';
-import { statusQuery } from '../../src/shared/api/session-api.js';
-import type { ScriptStep, ScriptedModelOptions, RecordedRequest } from '../../src/testing/scripted-model.js';
-import { call, leftovers, replaceLine, reply, say, slowReply } from '../helpers/agent-scripts.js';
+import type { ScriptStep, ScriptedModelOptions } from '../../src/testing/scripted-model.js';
+import {
+  call,
+  leftovers,
+  outputsOf,
+  pathOf,
+  replaceLine,
+  reply,
+  resultWithin,
+  say,
+  slowReply,
+  toolsOf,
+} from '../helpers/agent-scripts.js';
 import type { TreeScript } from '../helpers/agent-scripts.js';
 import { startChildWorker } from '../helpers/child-worker.js';
 import { useHarness } from '../helpers/harness.js';
@@ -20,49 +28,8 @@ import { recordHistory } from '../helpers/histories.js';
 
 const suite = useHarness();
 
-/** Which queue a request belongs to: `parent`, `agent-1`, `agent-1/agent-1` (the id below the root). */
-function pathOf(body: unknown): string {
-  const raw = (body as { prompt_cache_key?: unknown } | undefined)?.prompt_cache_key;
-  const parts = (typeof raw === 'string' ? raw : '').split('/');
-  return parts.length === 1 ? 'parent' : parts.slice(1).join('/');
-}
-
 function deepTreeModel(script: TreeScript): ScriptedModelOptions {
   return { responder: (request): ScriptStep | undefined => script[pathOf(request.body)]?.shift() };
-}
-
-/** The outputs a session's model received, by call id. */
-function outputsOf(requests: RecordedRequest[], who: string): Map<string, string> {
-  const outputs = new Map<string, string>();
-  for (const request of requests) {
-    if (request.path !== '/v1/responses' || pathOf(request.body) !== who) continue;
-    for (const item of (request.body as { input: Array<Record<string, unknown>> }).input) {
-      if (item.type === 'function_call_output') outputs.set(String(item.call_id), String(item.output));
-    }
-  }
-  return outputs;
-}
-
-function toolsOf(requests: RecordedRequest[], who: string): string[] {
-  const request = requests.find((r) => r.path === '/v1/responses' && pathOf(r.body) === who);
-  return ((request?.body as { tools?: { name: string }[] } | undefined)?.tools ?? []).map((t) => t.name);
-}
-
-async function resultWithin(handle: WorkflowHandle, ms: number): Promise<SessionResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      void handle
-        .query(statusQuery)
-        .catch((err: unknown) => String(err))
-        .then((status) => reject(new Error(`no result within ${ms} ms; status ${JSON.stringify(status)}`)));
-    }, ms);
-  });
-  try {
-    return (await Promise.race([handle.result(), late])) as SessionResult;
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('a tree two levels deep', () => {
@@ -108,13 +75,13 @@ describe('a tree two levels deep', () => {
     });
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'Done, two levels down.' });
     expect(leftovers(script)).toEqual({});
-    expect(toolsOf(model.requests, 'agent-1')).toContain('spawn_agent');
-    expect(toolsOf(model.requests, 'agent-1/agent-1')).not.toContain('spawn_agent');
-    expect(outputsOf(model.requests, 'agent-1/agent-1').get('x1')).toMatch(/spawn_agent/);
-    expect(JSON.parse(outputsOf(model.requests, 'agent-1').get('gw1')!)).toMatchObject({
+    expect(toolsOf(model.requests, 'agent-1', pathOf)).toContain('spawn_agent');
+    expect(toolsOf(model.requests, 'agent-1/agent-1', pathOf)).not.toContain('spawn_agent');
+    expect(outputsOf(model.requests, 'agent-1/agent-1', pathOf).get('x1')).toMatch(/spawn_agent/);
+    expect(JSON.parse(outputsOf(model.requests, 'agent-1', pathOf).get('gw1')!)).toMatchObject({
       status: { 'agent-1': { completed: 'upper-cased', files_changed: ['a.txt'] } },
     });
-    expect(JSON.parse(outputsOf(model.requests, 'parent').get('w1')!)).toMatchObject({
+    expect(JSON.parse(outputsOf(model.requests, 'parent', pathOf).get('w1')!)).toMatchObject({
       status: { 'agent-1': { completed: 'my agent did it', files_changed: ['a.txt'] } },
     });
     expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('ALPHA\n');
@@ -237,7 +204,7 @@ describe("a child's worker lost for good", () => {
       status: 'completed',
       finalMessage: 'The agent lost its worker; nothing merged.',
     });
-    const waited = JSON.parse(outputsOf(model.requests, 'parent').get('w1')!) as {
+    const waited = JSON.parse(outputsOf(model.requests, 'parent', pathOf).get('w1')!) as {
       status: Record<string, unknown>;
       timed_out: boolean;
     };
@@ -299,7 +266,7 @@ describe('children merged and finished', () => {
     });
     expect(result).toMatchObject({ status: 'completed', runs: 2 });
     expect(leftovers(script)).toEqual({});
-    const outputs = outputsOf(model.requests, 'parent');
+    const outputs = outputsOf(model.requests, 'parent', pathOf);
     expect(JSON.parse(outputs.get('w3')!)).toMatchObject({
       status: { 'agent-1': { completed: 'a', files_changed: ['a.txt'] } },
       timed_out: false,

@@ -8,20 +8,18 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RatchetParent } from '../../src/shared/api/search-attributes.js';
-import type { SessionResult } from '../../src/shared/api/session-api.js';
-import { statusQuery } from '../../src/shared/api/session-api.js';
-import type { ScriptedModel } from '../../src/testing/scripted-model.js';
-import type { WorkflowHandle } from '@temporalio/client';
-import type { RecordedRequest } from '../../src/testing/scripted-model.js';
 import {
   call,
   leftovers,
   repliesIn,
+  outputsOf,
   replaceLine,
   reply,
+  resultWithin,
   say,
   sessionOf,
   slowReply,
+  toolsOf,
   treeModel,
   treeModelByTurn,
 } from '../helpers/agent-scripts.js';
@@ -31,53 +29,6 @@ import { useHarness } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
 
 const suite = useHarness();
-
-/** The session's result, or, after `ms`, a failure that shows where the tree stands. */
-async function resultWithin(
-  handle: WorkflowHandle,
-  ms: number,
-  model?: ScriptedModel,
-): Promise<SessionResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      void (async () => {
-        const status = await handle.query(statusQuery).catch((err: unknown) => String(err));
-        const seen = (model?.requests ?? []).map((r) => `${r.index} ${sessionOf(r.body)}`);
-        reject(
-          new Error(
-            `no result within ${ms} ms; status ${JSON.stringify(status)}; requests ${seen.join(', ')}`,
-          ),
-        );
-      })();
-    }, ms);
-  });
-  try {
-    return (await Promise.race([handle.result(), late])) as SessionResult;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** The outputs the parent's model received, by call id. */
-function parentOutputs(requests: RecordedRequest[]): Map<string, string> {
-  const outputs = new Map<string, string>();
-  for (const request of requests) {
-    if (request.path !== '/v1/responses' || sessionOf(request.body) !== 'parent') continue;
-    const input = (request.body as { input: Array<Record<string, unknown>> }).input;
-    for (const item of input) {
-      if (item.type === 'function_call_output') outputs.set(String(item.call_id), String(item.output));
-    }
-  }
-  return outputs;
-}
-
-function toolsOffered(requests: RecordedRequest[], who: string): string[] {
-  const request = requests.find((r) => r.path === '/v1/responses' && sessionOf(r.body) === who);
-  return ((request?.body as { tools?: { name: string }[] } | undefined)?.tools ?? []).map(
-    (tool) => tool.name,
-  );
-}
 
 describe('a session that fans out', () => {
   it('spawns two children, waits, merges both branches and removes the worktrees', async () => {
@@ -130,7 +81,7 @@ describe('a session that fans out', () => {
     expect(await repo.git('rev-parse', 'HEAD')).toBe(head);
     expect(result.filesChanged.map((f) => f.path)).toEqual(['a.txt', 'b.txt']);
 
-    const outputs = parentOutputs(model.requests);
+    const outputs = outputsOf(model.requests, 'parent');
     expect(JSON.parse(outputs.get('s1')!)).toEqual({ agent_id: 'agent-1', nickname: null });
     const waited = JSON.parse(outputs.get('w1')!) as { status: Record<string, unknown>; timed_out: boolean };
     expect(waited).toEqual({
@@ -149,10 +100,10 @@ describe('a session that fans out', () => {
     expect(outputs.get('m2')).toMatch(/Files changed: b\.txt\./);
 
     // The parent was offered the agent tools; a child at the depth limit was not.
-    expect(toolsOffered(model.requests, 'parent')).toEqual(
+    expect(toolsOf(model.requests, 'parent')).toEqual(
       expect.arrayContaining(['spawn_agent', 'send_input', 'wait', 'close_agent', 'merge_agent']),
     );
-    expect(toolsOffered(model.requests, 'agent-1')).not.toContain('spawn_agent');
+    expect(toolsOf(model.requests, 'agent-1')).not.toContain('spawn_agent');
 
     // Worktrees and branches are gone with the session.
     const branches = await repo.git('branch', '--format=%(refname:short)');
@@ -221,7 +172,7 @@ describe('the tree', () => {
     });
     expect(result.status).toBe('completed');
     expect(leftovers(script)).toEqual({});
-    const outputs = parentOutputs(model.requests);
+    const outputs = outputsOf(model.requests, 'parent');
     expect(outputs.get('m1')).toMatch(/Files changed: shared\.txt\./);
     expect(outputs.get('m2')).toMatch(/with conflicts in: shared\.txt\. .*conflict markers/);
     const shared = await readFile(path.join(repo.dir, 'shared.txt'), 'utf8');
@@ -275,7 +226,7 @@ describe('the tree', () => {
     });
     expect(result.status).toBe('completed');
     expect(leftovers(script)).toEqual({});
-    expect(JSON.parse(parentOutputs(model.requests).get('w1')!)).toMatchObject({
+    expect(JSON.parse(outputsOf(model.requests, 'parent').get('w1')!)).toMatchObject({
       status: { 'agent-1': { completed: 'wrote it', files_changed: ['out.txt'] } },
       timed_out: false,
     });
@@ -310,7 +261,7 @@ describe('the tree', () => {
     });
     expect(result.status).toBe('completed');
     expect(leftovers(script)).toEqual({});
-    expect(JSON.parse(parentOutputs(model.requests).get('x1')!)).toEqual({
+    expect(JSON.parse(outputsOf(model.requests, 'parent').get('x1')!)).toEqual({
       previous_status: { running: 'waiting for a person to approve 1 call(s)' },
     });
     const child = await harness.client.workflow.getHandle(`${sessionId}/agent-1`).describe();
@@ -350,7 +301,7 @@ describe('the tree', () => {
     });
     expect(result).toMatchObject({ status: 'completed', runs: 2, compactions: 1 });
     expect(leftovers(script)).toEqual({});
-    expect(JSON.parse(parentOutputs(model.requests).get('w1')!)).toMatchObject({
+    expect(JSON.parse(outputsOf(model.requests, 'parent').get('w1')!)).toMatchObject({
       status: { 'agent-1': { completed: 'done', files_changed: ['a.txt'] } },
     });
     expect(await readFile(path.join(repo.dir, 'a.txt'), 'utf8')).toBe('ALPHA\n');
@@ -526,7 +477,7 @@ describe('an interrupt of the parent', () => {
     });
     expect(result.status).toBe('completed');
     expect(leftovers(script)).toEqual({});
-    const outputs = parentOutputs(model.requests);
+    const outputs = outputsOf(model.requests, 'parent');
     expect(JSON.parse(outputs.get('i1')!)).toHaveProperty('submission_id');
     expect(JSON.parse(outputs.get('w2')!)).toMatchObject({
       status: { 'agent-1': { completed: 'skipped it' } },

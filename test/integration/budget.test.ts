@@ -5,33 +5,13 @@
  * person decides — from the client (the CLI's path) at any session of the tree, or with the Web
  * UI's signal sent to a child.
  */
-import type { WorkflowHandle } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import type { SessionResult } from '../../src/shared/api/session-api.js';
-import { statusQuery } from '../../src/shared/api/session-api.js';
-import { call, leftovers, reply, say, sessionOf, treeModel } from '../helpers/agent-scripts.js';
+import { call, leftovers, reply, resultWithin, say, sessionOf, treeModel } from '../helpers/agent-scripts.js';
 import type { TreeScript } from '../helpers/agent-scripts.js';
 import { useHarness } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
 
 const suite = useHarness();
-
-async function resultWithin(handle: WorkflowHandle, ms: number): Promise<SessionResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      void handle
-        .query(statusQuery)
-        .catch((err: unknown) => String(err))
-        .then((status) => reject(new Error(`no result within ${ms} ms; status ${JSON.stringify(status)}`)));
-    }, ms);
-  });
-  try {
-    return (await Promise.race([handle.result(), late])) as SessionResult;
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 const read = () => reply(call('read_file', { file_path: 'a.txt' }));
 
