@@ -19,7 +19,10 @@ import {
 } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { StatusView } from '../../src/shared/api/session-api.js';
 import type { TempRepo } from './git-repo.js';
+import type { Harness } from './harness.js';
+import { waitForStatus } from './harness.js';
 import { giveToTestUser } from './test-user.js';
 
 /** Every entry of a tree (not .git): type, exec bit, content hash or link target. */
@@ -111,3 +114,11 @@ export async function cloneOf(repo: TempRepo): Promise<TempRepo> {
 }
 
 export const ADD_C = ['*** Begin Patch', '*** Add File: c.txt', '+charlie', '*** End Patch'].join('\n');
+
+/** The session's status once a rewind to the end of `turn` has restored it and it waits. */
+export function rewoundTo(harness: Harness, sessionId: string, turn: number): Promise<StatusView> {
+  return waitForStatus(
+    harness.client.workflow.getHandle(sessionId),
+    (s) => s.status === 'idle' && (s.notice ?? '').includes(`end of turn ${turn}`),
+  );
+}

@@ -107,3 +107,18 @@ export function startCli(args: string[], options: CliOptions = {}): RunningCli {
     },
   };
 }
+
+/** The environment a `ratchet` command needs to reach a test harness's server and queue (and no profile). */
+export function harnessCliEnv(harness: {
+  address: string;
+  taskQueue: string;
+}): Record<string, string | undefined> {
+  return {
+    TEMPORAL_ADDRESS: harness.address,
+    TEMPORAL_NAMESPACE: undefined,
+    TEMPORAL_PROFILE: undefined,
+    TEMPORAL_API_KEY: undefined,
+    RATCHET_TASK_QUEUE: harness.taskQueue,
+    NO_COLOR: '1',
+  };
+}

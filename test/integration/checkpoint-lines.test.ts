@@ -11,11 +11,19 @@ import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import type { RatchetClient } from '../../src/client.js';
 import { checkpointDiff, forkSession, rewindSession, sessionCheckpoints } from '../../src/cli/checkpoints.js';
-import type { SessionResult, StatusView } from '../../src/shared/api/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { statusQuery, userMessageSignal } from '../../src/shared/api/session-api.js';
-import { ADD_C, archived, busyRepo, cloneOf, tree, userView } from '../helpers/checkpoint-views.js';
+import {
+  ADD_C,
+  archived,
+  busyRepo,
+  cloneOf,
+  rewoundTo,
+  tree,
+  userView,
+} from '../helpers/checkpoint-views.js';
 import type { CliResult } from '../helpers/cli.js';
-import { runCli } from '../helpers/cli.js';
+import { harnessCliEnv, runCli } from '../helpers/cli.js';
 import { useHarness, waitForStatus } from '../helpers/harness.js';
 
 const suite = useHarness();
@@ -26,23 +34,7 @@ interface Body {
 }
 
 function ratchet(...args: string[]): Promise<CliResult> {
-  return runCli(args, {
-    env: {
-      TEMPORAL_ADDRESS: suite.harness.address,
-      TEMPORAL_NAMESPACE: undefined,
-      TEMPORAL_PROFILE: undefined,
-      TEMPORAL_API_KEY: undefined,
-      RATCHET_TASK_QUEUE: suite.harness.taskQueue,
-      NO_COLOR: '1',
-    },
-  });
-}
-
-async function rewoundTo(sessionId: string, turn: number): Promise<StatusView> {
-  return waitForStatus(
-    suite.harness.client.workflow.getHandle(sessionId),
-    (s) => s.status === 'idle' && (s.notice ?? '').includes(`end of turn ${turn}`),
-  );
+  return runCli(args, { env: harnessCliEnv(suite.harness) });
 }
 
 /** The client, except that the process "dies" at the start request: before it, or just after. */
@@ -116,7 +108,7 @@ describe('a fork', () => {
         // Rewind the fork to its first turn: the clone back at the checkpoint, the conversation
         // back to where the fork began, waiting (the fork's first message is not sent again).
         await rewindSession(harness.ratchet, fork.sessionId, 1, { force: false, workflowBundle: bundle() });
-        const view = await rewoundTo(fork.sessionId, 1);
+        const view = await rewoundTo(suite.harness, fork.sessionId, 1);
         expect(view.turn).toBe(1);
         expect(view.queuedMessages).toBe(0);
         expect(await tree(clone.dir)).toEqual(await archived(clone.dir, fork.commit));
@@ -200,7 +192,7 @@ describe('a rewind cut short', () => {
           workflowBundle: bundle(),
         }),
       ).rejects.toThrow(/killed after/);
-      const view = await rewoundTo(id, 0);
+      const view = await rewoundTo(suite.harness, id, 0);
       expect(view.pendingApprovals).toEqual([]);
       await expect(lstat(path.join(repo.dir, 'c.txt'))).rejects.toThrow(/ENOENT/);
       // The old run ended with the new one: terminated by the server when the new run started.
@@ -257,7 +249,7 @@ describe('pruning', () => {
 
       // A kept one survives gc whole: rewinding to it restores it exactly.
       await rewindSession(harness.ratchet, id, 3, { force: false, workflowBundle: bundle() });
-      await rewoundTo(id, 3);
+      await rewoundTo(suite.harness, id, 3);
       expect(await tree(repo.dir)).toEqual(await archived(repo.dir, checkpoints[3]!.commit));
       await handle.terminate('test over');
 

@@ -10,13 +10,13 @@ import { lstat, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { checkpointDiff, forkSession, rewindSession, sessionCheckpoints } from '../../src/cli/checkpoints.js';
-import type { SessionResult, StatusView } from '../../src/shared/api/session-api.js';
+import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { statusQuery, userMessageSignal, workerTaskQueue } from '../../src/shared/api/session-api.js';
-import { ADD_C, archived, busyRepo, tree, userView } from '../helpers/checkpoint-views.js';
+import { ADD_C, archived, busyRepo, rewoundTo, tree, userView } from '../helpers/checkpoint-views.js';
 import { startChildWorker } from '../helpers/child-worker.js';
 import type { CliResult } from '../helpers/cli.js';
-import { runCli } from '../helpers/cli.js';
-import { useHarness, waitForStatus } from '../helpers/harness.js';
+import { harnessCliEnv, runCli } from '../helpers/cli.js';
+import { useHarness } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
 
 const suite = useHarness();
@@ -26,26 +26,8 @@ interface Body {
   input: Array<Record<string, unknown>>;
 }
 
-function cliEnv(): Record<string, string | undefined> {
-  return {
-    TEMPORAL_ADDRESS: suite.harness.address,
-    TEMPORAL_NAMESPACE: undefined,
-    TEMPORAL_PROFILE: undefined,
-    TEMPORAL_API_KEY: undefined,
-    RATCHET_TASK_QUEUE: suite.harness.taskQueue,
-    NO_COLOR: '1',
-  };
-}
-
 function ratchet(...args: string[]): Promise<CliResult> {
-  return runCli(args, { env: cliEnv() });
-}
-
-async function rewoundTo(sessionId: string, turn: number): Promise<StatusView> {
-  return waitForStatus(
-    suite.harness.client.workflow.getHandle(sessionId),
-    (s) => s.status === 'idle' && (s.notice ?? '').includes(`end of turn ${turn}`),
-  );
+  return runCli(args, { env: harnessCliEnv(suite.harness) });
 }
 
 describe('checkpoints in a session', () => {
@@ -114,7 +96,7 @@ describe('checkpoints in a session', () => {
         workflowBundle: bundle(),
       });
       expect(done.checkedHere).toBe(true);
-      const view = await rewoundTo(sessionId, 1);
+      const view = await rewoundTo(suite.harness, sessionId, 1);
       expect(view.turn).toBe(1);
       expect(view.notice).toMatch(
         /rewound to the end of turn 1: the workspace is back at checkpoint [0-9a-f]{12}/,
@@ -235,7 +217,7 @@ describe('checkpoints in a session', () => {
       expect(checkpoints[1]!.runId).not.toBe(checkpoints[2]!.runId);
 
       await rewindSession(harness.ratchet, id, 1, { force: false, workflowBundle: bundle() });
-      const view = await rewoundTo(id, 1);
+      const view = await rewoundTo(suite.harness, id, 1);
       // The state before the compaction: epoch 0, the whole transcript, no compaction counted.
       expect({ turn: view.turn, epoch: view.epoch, compactions: view.compactions }).toEqual({
         turn: 1,
@@ -279,7 +261,7 @@ describe('checkpoints in a session', () => {
       expect(checkpoints.map((c) => c.turn)).toEqual([0, 1, 2]);
       expect(checkpoints[2]!.files).toEqual([{ path: 'half.txt', status: 'A' }]);
       await rewindSession(harness.ratchet, id, 1, { force: false, workflowBundle: bundle() });
-      await rewoundTo(id, 1);
+      await rewoundTo(suite.harness, id, 1);
       await expect(lstat(path.join(repo.dir, 'half.txt'))).rejects.toThrow(/ENOENT/);
       expect(await readFile(path.join(repo.dir, 'c.txt'), 'utf8')).toBe('charlie\n');
       expect(await tree(repo.dir)).toEqual(await archived(repo.dir, checkpoints[1]!.commit));

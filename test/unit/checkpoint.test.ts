@@ -5,7 +5,6 @@ import { spawnSync } from 'node:child_process';
  * branches and stash are the same before and after.
  */
 import { execa } from 'execa';
-import { createHash } from 'node:crypto';
 import {
   chmod,
   lstat,
@@ -13,7 +12,6 @@ import {
   mkdtemp,
   readFile,
   readdir,
-  readlink,
   rm,
   stat,
   symlink,
@@ -40,33 +38,13 @@ import { removeStaleShadows } from '../../src/activities/checkpoint-git.js';
 import { locateRepository } from '../../src/activities/workspace-git.js';
 import type { TempRepo } from '../helpers/git-repo.js';
 import { createTempRepo } from '../helpers/git-repo.js';
+import { tree } from '../helpers/checkpoint-views.js';
 import { putFile, readText } from '../helpers/files.js';
 import { giveToTestUser, runningAsRoot, TEST_USER } from '../helpers/test-user.js';
 
 let repo: TempRepo;
 let stateDir: string;
 const cleanup: string[] = [];
-
-/** Every entry of the working tree (not .git): type, exec bit, content hash or link target. */
-async function tree(root: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
-    const absolute = path.join(entry.parentPath, entry.name);
-    const relative = path.relative(root, absolute);
-    if (relative === '.git' || relative.startsWith(`.git${path.sep}`)) continue;
-    const info = await lstat(absolute);
-    if (info.isSymbolicLink()) out[relative] = `link → ${await readlink(absolute)}`;
-    else if (info.isDirectory()) out[relative] = 'dir';
-    else {
-      const hash = createHash('sha256')
-        .update(await readFile(absolute))
-        .digest('hex')
-        .slice(0, 16);
-      out[relative] = `${info.mode & 0o111 ? 'exec' : 'file'} ${hash}`;
-    }
-  }
-  return out;
-}
 
 /** What the user sees of their repository: HEAD, index, branches, stash, status. */
 async function userView(r: TempRepo): Promise<Record<string, string>> {
