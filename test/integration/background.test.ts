@@ -14,6 +14,7 @@ import { startChildWorker } from '../helpers/child-worker.js';
 import { createTempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
+import { until } from '../helpers/waiting.js';
 
 let harness: Harness;
 beforeAll(async () => {
@@ -30,14 +31,6 @@ const LONG_REPLY: ScriptedOutput[] = [1, 2, 3, 4, 5].map((n) => ({
   type: 'message',
   text: `Part ${n} of a long answer, streamed slowly enough for a worker to die in the middle of it.`,
 }));
-
-async function until(predicate: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 /** Whether the model activity's heartbeat details, as the server holds them, name `text`. */
 async function heartbeatNames(handle: WorkflowHandle, text: string): Promise<boolean> {
@@ -66,7 +59,7 @@ async function killMidStream(task: string, events: number, response = 0) {
     approvalPolicy: 'never',
     model: background,
   });
-  await until(() => (model.backgroundResponses[response]?.generated ?? 0) >= events);
+  await until(() => (model.backgroundResponses[response]?.generated ?? 0) >= events, 30_000, 25);
   // The kill comes once the server holds the response id (the heartbeat carrying it has landed).
   const id = model.backgroundResponses[response]!.id;
   for (const deadline = Date.now() + 10_000; !(await heartbeatNames(handle, id));) {
@@ -157,10 +150,10 @@ describe('background mode: an interrupt', () => {
         approvalPolicy: 'never',
         model: background,
       });
-      await until(() => model.backgroundResponses[0]?.generated === 3);
+      await until(() => model.backgroundResponses[0]?.generated === 3, 30_000, 25);
       await handle.signal(interruptSignal, { reason: 'not now' });
       await waitForStatus(handle, (s) => s.status === 'idle');
-      await until(() => model.backgroundResponses[0]?.status === 'cancelled', 10_000);
+      await until(() => model.backgroundResponses[0]?.status === 'cancelled', 10_000, 25);
       await handle.cancel();
     });
     const response = model.backgroundResponses[0]!;

@@ -16,6 +16,7 @@ import type { ModelCallInput, ModelReply } from '../../src/shared/boundary/activ
 import { userMessage } from '../../src/shared/prompt/items.js';
 import type { ScriptedModel } from '../../src/testing/scripted-model.js';
 import { scriptedSettings, staticTranscript, useScriptedModel } from '../helpers/model-activities.js';
+import { rejection, until } from '../helpers/waiting.js';
 
 const startModel = useScriptedModel();
 const input = [{ role: 'user' as const, content: 'hello' }];
@@ -32,23 +33,6 @@ async function collect(stream: AsyncIterable<ResponseStreamEvent>, limit = Infin
     if (events.length >= limit) break;
   }
   return events;
-}
-
-async function until(predicate: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
 }
 
 describe('scripted model: background mode', () => {

@@ -22,6 +22,7 @@ import type { ModelSettings } from '../../src/shared/api/session-config.js';
 import { toolNames } from '../../src/shared/tools/specs.js';
 import type { ScriptedModel } from '../../src/testing/scripted-model.js';
 import type { RecordedRequest, ScriptStep } from '../../src/testing/scripted-model.js';
+import { rejection } from '../helpers/waiting.js';
 
 const SESSION = 'session-c0ffee';
 
@@ -51,15 +52,6 @@ async function runCompact(
     contextEntries: CONTEXT_ENTRIES,
   };
   return env.run(activity, input);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
 }
 
 async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {

@@ -25,6 +25,7 @@ import type { TranscriptPage, TranscriptRequest } from '../../src/shared/api/ses
 import type { ModelSettings, TranscriptEntry } from '../../src/shared/api/session-config.js';
 import { toolNames } from '../../src/shared/tools/specs.js';
 import type { ScriptedModel } from '../../src/testing/scripted-model.js';
+import { rejection, until } from '../helpers/waiting.js';
 
 const SESSION = 'session-7f3a';
 const settings = scriptedSettings();
@@ -100,28 +101,10 @@ async function runModel(
   return env.run(activity, input);
 }
 
-/** The error a promise rejects with (fails the test when it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection, but the promise resolved');
-}
-
 async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
   const err = await rejection(promise);
   expect(err).toBeInstanceOf(ApplicationFailure);
   return err as ApplicationFailure;
-}
-
-async function until(predicate: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** A loopback port with nothing listening on it. */

@@ -3,6 +3,7 @@ import type { ResponseInputItem, ResponseStreamEvent } from 'openai/resources/re
 import { afterEach, describe, expect, it } from 'vitest';
 import { estimateInputTokens, ScriptedModel } from '../../src/testing/scripted-model.js';
 import type { ScriptedModelOptions } from '../../src/testing/scripted-model.js';
+import { rejection, until } from '../helpers/waiting.js';
 
 let model: ScriptedModel | undefined;
 
@@ -22,24 +23,6 @@ async function collect(stream: AsyncIterable<ResponseStreamEvent>): Promise<Resp
   const events: ResponseStreamEvent[] = [];
   for await (const event of stream) events.push(event);
   return events;
-}
-
-/** The error a promise rejects with (fails the test when it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
-
-async function until(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 describe('ScriptedModel replies', () => {
