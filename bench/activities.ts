@@ -33,7 +33,7 @@ export async function streamedCall(
 
 /** read_file as the tool activity runs it, minus Temporal. */
 export async function plainReadFile(workspace: string, args: string): Promise<string> {
-  const parsed = readFileArgs.parse(JSON.parse(args));
+  const parsed = readFileArgs().parse(JSON.parse(args));
   const signal = new AbortController().signal;
   const outcome = await executeReadFile(parsed, { workspace, signal, heartbeat: () => {} });
   return outcome.output;

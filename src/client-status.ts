@@ -48,7 +48,7 @@ export async function startedConfig(
     const payload = page.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     if (!payload) return null;
     const input = client.options.loadedDataConverter.payloadConverter.fromPayload<SessionInput>(payload);
-    return sessionConfigSchema.parse(input.config);
+    return sessionConfigSchema().parse(input.config);
   } catch {
     return null;
   }

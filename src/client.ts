@@ -109,7 +109,7 @@ export class RatchetClient {
   }
 
   async start(input: SessionConfigInput, sessionId?: string): Promise<{ sessionId: string; runId: string }> {
-    const parsed = sessionConfigSchema.safeParse(input);
+    const parsed = sessionConfigSchema().safeParse(input);
     if (!parsed.success) throw new RatchetError(`invalid session: ${describeZodError(parsed.error)}`);
     const config: SessionConfig = { ...parsed.data };
     if (config.searchAttributes) config.searchAttributes = await this.hasSearchAttributes();
@@ -152,7 +152,7 @@ export class RatchetClient {
     origin: string,
     options: { replace: boolean },
   ): Promise<{ sessionId: string; runId: string }> {
-    const parsed = sessionInputSchema.safeParse({ schemaVersion: SESSION_SCHEMA_VERSION, config, carried });
+    const parsed = sessionInputSchema().safeParse({ schemaVersion: SESSION_SCHEMA_VERSION, config, carried });
     if (!parsed.success) throw new RatchetError(`invalid session: ${describeZodError(parsed.error)}`);
     const input = parsed.data;
     if (input.config.searchAttributes) input.config.searchAttributes = await this.hasSearchAttributes();
@@ -333,14 +333,14 @@ export class RatchetClient {
 
   async send(sessionId: string, text: string): Promise<void> {
     // The session drops a malformed message with only a log line: refuse it here, out loud.
-    const checked = userMessageSchema.safeParse({ text });
+    const checked = userMessageSchema().safeParse({ text });
     if (!checked.success) throw new RatchetError(describeZodError(checked.error).replace(/^text: /, ''));
     const handle = await this.requireRunning(sessionId);
     await handle.signal(userMessageSignal, { text });
   }
 
   async interrupt(sessionId: string, reason?: string): Promise<void> {
-    const checked = interruptSchema.safeParse(reason ? { reason } : {});
+    const checked = interruptSchema().safeParse(reason ? { reason } : {});
     if (!checked.success) throw new RatchetError(`invalid interrupt: ${describeZodError(checked.error)}`);
     const handle = await this.requireRunning(sessionId);
     await handle.signal(interruptSignal, checked.data);

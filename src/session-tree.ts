@@ -104,7 +104,7 @@ export async function treeBudget(
   decision?: BudgetDecision,
 ): Promise<BudgetView & { sessionId: string; status: SessionStatus }> {
   if (decision !== undefined) {
-    const checked = budgetDecisionSchema.safeParse(decision);
+    const checked = budgetDecisionSchema().safeParse(decision);
     if (!checked.success) {
       throw new RatchetError(`invalid budget decision: ${describeZodError(checked.error)}`);
     }

@@ -78,7 +78,7 @@ export async function recovery(
       retried: spread(retried),
       nextTurn: spread(nextTurn),
       timeouts: {
-        modelHeartbeatTimeout: `${limitsSchema.parse({}).modelHeartbeatTimeoutMs / 1000} s (session limit modelHeartbeatTimeoutMs)`,
+        modelHeartbeatTimeout: `${limitsSchema().parse({}).modelHeartbeatTimeoutMs / 1000} s (session limit modelHeartbeatTimeoutMs)`,
         modelRetryInitialInterval:
           '0.2 s after a lost worker; errors back off 1 s, 2 s, 4 s … (src/workflows/activities.ts, model-errors.ts)',
         maxHeartbeatThrottleInterval: '0.5 s (src/worker.ts: every heartbeat reaches the server)',

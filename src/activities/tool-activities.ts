@@ -52,8 +52,8 @@ export interface ToolDeps {
  * workflow sends here (src/shared/tools/shell-patch.ts).
  */
 const patchCallArgs = z.union([
-  applyPatchArgs.transform((args) => ({ patch: args.input, workdir: undefined as string | undefined })),
-  shellArgs.transform((args, ctx) => {
+  applyPatchArgs().transform((args) => ({ patch: args.input, workdir: undefined as string | undefined })),
+  shellArgs().transform((args, ctx) => {
     const found = patchFromCommand(args.command, args.workdir);
     if (found === undefined) {
       ctx.addIssue({ code: 'custom', message: 'the command does not apply a patch' });
@@ -184,7 +184,7 @@ export function createToolActivities(deps: ToolDeps) {
   }
 
   return {
-    shell: tool('shell', shellArgs, async (args, context, input) => {
+    shell: tool('shell', shellArgs(), async (args, context, input) => {
       const confined = await confinement(input, deps.sandbox);
       if ('refused' in confined) return toolFailure('shell', confined.refused, 'not sandboxed: refused');
       return executeShell(args, context, {
@@ -213,8 +213,8 @@ export function createToolActivities(deps: ToolDeps) {
       }
       return outcome;
     }),
-    read_file: tool('read_file', readFileArgs, (args, context) => executeReadFile(args, context)),
-    list_dir: tool('list_dir', listDirArgs, (args, context) => executeListDir(args, context)),
-    grep_files: tool('grep_files', grepFilesArgs, (args, context) => executeGrepFiles(args, context)),
+    read_file: tool('read_file', readFileArgs(), (args, context) => executeReadFile(args, context)),
+    list_dir: tool('list_dir', listDirArgs(), (args, context) => executeListDir(args, context)),
+    grep_files: tool('grep_files', grepFilesArgs(), (args, context) => executeGrepFiles(args, context)),
   };
 }

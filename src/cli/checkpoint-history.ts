@@ -43,7 +43,7 @@ function decode<T>(payload: proto.temporal.api.common.v1.IPayload | null | undef
 
 function inputOf(history: History): SessionInput | undefined {
   const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-  const parsed = sessionInputSchema.safeParse(decode<unknown>(started?.input?.payloads?.[0]));
+  const parsed = sessionInputSchema().safeParse(decode<unknown>(started?.input?.payloads?.[0]));
   return parsed.success ? parsed.data : undefined;
 }
 

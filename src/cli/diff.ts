@@ -44,7 +44,7 @@ export async function preparedWorkspace(
   const firstRunId = description.raw.workflowExecutionInfo?.firstRunId ?? description.runId;
   const history = await handle.client.getHandle(sessionId, firstRunId).fetchHistory();
   // A fork, or a run a rewind started, carries its workspace in: it prepared none of its own.
-  const input = sessionInputSchema.safeParse(
+  const input = sessionInputSchema().safeParse(
     decodePayload(history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]),
   );
   const carried = input.success ? input.data.carried?.workspace : undefined;

@@ -59,7 +59,7 @@ function capFileList(files: FileChange[]): { kept: FileChange[]; omitted: number
 }
 
 export async function agentSession(input: SessionInput): Promise<SessionResult> {
-  const parsed = sessionInputSchema.safeParse(input);
+  const parsed = sessionInputSchema().safeParse(input);
   if (!parsed.success) {
     throw ApplicationFailure.nonRetryable(
       `invalid session input: ${describeZodError(parsed.error)}`,

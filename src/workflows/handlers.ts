@@ -65,7 +65,7 @@ export function registerHandlers({
     approveUpdate,
     (approval) => {
       guard.check();
-      const ack = state.approvals.apply(approvalSchema.parse(approval));
+      const ack = state.approvals.apply(approvalSchema().parse(approval));
       log.info('approval decided', {
         callId: ack.callId,
         decision: ack.decision,
@@ -77,7 +77,7 @@ export function registerHandlers({
     },
     {
       validator: (approval) => {
-        const checked = approvalSchema.safeParse(approval);
+        const checked = approvalSchema().safeParse(approval);
         if (!checked.success) {
           refuse(
             `malformed approval: ${describeZodError(checked.error)}`,
@@ -95,7 +95,7 @@ export function registerHandlers({
 
   setHandler(approveSignal, (approval) => {
     guard.check();
-    const checked = approvalSchema.safeParse(approval);
+    const checked = approvalSchema().safeParse(approval);
     if (!checked.success) {
       log.warn('ignored a malformed approval signal', { problem: describeZodError(checked.error) });
       return;
@@ -119,7 +119,7 @@ export function registerHandlers({
 
   setHandler(userMessageSignal, (message) => {
     guard.check();
-    const checked = userMessageSchema.safeParse(message);
+    const checked = userMessageSchema().safeParse(message);
     if (!checked.success) {
       log.warn('ignored a malformed user message', { problem: describeZodError(checked.error) });
       return;
@@ -136,7 +136,7 @@ export function registerHandlers({
     guard.check();
     if (state.ended || state.idle) return;
     // The stop is what matters: a malformed reason is dropped, never the interrupt.
-    const checked = interruptSchema.safeParse(request ?? {});
+    const checked = interruptSchema().safeParse(request ?? {});
     if (!checked.success) {
       log.warn('interrupting without its malformed reason', { problem: describeZodError(checked.error) });
     }
@@ -152,7 +152,7 @@ export function registerHandlers({
     budgetUpdate,
     (decision) => {
       guard.check();
-      const answer = budget!.decide(budgetDecisionSchema.parse(decision));
+      const answer = budget!.decide(budgetDecisionSchema().parse(decision));
       log.info('budget decided', {
         decision: decision.add !== undefined ? `add ${decision.add}` : 'stop',
         by: decision.by,
@@ -161,7 +161,7 @@ export function registerHandlers({
     },
     {
       validator: (decision) => {
-        const checked = budgetDecisionSchema.safeParse(decision);
+        const checked = budgetDecisionSchema().safeParse(decision);
         if (!checked.success) {
           refuse(
             `malformed budget decision (expected {"add": <tokens>} or {"stop": true}): ${describeZodError(checked.error)}`,
@@ -187,7 +187,7 @@ export function registerHandlers({
 
   setHandler(budgetSignal, (decision) => {
     guard.check();
-    const checked = budgetDecisionSchema.safeParse(decision);
+    const checked = budgetDecisionSchema().safeParse(decision);
     if (!checked.success || !budget || state.ended) {
       log.warn('ignored a budget signal', {
         problem: checked.success
@@ -227,7 +227,7 @@ export function registerHandlers({
     },
     {
       validator: (request) => {
-        const checked = moveToWorkerSchema.safeParse(request);
+        const checked = moveToWorkerSchema().safeParse(request);
         if (!checked.success) {
           refuse(`malformed move: ${describeZodError(checked.error)}`, SessionFailureType.InvalidMove);
         }
@@ -249,7 +249,7 @@ export function registerHandlers({
     },
     {
       validator: (request) => {
-        const checked = setPolicySchema.safeParse(request);
+        const checked = setPolicySchema().safeParse(request);
         if (!checked.success) {
           refuse(
             `malformed policy change: ${describeZodError(checked.error)}`,

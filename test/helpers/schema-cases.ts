@@ -24,14 +24,14 @@ import { historiesDir } from './histories.js';
 
 /** The schemas by name, each read as the workflow reads it. */
 export const schemas: Record<string, () => z.ZodType> = {
-  sessionInput: () => sessionInputSchema,
-  sessionConfig: () => sessionConfigSchema,
-  approval: () => approvalSchema,
-  userMessage: () => userMessageSchema,
-  interrupt: () => interruptSchema,
-  moveToWorker: () => moveToWorkerSchema,
-  setPolicy: () => setPolicySchema,
-  budgetDecision: () => budgetDecisionSchema,
+  sessionInput: sessionInputSchema,
+  sessionConfig: sessionConfigSchema,
+  approval: approvalSchema,
+  userMessage: userMessageSchema,
+  interrupt: interruptSchema,
+  moveToWorker: moveToWorkerSchema,
+  setPolicy: setPolicySchema,
+  budgetDecision: budgetDecisionSchema,
   ...Object.fromEntries(Object.values(toolSpecs).map((spec) => [`tool:${spec.name}`, () => spec.parameters])),
   ...Object.fromEntries(
     Object.values(agentToolSpecs).map((spec) => [`tool:${spec.name}`, () => spec.parameters]),

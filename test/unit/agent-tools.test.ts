@@ -66,12 +66,12 @@ describe('multi-agent tools', () => {
   });
 
   it('check arguments as Codex does', () => {
-    expect(waitArgs.safeParse({ ids: [] }).success).toBe(false);
-    expect(waitArgs.safeParse({ ids: ['a'], timeout_ms: 5 }).success).toBe(true);
-    expect(waitArgs.safeParse({ ids: ['a'], extra: 1 }).success).toBe(false);
-    expect(closeAgentArgs.safeParse({}).success).toBe(false);
-    expect(sendInputArgs.safeParse({ id: 'a', message: 'go', interrupt: true }).success).toBe(true);
-    expect(spawnAgentArgs.safeParse({ message: 'x', agent_type: 'worker' }).success).toBe(true);
+    expect(waitArgs().safeParse({ ids: [] }).success).toBe(false);
+    expect(waitArgs().safeParse({ ids: ['a'], timeout_ms: 5 }).success).toBe(true);
+    expect(waitArgs().safeParse({ ids: ['a'], extra: 1 }).success).toBe(false);
+    expect(closeAgentArgs().safeParse({}).success).toBe(false);
+    expect(sendInputArgs().safeParse({ id: 'a', message: 'go', interrupt: true }).success).toBe(true);
+    expect(spawnAgentArgs().safeParse({ message: 'x', agent_type: 'worker' }).success).toBe(true);
     expect(waitTimeout(undefined)).toBe(30_000);
     expect(waitTimeout(1)).toBe(10_000);
     expect(waitTimeout(10 * 60_000)).toBe(300_000);

@@ -14,7 +14,7 @@ import { MAX_MESSAGE_BYTES, userMessageSchema } from '../../src/shared/api/sessi
 import { jsonBytes, utf8Bytes } from '../../src/shared/util/bytes.js';
 
 function config(overrides: Partial<SessionConfig> = {}): SessionConfig {
-  return sessionConfigSchema.parse({
+  return sessionConfigSchema().parse({
     task: 'rename foo to bar',
     workspace: '/tmp/repo',
     model: { name: 'm', contextWindow: 1000, compactAtRatio: 0.5 },
@@ -137,7 +137,7 @@ describe('SessionState transcript', () => {
     state.append(assistantMessage('done'));
     for (let i = 0; i < 3; i++) state.beginTurn();
     state.queueMessage('later');
-    const carried = carriedStateSchema.parse(JSON.parse(JSON.stringify(state.carry())));
+    const carried = carriedStateSchema().parse(JSON.parse(JSON.stringify(state.carry())));
     const next = new SessionState(config(), carried);
     expect(next.entries).toEqual(state.entries);
     expect(next.runs).toBe(2);
@@ -151,7 +151,7 @@ describe('SessionState transcript', () => {
     state.workspacePrepared({ root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false });
     pending(state, 'call_1', npmTest);
     state.approvals.apply({ callId: 'call_1', decision: 'approve_for_session' });
-    const carried = carriedStateSchema.parse(JSON.parse(JSON.stringify(state.carry())));
+    const carried = carriedStateSchema().parse(JSON.parse(JSON.stringify(state.carry())));
     expect(carried.sessionRules).toHaveLength(1);
     const next = new SessionState(config(), carried);
     expect(next.decidePolicy(npmTest).action).toBe('allow');
@@ -172,12 +172,12 @@ describe('SessionState transcript', () => {
     expect(state.compactions).toBe(2);
     expect(state.transcriptPage().epoch).toBe(2);
     expect(state.statusView().epoch).toBe(2);
-    const carried = carriedStateSchema.parse(JSON.parse(JSON.stringify(state.carry())));
+    const carried = carriedStateSchema().parse(JSON.parse(JSON.stringify(state.carry())));
     // Still written, for workers running code from before it was derived.
     expect(carried.epoch).toBe(2);
     expect(new SessionState(config(), carried).epoch).toBe(2);
     const { epoch: _dropped, ...withoutEpoch } = carried;
-    const next = new SessionState(config(), carriedStateSchema.parse(withoutEpoch));
+    const next = new SessionState(config(), carriedStateSchema().parse(withoutEpoch));
     expect(next.epoch).toBe(2);
     next.replaceTranscript([userMessage('summary 3')]);
     expect(next.epoch).toBe(3);
@@ -189,11 +189,11 @@ describe('SessionState transcript', () => {
     state.workspacePrepared({ root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false });
     state.append(userMessage('task'));
     state.rememberResponse('resp_7');
-    const carried = carriedStateSchema.parse(JSON.parse(JSON.stringify(state.carry())));
+    const carried = carriedStateSchema().parse(JSON.parse(JSON.stringify(state.carry())));
     expect(new SessionState(config(), carried).lastResponse).toEqual({ id: 'resp_7', upTo: 1 });
     // State carried before provider state existed parses without it.
     const { lastResponse: _dropped, ...older } = carried;
-    expect(carriedStateSchema.parse(older).lastResponse).toBeNull();
+    expect(carriedStateSchema().parse(older).lastResponse).toBeNull();
 
     state.replaceTranscript([userMessage('summary')]);
     expect(state.lastResponse).toBeNull();
@@ -239,8 +239,10 @@ describe('issue 11: bounds in UTF-8 bytes, unique call ids', () => {
 
   it('caps the task and a message in bytes, not characters (item 4)', () => {
     expect(() => config({ task: '漢'.repeat(30_000) })).toThrow(/longer than 65536 bytes/);
-    expect(userMessageSchema.safeParse({ text: '漢'.repeat(MAX_MESSAGE_BYTES / 3 + 1) }).success).toBe(false);
-    expect(userMessageSchema.safeParse({ text: 'a'.repeat(MAX_MESSAGE_BYTES) }).success).toBe(true);
+    expect(userMessageSchema().safeParse({ text: '漢'.repeat(MAX_MESSAGE_BYTES / 3 + 1) }).success).toBe(
+      false,
+    );
+    expect(userMessageSchema().safeParse({ text: 'a'.repeat(MAX_MESSAGE_BYTES) }).success).toBe(true);
   });
 
   it('gives a repeated call id a fresh one, the same every time (item 7)', () => {
@@ -300,7 +302,7 @@ describe('carried state across releases', () => {
 
   for (const fixture of ['v0.1/continue-as-new-suggested.run2.json', 'continue-as-new-suggested.run2.json']) {
     it(`parses the state ${fixture} carried, and carries it on with the same keys and values`, async () => {
-      const input = sessionInputSchema.parse(await recordedInput(fixture));
+      const input = sessionInputSchema().parse(await recordedInput(fixture));
       const carried = input.carried!;
       const state = new SessionState(input.config, carried);
       expect(state.turn).toBe(carried.turn);
@@ -310,7 +312,7 @@ describe('carried state across releases', () => {
       expect({ ...next, runs: carried.runs }).toEqual(carried);
       expect(next.runs).toBe(carried.runs + 1);
       expect(
-        sessionInputSchema.parse({ schemaVersion: 1, config: input.config, carried: next }).carried,
+        sessionInputSchema().parse({ schemaVersion: 1, config: input.config, carried: next }).carried,
       ).toEqual(next);
     });
   }
@@ -319,7 +321,7 @@ describe('carried state across releases', () => {
     const state = new SessionState(config());
     state.workspacePrepared({ root: '/tmp/repo', gitHead: null, initiallyDirty: {}, agentsMd: false });
     const { lastInputTokens: _gone, ...carried } = state.carry();
-    const parsed = carriedStateSchema.safeParse(carried);
+    const parsed = carriedStateSchema().safeParse(carried);
     expect(parsed.success).toBe(false);
     expect(parsed.error?.issues[0]?.path).toEqual(['lastInputTokens']);
   });

@@ -7,7 +7,7 @@ import { TurnCalls } from '../../src/workflows/tool-scheduler.js';
 
 function state(task = 'rename foo to bar'): SessionState {
   return new SessionState(
-    sessionConfigSchema.parse({
+    sessionConfigSchema().parse({
       task,
       workspace: '/tmp/repo',
       model: { name: 'm', contextWindow: 1000, compactAtRatio: 0.5 },

@@ -69,7 +69,7 @@ describe('sessionSummary', () => {
 });
 
 describe('closedSessionView', () => {
-  const config = sessionConfigSchema.parse({
+  const config = sessionConfigSchema().parse({
     task: 'rename foo',
     workspace: '/src/app',
     model: { name: 'm' },

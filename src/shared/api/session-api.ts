@@ -1,6 +1,7 @@
 /**
  * The public API of a session workflow: its name, task queue, messages and the shapes they carry.
- * Client, worker, workflow and tests all import it from here.
+ * Client, worker, workflow and tests all import it from here. Its schemas are built on each call,
+ * as in session-config.ts.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
@@ -37,16 +38,17 @@ export type SessionStatus = (typeof sessionStatuses)[number];
 export const approvalDecisions = ['approve', 'approve_for_session', 'deny', 'abort'] as const;
 export type ApprovalDecisionKind = (typeof approvalDecisions)[number];
 
-export const approvalSchema = z
-  .object({
-    callId: z.string().min(1, 'callId is required'),
-    decision: z.enum(approvalDecisions),
-    reason: z.string().max(4000).optional(),
-    /** Who decided (a user name, "web-ui", …), recorded with the decision. */
-    by: z.string().max(200).optional(),
-  })
-  .strict();
-export type Approval = z.infer<typeof approvalSchema>;
+export const approvalSchema = () =>
+  z
+    .object({
+      callId: z.string().min(1, 'callId is required'),
+      decision: z.enum(approvalDecisions),
+      reason: z.string().max(4000).optional(),
+      /** Who decided (a user name, "web-ui", …), recorded with the decision. */
+      by: z.string().max(200).optional(),
+    })
+    .strict();
+export type Approval = z.infer<ReturnType<typeof approvalSchema>>;
 
 /**
  * Longest message, in UTF-8 bytes (queued messages are carried across continue-as-new, whose
@@ -54,51 +56,53 @@ export type Approval = z.infer<typeof approvalSchema>;
  */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 
-export const userMessageSchema = z
-  .object({
-    text: z
-      .string()
-      .trim()
-      .min(1, 'the message is empty')
-      .refine(
-        (text) => utf8Bytes(text) <= MAX_MESSAGE_BYTES,
-        `the message is longer than ${MAX_MESSAGE_BYTES} bytes`,
-      ),
-  })
-  .strict();
-export type UserMessage = z.infer<typeof userMessageSchema>;
+export const userMessageSchema = () =>
+  z
+    .object({
+      text: z
+        .string()
+        .trim()
+        .min(1, 'the message is empty')
+        .refine(
+          (text) => utf8Bytes(text) <= MAX_MESSAGE_BYTES,
+          `the message is longer than ${MAX_MESSAGE_BYTES} bytes`,
+        ),
+    })
+    .strict();
+export type UserMessage = z.infer<ReturnType<typeof userMessageSchema>>;
 
-export const interruptSchema = z.object({ reason: z.string().max(4000).optional() }).strict();
-export type Interrupt = z.infer<typeof interruptSchema>;
+export const interruptSchema = () => z.object({ reason: z.string().max(4000).optional() }).strict();
+export type Interrupt = z.infer<ReturnType<typeof interruptSchema>>;
 
 /** Moves a session to another worker (its RATCHET_WORKER_ID) that has the same repository. */
-export const moveToWorkerSchema = z.object({ worker: z.string().trim().min(1).max(200) }).strict();
-export type MoveToWorker = z.infer<typeof moveToWorkerSchema>;
+export const moveToWorkerSchema = () => z.object({ worker: z.string().trim().min(1).max(200) }).strict();
+export type MoveToWorker = z.infer<ReturnType<typeof moveToWorkerSchema>>;
 
-export const setPolicySchema = z.object({ policy: z.enum(approvalPolicies) }).strict();
-export type SetPolicy = z.infer<typeof setPolicySchema>;
+export const setPolicySchema = () => z.object({ policy: z.enum(approvalPolicies) }).strict();
+export type SetPolicy = z.infer<ReturnType<typeof setPolicySchema>>;
 
 /**
  * A person's budget decision, for the tree's root: `{ "add": 50000 }` (continue with that many
  * more tokens) or `{ "stop": true }` (every session of the tree comes to rest). The same JSON is
  * the payload of the `budget` signal the Web UI's "Send Signal" form sends.
  */
-export const budgetDecisionSchema = z
-  .object({
-    add: z
-      .number({ error: 'add must be a number of tokens' })
-      .int('add must be a whole number of tokens')
-      .positive('add must be more than 0 tokens')
-      .max(MAX_BUDGET_TOKENS, `add must be at most ${MAX_BUDGET_TOKENS} tokens`)
-      .optional(),
-    stop: z.literal(true, { error: 'stop must be true' }).optional(),
-    by: z.string().max(200).optional(),
-  })
-  .strict()
-  .refine((d) => (d.add === undefined) !== (d.stop === undefined), {
-    error: 'give either {"add": <tokens>} or {"stop": true}',
-  });
-export type BudgetDecision = z.infer<typeof budgetDecisionSchema>;
+export const budgetDecisionSchema = () =>
+  z
+    .object({
+      add: z
+        .number({ error: 'add must be a number of tokens' })
+        .int('add must be a whole number of tokens')
+        .positive('add must be more than 0 tokens')
+        .max(MAX_BUDGET_TOKENS, `add must be at most ${MAX_BUDGET_TOKENS} tokens`)
+        .optional(),
+      stop: z.literal(true, { error: 'stop must be true' }).optional(),
+      by: z.string().max(200).optional(),
+    })
+    .strict()
+    .refine((d) => (d.add === undefined) !== (d.stop === undefined), {
+      error: 'give either {"add": <tokens>} or {"stop": true}',
+    });
+export type BudgetDecision = z.infer<ReturnType<typeof budgetDecisionSchema>>;
 
 /** What a parent tells its children about the budget (never sent by a person). */
 export interface BudgetDirective {

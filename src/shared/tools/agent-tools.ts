@@ -7,6 +7,8 @@
  * (`"running"`, `{ "completed": message }`, `{ "errored": why }`, …) with Ratchet's additions
  * (a finished child's branch and changed files, `{ "idle": why }`). Pure: the workflow validates
  * calls with it, the model activity offers it.
+ *
+ * Schemas are built on each call, as in session-config.ts.
  */
 import { z } from 'zod';
 import type { ToolKind, ToolSpec } from './specs.js';
@@ -19,74 +21,85 @@ export const WAIT_MAX_MS = 300_000;
 /** Most agents one session may have open at once, whatever the configuration says. */
 export const MAX_AGENTS_LIMIT = 16;
 
-const inputItem = z
-  .object({
-    type: z.string().describe('Input item type; "text" is the one Ratchet reads.'),
-    text: z.string().optional().describe('Text content when type is text.'),
-  })
-  .passthrough();
+const inputItem = () =>
+  z
+    .object({
+      type: z.string().describe('Input item type; "text" is the one Ratchet reads.'),
+      text: z.string().optional().describe('Text content when type is text.'),
+    })
+    .passthrough();
 
-export const spawnAgentArgs = z
-  .object({
-    message: z
-      .string()
-      .optional()
-      .describe(
-        'Initial task for the new agent. Include scope, constraints, and the expected output. Use either message or items.',
-      ),
-    items: z
-      .array(inputItem)
-      .optional()
-      .describe('Structured input items (text items are joined into the task). Use either message or items.'),
-    agent_type: z
-      .string()
-      .optional()
-      .describe(
-        'Optional type of agent to spawn; Ratchet has one type, which works in its own git worktree.',
-      ),
-  })
-  .strict();
+export const spawnAgentArgs = () =>
+  z
+    .object({
+      message: z
+        .string()
+        .optional()
+        .describe(
+          'Initial task for the new agent. Include scope, constraints, and the expected output. Use either message or items.',
+        ),
+      items: z
+        .array(inputItem())
+        .optional()
+        .describe(
+          'Structured input items (text items are joined into the task). Use either message or items.',
+        ),
+      agent_type: z
+        .string()
+        .optional()
+        .describe(
+          'Optional type of agent to spawn; Ratchet has one type, which works in its own git worktree.',
+        ),
+    })
+    .strict();
 
-export const sendInputArgs = z
-  .object({
-    id: z.string().min(1).describe('Agent id to message (from spawn_agent).'),
-    message: z.string().optional().describe('Message to send to the agent. Use either message or items.'),
-    items: z.array(inputItem).optional().describe('Structured input items. Use either message or items.'),
-    interrupt: z
-      .boolean()
-      .optional()
-      .describe(
-        "When true, stop the agent's current task and handle this immediately. When false (default), queue this message.",
-      ),
-  })
-  .strict();
+export const sendInputArgs = () =>
+  z
+    .object({
+      id: z.string().min(1).describe('Agent id to message (from spawn_agent).'),
+      message: z.string().optional().describe('Message to send to the agent. Use either message or items.'),
+      items: z.array(inputItem()).optional().describe('Structured input items. Use either message or items.'),
+      interrupt: z
+        .boolean()
+        .optional()
+        .describe(
+          "When true, stop the agent's current task and handle this immediately. When false (default), queue this message.",
+        ),
+    })
+    .strict();
 
-export const waitArgs = z
-  .object({
-    ids: z
-      .array(z.string())
-      .min(1)
-      .describe('Agent ids to wait on. Pass multiple ids to wait for whichever finishes first.'),
-    timeout_ms: z
-      .number()
-      .optional()
-      .describe(
-        `Optional timeout in milliseconds. Defaults to ${WAIT_DEFAULT_MS}, min ${WAIT_MIN_MS}, max ${WAIT_MAX_MS}. Prefer longer waits (minutes) to avoid busy polling.`,
-      ),
-  })
-  .strict();
+export const waitArgs = () =>
+  z
+    .object({
+      ids: z
+        .array(z.string())
+        .min(1)
+        .describe('Agent ids to wait on. Pass multiple ids to wait for whichever finishes first.'),
+      timeout_ms: z
+        .number()
+        .optional()
+        .describe(
+          `Optional timeout in milliseconds. Defaults to ${WAIT_DEFAULT_MS}, min ${WAIT_MIN_MS}, max ${WAIT_MAX_MS}. Prefer longer waits (minutes) to avoid busy polling.`,
+        ),
+    })
+    .strict();
 
-export const closeAgentArgs = z
-  .object({
-    id: z.string().min(1).describe('Agent id to close (from spawn_agent).'),
-  })
-  .strict();
+export const closeAgentArgs = () =>
+  z
+    .object({
+      id: z.string().min(1).describe('Agent id to close (from spawn_agent).'),
+    })
+    .strict();
 
-export const mergeAgentArgs = z
-  .object({
-    id: z.string().min(1).describe('Agent id whose branch to merge into your workspace (from spawn_agent).'),
-  })
-  .strict();
+export const mergeAgentArgs = () =>
+  z
+    .object({
+      id: z
+        .string()
+        .min(1)
+        .describe('Agent id whose branch to merge into your workspace (from spawn_agent).'),
+    })
+    .strict();
 
 const AGENT_KIND: ToolKind = 'plan';
 
@@ -99,7 +112,9 @@ export const agentToolSpecs = {
       'The agent works in its own git worktree of this repository, on its own branch, starting from your ' +
       'workspace as it is now; its changes reach your workspace only through merge_agent. Give agents ' +
       'disjoint sets of files to change.',
-    parameters: spawnAgentArgs,
+    get parameters() {
+      return spawnAgentArgs();
+    },
   },
   send_input: {
     name: 'send_input',
@@ -107,7 +122,9 @@ export const agentToolSpecs = {
     description:
       'Send a message to an existing agent. Use interrupt=true to redirect work immediately. A finished agent ' +
       'starts working again on the message.',
-    parameters: sendInputArgs,
+    get parameters() {
+      return sendInputArgs();
+    },
   },
   wait: {
     name: 'wait',
@@ -115,7 +132,9 @@ export const agentToolSpecs = {
     description:
       "Wait for agents to reach a final status. Completed statuses include the agent's final message, its " +
       'branch and the files it changed. Returns empty status when timed out.',
-    parameters: waitArgs,
+    get parameters() {
+      return waitArgs();
+    },
   },
   close_agent: {
     name: 'close_agent',
@@ -123,7 +142,9 @@ export const agentToolSpecs = {
     description:
       'Close an agent when it is no longer needed and return its last known status. A running agent is ' +
       'cancelled; its branch stays until this session ends, so it can still be merged.',
-    parameters: closeAgentArgs,
+    get parameters() {
+      return closeAgentArgs();
+    },
   },
   merge_agent: {
     name: 'merge_agent',
@@ -131,7 +152,9 @@ export const agentToolSpecs = {
     description:
       "Merge an agent's branch (everything it changed) into your workspace. A conflict leaves conflict " +
       'markers in the files it names; resolve them by editing those files like any other edit.',
-    parameters: mergeAgentArgs,
+    get parameters() {
+      return mergeAgentArgs();
+    },
   },
 } as const satisfies Record<string, ToolSpec>;
 
