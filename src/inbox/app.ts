@@ -18,7 +18,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { RatchetClient } from '../client.js';
 import { RatchetError } from '../client.js';
 import type { ApprovalDecisionKind, StatusView } from '../shared/api/session-api.js';
-import { approvalDecisions } from '../shared/api/session-api.js';
+import { approvalDecisions, budgetDecisionSchema } from '../shared/api/session-api.js';
+import { describeZodError } from '../shared/api/session-config.js';
 import { INBOX_CSS, INBOX_JS } from './assets.js';
 import { layout, sessionList, sessionPage } from './render.js';
 import { html } from 'hono/html';
@@ -113,6 +114,18 @@ function formText(value: unknown, max: number): string | undefined {
   return text === '' ? undefined : text.slice(0, max);
 }
 
+/** What the page says after a budget decision (the address says only which; the page shows the rest). */
+function budgetFlash(outcome: string | undefined): string | undefined {
+  if (outcome === 'stopped') return 'You stopped the tree at its budget.';
+  const added = /^added-(\d+)(-parked)?$/.exec(outcome ?? '');
+  if (!added) return undefined;
+  return added[2]
+    ? `You added ${added[1]} tokens; the tree is still over its limit and stays parked: add more, or stop it.`
+    : `You added ${added[1]} tokens; the tree goes on.`;
+}
+
+const ENDED = new Set(['completed', 'failed', 'cancelled']);
+
 const DONE: Record<ApprovalDecisionKind, string> = {
   approve: 'approved',
   approve_for_session: 'approved for this session',
@@ -198,10 +211,15 @@ export function createInboxApp(options: InboxOptions): Hono {
     const below = view.agents?.length
       ? (await ratchet.treeApprovals(id).catch(() => [])).filter((p) => p.sessionId !== id)
       : [];
+    // A child's page decides for its tree too: its form carries the root's limit.
+    const tree =
+      view.budget?.decidedAt && !ENDED.has(view.status)
+        ? await ratchet.budget(id).catch(() => undefined)
+        : undefined;
     return c.html(
       layout(
         view.task,
-        sessionPage(id, view, transcript, diff, flash, below),
+        sessionPage(id, view, transcript, diff, flash, below, tree),
         `/s/${encodeURIComponent(id)}/events`,
       ),
       code,
@@ -217,11 +235,7 @@ export function createInboxApp(options: InboxOptions): Hono {
         ? `You ${DONE[decision as ApprovalDecisionKind]} ${callId}.`
         : c.req.query('sent') !== undefined
           ? 'Sent.'
-          : c.req.query('budget') === 'stopped'
-            ? 'You stopped the tree at its budget.'
-            : c.req.query('budget') !== undefined
-              ? `Budget: ${c.req.query('budget')} tokens spent.`
-              : undefined;
+          : budgetFlash(c.req.query('budget'));
     return page(c, id, flash);
   });
 
@@ -268,23 +282,46 @@ export function createInboxApp(options: InboxOptions): Hono {
 
   app.post('/s/:id/budget', async (c) => {
     const id = c.req.param('id');
-    const form = await c.req.parseBody();
-    const decision = formText(form.decision, 10);
-    const add = formText(form.add, 40)?.trim();
+    const refused = (why: string) => page(c, id, `That budget decision was not taken: ${why}`, 400);
+    const form = await c.req.parseBody({ all: true });
+    const decisions = [form.decision ?? []].flat();
+    if (decisions.length !== 1) {
+      return refused('it needs one decision, either add or stop (the form sends the button you press).');
+    }
+    const decision = formText(decisions[0], 10);
     if (decision !== 'add' && decision !== 'stop') {
-      return page(c, id, 'That budget decision was not understood: it needs add or stop.', 400);
+      return refused('it needs one decision, either add or stop.');
+    }
+    const single = (name: string): string | undefined | null => {
+      const values = [form[name] ?? []].flat();
+      return values.length > 1 ? null : formText(values[0], 40);
+    };
+    const add = single('add');
+    const ifLimit = single('ifLimit');
+    if (add === null || ifLimit === null) return refused('a field was sent twice.');
+    if (decision === 'stop' && add !== undefined) {
+      return refused(
+        `you pressed Stop with ${add} in "Add tokens": clear it to stop the tree, or press Continue to add.`,
+      );
     }
     if (decision === 'add' && (add === undefined || !/^\d+$/.test(add) || Number(add) <= 0)) {
-      return page(c, id, `Add a whole number of tokens above 0${add ? ` (not "${add}")` : ''}.`, 400);
+      return refused(`add a whole number of tokens above 0${add ? ` (not "${add}")` : ''}.`);
+    }
+    if (ifLimit !== undefined && !/^\d+$/.test(ifLimit)) {
+      return refused(`the page's limit "${ifLimit}" is not a number; reload the page.`);
     }
     const remote = getConnInfo(c).remote.address ?? 'unknown address';
     const by = `inbox (${remote})`;
+    const checked = budgetDecisionSchema().safeParse({
+      ...(decision === 'add' ? { add: Number(add) } : { stop: true }),
+      by,
+      ...(ifLimit !== undefined ? { ifLimit: Number(ifLimit) } : {}),
+    });
+    if (!checked.success) return refused(`${describeZodError(checked.error)}.`);
     return act(c, id, async () => {
-      const view = await ratchet.budget(
-        id,
-        decision === 'add' ? { add: Number(add), by } : { stop: true, by },
-      );
-      return `/s/${encodeURIComponent(id)}?budget=${encodeURIComponent(decision === 'add' ? `${view.spent} of ${view.limit}` : 'stopped')}`;
+      const view = await ratchet.budget(id, checked.data);
+      const outcome = decision === 'stop' ? 'stopped' : `added-${add}${view.parked ? '-parked' : ''}`;
+      return `/s/${encodeURIComponent(id)}?budget=${outcome}`;
     });
   });
 

@@ -9,7 +9,7 @@ import { html } from 'hono/html';
 import type { SessionSummary } from '../client.js';
 import type { FunctionCallItem, TranscriptItem } from '../shared/prompt/items.js';
 import { messageText } from '../shared/prompt/items.js';
-import type { PendingApproval, StatusView, TranscriptPage } from '../shared/api/session-api.js';
+import type { BudgetView, PendingApproval, StatusView, TranscriptPage } from '../shared/api/session-api.js';
 import { escapeControl } from '../shared/util/escape.js';
 import { summarizeRawCall } from '../shared/tools/summary.js';
 
@@ -224,8 +224,18 @@ export function transcript(sessionId: string, page: TranscriptPage): Html {
   </section>`;
 }
 
-/** A tree's budget: what it spent, and while it is parked, the decision (at the root). */
-function budgetSection(sessionId: string, view: StatusView): Html {
+/** The budget of the tree a session belongs to, as its root reports it (`ratchet budget`). */
+export interface TreeBudgetView extends BudgetView {
+  /** The tree's root, where decisions are made. */
+  sessionId: string;
+}
+
+/**
+ * A tree's budget: what this session spent and, on any session of the tree, the decision. The
+ * form posts the limit it was rendered with, so a page submitted twice, or after someone else
+ * decided, is refused instead of adding twice. `tree` is the root's view (undefined: unknown).
+ */
+function budgetSection(sessionId: string, view: StatusView, tree: TreeBudgetView | undefined): Html {
   const budget = view.budget;
   if (!budget) return html``;
   const id = encodeURIComponent(sessionId);
@@ -238,18 +248,26 @@ function budgetSection(sessionId: string, view: StatusView): Html {
     ${
       budget.decidedAt
         ? html`<p>
-            Decided at the tree's root:
-            <a href="/s/${encodeURIComponent(budget.decidedAt)}">${budget.decidedAt}</a> (or its root)
+            Decided for the whole tree at its root:
+            <a href="/s/${encodeURIComponent(tree?.sessionId ?? budget.decidedAt)}"
+              >${tree?.sessionId ?? budget.decidedAt}</a
+            >${tree ? ` (the tree: ${tree.spent} of ${tree.limit} tokens spent)` : ''}
           </p>`
-        : html`<form method="post" action="/s/${id}/budget" class="budget">
+        : ''
+    }
+    ${
+      tree
+        ? html`<form method="post" action="/s/${id}/budget" class="budget">
+            <input type="hidden" name="ifLimit" value="${tree.limit}" />
             <label
               >Add tokens <input name="add" inputmode="numeric" pattern="[0-9]+" autocomplete="off"
             /></label>
             <div class="buttons">
               <button name="decision" value="add" class="approve">Continue with these tokens</button>
-              ${budget.parked ? html`<button name="decision" value="stop" class="abort">Stop the tree</button>` : ''}
+              ${tree.parked ? html`<button name="decision" value="stop" class="abort">Stop the tree</button>` : ''}
             </div>
           </form>`
+        : ''
     }
   </section>`;
 }
@@ -286,6 +304,9 @@ export function sessionLive(
   view: StatusView,
   flash?: string,
   below: readonly TreePending[] = [],
+  tree: TreeBudgetView | undefined = view.budget && !view.budget.decidedAt
+    ? { sessionId, ...view.budget }
+    : undefined,
 ): Html {
   return html`<div id="live">
     ${flash ? html`<p class="flash" role="status">${visible(flash)}</p>` : ''}
@@ -299,8 +320,8 @@ export function sessionLive(
       ${view.lastMessage ? html`<blockquote>${visible(view.lastMessage)}</blockquote>` : ''}
     </section>
     ${view.pendingApprovals.map((p) => pendingCall(sessionId, p))}
-    ${below.map((p) => pendingCall(sessionId, p.approval, p.sessionId))} ${budgetSection(sessionId, view)}
-    ${agentsSection(view)}
+    ${below.map((p) => pendingCall(sessionId, p.approval, p.sessionId))}
+    ${budgetSection(sessionId, view, tree)} ${agentsSection(view)}
     ${
       view.plan.length > 0
         ? html`<section class="plan">
@@ -321,12 +342,13 @@ export function sessionPage(
   diff: string | undefined,
   flash?: string,
   below: readonly TreePending[] = [],
+  tree?: TreeBudgetView,
 ): Html {
   const id = encodeURIComponent(sessionId);
   const ended = ['completed', 'failed', 'cancelled'].includes(view.status);
   return html`<h1>${visible(view.task)}</h1>
     <p class="meta">${sessionId} · <code>${visible(view.workspace)}</code></p>
-    ${sessionLive(sessionId, view, flash, below)}
+    ${sessionLive(sessionId, view, flash, below, tree)}
     ${
       ended
         ? ''

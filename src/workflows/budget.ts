@@ -20,12 +20,14 @@
  * session that waits here issues no command, so a worker lost meanwhile loses nothing: replay
  * brings it back to the same wait.
  */
-import { condition, getExternalWorkflowHandle, isCancellation, log } from '@temporalio/workflow';
+import { condition, getExternalWorkflowHandle, isCancellation, log, patched } from '@temporalio/workflow';
 import type { BudgetDecision, BudgetDirective, BudgetView } from '../shared/api/session-api.js';
-import { budgetSignal } from '../shared/api/session-api.js';
+import { budgetDirectiveSchema, budgetSignal } from '../shared/api/session-api.js';
 import type { BudgetSettings, CarriedBudget, SessionConfig } from '../shared/api/session-config.js';
+import { describeZodError } from '../shared/api/session-config.js';
 import { rootMessage } from '../shared/boundary/failures.js';
 import type { AgentTree } from './agents.js';
+import { Patch } from './patches.js';
 import type { RunControl } from './run-control.js';
 import type { SessionState } from './session-state.js';
 
@@ -134,6 +136,12 @@ export class TreeBudget {
         `budget decisions for this tree are made at its root; this session's parent is ${this.host.config.parent!.id}`,
       );
     }
+    if (decision.ifLimit !== undefined && decision.ifLimit !== this.s.limit) {
+      throw new BudgetRefused(
+        `the budget changed since you looked: the tree's limit is now ${this.s.limit} tokens, not ` +
+          `${decision.ifLimit} (${this.spent()} spent${this.s.parked ? ', still parked' : ''}); nothing was changed`,
+      );
+    }
     if (decision.stop === true && !this.s.parked) {
       throw new BudgetRefused(
         `nothing to stop: the tree has spent ${this.spent()} of ${this.s.limit} tokens and is not waiting for a budget decision`,
@@ -160,12 +168,33 @@ export class TreeBudget {
     this.direct({ parked: true, stop: true });
   }
 
-  /** A parent's directive (a child); older or malformed ones are ignored. */
-  applyDirective(directive: BudgetDirective): void {
-    if (this.isRoot || typeof directive?.seq !== 'number' || directive.seq <= this.s.heard) return;
+  /**
+   * A parent's directive (a child). One older than the last heard (late, or repeated) is ignored.
+   * So is a malformed one (sent by hand): a `seq` that is not a whole number would stay in the
+   * carried state and fail the next run's input, and `"parked": "no"` would park. Histories from
+   * before the check replay the old way (marker `budget-directive-checked`, asked only when the
+   * two ways differ). Answers why it was ignored, or null.
+   */
+  applyDirective(raw: unknown): string | null {
+    if (this.isRoot) return 'this session is the root of its tree: it takes no directives';
+    const checked = budgetDirectiveSchema().safeParse(raw);
+    let directive: BudgetDirective;
+    if (checked.success) directive = checked.data;
+    else {
+      const problem = `malformed: ${describeZodError(checked.error)}`;
+      // The old way ignored only a directive without a numeric seq, or an older one.
+      const old = raw as Partial<BudgetDirective> | null;
+      if (typeof old?.seq !== 'number' || old.seq <= this.s.heard) return problem;
+      if (patched(Patch.budgetDirectiveChecked)) return problem;
+      directive = { parked: Boolean(old.parked), seq: old.seq, ...(old.stop ? { stop: true } : {}) };
+    }
+    if (directive.seq <= this.s.heard) {
+      return `older than the last one heard (seq ${directive.seq}, heard ${this.s.heard})`;
+    }
     this.s.heard = directive.seq;
     if (directive.stop) this.stop();
-    else if (directive.parked !== this.s.parked) this.direct({ parked: Boolean(directive.parked) });
+    else if (directive.parked !== this.s.parked) this.direct({ parked: directive.parked });
+    return null;
   }
 
   /** A person's decision sent to a child (the Web UI's signal): passed on towards the root. */

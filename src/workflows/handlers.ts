@@ -31,6 +31,9 @@ import { describeZodError } from '../shared/api/session-config.js';
 import { BudgetRefused } from './budget.js';
 import type { SessionContext } from './context.js';
 
+/** How the notice of a budget signal the session could not use begins. */
+const IGNORED_BUDGET_SIGNAL = 'ignored a budget signal';
+
 function refuse(message: string, type: string): never {
   throw ApplicationFailure.nonRetryable(message, type);
 }
@@ -153,6 +156,7 @@ export function registerHandlers({
     (decision) => {
       guard.check();
       const answer = budget!.decide(budgetDecisionSchema().parse(decision));
+      state.clearNoticeOf(IGNORED_BUDGET_SIGNAL);
       log.info('budget decided', {
         decision: decision.add !== undefined ? `add ${decision.add}` : 'stop',
         by: decision.by,
@@ -185,33 +189,41 @@ export function registerHandlers({
     },
   );
 
+  // The Web UI's signal cannot answer: what it ignores is logged and shown as the session's notice
+  // (`ratchet status`, the inbox), set without publishing, so it issues no command.
+  const ignoreBudgetSignal = (problem: string) => {
+    log.warn('ignored a budget signal', { problem });
+    if (!state.ended) state.setNotice(`${IGNORED_BUDGET_SIGNAL}: ${problem}`);
+  };
   setHandler(budgetSignal, (decision) => {
     guard.check();
     const checked = budgetDecisionSchema().safeParse(decision);
-    if (!checked.success || !budget || state.ended) {
-      log.warn('ignored a budget signal', {
-        problem: checked.success
-          ? budget
-            ? 'the session has ended'
-            : 'no budget'
-          : describeZodError(checked.error),
-      });
-      return;
+    if (!checked.success) {
+      return ignoreBudgetSignal(
+        `malformed (expected {"add": <tokens>} or {"stop": true}): ${describeZodError(checked.error)}`,
+      );
+    }
+    if (!budget || state.ended) {
+      return ignoreBudgetSignal(
+        budget ? 'the session has ended' : 'this session has no token budget (--budget-tokens N)',
+      );
     }
     // A child passes a person's decision on towards the root, which decides for the tree.
     if (!budget.isRoot) return budget.forwardToParent(checked.data);
     try {
       budget.decide(checked.data);
+      state.clearNoticeOf(IGNORED_BUDGET_SIGNAL);
     } catch (err) {
       if (!(err instanceof BudgetRefused)) throw err;
-      log.warn('ignored a budget signal', { problem: err.message });
+      ignoreBudgetSignal(err.message);
     }
   });
 
   setHandler(budgetDirectiveSignal, (directive) => {
     guard.check();
     if (!budget || state.ended) return;
-    budget.applyDirective(directive);
+    const ignored = budget.applyDirective(directive);
+    if (ignored) log.warn('ignored a budget directive', { problem: ignored });
   });
 
   setHandler(

@@ -58,4 +58,10 @@ export const Patch = {
    * end), so that continue-as-new can drop it from the carried children (agents.ts, `retire`).
    */
   retireMergedAgents: 'retire-merged-agents',
+  /**
+   * A malformed budget directive (a `seq` that is no whole number above 0, `parked` that is no
+   * boolean) is ignored (before: `parked` taken for its truthiness, any number as `seq`). Asked
+   * only for a directive the two ways disagree on.
+   */
+  budgetDirectiveChecked: 'budget-directive-checked',
 } as const;

@@ -191,6 +191,11 @@ export class SessionState {
     this.s.notice = capNotice(notice);
   }
 
+  /** Drops the notice if it starts with `prefix` (one that a later event made untrue). */
+  clearNoticeOf(prefix: string): void {
+    if (this.s.notice?.startsWith(prefix)) this.s.notice = null;
+  }
+
   updatePlan(plan: PlanStep[]): void {
     this.s.plan = plan;
   }

@@ -3,7 +3,8 @@
  * has spent its budget parks at its next turn boundary, shows `awaiting_budget`, runs nothing
  * while parked (across a lost worker and continue-as-new), and goes on or comes to rest when a
  * person decides — from the client (the CLI's path) at any session of the tree, or with the Web
- * UI's signal sent to a child.
+ * UI's signal sent to a child. Directives that try to break it (late, repeated, malformed by hand,
+ * to a child started while parked or continued as new) neither wedge a child nor free a parked one.
  */
 import { describe, expect, it } from 'vitest';
 import { call, leftovers, reply, resultWithin, say, sessionOf, treeModel } from '../helpers/agent-scripts.js';
@@ -191,5 +192,118 @@ describe('a tree with a token budget', () => {
     expect(result).toMatchObject({ status: 'completed', finalMessage: 'Both agents finished.' });
     expect(leftovers(script)).toEqual({});
     expect(model.requests.filter((r) => sessionOf(r.body) === 'agent-1')).toHaveLength(8);
+  });
+});
+
+describe("a tree's park and resume directives", () => {
+  it('ignores late, repeated and malformed directives; parks a child started while parked; carries seq across continue-as-new', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    const script: TreeScript = {
+      // agent-2 is spawned after a command that waits for a person, so it starts while the tree is parked.
+      parent: [
+        reply(
+          call('spawn_agent', { message: 'Read a.txt again and again' }, 's1'),
+          call('shell', { command: ['touch', 'asked'] }, 'ask'),
+          call('spawn_agent', { message: 'Read a.txt once' }, 's2'),
+        ),
+        reply(call('wait', { ids: ['agent-1'], timeout_ms: 300_000 }, 'w1')),
+        reply(call('wait', { ids: ['agent-2'], timeout_ms: 300_000 }, 'w2')),
+        reply(say('Both agents finished.')),
+      ],
+      // After the tree goes on, agent-1's big reply fills its context: it compacts and continues as new.
+      'agent-1': [
+        ...Array.from({ length: 6 }, read),
+        { ...read(), usage: { inputTokens: 900, outputTokens: 5 } },
+        ...Array.from({ length: 8 }, read),
+        reply(say('agent-1 done')),
+      ],
+      'agent-2': [read(), reply(say('agent-2 done'))],
+    };
+    const model = await harness.freshModel(treeModel(script, 150));
+    const { worker } = await harness.worker();
+    const requestsOf = (who: string) => model.requests.filter((r) => sessionOf(r.body) === who).length;
+    await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Directives that try to break the budget',
+        workspace: repo.dir,
+        approvalPolicy: 'auto-edit',
+        agents: { max: 2 },
+        budget: { tokens: 60 },
+        model: { name: 'scripted-model', contextWindow: 1000, compactAtRatio: 0.8 },
+      });
+      const id = handle.workflowId;
+      const [one, two] = [`${id}/agent-1`, `${id}/agent-2`];
+      const child = harness.client.workflow.getHandle(one);
+      await expect
+        .poll(async () => (await harness.ratchet.status(one).catch(() => null))?.status, { timeout: 30_000 })
+        .toBe('awaiting_budget');
+      const root = await harness.ratchet.status(id);
+      expect(root).toMatchObject({ status: 'awaiting_approval', budget: { parked: true } });
+
+      // The park was seq 1. By hand: a repeat of it that says the opposite, then malformed ones whose
+      // seq, taken as it was, would make agent-1 deaf to its parent (99) or unable to continue as new (1.5).
+      const forged: unknown[] = [
+        { parked: false, seq: 1 },
+        { parked: false, seq: 1.5 },
+        { parked: 'no', seq: 99 },
+        { parked: false, seq: 99, extra: true },
+        { parked: false, stop: true, seq: 98 },
+        { parked: false, seq: -1 },
+        { parked: false },
+        'garbage',
+        null,
+      ];
+      for (const directive of forged) await child.signal('budgetDirective', directive);
+      const agentOneParked = requestsOf('agent-1');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await harness.ratchet.status(one)).toMatchObject({ status: 'awaiting_budget', runs: 1 });
+      expect(requestsOf('agent-1')).toBe(agentOneParked);
+
+      // agent-2 starts while the tree is parked: told at once, it parks before its first model call.
+      await harness.ratchet.decide(id, 'approve', { callId: root.pendingApprovals[0]!.callId });
+      await expect
+        .poll(async () => (await harness.ratchet.status(two).catch(() => null))?.status, { timeout: 20_000 })
+        .toBe('awaiting_budget');
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(requestsOf('agent-2')).toBe(0);
+      expect((await harness.ratchet.status(two)).budget).toMatchObject({ parked: true, decidedAt: id });
+
+      // The tree goes on (seq 2). Once agent-1 has heard it, the older park (seq 1) delivered after
+      // it, and seq 2 repeated as a park, change nothing: out of order and duplicate.
+      await harness.ratchet.budget(id, { add: 10_000 });
+      await expect
+        .poll(async () => (await harness.ratchet.status(one)).budget?.parked, { interval: 50 })
+        .toBe(false);
+      await child.signal('budgetDirective', { parked: true, seq: 1 });
+      await child.signal('budgetDirective', { parked: true, seq: 2 });
+      // agent-1 continues as new; the stale park sent to its new run is ignored too (seq carried).
+      await expect
+        .poll(async () => (await harness.ratchet.status(one)).runs, { timeout: 30_000, interval: 50 })
+        .toBe(2);
+      await child.signal('budgetDirective', { parked: true, seq: 2 });
+      const done = await resultWithin(handle, 60_000, model);
+      expect(done).toMatchObject({ status: 'completed', finalMessage: 'Both agents finished.' });
+
+      // What agent-1 carried into its second run: the last directive it heard, 2.
+      const firstRun = (await child.describe()).raw.workflowExecutionInfo?.firstRunId ?? undefined;
+      const events = (await harness.client.workflow.getHandle(one, firstRun).fetchHistory()).events ?? [];
+      const input = events.find((e) => e.workflowExecutionContinuedAsNewEventAttributes)!
+        .workflowExecutionContinuedAsNewEventAttributes!.input!.payloads![0]!;
+      const carried = JSON.parse(Buffer.from(input.data!).toString('utf8')) as {
+        carried: { budget: unknown };
+      };
+      expect(carried.carried.budget).toEqual({ limit: 60, parked: false, sent: 2, heard: 2 });
+      // The malformed directives that the old code would have obeyed took the checked path.
+      const markers = events.flatMap((e) => {
+        const details = e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0];
+        return details ? [JSON.parse(Buffer.from(details.data!).toString('utf8')) as { id: string }] : [];
+      });
+      expect(markers.map((m) => m.id)).toContain('budget-directive-checked');
+      await recordHistory(child, 'budget-directives-child');
+      await recordHistory(handle, 'budget-directives');
+    });
+    expect(leftovers(script)).toEqual({});
+    expect(requestsOf('agent-2')).toBe(2);
   });
 });

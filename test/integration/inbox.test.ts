@@ -5,6 +5,9 @@
  * - approve a pending command from the inbox and see the session continue; deny one with a
  *   reason and see the model read it; a patch shown as a coloured diff; the phone-size page;
  * - two windows approving the same call: one wins, the other is told;
+ * - the token budget's form, posted as a browser posts it (same origin, the redirect followed): bad
+ *   input refused with the reason, a stale or repeated page refused, add and stop on a parked
+ *   session, a parked tree decided from a child's page and the root's with a pending call kept;
  * - what guards it: the token off loopback, cross-site posts (from a real page on another
  *   origin), foreign Host names, no caching, control characters shown, not obeyed.
  */
@@ -22,6 +25,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InboxServer } from '../../src/inbox/serve.js';
 import { startInbox } from '../../src/inbox/serve.js';
 import type { SessionResult } from '../../src/shared/api/session-api.js';
+import { call, leftovers, reply, resultWithin, say, treeModel } from '../helpers/agent-scripts.js';
+import type { TreeScript } from '../helpers/agent-scripts.js';
 import { waitForStatus } from '../helpers/harness.js';
 import { useHarness } from '../helpers/harness.js';
 
@@ -33,6 +38,7 @@ const shotsDir =
 const chromiumPath = process.env.RATCHET_CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 const suite = useHarness();
+const read = () => reply(call('read_file', { file_path: 'a.txt' }));
 let browser: Browser;
 let inbox: InboxServer;
 
@@ -308,5 +314,298 @@ describe('what guards the inbox', () => {
       expect((await fetch(`${inbox.origin}/s/no-such-session`)).status).toBe(404);
       await handle.cancel();
     });
+  });
+});
+
+/** The budget form a session page renders, as a browser would read it: action, hidden fields, buttons. */
+interface RenderedForm {
+  action: string;
+  hidden: Record<string, string>;
+  buttons: string[];
+}
+
+function unescapeHtml(text: string): string {
+  return text
+    .replaceAll('&quot;', '"')
+    .replaceAll('&#39;', "'")
+    .replaceAll('&lt;', '<')
+    .replaceAll('&gt;', '>')
+    .replaceAll('&amp;', '&');
+}
+
+function budgetForm(page: string): RenderedForm | null {
+  const form = /<form method="post" action="([^"]+\/budget)" class="budget">([\s\S]*?)<\/form>/.exec(page);
+  if (!form) return null;
+  const hidden = Object.fromEntries(
+    [...form[2]!.matchAll(/<input type="hidden" name="(\w+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]),
+  );
+  const buttons = [...form[2]!.matchAll(/<button name="decision" value="(\w+)"/g)].map((m) => m[1]!);
+  return { action: unescapeHtml(form[1]!), hidden, buttons };
+}
+
+function flashOf(page: string): string | undefined {
+  const flash = /<p class="flash" role="status">([\s\S]*?)<\/p>/.exec(page);
+  return flash ? unescapeHtml(flash[1]!) : undefined;
+}
+
+/** Posts a form as the browser does (same origin, urlencoded, the redirect followed); answers the page. */
+async function submit(
+  action: string,
+  fields: Array<[string, string]>,
+): Promise<{ status: number; page: string; url: string }> {
+  const response = await fetch(`${inbox.origin}${action}`, {
+    method: 'POST',
+    headers: {
+      origin: inbox.origin,
+      'sec-fetch-site': 'same-origin',
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    body: new URLSearchParams(fields).toString(),
+  });
+  return { status: response.status, page: await response.text(), url: response.url };
+}
+
+/** Presses a button of the rendered form with `add` typed in (as a browser sends it: every field). */
+function press(form: RenderedForm, decision: string, add = ''): Array<[string, string]> {
+  return [...Object.entries(form.hidden), ['add', add], ['decision', decision]];
+}
+
+async function pageOf(sessionId: string): Promise<string> {
+  const response = await fetch(sessionUrl(sessionId));
+  expect(response.status).toBe(200);
+  return response.text();
+}
+
+describe('the budget form, posted as a browser posts it', () => {
+  it('a parked session: bad input refused with the reason, a stale page refused, add and stop decide, nothing lost', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    // Each reply costs 15 tokens: with a budget of 40 the session parks after its third.
+    const script: TreeScript = {
+      parent: [
+        { ...read(), delayMs: 2500 },
+        read(),
+        read(),
+        ...Array.from({ length: 7 }, read),
+        reply(say('read enough')),
+      ],
+    };
+    const model = await harness.freshModel(treeModel(script));
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Read a.txt under a budget',
+        workspace: repo.dir,
+        approvalPolicy: 'auto-edit',
+        budget: { tokens: 40 },
+      });
+      const id = handle.workflowId;
+      const action = `/s/${encodeURIComponent(id)}/budget`;
+      // Not parked yet (the first reply is slow): a stale page's Stop has nothing to stop.
+      const early = await submit(action, [['decision', 'stop']]);
+      expect(early.status).toBe(409);
+      expect(flashOf(early.page)).toMatch(/nothing to stop: the tree has spent 0 of 40 tokens/);
+
+      await waitForStatus(handle, (s) => s.status === 'awaiting_budget', 30_000);
+      const requestsWhenParked = model.requests.length;
+      const transcriptWhenParked = await harness.ratchet.transcript(id, 0);
+      const parkedPage = await pageOf(id);
+      expect(parkedPage).toContain('data-parked="yes"');
+      expect(parkedPage).toMatch(/45 of 40 tokens\s+spent by the tree · parked until you decide/);
+      const stale = budgetForm(parkedPage)!;
+      expect(stale).toEqual({ action, hidden: { ifLimit: '40' }, buttons: ['add', 'stop'] });
+
+      // Bad input: each refused with a reason, the session still parked at the same limit.
+      const refusals: Array<[Array<[string, string]>, number, RegExp]> = [
+        [press(stale, 'add', 'lots'), 400, /add a whole number of tokens above 0 \(not "lots"\)/],
+        [press(stale, 'add', '0'), 400, /add a whole number of tokens above 0 \(not "0"\)/],
+        [press(stale, 'add', '-5'), 400, /add a whole number of tokens above 0 \(not "-5"\)/],
+        [press(stale, 'add', '2.5'), 400, /not "2\.5"/],
+        [press(stale, 'add', ''), 400, /add a whole number of tokens above 0\.$/],
+        [press(stale, 'add', '99999999999999999999'), 400, /add must be at most 1000000000000 tokens/],
+        [press(stale, 'stop', '500'), 400, /you pressed Stop with 500 in "Add tokens"/],
+        [
+          [
+            ['add', '5'],
+            ['decision', 'add'],
+            ['decision', 'stop'],
+          ],
+          400,
+          /it needs one decision/,
+        ],
+        [[['add', '5']], 400, /it needs one decision/],
+        [
+          [
+            ['add', '5'],
+            ['add', '6'],
+            ['decision', 'add'],
+          ],
+          400,
+          /a field was sent twice/,
+        ],
+        [press({ ...stale, hidden: { ifLimit: 'forty' } }, 'add', '5'), 400, /limit "forty" is not a number/],
+      ];
+      for (const [fields, status, reason] of refusals) {
+        const answer = await submit(action, fields);
+        expect({ fields, status: answer.status }).toEqual({ fields, status });
+        expect(flashOf(answer.page)).toMatch(reason);
+      }
+      // A session that does not exist.
+      const unknown = await submit('/s/ratchet-no-such-session/budget', press(stale, 'add', '5'));
+      expect(unknown.status).toBe(404);
+      expect(unknown.page).toContain('No such session');
+      // A post from another site (no Origin, no Sec-Fetch-Site, no token) is refused before anything.
+      const crossSite = await fetch(`${inbox.origin}${action}`, {
+        method: 'POST',
+        body: new URLSearchParams(press(stale, 'add', '5')),
+      });
+      expect(crossSite.status).toBe(403);
+      expect(await harness.ratchet.budget(id)).toMatchObject({ limit: 40, parked: true, spent: 45 });
+
+      // Too little: the limit grows, the session stays parked, and the page says so.
+      const little = await submit(action, press(stale, 'add', '1'));
+      expect(little.status).toBe(200);
+      expect(little.url).toBe(`${sessionUrl(id)}?budget=added-1-parked`);
+      expect(flashOf(little.page)).toMatch(
+        /You added 1 tokens; the tree is still over its limit and stays parked/,
+      );
+      expect(budgetForm(little.page)!.hidden).toEqual({ ifLimit: '41' });
+      // The stale page, submitted again: refused, nothing added twice.
+      const again = await submit(action, press(stale, 'add', '1'));
+      expect(again.status).toBe(409);
+      expect(flashOf(again.page)).toMatch(
+        /the budget changed since you looked: the tree's limit is now 41 tokens, not 40 \(45 spent, still parked\); nothing was changed/,
+      );
+      expect(await harness.ratchet.budget(id)).toMatchObject({ limit: 41, parked: true });
+
+      // Enough: the session goes on from where it parked; the same page posted twice adds once.
+      const fresh = budgetForm(little.page)!;
+      const enough = await submit(action, press(fresh, 'add', '100'));
+      expect(flashOf(enough.page)).toBe('You added 100 tokens; the tree goes on.');
+      const twice = await submit(action, press(fresh, 'add', '100'));
+      expect(twice.status).toBe(409);
+      expect(flashOf(twice.page)).toMatch(/the tree's limit is now 141 tokens, not 41/);
+      // It spends the 100 and parks again (150 of 141), its transcript kept whole across the wait.
+      await expect
+        .poll(async () => (await harness.ratchet.status(id)).usage.totalTokens, { timeout: 30_000 })
+        .toBe(150);
+      await waitForStatus(handle, (s) => s.status === 'awaiting_budget', 30_000);
+      expect(model.requests.length).toBe(requestsWhenParked + 7);
+      const later = await harness.ratchet.transcript(id, 0);
+      expect(later.entries.slice(0, transcriptWhenParked.entries.length)).toEqual(
+        transcriptWhenParked.entries,
+      );
+      expect(later.total).toBeGreaterThan(transcriptWhenParked.total);
+
+      // Stop: the session comes to rest with a notice; a message parks it again; more tokens finish it.
+      const stopForm = budgetForm(await pageOf(id))!;
+      expect(stopForm.buttons).toEqual(['add', 'stop']);
+      const stopped = await submit(action, press(stopForm, 'stop'));
+      expect(flashOf(stopped.page)).toBe('You stopped the tree at its budget.');
+      const idle = await waitForStatus(handle, (s) => s.status === 'idle');
+      expect(idle.notice).toMatch(
+        /stopped at the token budget \(150 tokens spent here; the tree's limit 141\)/,
+      );
+      await harness.ratchet.send(id, 'Go on.');
+      await waitForStatus(handle, (s) => s.status === 'awaiting_budget');
+      expect(model.requests.length).toBe(requestsWhenParked + 7);
+      const last = await submit(action, press(budgetForm(await pageOf(id))!, 'add', '1000'));
+      expect(flashOf(last.page)).toBe('You added 1000 tokens; the tree goes on.');
+      const result = await resultWithin(handle, 30_000);
+      expect(result).toMatchObject({ status: 'completed', finalMessage: 'read enough' });
+      // Who decided is recorded with each accepted decision.
+      const accepted = (await handle.fetchHistory()).events!.flatMap((event) => {
+        const payload =
+          event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.args?.payloads?.[0];
+        return payload ? [defaultPayloadConverter.fromPayload<Record<string, unknown>>(payload)] : [];
+      });
+      expect(accepted).toEqual([
+        { add: 1, by: 'inbox (127.0.0.1)', ifLimit: 40 },
+        { add: 100, by: 'inbox (127.0.0.1)', ifLimit: 41 },
+        { stop: true, by: 'inbox (127.0.0.1)', ifLimit: 141 },
+        { add: 1000, by: 'inbox (127.0.0.1)', ifLimit: 141 },
+      ]);
+    });
+    expect(leftovers(script)).toEqual({});
+  });
+
+  it("a parked tree: decided from a child's page and from the root's, a child's pending call kept", async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    const script: TreeScript = {
+      parent: [
+        reply(
+          call('spawn_agent', { message: 'Read a.txt again and again' }, 's1'),
+          call('spawn_agent', { message: 'Touch a file' }, 's2'),
+        ),
+        reply(call('wait', { ids: ['agent-1'], timeout_ms: 300_000 }, 'w1')),
+        reply(call('wait', { ids: ['agent-2'], timeout_ms: 300_000 }, 'w2')),
+        reply(say('Both agents finished.')),
+      ],
+      'agent-1': [...Array.from({ length: 7 }, read), reply(say('agent-1 done'))],
+      // A command that asks a person (auto-edit): pending while the tree parks.
+      'agent-2': [reply(call('shell', { command: ['touch', 'touched'] })), reply(say('agent-2 done'))],
+    };
+    await harness.freshModel(treeModel(script, 150));
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'A tree under a budget',
+        workspace: repo.dir,
+        approvalPolicy: 'auto-edit',
+        agents: { max: 2 },
+        budget: { tokens: 60 },
+      });
+      const id = handle.workflowId;
+      const [one, two] = [`${id}/agent-1`, `${id}/agent-2`];
+      await expect
+        .poll(async () => (await harness.ratchet.status(one).catch(() => null))?.status, { timeout: 30_000 })
+        .toBe('awaiting_budget');
+      await expect
+        .poll(async () => (await harness.ratchet.status(two)).budget?.parked, { timeout: 10_000 })
+        .toBe(true);
+      const waiting = await harness.ratchet.status(two);
+      expect(waiting).toMatchObject({ status: 'awaiting_approval', budget: { parked: true, decidedAt: id } });
+      const pendingCall = waiting.pendingApprovals[0]!.callId;
+      const rootView = await harness.ratchet.budget(id);
+      expect(rootView.parked).toBe(true);
+
+      // A child's page decides for the tree: its form carries the root's limit, not the child's.
+      const childPage = await pageOf(one);
+      // (The root's count may still grow by late reports of turns already running.)
+      expect(childPage).toMatch(/\(the tree: \d+ of 60 tokens spent\)/);
+      const childForm = budgetForm(childPage)!;
+      expect(childForm).toEqual({
+        action: `/s/${encodeURIComponent(one)}/budget`,
+        hidden: { ifLimit: '60' },
+        buttons: ['add', 'stop'],
+      });
+      const little = await submit(childForm.action, press(childForm, 'add', '1'));
+      expect(little.url).toBe(`${sessionUrl(one)}?budget=added-1-parked`);
+      expect(await harness.ratchet.budget(two)).toMatchObject({ sessionId: id, limit: 61, parked: true });
+      // The same child page, submitted again: refused, the root's limit unchanged.
+      const again = await submit(childForm.action, press(childForm, 'add', '1'));
+      expect(again.status).toBe(409);
+      expect(flashOf(again.page)).toMatch(/the tree's limit is now 61 tokens, not 60/);
+
+      // The pending call survived the park and the decisions; approved, it runs, and agent-2 then parks.
+      const childTwo = await harness.ratchet.status(two);
+      expect(childTwo.pendingApprovals.map((p) => p.callId)).toEqual([pendingCall]);
+      const twoPage = await pageOf(two);
+      expect(twoPage).toContain('name="callId"');
+      expect(budgetForm(twoPage)!.hidden).toEqual({ ifLimit: '61' });
+      await harness.ratchet.decide(two, 'approve', { callId: pendingCall });
+      await expect.poll(async () => (await harness.ratchet.status(two)).status).toBe('awaiting_budget');
+
+      // From the root's page: enough for the tree; every session goes on and the tree finishes.
+      const rootForm = budgetForm(await pageOf(id))!;
+      expect(rootForm.hidden).toEqual({ ifLimit: '61' });
+      const enough = await submit(rootForm.action, press(rootForm, 'add', '1000'));
+      expect(flashOf(enough.page)).toBe('You added 1000 tokens; the tree goes on.');
+      const result = await resultWithin(handle, 40_000);
+      expect(result).toMatchObject({ status: 'completed', finalMessage: 'Both agents finished.' });
+      expect((await harness.ratchet.budget(id)).limit).toBe(1061);
+    });
+    expect(leftovers(script)).toEqual({});
   });
 });

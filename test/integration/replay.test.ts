@@ -84,6 +84,9 @@ const EXPECTED_FIXTURES = [
   'budget-single',
   'budget-tree',
   'budget-tree-child',
+  // hand-made directives a child ignored (marker budget-directive-checked), one continued as new
+  'budget-directives',
+  'budget-directives-child',
   // background mode: a model call re-attached to after its worker was killed
   'background-reattached-after-kill',
   // checkpoints: one per writing turn, a rewound run that restores first, and one rewound to

@@ -6,6 +6,9 @@
  *   event history show the activity summaries; the screenshots go to docs/ for the README;
  * - a waiting session is found through `RatchetStatus = "awaiting_approval"` and approved with the
  *   UI's "Send a Signal" form, typing the JSON the README shows;
+ * - a session parked on its token budget is found through `RatchetStatus = "awaiting_budget"`;
+ *   the `budget` signal with a malformed payload is ignored with the reason in its notice, and
+ *   README's `{"add": N}` lets it go on;
  * - payloads are plain JSON (no codec), so the UI can show them;
  * - after `ratchet rewind`, the session's current run shows the turn it went back to and the
  *   restored checkpoint, and the run it replaced shows Terminated, with the server's reason and
@@ -21,6 +24,7 @@ import type { Browser, Frame, Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { SessionResult, StatusView } from '../../src/shared/api/session-api.js';
+import type { ReplyStep } from '../../src/testing/scripted-model.js';
 import { rewindSession } from '../../src/cli/checkpoints.js';
 import { DevServer } from '../../src/temporal/dev-server.js';
 import { createTempRepo } from '../helpers/git-repo.js';
@@ -164,6 +168,49 @@ async function readmeSignalJson(): Promise<string> {
   return block[1]!;
 }
 
+/** More Actions → Send a Signal on the open session page: the signal's name, its JSON, Submit. */
+async function sendSignal(name: string, json: string, screenshot?: string): Promise<void> {
+  await page.getByRole('button', { name: 'More Actions' }).click();
+  await page.getByRole('menuitem', { name: 'Send a Signal' }).click();
+  await page.getByTestId('signal-select-button').filter({ visible: true }).click();
+  await page.getByRole('option', { name, exact: true }).click();
+  const data = page.getByRole('textbox', { name: 'Data' });
+  await data.fill(json);
+  // Leaving the editor makes the UI check and reformat the JSON (the dialog grows), and only
+  // then enables Submit: click it after that, not while it moves.
+  await data.evaluate((element) => (element as unknown as { blur(): void }).blur());
+  const submit = page.getByRole('button', { name: 'Submit' });
+  await expect.poll(() => submit.isEnabled(), { timeout: 10_000 }).toBe(true);
+  await page.waitForTimeout(500);
+  if (screenshot) await page.screenshot({ path: path.join(docsDir, screenshot) });
+  await submit.click();
+}
+
+/** The signals in a session's history: name and payload, in order. */
+async function signalsOf(handle: WorkflowHandle): Promise<Array<{ name: string; input: unknown }>> {
+  const history = await handle.fetchHistory();
+  return (history.events ?? []).flatMap((e) => {
+    const signaled = e.workflowExecutionSignaledEventAttributes;
+    if (!signaled) return [];
+    const payload = signaled.input?.payloads?.[0];
+    return [
+      {
+        name: signaled.signalName ?? '',
+        input: payload ? (JSON.parse(Buffer.from(payload.data!).toString('utf8')) as unknown) : undefined,
+      },
+    ];
+  });
+}
+
+/** The JSON README's token budget section tells a person to send from the Web UI to continue. */
+async function readmeBudgetJson(): Promise<string> {
+  const readme = await readFile(path.join(root, 'README.md'), 'utf8');
+  const section = readme.split('#### A token budget for the tree')[1] ?? '';
+  const line = /\*\*From the Web UI\*\*[\s\S]*?`(\{"add": \d+\})`/.exec(section);
+  if (!line) throw new Error('README.md\'s token budget section shows no {"add": N} payload for the Web UI');
+  return line[1]!;
+}
+
 describe('the Temporal Web UI', () => {
   it('finds a finished session by RatchetStatus and shows its activity summaries', async () => {
     const repo = await tempRepo();
@@ -244,20 +291,7 @@ describe('the Temporal Web UI', () => {
       await seen(callId);
 
       const json = (await readmeSignalJson()).replace(/<[^>]*>/, callId);
-      await page.getByRole('button', { name: 'More Actions' }).click();
-      await page.getByRole('menuitem', { name: 'Send a Signal' }).click();
-      await page.getByTestId('signal-select-button').filter({ visible: true }).click();
-      await page.getByRole('option', { name: 'approve', exact: true }).click();
-      const data = page.getByRole('textbox', { name: 'Data' });
-      await data.fill(json);
-      // Leaving the editor makes the UI check and reformat the JSON (the dialog grows), and only
-      // then enables Submit: click it after that, not while it moves.
-      await data.evaluate((element) => (element as unknown as { blur(): void }).blur());
-      const submit = page.getByRole('button', { name: 'Submit' });
-      await expect.poll(() => submit.isEnabled(), { timeout: 10_000 }).toBe(true);
-      await page.waitForTimeout(500);
-      await page.screenshot({ path: path.join(docsDir, 'web-ui-signal.png') });
-      await submit.click();
+      await sendSignal('approve', json, 'web-ui-signal.png');
 
       await waitForStatus(handle, (s) => s.status === 'completed', 20_000);
       const result = (await handle.result()) as SessionResult;
@@ -275,6 +309,71 @@ describe('the Temporal Web UI', () => {
       });
     });
     model.assertDone();
+  });
+
+  it("lets a session parked on its budget go on with the budget signal, and shows a malformed one's reason", async () => {
+    const repo = await tempRepo();
+    // Each reply costs 15 tokens: with a budget of 40 the session parks after its third.
+    const read = (): ReplyStep => ({
+      kind: 'reply',
+      output: [{ type: 'function_call', name: 'read_file', arguments: { file_path: 'README.md' } }],
+      usage: { inputTokens: 10, outputTokens: 5 },
+    });
+    const steps: ReplyStep[] = [
+      read(),
+      read(),
+      read(),
+      {
+        kind: 'reply',
+        output: [{ type: 'message', text: 'Read it thrice.' }],
+        usage: { inputTokens: 10, outputTokens: 5 },
+      },
+    ];
+    const model = await harness.freshModel({ responder: () => steps.shift() });
+    const { worker } = await harness.worker();
+    await worker.runUntil(async () => {
+      const handle = await harness.start({
+        task: 'Read the README under a budget',
+        workspace: repo.dir,
+        approvalPolicy: 'auto-edit',
+        budget: { tokens: 40 },
+      });
+      await waitForStatus(handle, (s) => s.status === 'awaiting_budget', 30_000);
+      const parkedAt = model.requests.length;
+      await openThroughQuery(`RatchetStatus = "awaiting_budget"`, handle.workflowId);
+
+      // A malformed payload: ignored, the reason in the session's notice, the session still parked.
+      await sendSignal('budget', '{"add": "lots"}');
+      const ignored = await waitForStatus(handle, (s) =>
+        (s.notice ?? '').startsWith('ignored a budget signal'),
+      );
+      expect(ignored.status).toBe('awaiting_budget');
+      expect(ignored.notice).toBe(
+        'ignored a budget signal: malformed (expected {"add": <tokens>} or {"stop": true}): add: add must be a number of tokens',
+      );
+      expect(ignored.budget).toMatchObject({ limit: 40, parked: true });
+      expect(model.requests.length).toBe(parkedAt);
+
+      // README's payload: the session goes on and finishes; the notice is gone.
+      const json = await readmeBudgetJson();
+      await page.reload();
+      await page.getByRole('heading', { name: handle.workflowId }).waitFor();
+      await sendSignal('budget', json);
+      await waitForStatus(handle, (s) => s.status === 'completed', 30_000);
+      const done = await harness.ratchet.status(handle.workflowId);
+      expect(done.notice).toBeNull();
+      expect(done.budget).toMatchObject({
+        limit: 40 + (JSON.parse(json) as { add: number }).add,
+        parked: false,
+      });
+      expect(((await handle.result()) as SessionResult).finalMessage).toBe('Read it thrice.');
+      // Both signals are in history as the UI sent them.
+      expect(await signalsOf(handle)).toEqual([
+        { name: 'budget', input: { add: 'lots' } },
+        { name: 'budget', input: JSON.parse(json) as unknown },
+      ]);
+    });
+    expect(steps).toEqual([]);
   });
 
   it('shows a rewound session: the new run at the turn it went back to, the old one terminated with a reason', async () => {

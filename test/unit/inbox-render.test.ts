@@ -105,6 +105,7 @@ describe('the inbox, for a tree of sessions', () => {
     );
     expect(root).toContain('75 of 60 tokens spent by the tree · parked until you decide');
     expect(root).toContain('action="/s/root/budget"');
+    expect(root).toContain('name="ifLimit" value="60"');
     expect(root).toContain('value="stop"');
     const child = await text(
       sessionLive(
@@ -115,8 +116,26 @@ describe('the inbox, for a tree of sessions', () => {
         }),
       ),
     );
+    // Without the root's view (it could not be asked) a child's page only links to the root.
     expect(child).not.toContain('/budget"');
     expect(child).toContain('href="/s/root"');
+    // With it, the child's page decides for the tree too, carrying the root's limit, not its own.
+    const childWithTree = await text(
+      sessionLive(
+        'root/agent-1',
+        view({
+          status: 'awaiting_budget',
+          budget: { limit: 60, spent: 30, parked: true, decidedAt: 'root' },
+        }),
+        undefined,
+        [],
+        { sessionId: 'root', limit: 80, spent: 95, parked: true, decidedAt: null },
+      ),
+    );
+    expect(childWithTree).toContain('action="/s/root%2Fagent-1/budget"');
+    expect(childWithTree).toContain('name="ifLimit" value="80"');
+    expect(childWithTree).toContain('(the tree: 95 of 80 tokens spent)');
+    expect(childWithTree).toContain('value="stop"');
     // Not parked: more tokens may be added ahead of time, but there is nothing to stop.
     const running = await text(
       sessionLive('root', view({ budget: { limit: 60, spent: 10, parked: false, decidedAt: null } })),

@@ -97,6 +97,11 @@ export const budgetDecisionSchema = () =>
         .optional(),
       stop: z.literal(true, { error: 'stop must be true' }).optional(),
       by: z.string().max(200).optional(),
+      /**
+       * Applies only while the tree's limit is still this one (the limit the person was shown): a
+       * page submitted twice, or after someone else decided, is refused instead of adding twice.
+       */
+      ifLimit: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
     })
     .strict()
     .refine((d) => (d.add === undefined) !== (d.stop === undefined), {
@@ -104,15 +109,21 @@ export const budgetDecisionSchema = () =>
     });
 export type BudgetDecision = z.infer<ReturnType<typeof budgetDecisionSchema>>;
 
-/** What a parent tells its children about the budget (never sent by a person). */
-export interface BudgetDirective {
-  /** Park at the next turn boundary (true), or go on (false). */
-  parked: boolean;
-  /** A person chose to stop: come to rest (idle) instead of waiting. */
-  stop?: boolean;
-  /** Increases with every directive a parent sends; older ones are ignored. */
-  seq: number;
-}
+/**
+ * What a parent tells its children about the budget (never sent by a person): park at the next
+ * turn boundary (`parked: true`) or go on (`false`); `stop` (with `parked: true`) comes to rest
+ * instead of waiting. `seq` grows with every directive the parent sends; older ones are ignored.
+ */
+export const budgetDirectiveSchema = () =>
+  z
+    .object({
+      parked: z.boolean(),
+      stop: z.literal(true).optional(),
+      seq: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+    })
+    .strict()
+    .refine((d) => d.stop === undefined || d.parked, { error: 'a stop directive parks (parked: true)' });
+export type BudgetDirective = z.infer<ReturnType<typeof budgetDirectiveSchema>>;
 
 /** A session's budget as status shows it. */
 export interface BudgetView {
