@@ -50,9 +50,11 @@ describe('workflow schemas', () => {
   it('answer every recorded and hand-made input as the schemas built at load did', async () => {
     const expected = JSON.parse(await readFile(fixture, 'utf8')) as Record<string, Record<string, unknown>>;
     const actual = schemaResults();
-    expect(Object.keys(actual).sort()).toEqual(Object.keys(expected).sort());
+    // Histories recorded after the change are cases the schemas built at load never answered:
+    // every answer recorded then must still be given, and new recordings may add cases.
+    expect(Object.keys(actual)).toEqual(expect.arrayContaining(Object.keys(expected)));
     for (const [name, answers] of Object.entries(expected)) {
-      expect(Object.keys(actual[name] ?? {}), name).toEqual(Object.keys(answers));
+      expect(Object.keys(actual[name] ?? {}), name).toEqual(expect.arrayContaining(Object.keys(answers)));
       for (const [label, answer] of Object.entries(answers)) {
         expect(actual[name]?.[label], `${name}: ${label}`).toEqual(answer);
       }
