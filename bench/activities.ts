@@ -17,11 +17,7 @@ export async function streamedCall(
   sessionId: string,
   items: readonly TranscriptItem[],
 ): Promise<TranscriptItem[]> {
-  const request = buildRequest(
-    { name: model, contextWindow: 1e9, compactAtRatio: 0.8, compaction: 'auto', providerState: false },
-    sessionId,
-    items,
-  );
+  const request = buildRequest({ name: model }, sessionId, items);
   const stream = await client.responses.create({ ...request, stream: true });
   let completed: OpenAI.Responses.Response | undefined;
   for await (const event of stream) {

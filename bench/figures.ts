@@ -54,7 +54,7 @@ function collect(entries: Array<[string, unknown, string]>): Figure[] {
  * The series of the history scenario. Results written before 2026-12-02 hold one list of points
  * of one output size, not recorded: told apart by the content per turn (20 KB outputs add ~22 KB).
  */
-function historySeries(history: unknown): Array<{ outputKB: number; points: Loose[] }> {
+function historySeries(history: unknown): Array<{ outputKB: number; tool?: string; points: Loose[] }> {
   if (!Array.isArray(history) || history.length === 0) return [];
   const turns = num(at(history[0], 'turns'));
   if (turns !== undefined) {
@@ -63,6 +63,7 @@ function historySeries(history: unknown): Array<{ outputKB: number; points: Loos
   }
   return (history as Loose[]).map((series) => ({
     outputKB: num(series.outputKB) ?? NaN,
+    ...(series.tool === 'shell' ? { tool: 'shell' } : {}),
     points: Array.isArray(series.points) ? (series.points as Loose[]) : [],
   }));
 }
@@ -81,9 +82,9 @@ const EXTRACTORS: Record<string, (result: unknown) => Figure[]> = {
     ),
   ],
   history: (h) =>
-    historySeries(h).flatMap(({ outputKB, points }) =>
+    historySeries(h).flatMap(({ outputKB, tool, points }) =>
       points.flatMap((p) => {
-        const label = `${outputKB} KB, ${String(p.turns)} turns`;
+        const label = `${outputKB} KB${tool === 'shell' ? ' shell' : ''}, ${String(p.turns)} turns`;
         return collect([
           [`${label}: Ratchet ÷ content`, at(p, 'ratchet', 'ratio'), '×'],
           [`${label}: floor ÷ content`, at(p, 'floor', 'ratio'), '×'],

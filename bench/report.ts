@@ -71,7 +71,8 @@ export function markdownReport(
     }
   }
   for (const series of results.history ?? []) {
-    lines.push(`## 2. History growth (${series.outputKB} KB tool output per turn)`, '');
+    const by = series.tool === 'shell' ? ', from the shell' : '';
+    lines.push(`## 2. History growth (${series.outputKB} KB tool output per turn${by})`, '');
     if (chartFile && series.outputKB === chartSeries(results.history ?? [])?.outputKB) {
       lines.push(`![history bytes against turns](${chartFile})`, '');
     }

@@ -58,6 +58,12 @@ const program = new Command('bench')
     'history: tool output per turn, KB, comma-separated: 4.5, 20 (default both; baselines at 20 only)',
     (value) => value.split(',').map((s) => s.trim()),
   )
+  .addOption(
+    new Option('--history-tool <tool>', 'history: the tool each turn calls on its file').choices([
+      'read_file',
+      'shell',
+    ]),
+  )
   .option('--parked <n>', 'concurrency: sessions parked awaiting approval (default 1000, quick 100)', (v) =>
     Number(v),
   )
@@ -84,6 +90,7 @@ const opts = program.opts<{
   historySizes?: number[];
   baselineSizes?: number[];
   historyOutput?: string[];
+  historyTool?: 'read_file' | 'shell';
   parked?: number;
   floor?: number;
   heapSnapshots?: string;
@@ -138,6 +145,7 @@ try {
       env,
       historyOutputs.map((kb) => ({
         outputKB: Number(kb),
+        tool: opts.historyTool ?? 'read_file',
         sizes: opts.historySizes ?? (quick ? [25, 50, 100] : [25, 50, 100, 200, 400]),
         // The baseline (quadratic) only where it was always measured: 20 KB outputs.
         baselineSizes: kb === '20' ? (opts.baselineSizes ?? (quick ? [25, 50] : [25, 50, 100])) : [],

@@ -12,6 +12,7 @@ import type { SessionResult } from '../../src/shared/api/session-api.js';
 import { transcriptQuery } from '../../src/shared/api/session-api.js';
 import type { BenchEnv } from '../env.js';
 import { sessionConfig, withModel } from '../env.js';
+import type { BenchTool } from '../script.js';
 import { benchResponder, benchTask } from '../script.js';
 import { round, sleep } from '../stats.js';
 import type { BaselineInput, ContentFloorInput } from '../workflows.js';
@@ -75,6 +76,8 @@ async function whyStopped(env: BenchEnv, handle: WorkflowHandle): Promise<string
 /** One tool-output size: its points, and what a turn adds (the two longest sessions' difference). */
 export interface HistorySeries {
   outputKB: number;
+  /** The tool every turn calls on the file (absent in results from before 2026-12-02: read_file). */
+  tool?: BenchTool;
   file: string;
   points: HistoryPoint[];
   perTurn?: {
@@ -91,6 +94,11 @@ export interface HistoryOptions {
   baselineTimeoutMs: number;
   /** Tool output per turn, KB: 20 reads big.txt, 4.5 reads mid.txt. */
   outputKB: number;
+  /**
+   * read_file (a local activity), or the shell's `cat` (an activity whose output the model reads
+   * as JSON, Codex's format), run without a sandbox so that no command asks for approval.
+   */
+  tool: BenchTool;
   log: (m: string) => void;
 }
 
@@ -120,6 +128,11 @@ function perTurnOf(a: ByType, b: ByType, turns: number): ByType {
   return out;
 }
 
+/** "4.5 KB", or "4.5 KB shell" for a series whose turns run `cat`. */
+export function seriesLabel(series: { outputKB: number; tool?: BenchTool }): string {
+  return series.tool === 'shell' ? `${series.outputKB} KB shell` : `${series.outputKB} KB`;
+}
+
 export async function historyAll(env: BenchEnv, series: HistoryOptions[]): Promise<HistorySeries[]> {
   const out: HistorySeries[] = [];
   for (const options of series) out.push(await history(env, options));
@@ -137,7 +150,13 @@ export async function history(env: BenchEnv, options: HistoryOptions): Promise<H
     await worker.runUntil(async () => {
       for (const turns of options.sizes) {
         const started = performance.now();
-        const { sessionId } = await ratchet.start(sessionConfig(benchTask(file, turns), env.repo));
+        const { sessionId } = await ratchet.start(
+          sessionConfig(
+            benchTask(file, turns, options.tool),
+            env.repo,
+            options.tool === 'shell' ? { sandbox: 'danger-full-access' } : {},
+          ),
+        );
         const handle = env.client.workflow.getHandle(sessionId);
         const result = (await handle.result()) as SessionResult;
         const seconds = (performance.now() - started) / 1000;
@@ -162,7 +181,7 @@ export async function history(env: BenchEnv, options: HistoryOptions): Promise<H
           },
         };
         point.floor = await contentFloor(env, taskQueue, { turns, file, workspace: env.repo }, unique);
-        const label = `history ${options.outputKB} KB, ${turns} turns`;
+        const label = `history ${seriesLabel(options)}, ${turns} turns`;
         options.log(`${label}, events by type: ${JSON.stringify(byType)}`);
         options.log(
           `${label}: ratchet ${bytes} bytes ÷ content ${unique} = ${point.ratchet.ratio}, ` +
@@ -179,7 +198,7 @@ export async function history(env: BenchEnv, options: HistoryOptions): Promise<H
       }
     });
     const [a, b] = points.slice(-2);
-    const result: HistorySeries = { outputKB: options.outputKB, file, points };
+    const result: HistorySeries = { outputKB: options.outputKB, tool: options.tool, file, points };
     if (a && b && a.ratchet.byType && b.ratchet.byType) {
       const turns = b.turns - a.turns;
       result.perTurn = {
@@ -189,7 +208,7 @@ export async function history(env: BenchEnv, options: HistoryOptions): Promise<H
           ? { floor: perTurnOf(a.floor.byType, b.floor.byType, turns) }
           : {}),
       };
-      options.log(`history ${options.outputKB} KB, per turn: ${JSON.stringify(result.perTurn)}`);
+      options.log(`history ${seriesLabel(options)}, per turn: ${JSON.stringify(result.perTurn)}`);
     }
     return result;
   });

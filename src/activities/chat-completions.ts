@@ -25,11 +25,11 @@ import type {
   ChatCompletionMessageParam,
 } from 'openai/resources/chat/completions/completions';
 import type { CompletionUsage } from 'openai/resources/completions';
-import type { ModelReply } from '../shared/boundary/activity-types.js';
+import type { ModelCallSettings, ModelReply } from '../shared/boundary/activity-types.js';
 import type { TranscriptItem } from '../shared/prompt/items.js';
 import { messageText } from '../shared/prompt/items.js';
 import { BASE_INSTRUCTIONS } from '../shared/prompt/instructions.js';
-import type { ModelSettings, Usage } from '../shared/api/session-config.js';
+import type { Usage } from '../shared/api/session-config.js';
 import { sendableArguments, toolDefinitions } from './model-request.js';
 import { StreamRefused, isAnswer } from './stream-support.js';
 
@@ -123,7 +123,7 @@ export interface ChatRequestOptions {
 }
 
 export function buildChatRequest(
-  settings: ModelSettings,
+  settings: ModelCallSettings,
   items: readonly TranscriptItem[],
   options: ChatRequestOptions = { stream: true },
 ): ChatCompletionCreateParamsBase {

@@ -7,7 +7,8 @@ import type { ResponseCreateParamsBase, ResponseInputItem } from 'openai/resourc
 import { z } from 'zod';
 import type { TranscriptItem } from '../shared/prompt/items.js';
 import { BASE_INSTRUCTIONS } from '../shared/prompt/instructions.js';
-import type { ModelSettings, Usage } from '../shared/api/session-config.js';
+import type { Usage } from '../shared/api/session-config.js';
+import type { ModelCallSettings } from '../shared/boundary/activity-types.js';
 import { agentToolSpecs } from '../shared/tools/agent-tools.js';
 import type { ToolSpec } from '../shared/tools/specs.js';
 import { toolSpecs } from '../shared/tools/specs.js';
@@ -72,7 +73,7 @@ export function requestItems(items: readonly TranscriptItem[]): ResponseInputIte
 }
 
 export function buildRequest(
-  settings: ModelSettings,
+  settings: ModelCallSettings,
   sessionId: string,
   items: readonly TranscriptItem[],
   maxOutputTokens?: number,

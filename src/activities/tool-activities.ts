@@ -8,7 +8,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 import type { ToolCallInput } from '../shared/boundary/activity-types.js';
-import type { ToolName, ToolOutcome } from '../shared/tools/specs.js';
+import type { ToolName } from '../shared/tools/specs.js';
 import {
   applyPatchArgs,
   grepFilesArgs,
@@ -34,6 +34,8 @@ import { executeShell } from './tools/shell.js';
 import { truncateMiddle } from './tools/truncate.js';
 import type { TranscriptSource } from './transcript-source.js';
 import { ActivityFailureType } from '../shared/boundary/failure-types.js';
+import type { ToolActivityResult } from '../shared/tools/shell-output.js';
+import { shellOutputText, toolOutcome } from '../shared/tools/shell-output.js';
 
 export interface ToolDeps {
   transcript: TranscriptSource;
@@ -87,7 +89,7 @@ async function confinement(
   };
 }
 
-type Runner<Args> = (args: Args, context: ToolContext, input: ToolCallInput) => Promise<ToolOutcome>;
+type Runner<Args> = (args: Args, context: ToolContext, input: ToolCallInput) => Promise<ToolActivityResult>;
 
 /**
  * Most bytes of one tool output, whatever the tool: reads run as local activities, whose results
@@ -98,12 +100,17 @@ type Runner<Args> = (args: Args, context: ToolContext, input: ToolCallInput) => 
 export const MAX_TOOL_OUTPUT_BYTES = 128 * 1024;
 const MAX_DISPLAY_BYTES = 1024;
 
-function bounded(outcome: ToolOutcome): ToolOutcome {
-  return {
-    ...outcome,
-    output: truncateMiddle(outcome.output, MAX_TOOL_OUTPUT_BYTES),
-    display: truncateMiddle(outcome.display, MAX_DISPLAY_BYTES),
-  };
+/**
+ * The result within the limits. A shell result whose text would be cut (never with the shell's
+ * own limits) goes back as that cut text, as it did before the shell returned its parts.
+ */
+function bounded(result: ToolActivityResult): ToolActivityResult {
+  const display = truncateMiddle(result.display, MAX_DISPLAY_BYTES);
+  if ('shell' in result && Buffer.byteLength(shellOutputText(result.shell)) <= MAX_TOOL_OUTPUT_BYTES) {
+    return { ...result, display };
+  }
+  const outcome = toolOutcome(result);
+  return { ...outcome, output: truncateMiddle(outcome.output, MAX_TOOL_OUTPUT_BYTES), display };
 }
 
 export function createToolActivities(deps: ToolDeps) {
@@ -121,7 +128,7 @@ export function createToolActivities(deps: ToolDeps) {
   }
 
   function tool<Args>(name: Exclude<ToolName, 'update_plan'>, schema: z.ZodType<Args>, run: Runner<Args>) {
-    return async (input: ToolCallInput): Promise<ToolOutcome> => {
+    return async (input: ToolCallInput): Promise<ToolActivityResult> => {
       if (input.holder !== undefined && input.holder !== deps.toolQueue) {
         throw ApplicationFailure.nonRetryable(
           `this worker (${deps.toolQueue ?? 'no tool queue'}) does not hold the workspace (${input.holder})`,
@@ -171,9 +178,9 @@ export function createToolActivities(deps: ToolDeps) {
             if (!activity.info.isLocal) activity.heartbeat(details);
           },
         };
-        const outcome = bounded(await run(parsed.data, context, input));
-        deps.transcript.proposeOutput(input, input.callId, outcome.output);
-        return outcome;
+        const result = bounded(await run(parsed.data, context, input));
+        deps.transcript.proposeOutput(input, input.callId, toolOutcome(result).output);
+        return result;
       } catch (err) {
         if (activity.cancellationSignal.aborted) throw activity.cancellationSignal.reason;
         throw err;

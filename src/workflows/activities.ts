@@ -16,6 +16,7 @@ import type { ModelCallInput, ToolCallInput } from '../shared/boundary/activity-
 import { ActivityFailureType } from '../shared/boundary/failure-types.js';
 import type { SessionLimits } from '../shared/api/session-config.js';
 import type { ToolOutcome } from '../shared/tools/specs.js';
+import { toolOutcome } from '../shared/tools/shell-output.js';
 import type { TaskGuard } from './task-guard.js';
 import type { ToolCall } from './tool-calls.js';
 import { isNotHolder } from '../shared/boundary/failures.js';
@@ -142,14 +143,18 @@ export function createSessionActivities(limits: SessionLimits, guard: TaskGuard)
       // The worker running this workflow task may not be the one holding the workspace; the
       // read then refuses (recorded, so replay takes the same path) and goes to the holder.
       try {
-        return await localReads[call.tool].executeWithOptions({ summary: call.summary }, [
-          queue ? { ...input, holder: queue } : input,
-        ]);
+        return toolOutcome(
+          await localReads[call.tool].executeWithOptions({ summary: call.summary }, [
+            queue ? { ...input, holder: queue } : input,
+          ]),
+        );
       } catch (err) {
         if (!isNotHolder(err)) throw err;
       }
     }
-    return tools[call.tool].executeWithOptions(toolOptions(call, queue), [input]);
+    // The shell returns its output's parts (or, recorded by earlier workers, the text): the
+    // model reads the same text either way (src/shared/tools/shell-output.ts).
+    return toolOutcome(await tools[call.tool].executeWithOptions(toolOptions(call, queue), [input]));
   }
 }
 export type SessionActivities = ReturnType<typeof createSessionActivities>;

@@ -20,6 +20,7 @@ import { isFunctionCall } from '../shared/prompt/items.js';
 import { modelCallSummary } from './activities.js';
 import type { SessionContext } from './context.js';
 import { modelFailureKind } from '../shared/boundary/failures.js';
+import { modelCallSettings } from '../shared/boundary/activity-types.js';
 import { stoppedBeforeRunOutput, stoppedWhileRunningOutput } from './model-text.js';
 import { Patch } from './patches.js';
 import type { StopRequest } from './run-control.js';
@@ -80,7 +81,8 @@ export async function runTurn(ctx: SessionContext, scheduler: ToolScheduler): Pr
       const reply = await activities.model(turn, {
         epoch: state.epoch,
         upTo: state.entries.length,
-        model: config.model,
+        // Only what the activity reads (~85 bytes less per turn than the whole settings).
+        model: modelCallSettings(config.model),
         turn,
         streamIdleTimeoutMs: config.limits.modelStreamIdleTimeoutMs,
         ...(config.model.providerState && state.lastResponse ? { previousResponse: state.lastResponse } : {}),

@@ -33,9 +33,16 @@ import {
   sandboxIdentity,
   sandboxLayout,
 } from '../../src/activities/tools/sandbox.js';
-import { executeShell } from '../../src/activities/tools/shell.js';
+import { executeShell as executeShellParts } from '../../src/activities/tools/shell.js';
 import type { SandboxMode } from '../../src/shared/policy/sandbox.js';
 import { giveToTestUser, runningAsRoot, TEST_USER } from '../helpers/test-user.js';
+import { toolOutcome } from '../../src/shared/tools/shell-output.js';
+import type { ToolOutcome } from '../../src/shared/tools/specs.js';
+
+/** The shell as the session records it: the text the model reads (src/shared/tools/shell-output.ts). */
+async function executeShell(...args: Parameters<typeof executeShellParts>): Promise<ToolOutcome> {
+  return toolOutcome(await executeShellParts(...args));
+}
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 

@@ -9,12 +9,18 @@ import type { ToolContext } from '../../src/activities/tools/context.js';
 import { commandEnvironment } from '../../src/activities/tools/env.js';
 import type { SandboxInfo } from '../../src/activities/tools/sandbox.js';
 import { detectSandbox } from '../../src/activities/tools/sandbox-detect.js';
-import { executeShell, MAX_TIMEOUT_MS } from '../../src/activities/tools/shell.js';
+import { executeShell as executeShellParts, MAX_TIMEOUT_MS } from '../../src/activities/tools/shell.js';
 import { commandSummary, toolCallSummary } from '../../src/shared/tools/summary.js';
 import type { ShellOptions } from '../../src/activities/tools/shell.js';
 import type { SandboxMode } from '../../src/shared/policy/sandbox.js';
 import type { ToolArgs, ToolOutcome } from '../../src/shared/tools/specs.js';
 import { giveToTestUser } from '../helpers/test-user.js';
+import { toolOutcome } from '../../src/shared/tools/shell-output.js';
+
+/** The shell as the session records it: the text the model reads (src/shared/tools/shell-output.ts). */
+async function executeShell(...args: Parameters<typeof executeShellParts>): Promise<ToolOutcome> {
+  return toolOutcome(await executeShellParts(...args));
+}
 
 interface ShellResult {
   output: string;

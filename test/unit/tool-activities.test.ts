@@ -13,6 +13,7 @@ import { MAX_TOOL_OUTPUT_BYTES, createToolActivities } from '../../src/activitie
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
 import type { ToolCallInput } from '../../src/shared/boundary/activity-types.js';
 import type { ToolOutcome } from '../../src/shared/tools/specs.js';
+import { toolOutcome } from '../../src/shared/tools/shell-output.js';
 
 let workspace: string;
 let journals: string;
@@ -36,7 +37,7 @@ afterEach(async () => {
   await rm(journals, { recursive: true, force: true });
 });
 
-function readA(holder?: string): Promise<ToolOutcome> {
+async function readA(holder?: string): Promise<ToolOutcome> {
   const input: ToolCallInput = {
     sessionId: 's',
     epoch: 0,
@@ -47,7 +48,7 @@ function readA(holder?: string): Promise<ToolOutcome> {
     ...(holder ? { holder } : {}),
   };
   const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
-  return env.run(activities.read_file, input);
+  return toolOutcome(await env.run(activities.read_file, input));
 }
 
 describe('a read sent to whichever worker runs the workflow', () => {
@@ -75,7 +76,7 @@ describe('apply_patch', () => {
     '\n',
   );
 
-  function patchCall(args: unknown, attempt = 1): Promise<ToolOutcome> {
+  async function patchCall(args: unknown, attempt = 1): Promise<ToolOutcome> {
     const input: ToolCallInput = {
       sessionId: 's',
       epoch: 0,
@@ -85,7 +86,7 @@ describe('apply_patch', () => {
       arguments: JSON.stringify(args),
     };
     const env = new MockActivityEnvironment({ attempt }, { logger: new DefaultLogger('ERROR') });
-    return env.run(activities.apply_patch, input);
+    return toolOutcome(await env.run(activities.apply_patch, input));
   }
 
   it('takes a patch sent through the shell, relative to its directory', async () => {
@@ -134,7 +135,7 @@ describe('any tool output', () => {
       arguments: JSON.stringify({ dir_path: 'many', limit: 100_000 }),
     };
     const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
-    const outcome: ToolOutcome = await env.run(activities.list_dir, input);
+    const outcome: ToolOutcome = toolOutcome(await env.run(activities.list_dir, input));
     expect(Buffer.byteLength(outcome.output)).toBeLessThanOrEqual(MAX_TOOL_OUTPUT_BYTES);
     expect(outcome.output).toMatch(/bytes \(.* lines\) omitted/);
   });

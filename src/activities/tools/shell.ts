@@ -31,6 +31,7 @@ import { resolveInWorkspace, WorkspaceEscapeError } from './workspace-paths.js';
 import { formatNumber } from '../../shared/util/text.js';
 import { toolFailure } from '../../shared/tools/specs.js';
 import { commandSummary } from '../../shared/tools/summary.js';
+import type { ShellMetadata, ShellOutcome } from '../../shared/tools/shell-output.js';
 
 export interface ShellOptions {
   /** Used when the model gives no timeout_ms. */
@@ -73,14 +74,6 @@ const SANDBOX_NOTES: Record<ConfiningMode, string> = {
   'workspace-write': 'writes outside the workspace and network access are blocked',
   'read-only': 'all writes (the workspace included) and network access are blocked',
 };
-
-interface Metadata {
-  exit_code: number;
-  duration_seconds: number;
-  timed_out?: true;
-  truncated_bytes?: number;
-  sandbox?: SandboxMode;
-}
 
 /** Why `file` cannot be run, or undefined when it can. */
 async function executableProblem(
@@ -293,7 +286,7 @@ export async function executeShell(
   args: ToolArgs<'shell'>,
   ctx: ToolContext,
   options: ShellOptions,
-): Promise<ToolOutcome> {
+): Promise<ToolOutcome | ShellOutcome> {
   ctx.signal.throwIfAborted();
   const label = `shell · ${commandSummary(args.command)}`;
 
@@ -376,13 +369,15 @@ export async function executeShell(
     const separator = text === '' || text.endsWith('\n') ? '' : '\n';
     text += `${separator}[sandbox: ${sandbox.mode} — ${SANDBOX_NOTES[sandbox.mode]}]`;
   }
-  const metadata: Metadata = { exit_code: finished.exitCode, duration_seconds: seconds };
+  const metadata: ShellMetadata = { exit_code: finished.exitCode, duration_seconds: seconds };
   if (finished.timedOut) metadata.timed_out = true;
   if (output.omittedBytes > 0) metadata.truncated_bytes = output.omittedBytes;
   if (sandbox !== undefined) metadata.sandbox = sandbox.mode;
 
+  // The parts, not the model's text: the workflow writes it (shellOutputText), so that history
+  // holds the output escaped once.
   return {
-    output: JSON.stringify({ output: text, metadata }),
+    shell: { output: text, metadata },
     display: `${label} · exit ${finished.exitCode} · ${seconds} s${finished.timedOut ? ' · timed out' : ''}`,
     success: finished.exitCode === 0,
   };

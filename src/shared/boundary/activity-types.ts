@@ -14,6 +14,26 @@ export interface TranscriptRef {
   epoch: number;
 }
 
+/**
+ * The model settings a model call reads: the model, its effort, and the two request modes. The
+ * rest of ModelSettings (context window, compaction) is the workflow's business and stays out of
+ * the call's input, which history records every turn (docs/PERFORMANCE.md). `providerState`
+ * absent means false, as it always did to the activity (`=== true`).
+ */
+export type ModelCallSettings = Pick<ModelSettings, 'name' | 'reasoningEffort' | 'background'> & {
+  providerState?: boolean;
+};
+
+/** The settings a model call carries: those it reads, and only when they say something. */
+export function modelCallSettings(model: ModelSettings): ModelCallSettings {
+  return {
+    name: model.name,
+    ...(model.reasoningEffort === undefined ? {} : { reasoningEffort: model.reasoningEffort }),
+    ...(model.providerState ? { providerState: true } : {}),
+    ...(model.background === undefined ? {} : { background: model.background }),
+  };
+}
+
 export interface ModelCallInput extends Omit<TranscriptRef, 'sessionId'> {
   /**
    * The session's workflow id. Absent in calls scheduled by the session itself (since 2026-12):
@@ -22,7 +42,8 @@ export interface ModelCallInput extends Omit<TranscriptRef, 'sessionId'> {
   sessionId?: string;
   /** The request carries transcript entries [0, upTo). */
   upTo: number;
-  model: ModelSettings;
+  /** Calls scheduled before 2026-12 carry the whole ModelSettings (a superset). */
+  model: ModelCallSettings;
   turn: number;
   /** Abandon (and retry) a stream that sends nothing for this long. */
   streamIdleTimeoutMs?: number;
