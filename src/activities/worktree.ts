@@ -156,8 +156,12 @@ async function workingTree(git: Git): Promise<string> {
   }
 }
 
-/** What git says when another process holds one of its lock files (a ref's, the index's). */
-const LOCK_HELD = /Unable to create '[^']*\.lock': File exists|cannot lock ref/;
+/**
+ * What git says when another process holds one of its lock files (a ref's, the index's), or when
+ * `git worktree add` reads a sibling worktree that another `git worktree add` is still writing.
+ */
+const LOCK_HELD =
+  /Unable to create '[^']*\.lock': File exists|cannot lock ref|failed to read .*\/worktrees\/[^/]+\//;
 /** Waits before each new try while a lock is held (3.1 s in all; then the error stands). */
 export const LOCK_WAITS_MS = [100, 200, 400, 800, 1600];
 

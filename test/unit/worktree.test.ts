@@ -219,6 +219,8 @@ describe('agent worktrees', () => {
     expect(await git(repo, 'branch', '--format=%(refname:short)')).not.toContain(one.branch);
 
     // The branch cannot be deleted (another git holds its lock for good): the merge still counts.
+    const first = await trees.mergeAgentBranch({ ...two, workspace: info, label: 'agent-2' });
+    expect(first.files).toEqual(['two.txt']);
     await writeFile(path.join(repo, '.git', 'refs', 'heads', 'ratchet', 'sess-1', 'agent-2.lock'), '');
     const stuck = await trees.mergeAgentBranch({
       ...two,
@@ -226,9 +228,12 @@ describe('agent worktrees', () => {
       label: 'agent-2',
       thenRemove: true,
     });
-    expect(stuck.files).toEqual(['two.txt']);
+    expect(stuck).toMatchObject({ files: [], conflicts: [] });
     expect(stuck.removed).toEqual({ problem: expect.stringMatching(/agent-2\.lock/) as unknown });
+    // Merged once already, so nothing new; the worktree is gone, the branch stays for the session's end.
     expect(await readFile(path.join(repo, 'two.txt'), 'utf8')).toBe('from two\n');
+    await expect(stat(two.worktree)).rejects.toThrow();
+    expect(await git(repo, 'branch', '--format=%(refname:short)')).toContain(two.branch);
   });
 
   it('report a conflict with the files it names; the rest of the merge still lands', async () => {
