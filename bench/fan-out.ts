@@ -6,7 +6,8 @@
  * Each part is PART_TURNS model calls: reads, one patch, a last message. Sequentially one session
  * does the 4 parts (4 × (PART_TURNS − 1) + 1 calls); fanned out, the parent spawns 4 children in
  * one reply, waits for all in one reply, merges all in one reply and answers (4 calls), while
- * each child does one part.
+ * each child does one part. PART_TURNS may list sizes (`PART_TURNS=10,20`): each run then measures
+ * every size, sequential and fanned out, one after another, so all figures come from one run.
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { execa } from 'execa';
@@ -20,7 +21,12 @@ import type { RecordedRequest, ScriptStep, ScriptedOutput } from '../src/testing
 import { BenchEnv, sessionConfig, withModel } from './env.js';
 
 const PARTS = 4;
-const PART_TURNS = 10;
+const SIZES = (process.env.PART_TURNS ?? '10').split(',').map((text) => {
+  const size = Number(text.trim());
+  if (!Number.isInteger(size) || size < 3 || size > 200)
+    throw new Error(`PART_TURNS: "${text}" is not a whole number of model calls from 3 to 200`);
+  return size;
+});
 const DELAY_MS = 500;
 const RUNS = Number(process.env.RUNS ?? 3);
 
@@ -39,10 +45,10 @@ const fc = (name: string, args: Record<string, unknown>): ScriptedOutput => ({
   arguments: args,
 });
 
-function partSteps(part: number): ScriptStep[] {
+function partSteps(part: number, partTurns: number): ScriptStep[] {
   const file = `part${part}.txt`;
   return [
-    ...Array.from({ length: PART_TURNS - 2 }, () => step(fc('read_file', { file_path: file }))),
+    ...Array.from({ length: partTurns - 2 }, () => step(fc('read_file', { file_path: file }))),
     step(
       fc('apply_patch', {
         input: [
@@ -70,30 +76,41 @@ function sessionOf(body: unknown): string {
   return text.includes('/') ? text.slice(text.lastIndexOf('/') + 1) : 'parent';
 }
 
-const sequentialScript: ScriptStep[] = [
-  ...Array.from({ length: PARTS }, (_, i) => partSteps(i + 1)).flat(),
-  step({ type: 'message', text: 'all parts done' }),
-];
 const ids = Array.from({ length: PARTS }, (_, i) => `agent-${i + 1}`);
-const fanOutScript: Record<string, ScriptStep[]> = {
-  parent: [
-    step(...ids.map((_, i) => fc('spawn_agent', { message: `part ${i + 1}` }))),
-    step(...ids.map((id) => fc('wait', { ids: [id], timeout_ms: 300_000 }))),
-    step(...ids.map((id) => fc('merge_agent', { id }))),
-    step({ type: 'message', text: 'all parts merged' }),
-  ],
-  ...Object.fromEntries(
-    ids.map((id, i) => [id, [...partSteps(i + 1), step({ type: 'message', text: `${id} done` })]]),
-  ),
-};
+function sequentialScript(partTurns: number): ScriptStep[] {
+  return [
+    ...Array.from({ length: PARTS }, (_, i) => partSteps(i + 1, partTurns)).flat(),
+    step({ type: 'message', text: 'all parts done' }),
+  ];
+}
+function fanOutScript(partTurns: number): Record<string, ScriptStep[]> {
+  return {
+    parent: [
+      step(...ids.map((_, i) => fc('spawn_agent', { message: `part ${i + 1}` }))),
+      step(...ids.map((id) => fc('wait', { ids: [id], timeout_ms: 300_000 }))),
+      step(...ids.map((id) => fc('merge_agent', { id }))),
+      step({ type: 'message', text: 'all parts merged' }),
+    ],
+    ...Object.fromEntries(
+      ids.map((id, i) => [
+        id,
+        [...partSteps(i + 1, partTurns), step({ type: 'message', text: `${id} done` })],
+      ]),
+    ),
+  };
+}
+const scripts = new Map(
+  SIZES.map((size) => [size, { sequential: sequentialScript(size), fanOut: fanOutScript(size) }]),
+);
 
+/** Session ids carry the size: `seq-<size>-<run>`, `fan-<size>-<run>` (and its `/agent-N`). */
 function responder(request: RecordedRequest): ScriptStep | undefined {
   const key = (request.body as { prompt_cache_key?: unknown }).prompt_cache_key;
-  const script =
-    typeof key === 'string' && key.startsWith('seq-')
-      ? sequentialScript
-      : fanOutScript[sessionOf(request.body)];
-  return script?.[repliesIn(request.body)];
+  const match = typeof key === 'string' ? /(seq|fan)-(\d+)-/.exec(key) : null;
+  const script = match ? scripts.get(Number(match[2])) : undefined;
+  if (!script) return undefined;
+  const steps = match![1] === 'seq' ? script.sequential : script.fanOut[sessionOf(request.body)];
+  return steps?.[repliesIn(request.body)];
 }
 
 async function events(env: BenchEnv, id: string): Promise<number> {
@@ -153,6 +170,14 @@ async function profile(env: BenchEnv, parentId: string): Promise<string[]> {
     const childSpans = activitySpans(child);
     const firstModel = childSpans.find((s) => s.type === 'model');
     const childModels = childSpans.filter((s) => s.type === 'model');
+    // Before its first model call: each activity, and the time between them (workflow tasks).
+    const before = childSpans.filter((s) => s.to <= firstModel!.from);
+    const activityMs = sum(before);
+    const startup = before.map((s) => `${s.type} ${(s.to - s.from).toFixed(0)}`).join(', ');
+    lines.push(
+      `${id}: start-up ${(firstModel!.from - ms(child[0])).toFixed(0)} ms = activities [${startup}] ` +
+        `${activityMs.toFixed(0)} ms + between them ${(firstModel!.from - ms(child[0]) - activityMs).toFixed(0)} ms`,
+    );
     lines.push(
       `${id}: started at ${(ms(child[0]) - start).toFixed(0)} ms; first model call scheduled ` +
         `${(firstModel!.from - ms(child[0])).toFixed(0)} ms after its start; ${childModels.length} model calls ` +
@@ -172,49 +197,57 @@ try {
   await git('add', '-A');
   await git('commit', '-q', '-m', 'parts');
 
+  interface SizeResults {
+    sequential: number[];
+    fanned: number[];
+    history: { parent: number; child: number; sequential: number };
+  }
   const results = await withModel({ responder }, async (model) => {
     const taskQueue = 'bench-fan-out';
     const { worker } = await env.worker(taskQueue, model);
     const ratchet = env.ratchet(taskQueue);
     return worker.runUntil(async () => {
-      const sequential: number[] = [];
-      const fanned: number[] = [];
-      const history: { parent: number; child: number; sequential: number } = {
-        parent: 0,
-        child: 0,
-        sequential: 0,
-      };
+      const bySize = new Map<number, SizeResults>(
+        SIZES.map((size) => [
+          size,
+          { sequential: [], fanned: [], history: { parent: 0, child: 0, sequential: 0 } },
+        ]),
+      );
       for (let run = 0; run < RUNS; run++) {
-        await git('checkout', '-q', '--', '.');
-        let started = performance.now();
-        const one = await ratchet.start(
-          sessionConfig('bench: four parts, one session', env.repo),
-          `seq-${run}`,
-        );
-        const r1 = (await env.client.workflow.getHandle(one.sessionId).result()) as SessionResult;
-        sequential.push(performance.now() - started);
-        if (r1.filesChanged.length !== PARTS)
-          throw new Error(`sequential changed ${r1.filesChanged.length} files`);
-        history.sequential = await events(env, one.sessionId);
-        await git('checkout', '-q', '--', '.');
+        for (const size of SIZES) {
+          const { sequential, fanned, history } = bySize.get(size)!;
+          await git('checkout', '-q', '--', '.');
+          let started = performance.now();
+          const one = await ratchet.start(
+            sessionConfig('bench: four parts, one session', env.repo),
+            `seq-${size}-${run}`,
+          );
+          const r1 = (await env.client.workflow.getHandle(one.sessionId).result()) as SessionResult;
+          sequential.push(performance.now() - started);
+          if (r1.filesChanged.length !== PARTS)
+            throw new Error(`sequential changed ${r1.filesChanged.length} files`);
+          history.sequential = await events(env, one.sessionId);
+          await git('checkout', '-q', '--', '.');
 
-        started = performance.now();
-        const tree = await ratchet.start(
-          sessionConfig('bench: four parts, four agents', env.repo, { agents: { max: PARTS } }),
-          `fan-${run}`,
-        );
-        const r2 = (await env.client.workflow.getHandle(tree.sessionId).result()) as SessionResult;
-        fanned.push(performance.now() - started);
-        if (r2.filesChanged.length !== PARTS)
-          throw new Error(`fan-out changed ${r2.filesChanged.length} files`);
-        history.parent = await events(env, tree.sessionId);
-        history.child = await events(env, `${tree.sessionId}/agent-1`);
-        if (process.env.PROFILE) for (const line of await profile(env, tree.sessionId)) log(`  ${line}`);
-        log(
-          `run ${run + 1}: sequential ${(sequential.at(-1)! / 1000).toFixed(2)} s, fan-out ${(fanned.at(-1)! / 1000).toFixed(2)} s`,
-        );
+          started = performance.now();
+          const tree = await ratchet.start(
+            sessionConfig('bench: four parts, four agents', env.repo, { agents: { max: PARTS } }),
+            `fan-${size}-${run}`,
+          );
+          const r2 = (await env.client.workflow.getHandle(tree.sessionId).result()) as SessionResult;
+          fanned.push(performance.now() - started);
+          if (r2.filesChanged.length !== PARTS)
+            throw new Error(`fan-out changed ${r2.filesChanged.length} files`);
+          history.parent = await events(env, tree.sessionId);
+          history.child = await events(env, `${tree.sessionId}/agent-1`);
+          if (process.env.PROFILE) for (const line of await profile(env, tree.sessionId)) log(`  ${line}`);
+          log(
+            `run ${run + 1}, parts of ${size} calls: sequential ${(sequential.at(-1)! / 1000).toFixed(2)} s, ` +
+              `fan-out ${(fanned.at(-1)! / 1000).toFixed(2)} s`,
+          );
+        }
       }
-      return { sequential, fanned, history };
+      return bySize;
     });
   });
 
@@ -259,20 +292,23 @@ try {
   await rm(big, { recursive: true, force: true });
 
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  const seq = median(results.sequential) / 1000;
-  const fan = median(results.fanned) / 1000;
-  process.stdout.write(
-    [
-      `| | median of ${RUNS} runs |`,
-      '| --- | --- |',
-      `| one session, 4 parts (${PARTS * (PART_TURNS - 1) + 1} model calls × ${DELAY_MS} ms) | ${seq.toFixed(2)} s |`,
-      `| 4 children, one part each (parent 4 calls, child ${PART_TURNS} calls) | ${fan.toFixed(2)} s |`,
-      `| ratio | **${(fan / seq).toFixed(2)}×** |`,
-      `| history events: sequential session / parent / one child | ${results.history.sequential} / ${results.history.parent} / ${results.history.child} |`,
-      `| one worktree of a 10,000-file repository (${repoDisk} of files) | ${median(times).toFixed(0)} ms, ${disk} on disk |`,
-      '',
-    ].join('\n'),
+  const lines = [`| | median of ${RUNS} runs |`, '| --- | --- |'];
+  for (const [size, result] of results) {
+    const seq = median(result.sequential) / 1000;
+    const fan = median(result.fanned) / 1000;
+    const calls = PARTS * (size - 1) + 1;
+    lines.push(
+      `| one session, 4 parts (${calls} model calls × ${DELAY_MS} ms) | ${seq.toFixed(2)} s |`,
+      `| 4 children, one part each (parent 4 calls, child ${size} calls) | ${fan.toFixed(2)} s |`,
+      `| ratio (critical path ${size + 3} calls of ${calls}: ${((size + 3) / calls).toFixed(3)}×) | **${(fan / seq).toFixed(2)}×** |`,
+      `| history events: sequential session / parent / one child | ${result.history.sequential} / ${result.history.parent} / ${result.history.child} |`,
+    );
+  }
+  lines.push(
+    `| one worktree of a 10,000-file repository (${repoDisk} of files) | ${median(times).toFixed(0)} ms, ${disk} on disk |`,
+    '',
   );
+  process.stdout.write(lines.join('\n'));
 } finally {
   await env.close();
 }

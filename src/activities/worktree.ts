@@ -11,15 +11,18 @@
  *   two with `git merge-tree` (nothing in the repository moves), and applies the difference to
  *   the parent's working tree as an edit: the parent's HEAD, index and branches stay as they
  *   are. Conflicting hunks arrive as conflict markers in the files it names.
- * - `removeAgentWorktree` removes the worktree and, unless kept, the branch.
+ * - `removeAgentWorktree` removes the worktree and, unless kept, the branch; a merge of a child
+ *   that has ended may do it too, in the same activity (`thenRemove`).
  *
  * Every git command is the hardened one (workspace-git.ts); a root worker runs the commands that
  * write into the repository as the repository's owner, so nothing in the user's `.git` becomes
  * root's. Each step can be repeated: an activity retried after a lost worker finds its own work.
+ * The worktrees of one reply's spawns are made at once: a step that finds a git lock of the
+ * repository held (another worktree's branch being written) waits a little and runs again.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { randomUUID } from 'node:crypto';
-import { chown, mkdir, rm, rmdir, stat } from 'node:fs/promises';
+import { chown, mkdir, realpath, rm, rmdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { WorkspaceInfo } from '../shared/api/session-config.js';
@@ -52,6 +55,12 @@ export interface MergeAgentInput {
   base: string;
   /** Names the child in the commit that records what it left uncommitted. */
   label: string;
+  /**
+   * Then remove the worktree and its branch, in the same activity (marker `merge-then-remove`):
+   * the child's work is in the parent's workspace by then. A removal that fails is reported in
+   * `removed`, not raised: the merge stands, and the session's end tries the removal again.
+   */
+  thenRemove?: boolean;
 }
 
 export interface MergeOutcome {
@@ -61,6 +70,8 @@ export interface MergeOutcome {
   conflicts: string[];
   /** The branch's commit that was merged. */
   merged: string;
+  /** With `thenRemove`: whether the worktree and branch are gone (else why not). */
+  removed?: true | { problem: string };
 }
 
 export interface RemoveAgentWorktreeInput {
@@ -145,6 +156,32 @@ async function workingTree(git: Git): Promise<string> {
   }
 }
 
+/**
+ * What git says when another process holds one of its lock files (a ref's, the index's), or when
+ * `git worktree add` reads a sibling worktree that another `git worktree add` is still writing.
+ */
+const LOCK_HELD =
+  /Unable to create '[^']*\.lock': File exists|cannot lock ref|failed to read .*\/worktrees\/[^/]+\//;
+/** Waits before each new try while a lock is held (3.1 s in all; then the error stands). */
+export const LOCK_WAITS_MS = [100, 200, 400, 800, 1600];
+
+/**
+ * Runs a step again while git finds one of its locks held by another process, which lets go of
+ * it within milliseconds; any other error, or a lock still held after the last wait, is thrown.
+ * The step must be repeatable (each step here finds its own earlier work).
+ */
+async function whileLocked<T>(step: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await step();
+    } catch (err) {
+      const wait = LOCK_WAITS_MS[attempt];
+      if (wait === undefined || !(err instanceof Error) || !LOCK_HELD.test(err.message)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
+}
+
 async function commitTree(git: Git, tree: string, parents: string[], message: string): Promise<string> {
   const args = [...IDENTITY, 'commit-tree', tree, ...parents.flatMap((p) => ['-p', p]), '-m', message];
   return (await git.ok(args)).trim();
@@ -168,6 +205,20 @@ async function isDirectory(dir: string): Promise<boolean> {
   }
 }
 
+/**
+ * Whether a worktree made by an earlier attempt is whole: its own work tree, on the branch, and
+ * exactly the branch's tip (nothing has worked in it yet: the child starts after the activity).
+ */
+async function isWhole(worktree: string, branch: string): Promise<boolean> {
+  const location = await locateRepository(worktree);
+  if ('problem' in location || location.workTree !== (await realpath(worktree))) return false;
+  const git = await gitFor(location);
+  const head = await git.run(['symbolic-ref', '-q', 'HEAD']);
+  if (head.stdout.trim() !== `refs/heads/${branch}`) return false;
+  const status = await git.run(['status', '--porcelain', '--untracked-files=all']);
+  return status.exitCode === 0 && status.stdout.trim() === '';
+}
+
 export function createWorktreeActivities(deps: WorktreeDeps = {}) {
   function worktreePath(location: RepositoryLocation, parentDir: string, childDir: string): string {
     const root =
@@ -189,10 +240,25 @@ export function createWorktreeActivities(deps: WorktreeDeps = {}) {
     const childWorkspace = sub === '' ? worktree : path.join(worktree, sub);
     const check = await git.run(['check-ref-format', `refs/heads/${input.branch}`]);
     if (check.exitCode !== 0) throw failed(`${input.branch} is not a valid branch name`);
+    // The spawns of one reply run together: another git on the repository may hold a lock.
+    return whileLocked(() => addWorktree(input, location, git, worktree, childWorkspace));
+  }
 
+  async function addWorktree(
+    input: CreateAgentWorktreeInput,
+    location: RepositoryLocation,
+    git: Git,
+    worktree: string,
+    childWorkspace: string,
+  ): Promise<AgentWorktree> {
     // A retried attempt finds the branch (and perhaps the worktree) it made.
     const existing = await branchTip(git, input.branch);
     if (existing !== null) {
+      // A worktree whose checkout was cut off (its worker died in `git worktree add`) is made again.
+      if ((await isDirectory(worktree)) && !(await isWhole(worktree, input.branch))) {
+        const removed = await git.run(['worktree', 'remove', '--force', '--force', worktree]);
+        if (removed.exitCode !== 0) await rm(worktree, { recursive: true, force: true });
+      }
       if (!(await isDirectory(worktree))) {
         await git.run(['worktree', 'prune']);
         await git.ok(['worktree', 'add', '-q', worktree, input.branch]);
@@ -295,7 +361,14 @@ export function createWorktreeActivities(deps: WorktreeDeps = {}) {
       ]);
       await git.ok(['apply', '--binary', '--whitespace=nowarn', '-'], { input: patch });
     }
-    return { files, conflicts, merged: theirs };
+    const outcome: MergeOutcome = { files, conflicts, merged: theirs };
+    if (!input.thenRemove) return outcome;
+    try {
+      await removeAgentWorktree({ ...input, keepBranch: false });
+      return { ...outcome, removed: true };
+    } catch (err) {
+      return { ...outcome, removed: { problem: err instanceof Error ? err.message : String(err) } };
+    }
   }
 
   async function removeAgentWorktree(input: RemoveAgentWorktreeInput): Promise<void> {
@@ -316,7 +389,7 @@ export function createWorktreeActivities(deps: WorktreeDeps = {}) {
       }
     }
     if (!input.keepBranch && (await branchTip(git, input.branch)) !== null) {
-      await git.ok(['branch', '-D', '-q', input.branch]);
+      await whileLocked(() => git.ok(['branch', '-D', '-q', input.branch]));
     }
   }
 

@@ -2,7 +2,8 @@
  * merge_agent: brings a finished (or closed) child's branch back into the parent's workspace.
  * This module owns the sequence: the child must have stopped → the policy decides (an edit of
  * the files the child reported) → a person, if it asks → the merge activity on the worker that
- * holds the workspace (one attempt) → the model reads what changed and which files conflict.
+ * holds the workspace (one attempt; for a child that has ended it then removes the worktree and
+ * branch, marker `merge-then-remove`) → the model reads what changed and which files conflict.
  * Merging never moves the parent's repository (src/activities/worktree.ts).
  */
 import type { ActivityOptions } from '@temporalio/workflow';
@@ -19,10 +20,14 @@ export interface MergeDeps {
   acts: ReturnType<typeof proxyActivities<Activities>>;
   /** Where the activity runs: the worker that holds the workspace. */
   routed: ActivityOptions;
+  /** The activity removes the worktree and branch once merged (a child that has ended). */
+  thenRemove?: boolean;
+  /** With `thenRemove`, after a merge: whether they are gone (else why not). */
+  removed?: (outcome: true | { problem: string }) => void;
 }
 
 export async function mergeChild(
-  { host, acts, routed }: MergeDeps,
+  { host, acts, routed, thenRemove, removed }: MergeDeps,
   call: FunctionCallItem,
   child: ChildRecord,
 ): Promise<AgentToolResult> {
@@ -65,10 +70,12 @@ export async function mergeChild(
           branch: child.branch,
           base: child.base,
           label: child.name,
+          ...(thenRemove ? { thenRemove } : {}),
         },
       ]),
     );
     child.merged = true;
+    if (thenRemove) removed?.(outcome.removed ?? { problem: 'the merge did not say' });
     host.changed();
     const changed = outcome.files.length ? outcome.files.join(', ') : 'none (nothing new to merge)';
     if (outcome.conflicts.length > 0) {

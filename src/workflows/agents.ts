@@ -1,7 +1,7 @@
 /**
  * Fan-out, inside the session workflow. A session whose configuration has `agents` answers the
  * multi-agent tools here: spawn_agent → worktree (an activity on the worker that holds the
- * workspace) → child workflow (`agentSession` itself, id `<parent>/agent-N`) → the child reports
+ * workspace; the consecutive spawns of one reply together, agent-spawn.ts) → child workflow (`agentSession` itself, id `<parent>/agent-N`) → the child reports
  * each change of its status by signal → wait reads those reports → merge_agent brings the child's
  * branch back (an activity) → close_agent or the parent's end cancels what still runs and removes
  * the worktrees and branches.
@@ -47,7 +47,8 @@ import type { Activities, AgentHost, AgentToolResult, ChildRecord } from './agen
 import { failure, stateOf } from './agent-host.js';
 import { childView, signalDirective, signalInterrupt } from './agent-children.js';
 import { mergeChild } from './agent-merge.js';
-import { spawnChild } from './agent-spawn.js';
+import type { SpawnDeps } from './agent-spawn.js';
+import { isPlan, planSpawn, spawnChild, spawnChildren } from './agent-spawn.js';
 import { RetiredChildren } from './agent-retired.js';
 import { Patch } from './patches.js';
 
@@ -150,26 +151,63 @@ export class AgentTree {
     return this.children.get(id) ?? [...this.children.values()].find((child) => child.sessionId === id);
   }
 
-  /** Runs one agent tool call; never throws but for cancellation. */
-  async run(call: FunctionCallItem): Promise<AgentToolResult> {
+  /** A call's arguments, checked against its tool's schema, or the result that refuses them. */
+  private parse(call: FunctionCallItem): { args: Record<string, unknown> } | { refused: AgentToolResult } {
     const name = call.name as AgentToolName;
     let raw: unknown;
     try {
       raw = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
     } catch (err) {
-      return failure(
-        `The arguments for ${name} are not valid JSON (${(err as Error).message}). Send a JSON object.`,
-        `${name} · malformed arguments`,
-      );
+      return {
+        refused: failure(
+          `The arguments for ${name} are not valid JSON (${(err as Error).message}). Send a JSON object.`,
+          `${name} · malformed arguments`,
+        ),
+      };
     }
     const parsed = agentToolSpecs[name].parameters.safeParse(raw);
     if (!parsed.success) {
       const problems = parsed.error.issues
         .map((issue) => `${issue.path.length ? issue.path.join('.') : 'arguments'}: ${issue.message}`)
         .join('; ');
-      return failure(`Invalid arguments for ${name}: ${problems}.`, `${name} · invalid arguments`);
+      return {
+        refused: failure(`Invalid arguments for ${name}: ${problems}.`, `${name} · invalid arguments`),
+      };
     }
-    const args = parsed.data as Record<string, unknown>;
+    return { args: parsed.data };
+  }
+
+  /**
+   * The calls that run together from the first of `calls` on: a run of two or more consecutive
+   * spawn_agent calls (marker `concurrent-spawns`, asked only for such a run), else the first alone.
+   */
+  spawnGroup(calls: readonly FunctionCallItem[]): FunctionCallItem[] {
+    let n = 0;
+    while (n < calls.length && calls[n]!.name === 'spawn_agent') n++;
+    return n > 1 && patched(Patch.concurrentSpawns) ? calls.slice(0, n) : calls.slice(0, 1);
+  }
+
+  /** Runs a group (`spawnGroup`): results in the calls' order; never throws but for cancellation. */
+  async runGroup(calls: readonly FunctionCallItem[]): Promise<AgentToolResult[]> {
+    if (calls.length === 1) return [await this.run(calls[0]!)];
+    const deps = this.spawnDeps();
+    let inFlight = 0;
+    const planned = calls.map((call) => {
+      const parsed = this.parse(call);
+      if ('refused' in parsed) return parsed.refused;
+      const plan = planSpawn(deps, parsed.args, inFlight);
+      if (isPlan(plan)) inFlight++;
+      return plan;
+    });
+    return spawnChildren(deps, planned);
+  }
+
+  /** Runs one agent tool call; never throws but for cancellation. */
+  async run(call: FunctionCallItem): Promise<AgentToolResult> {
+    const name = call.name as AgentToolName;
+    const parsed = this.parse(call);
+    if ('refused' in parsed) return parsed.refused;
+    const args = parsed.args;
     switch (name) {
       case 'spawn_agent':
         return this.spawn(args);
@@ -186,20 +224,21 @@ export class AgentTree {
     }
   }
 
+  private spawnDeps(): SpawnDeps {
+    return {
+      host: this.host,
+      acts: this.acts,
+      routed: this.routed(),
+      depth: this.depth,
+      open: [...this.children.values()].filter((child) => !child.closed).length,
+      nextName: () => `agent-${++this.counter}`,
+      add: (child) => this.children.set(child.name, child),
+      started: (child, handle) => this.started(child, handle),
+    };
+  }
+
   private async spawn(args: { message?: string; items?: { text?: string }[] }): Promise<AgentToolResult> {
-    return spawnChild(
-      {
-        host: this.host,
-        acts: this.acts,
-        routed: this.routed(),
-        depth: this.depth,
-        open: [...this.children.values()].filter((child) => !child.closed).length,
-        nextName: () => `agent-${++this.counter}`,
-        add: (child) => this.children.set(child.name, child),
-        started: (child, handle) => this.started(child, handle),
-      },
-      args,
-    );
+    return spawnChild(this.spawnDeps(), args);
   }
 
   /** A child's workflow started: keep its handle, tell it the budget, back its reports up. */
@@ -332,11 +371,36 @@ export class AgentTree {
   private async merge(call: FunctionCallItem, args: { id: string }): Promise<AgentToolResult> {
     const child = this.resolve(args.id);
     if (!child) return this.unknown('merge_agent', args.id);
-    const result = await mergeChild({ host: this.host, acts: this.acts, routed: this.routed() }, call, child);
-    const done =
+    const ended = () =>
       child.state.status === 'completed' ||
       child.state.status === 'errored' ||
       child.state.status === 'shutdown';
+    // A child that has ended has its worktree removed by the merge's own activity.
+    if (
+      ended() &&
+      !this.retired.worktreeGone(child.name) &&
+      !this.host.config.agents?.keepWorktrees &&
+      this.host.workspace() &&
+      patched(Patch.mergeThenRemove)
+    ) {
+      return mergeChild(
+        {
+          host: this.host,
+          acts: this.acts,
+          routed: this.routed(),
+          thenRemove: true,
+          removed: (outcome) => {
+            if (outcome === true) this.retired.removedWorktree(child.name);
+            else
+              log.warn('could not remove an agent worktree', { agent: child.name, detail: outcome.problem });
+          },
+        },
+        call,
+        child,
+      );
+    }
+    const result = await mergeChild({ host: this.host, acts: this.acts, routed: this.routed() }, call, child);
+    const done = ended();
     if (child.merged && done && !this.retired.worktreeGone(child.name) && patched(Patch.retireMergedAgents)) {
       await this.removeWorktree(child);
       this.retired.removedWorktree(child.name);

@@ -64,4 +64,14 @@ export const Patch = {
    * only for a directive the two ways disagree on.
    */
   budgetDirectiveChecked: 'budget-directive-checked',
+  /**
+   * The consecutive spawn_agent calls of one reply run together: their worktrees at once, their
+   * children's starts together (before: one after another). Asked only for such a run.
+   */
+  concurrentSpawns: 'concurrent-spawns',
+  /**
+   * merge_agent of a child that has ended removes its worktree and branch in the merge's own
+   * activity (before: a second activity after the merge). Asked only for such a merge.
+   */
+  mergeThenRemove: 'merge-then-remove',
 } as const;

@@ -211,13 +211,18 @@ export class ToolScheduler {
       });
       return true;
     };
-    for (const p of prepared) {
+    for (let i = 0; i < prepared.length; i++) {
+      const p = prepared[i]!;
       const id = p.call.call_id;
       if (this.ctx.agents?.handles(p.call.name)) {
-        // Agent tools (agents.ts) run in order with the calls that may change the workspace.
+        // Agent tools (agents.ts) run in order with the calls that may change the workspace; the
+        // consecutive spawns of one reply run together, as one of them.
         await lock.write();
-        book.executing(id);
-        land(id, await this.ctx.agents.run(p.call));
+        const group = this.ctx.agents.spawnGroup(prepared.slice(i).map((q) => q.call));
+        for (const call of group) book.executing(call.call_id);
+        const results = await this.ctx.agents.runGroup(group);
+        group.forEach((call, k) => land(call.call_id, results[k]!));
+        i += group.length - 1;
       } else if (p.kind === 'rejected') {
         land(id, { output: p.output, display: p.display, success: false, outcome: 'rejected' });
       } else if (p.kind === 'plan') {

@@ -80,6 +80,8 @@ const EXPECTED_FIXTURES = [
   'agents-parent-cancelled',
   'agents-worker-killed',
   'agents-retired',
+  'agents-spawn-together', // four spawns of one reply at once (concurrent-spawns)
+  'agents-spawn-together-worker-killed',
   // the token budget: a session parked, stopped and continued; a tree parked and let go
   'budget-single',
   'budget-tree',

@@ -5,12 +5,12 @@
  * lands), and every step can be repeated.
  */
 import { execa } from 'execa';
-import { mkdtemp, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createWorkspaceActivities } from '../../src/activities/workspace.js';
-import { createWorktreeActivities } from '../../src/activities/worktree.js';
+import { LOCK_WAITS_MS, createWorktreeActivities } from '../../src/activities/worktree.js';
 import type { WorkspaceInfo } from '../../src/shared/api/session-config.js';
 import { agentBranch } from '../../src/shared/tools/agent-tools.js';
 import { giveToTestUser, runningAsRoot, TEST_USER } from '../helpers/test-user.js';
@@ -97,6 +97,70 @@ describe('agent worktrees', () => {
     expect(list.split('\n').filter((line) => line.startsWith('worktree ')).length).toBe(2);
   });
 
+  it('are made together for one reply: eight at once on one repository, each on its branch', async () => {
+    const trees = createWorktreeActivities({ worktreeRoot });
+    await put(repo, 'a.txt', 'one\nTWO\nthree\n');
+    for (let round = 0; round < 3; round++) {
+      const names = Array.from({ length: 8 }, (_, i) => `r${round}-agent-${i + 1}`);
+      const made = await Promise.all(names.map((name) => trees.createAgentWorktree(spawnInput(name))));
+      expect(made.map((tree) => tree.branch)).toEqual(names.map((name) => `ratchet/sess-1/${name}`));
+      for (const tree of made) {
+        expect(await git(tree.worktree, 'rev-parse', '--abbrev-ref', 'HEAD')).toBe(tree.branch);
+        expect(await readFile(path.join(tree.workspace, 'a.txt'), 'utf8')).toBe('one\nTWO\nthree\n');
+        expect(await git(tree.worktree, 'status', '--porcelain')).toBe('');
+      }
+      // Removed together, too: nothing is left of them.
+      await Promise.all(
+        made.map((tree) =>
+          trees.removeAgentWorktree({
+            workspace: info,
+            worktree: tree.worktree,
+            branch: tree.branch,
+            keepBranch: false,
+          }),
+        ),
+      );
+      expect(await git(repo, 'branch', '--format=%(refname:short)')).toBe('main');
+      expect(await git(repo, 'worktree', 'list', '--porcelain')).not.toContain('agent-');
+    }
+  });
+
+  it('wait for a branch lock another git holds, and fail naming it when it is never let go', async () => {
+    const trees = createWorktreeActivities({ worktreeRoot });
+    // Another process is writing the branch: its lock file is there, and goes 300 ms later.
+    const lockDir = path.join(repo, '.git', 'refs', 'heads', 'ratchet', 'sess-1');
+    await mkdir(lockDir, { recursive: true });
+    const lock = path.join(lockDir, 'agent-1.lock');
+    await writeFile(lock, '');
+    await giveToTestUser(path.join(repo, '.git', 'refs', 'heads', 'ratchet'));
+    const released = new Promise((resolve) => setTimeout(resolve, 300)).then(() => rm(lock));
+    const tree = await trees.createAgentWorktree(spawnInput('agent-1'));
+    await released;
+    expect(await git(tree.worktree, 'rev-parse', '--abbrev-ref', 'HEAD')).toBe('ratchet/sess-1/agent-1');
+
+    // A lock that stays: the error stands after the waits (about 3 s), and says which lock.
+    await writeFile(path.join(lockDir, 'agent-2.lock'), '');
+    const started = Date.now();
+    await expect(trees.createAgentWorktree(spawnInput('agent-2'))).rejects.toThrow(/agent-2\.lock/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(LOCK_WAITS_MS.reduce((a, b) => a + b, 0));
+    expect(await git(repo, 'branch', '--format=%(refname:short)')).not.toContain('agent-2');
+  });
+
+  it('are made again by a retried activity when the first checkout was cut off', async () => {
+    const trees = createWorktreeActivities({ worktreeRoot });
+    const first = await trees.createAgentWorktree(spawnInput('agent-1'));
+    // The worker died inside `git worktree add`: files and the worktree's index are missing.
+    const gitDir = (await git(first.worktree, 'rev-parse', '--absolute-git-dir')).trim();
+    await rm(path.join(gitDir, 'index'));
+    await rm(path.join(first.worktree, 'a.txt'));
+    const again = await trees.createAgentWorktree(spawnInput('agent-1'));
+    expect(again).toEqual(first);
+    expect(await readFile(path.join(again.workspace, 'a.txt'), 'utf8')).toBe('one\ntwo\nthree\n');
+    expect(await git(again.worktree, 'status', '--porcelain')).toBe('');
+    const list = await git(repo, 'worktree', 'list', '--porcelain');
+    expect(list.split('\n').filter((line) => line.startsWith('worktree ')).length).toBe(2);
+  });
+
   it('refuse directory names that would leave the worktree root, and bad branch names', async () => {
     const trees = createWorktreeActivities({ worktreeRoot });
     await expect(trees.createAgentWorktree({ ...spawnInput('x'), childDir: '..' })).rejects.toThrow(
@@ -134,6 +198,42 @@ describe('agent worktrees', () => {
     // Merging again changes nothing.
     const again = await trees.mergeAgentBranch({ ...tree, workspace: info, label: 'agent-1' });
     expect(again).toMatchObject({ files: [], conflicts: [] });
+  });
+
+  it('remove the worktree and branch after a merge when asked; a failed removal leaves the merge standing', async () => {
+    const trees = createWorktreeActivities({ worktreeRoot });
+    const one = await trees.createAgentWorktree(spawnInput('agent-1'));
+    const two = await trees.createAgentWorktree(spawnInput('agent-2'));
+    await put(one.workspace, 'one.txt', 'from one\n');
+    await put(two.workspace, 'two.txt', 'from two\n');
+
+    const merged = await trees.mergeAgentBranch({
+      ...one,
+      workspace: info,
+      label: 'agent-1',
+      thenRemove: true,
+    });
+    expect(merged).toMatchObject({ files: ['one.txt'], conflicts: [], removed: true });
+    expect(await readFile(path.join(repo, 'one.txt'), 'utf8')).toBe('from one\n');
+    await expect(stat(one.worktree)).rejects.toThrow();
+    expect(await git(repo, 'branch', '--format=%(refname:short)')).not.toContain(one.branch);
+
+    // The branch cannot be deleted (another git holds its lock for good): the merge still counts.
+    const first = await trees.mergeAgentBranch({ ...two, workspace: info, label: 'agent-2' });
+    expect(first.files).toEqual(['two.txt']);
+    await writeFile(path.join(repo, '.git', 'refs', 'heads', 'ratchet', 'sess-1', 'agent-2.lock'), '');
+    const stuck = await trees.mergeAgentBranch({
+      ...two,
+      workspace: info,
+      label: 'agent-2',
+      thenRemove: true,
+    });
+    expect(stuck).toMatchObject({ files: [], conflicts: [] });
+    expect(stuck.removed).toEqual({ problem: expect.stringMatching(/agent-2\.lock/) as unknown });
+    // Merged once already, so nothing new; the worktree is gone, the branch stays for the session's end.
+    expect(await readFile(path.join(repo, 'two.txt'), 'utf8')).toBe('from two\n');
+    await expect(stat(two.worktree)).rejects.toThrow();
+    expect(await git(repo, 'branch', '--format=%(refname:short)')).toContain(two.branch);
   });
 
   it('report a conflict with the files it names; the rest of the merge still lands', async () => {
