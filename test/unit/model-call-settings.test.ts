@@ -17,15 +17,15 @@ const items: TranscriptItem[] = [
 ];
 
 const SETTINGS: ModelSettings[] = [
-  modelSettingsSchema.parse({ name: 'gpt-5' }),
-  modelSettingsSchema.parse({ name: 'm', reasoningEffort: 'high', providerState: true, background: true }),
-  modelSettingsSchema.parse({
+  modelSettingsSchema().parse({ name: 'gpt-5' }),
+  modelSettingsSchema().parse({ name: 'm', reasoningEffort: 'high', providerState: true, background: true }),
+  modelSettingsSchema().parse({
     name: 'm',
     reasoningEffort: 'minimal',
     background: false,
     compaction: 'local',
   }),
-  modelSettingsSchema.parse({ name: 'x'.repeat(300), contextWindow: 8_000, compactAtRatio: 0.05 }),
+  modelSettingsSchema().parse({ name: 'x'.repeat(300), contextWindow: 8_000, compactAtRatio: 0.05 }),
 ];
 
 function requests(settings: Parameters<typeof buildRequest>[0]) {
@@ -49,10 +49,10 @@ describe('the settings a model call carries', () => {
   }
 
   it('keep what changes a request and leave out what the workflow alone uses', () => {
-    expect(modelCallSettings(modelSettingsSchema.parse({ name: 'gpt-5' }))).toEqual({ name: 'gpt-5' });
+    expect(modelCallSettings(modelSettingsSchema().parse({ name: 'gpt-5' }))).toEqual({ name: 'gpt-5' });
     expect(
       modelCallSettings(
-        modelSettingsSchema.parse({
+        modelSettingsSchema().parse({
           name: 'm',
           reasoningEffort: 'low',
           providerState: true,
@@ -63,7 +63,7 @@ describe('the settings a model call carries', () => {
   });
 
   it('change the request when a setting the call carries changes (the comparison can fail)', () => {
-    const base = modelSettingsSchema.parse({ name: 'm' });
+    const base = modelSettingsSchema().parse({ name: 'm' });
     for (const changed of [
       { ...base, name: 'n' },
       { ...base, reasoningEffort: 'high' as const },
