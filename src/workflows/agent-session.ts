@@ -122,6 +122,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       state,
       setCurrent: (label) => view.setCurrent('workspace', label),
       publish: () => view.publish(),
+      guard,
     },
     carried?.rewind,
   );

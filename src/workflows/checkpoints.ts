@@ -27,6 +27,7 @@ import type { CheckpointRecord } from '../shared/boundary/activity-types.js';
 import type { CarriedState, Rewind, SessionConfig } from '../shared/api/session-config.js';
 import { Patch } from './patches.js';
 import type { SessionState } from './session-state.js';
+import type { TaskGuard } from './task-guard.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -53,6 +54,11 @@ export interface CheckpointHooks {
   /** Shows the step in the session's details (and the status query). */
   setCurrent(label: string): void;
   publish(): void;
+  /**
+   * Where each checkpoint activity's result is checked: a query on a worker that had not cached
+   * the session must not apply it ahead of its workflow task (task-guard.ts).
+   */
+  guard: TaskGuard;
 }
 
 export class SessionCheckpoints {
@@ -117,9 +123,10 @@ export class SessionCheckpoints {
     const { state, config, sessionId } = this.hooks;
     if (config.checkpoints.afterEnd !== 'prune' || !state.workspace || !this.enabled()) return;
     try {
-      await this.activities.pruneSessionCheckpoints.executeWithOptions(
-        this.options('checkpoints · prune all'),
-        [{ workspace: state.workspace, sessionId, keep: 0 }],
+      await this.hooks.guard.settled(
+        this.activities.pruneSessionCheckpoints.executeWithOptions(this.options('checkpoints · prune all'), [
+          { workspace: state.workspace, sessionId, keep: 0 },
+        ]),
       );
     } catch (err) {
       if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
@@ -133,9 +140,8 @@ export class SessionCheckpoints {
     this.hooks.setCurrent(`checkpoint · turn ${turn}`);
     let record: CheckpointRecord;
     try {
-      record = await this.activities.checkpoint.executeWithOptions(
-        this.options(`checkpoint · turn ${turn}`),
-        [
+      record = await this.hooks.guard.settled(
+        this.activities.checkpoint.executeWithOptions(this.options(`checkpoint · turn ${turn}`), [
           {
             workspace: state.workspace,
             sessionId,
@@ -144,7 +150,7 @@ export class SessionCheckpoints {
             since: state.lastCheckpoint?.commit ?? null,
             keep: config.checkpoints.keep,
           },
-        ],
+        ]),
       );
     } catch (err) {
       if (!(err instanceof ActivityFailure) || isCancellation(err)) throw err;
@@ -181,18 +187,20 @@ export class SessionCheckpoints {
     this.hooks.setCurrent(`workspace · restore turn ${turn}`);
     const short = commit.slice(0, 12);
     try {
-      const restored = await this.activities.restoreSessionCheckpoint.executeWithOptions(
-        this.options(`workspace · restore turn ${turn}`),
-        [
-          {
-            workspace: state.workspace,
-            sessionId,
-            turn,
-            commit,
-            latest: request.latest,
-            force: request.force,
-          },
-        ],
+      const restored = await this.hooks.guard.settled(
+        this.activities.restoreSessionCheckpoint.executeWithOptions(
+          this.options(`workspace · restore turn ${turn}`),
+          [
+            {
+              workspace: state.workspace,
+              sessionId,
+              turn,
+              commit,
+              latest: request.latest,
+              force: request.force,
+            },
+          ],
+        ),
       );
       state.goIdle(
         `rewound to the end of turn ${turn}: the workspace is back at checkpoint ${short} ` +
