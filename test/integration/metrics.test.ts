@@ -12,6 +12,7 @@ import { createTempRepo } from '../helpers/git-repo.js';
 import type { TempRepo } from '../helpers/git-repo.js';
 import { Harness, waitForStatus } from '../helpers/harness.js';
 import { startWorkerCommand } from '../helpers/worker-command.js';
+import { until } from '../helpers/waiting.js';
 
 let harness: Harness;
 let home: string;
@@ -68,7 +69,8 @@ describe('ratchet worker --metrics-port', () => {
       .reply('done');
     const { child, output } = await startWorkerCommand(harness, home, ['--metrics-port', String(port)]);
     try {
-      expect(output()).toContain(`metrics at http://127.0.0.1:${port}/metrics`);
+      // The line follows the polling line the helper waits for, maybe in a later chunk of output.
+      await until(() => output().includes(`metrics at http://127.0.0.1:${port}/metrics`), 10_000);
       const handle = await harness.start({
         task: 'touch b',
         workspace: repo.dir,
