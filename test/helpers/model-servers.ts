@@ -49,6 +49,8 @@ async function freePort(): Promise<number> {
 export interface RunningServer {
   /** The OpenAI-compatible base URL, ending in /v1. */
   baseUrl: string;
+  /** The context the server gives the model, in tokens (what a session should be told). */
+  contextTokens: number;
   /** What the server printed so far (for failure messages). */
   log(): string;
   stop(): Promise<void>;
@@ -59,6 +61,7 @@ async function startServer(
   file: string,
   args: (port: number) => string[],
   readyPath: string,
+  contextTokens: number,
   timeoutMs = 90_000,
 ): Promise<RunningServer> {
   const port = await freePort();
@@ -70,6 +73,7 @@ async function startServer(
   const baseUrl = `http://127.0.0.1:${port}/v1`;
   const server: RunningServer = {
     baseUrl,
+    contextTokens,
     log: () => output,
     async stop() {
       child.kill('SIGTERM');
@@ -99,8 +103,18 @@ async function startServer(
   }
 }
 
-/** Context the servers give the model: Ratchet's instructions and tools take about 3,000 tokens. */
+/** Context llama-server gives the model: Ratchet's instructions and tools take about 3,000 tokens. */
 const CONTEXT_TOKENS = 8192;
+
+/**
+ * Context llama-cpp-python gets: smaller, because `chatml-function-calling` generates a tool
+ * call's name and arguments with no token limit (its internal completions pass
+ * `max_tokens=None`, whatever the request asked), so a 135M model that never closes its JSON
+ * writes until the context is full: about 6,000 tokens, over three minutes on 2 cores, with 8,192.
+ * Its prompt (the tools in its own format) is about 1,700 tokens; 3,072 leaves room for the
+ * two-turn session and ends a runaway reply in well under a minute.
+ */
+const PYTHON_CONTEXT_TOKENS = 3072;
 
 /** Upstream llama.cpp's server, with its Jinja chat templates (needed for tools). */
 export function startLlamaServer(servers: ModelServers): Promise<RunningServer> {
@@ -124,6 +138,7 @@ export function startLlamaServer(servers: ModelServers): Promise<RunningServer> 
       '--no-webui',
     ],
     '/health',
+    CONTEXT_TOKENS,
   );
 }
 
@@ -142,12 +157,13 @@ export function startLlamaCppPython(servers: ModelServers): Promise<RunningServe
       '--port',
       String(port),
       '--n_ctx',
-      String(CONTEXT_TOKENS),
+      String(PYTHON_CONTEXT_TOKENS),
       '--n_threads',
       '2',
       '--chat_format',
       'chatml-function-calling',
     ],
     '/v1/models',
+    PYTHON_CONTEXT_TOKENS,
   );
 }

@@ -50,7 +50,7 @@ async function restingSession(server: RunningServer, api: ModelApi): Promise<Sta
     const handle = await suite.harness.start({
       task: 'List the files in this repository, then read README.md and say what it is about.',
       workspace: repo.dir,
-      model: { name: 'smollm2-135m-instruct', contextWindow: 8192 },
+      model: { name: 'smollm2-135m-instruct', contextWindow: server.contextTokens },
       approvalPolicy: 'untrusted',
       limits: {
         maxTurns: MAX_TURNS,
