@@ -31,6 +31,8 @@ import { executeGrepFiles } from './tools/grep-files.js';
 import { executeListDir } from './tools/list-dir.js';
 import { executeReadFile } from './tools/read-file.js';
 import { executeShell } from './tools/shell.js';
+import { CommandRuns, defaultCommandJournalDir } from './tools/command-runs.js';
+import { isKnownSafeCommand } from '../shared/policy/read-only-commands.js';
 import { truncateMiddle } from './tools/truncate.js';
 import type { TranscriptSource } from './transcript-source.js';
 import { ActivityFailureType } from '../shared/boundary/failure-types.js';
@@ -47,6 +49,8 @@ export interface ToolDeps {
   toolQueue?: string;
   /** Where apply_patch journals its writes (default: the user's state directory). */
   patchJournalDir?: string;
+  /** Where the shell records the commands it starts and their results (default: the same). */
+  commandJournalDir?: string;
 }
 
 /**
@@ -114,6 +118,8 @@ function bounded(result: ToolActivityResult): ToolActivityResult {
 }
 
 export function createToolActivities(deps: ToolDeps) {
+  const commands = new CommandRuns(deps.commandJournalDir ?? defaultCommandJournalDir(), deps.toolQueue);
+
   async function argumentsOf(input: ToolCallInput): Promise<string> {
     if (input.arguments !== undefined) return input.arguments;
     const entries = await deps.transcript.entries(input, input.itemIndex + 1);
@@ -194,11 +200,14 @@ export function createToolActivities(deps: ToolDeps) {
     shell: tool('shell', shellArgs(), async (args, context, input) => {
       const confined = await confinement(input, deps.sandbox);
       if ('refused' in confined) return toolFailure('shell', confined.refused, 'not sandboxed: refused');
-      return executeShell(args, context, {
-        defaultTimeoutMs: input.timeoutMs ?? 10 * 60_000,
-        env: deps.commandEnv,
-        ...confined,
-      });
+      const key = { sessionId: input.sessionId, callId: input.callId, command: JSON.stringify(args) };
+      return commands.run(key, context, isKnownSafeCommand(args.command), (runContext) =>
+        executeShell(args, runContext, {
+          defaultTimeoutMs: input.timeoutMs ?? 10 * 60_000,
+          env: deps.commandEnv,
+          ...confined,
+        }),
+      );
     }),
     apply_patch: tool('apply_patch', patchCallArgs, async (args, context, input) => {
       const outcome = await applyPatch(args.patch, context, {

@@ -95,8 +95,20 @@ export function createSessionActivities(limits: SessionLimits, guard: TaskGuard)
     if (call.tool === 'shell') {
       const timeoutMs = (call.args as { timeout_ms?: number }).timeout_ms ?? limits.commandTimeoutMs;
       options.startToCloseTimeout = seconds(timeoutMs + 60_000);
-      // A command that may change the workspace runs at most once (DESIGN.md §4).
-      if (!call.readOnly) options.retry = { maximumAttempts: 1 };
+      // A command that may change the workspace runs at most once (DESIGN.md §4). On the queue of
+      // the worker that holds the workspace a lost attempt is tried again: that worker's command
+      // journal tells a retry whether the command still runs (it attaches), ended (its result),
+      // or was lost with its process (reported, never run again); see command-runs.ts. A server
+      // down for longer than the heartbeat timeout then costs nothing.
+      if (!call.readOnly) {
+        options.retry = queue
+          ? {
+              maximumAttempts: 3,
+              initialInterval: '1s',
+              nonRetryableErrorTypes: [ActivityFailureType.CommandLost, ActivityFailureType.CommandFailed],
+            }
+          : { maximumAttempts: 1 };
+      }
     }
     return options;
   }

@@ -22,7 +22,7 @@ import { utf8Bytes } from '../shared/util/bytes.js';
 import type { FunctionCallItem } from '../shared/prompt/items.js';
 import type { ToolRequest } from '../shared/policy/policy.js';
 import type { SessionContext } from './context.js';
-import { isWorkerLost } from '../shared/boundary/failures.js';
+import { isWorkerLost, startedEarlier } from '../shared/boundary/failures.js';
 import {
   PLAN_UPDATED_OUTPUT,
   toolFailedOutput,
@@ -279,6 +279,16 @@ export class ToolScheduler {
             'start it again (same RATCHET_WORKER_ID), or move the session to another worker that has the ' +
             'repository (the moveToWorker update), then send a message to continue',
         );
+        if (startedEarlier(err)) {
+          return {
+            output: unknownEffectOutput(
+              prepared.tool,
+              `the worker running it stopped, and did not take the call up again within ${waited} s`,
+            ),
+            display: `${prepared.summary} · lost (worker unavailable)`,
+            success: false,
+          };
+        }
         return {
           output: workerLostOutput(prepared.tool, waited),
           display: `${prepared.summary} · not run (worker unavailable)`,

@@ -106,20 +106,14 @@ describe('a worker killed during a tool', () => {
     child.process.kill('SIGKILL');
     await child.process;
 
-    let shellRuns = 0;
-    const { worker } = await harness.worker({
-      activityOverrides: {
-        shell: () => {
-          shellRuns += 1;
-          throw new Error('the command must not run again');
-        },
-      },
-    });
+    // The new worker takes the retried attempt (it holds the workspace now): the command
+    // journal says the call started and never ended, so it is reported, not run.
+    const { worker } = await harness.worker();
     const result = (await worker.runUntil(handle.result())) as SessionResult;
     expect(result.finalMessage).toBe('I will check runs.log before doing anything else.');
-    expect(shellRuns).toBe(0);
+    expect(await readFile(path.join(repo.dir, 'runs.log'), 'utf8')).toBe('ran\n');
     expect(outputs(model.requests.at(-1)!.body)[0]).toMatch(
-      /interrupted before it reported a result.*effect on the workspace is unknown/s,
+      /interrupted before it reported a result \(the worker running it stopped before it reported a result \(started .*\)\).*effect on the workspace is unknown/s,
     );
     await recordHistory(handle, 'worker-killed-during-command');
     model.assertDone();

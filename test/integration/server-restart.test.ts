@@ -1,7 +1,9 @@
 /**
  * The Temporal server stops and starts again (same SQLite file, same port) in the middle of a
  * session — once while it waits for approval, once while a command runs — and the session
- * carries on to the end.
+ * carries on to the end. The second outage is longer than the heartbeat timeout, so the server
+ * times the command's attempt out as it comes back, though the worker and the command are fine:
+ * the command must run on, once, and its result reach the model (src/activities/tools/command-runs.ts).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -44,10 +46,10 @@ it('survives the server restarting while it waits for approval and while a comma
   const repo = await createTempRepo({ 'a.txt': 'alpha\n' });
   const { model } = harness;
   model
-    .call('shell', { command: ['bash', '-lc', 'sleep 4; echo done > out.txt'] })
+    .call('shell', { command: ['bash', '-lc', 'echo run >> runs.txt; sleep 8; echo done > out.txt'] })
     .reply('Done despite the restarts.');
   const { worker } = await harness.worker();
-  const result = await worker.runUntil(async () => {
+  const { result, lastAttempt } = await worker.runUntil(async () => {
     const handle = await harness.start({ task: 'Run the slow script', workspace: repo.dir });
     await waitForStatus(handle, (s) => s.status === 'awaiting_approval');
 
@@ -58,18 +60,26 @@ it('survives the server restarting while it waits for approval and while a comma
     expect(waiting.pendingApprovals).toHaveLength(1);
     await harness.ratchet.decide(handle.workflowId, 'approve');
 
-    // Restart 2: while the approved command runs (the server is down for about a second).
+    // Restart 2: while the approved command runs, down for longer than the heartbeat timeout
+    // (3 s in the tests' sessions).
     await waitForStatus(handle, (s) => s.current?.kind === 'tool', 60_000);
     await server.stop();
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await new Promise((resolve) => setTimeout(resolve, 5000));
     server = await startServer();
 
     const result = (await handle.result()) as SessionResult;
     await recordHistory(handle, 'server-restarted', {}, server.address);
-    return result;
+    const history = await handle.fetchHistory();
+    const shellAttempts = history.events!.flatMap((event) =>
+      event.activityTaskStartedEventAttributes ? [event.activityTaskStartedEventAttributes.attempt ?? 1] : [],
+    );
+    return { result, lastAttempt: Math.max(...shellAttempts) };
   });
+  // The server did give up on the first attempt (else this test would not test the retry).
+  expect(lastAttempt).toBeGreaterThanOrEqual(2);
   expect(result.finalMessage).toBe('Done despite the restarts.');
   expect(await readFile(path.join(repo.dir, 'out.txt'), 'utf8')).toBe('done\n');
+  expect(await readFile(path.join(repo.dir, 'runs.txt'), 'utf8')).toBe('run\n');
   const last = model.requests.at(-1)!.body as { input: Array<{ type: string; output?: string }> };
   const output = last.input.find((item) => item.type === 'function_call_output')!.output!;
   expect(JSON.parse(output)).toMatchObject({ metadata: { exit_code: 0 } });

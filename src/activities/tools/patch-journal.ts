@@ -10,13 +10,9 @@
  * Journals are keyed by session, call and patch text, and pruned after a week.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-
-const KEEP_MS = 7 * 24 * 60 * 60_000;
-const PRUNE_EVERY_MS = 60 * 60_000;
+import { readJournalFile, stateJournalDir, writeJournalFile } from './journal-file.js';
 
 export const journalRecord = z.object({
   version: z.literal(1),
@@ -44,20 +40,7 @@ export function digest(bytes: Buffer | string | null): string | null {
 
 /** Where journals live when the worker names no directory: the user's state directory. */
 export function defaultJournalDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
-  return path.join(base, 'ratchet', 'patch-journal');
-}
-
-let lastPrune = 0;
-
-async function prune(dir: string, now: number): Promise<void> {
-  if (now - lastPrune < PRUNE_EVERY_MS) return;
-  lastPrune = now;
-  for (const name of await readdir(dir).catch(() => [])) {
-    const file = path.join(dir, name);
-    const stats = await stat(file).catch(() => undefined);
-    if (stats && now - stats.mtimeMs > KEEP_MS) await unlink(file).catch(() => undefined);
-  }
+  return stateJournalDir('patch-journal', env);
 }
 
 export class PatchJournal {
@@ -83,13 +66,8 @@ export class PatchJournal {
 
   /** The record an earlier attempt of this call left, if it got as far as writing one. */
   async load(): Promise<JournalRecord | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
+    const text = await readJournalFile(this.file);
+    if (text === undefined) return undefined;
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -103,22 +81,6 @@ export class PatchJournal {
 
   /** Durably records what the attempt is about to write. */
   async save(record: JournalRecord): Promise<void> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const scratch = `${this.file}.${process.pid}.tmp`;
-    const handle = await open(scratch, 'w', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(record));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(scratch, this.file);
-    const dir = await open(this.dir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-    await prune(this.dir, Date.now());
+    await writeJournalFile(this.dir, this.file, JSON.stringify(record));
   }
 }

@@ -17,6 +17,10 @@ export const ActivityFailureType = {
   NotWorkspaceHolder: 'NotWorkspaceHolder',
   /** The workspace cannot be used (not a repository, a system directory, …): never retried. */
   WorkspaceRejected: 'WorkspaceRejected',
+  /** A retried command whose earlier attempt may have run it: reported lost, never run again. */
+  CommandLost: 'CommandLost',
+  /** A command that failed (not as a result) after it was recorded as started: not retried. */
+  CommandFailed: 'CommandFailed',
 } as const;
 
 /** Model failures that no retry or message can fix: the session fails with the message. */

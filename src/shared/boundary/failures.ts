@@ -33,6 +33,16 @@ export function isWorkerLost(err: ActivityFailure): boolean {
 }
 
 /**
+ * Whether an attempt before the one that failed had started: the server keeps the last heartbeat
+ * across attempts and hands it back with a timeout, and every tool heartbeats as it starts. A
+ * retried command whose worker never came back fails "not picked up", but it may have run.
+ */
+export function startedEarlier(err: ActivityFailure): boolean {
+  const details = err.cause instanceof TimeoutFailure ? err.cause.lastHeartbeatDetails : undefined;
+  return details !== undefined && details !== null;
+}
+
+/**
  * A local read that ran on a worker other than the workspace's holder. A local activity's failure
  * may reach the workflow as the ApplicationFailure itself or wrapped in an ActivityFailure.
  */

@@ -1,0 +1,220 @@
+/**
+ * A command outlives the attempt that started it when the server, not the worker, gave up on the
+ * attempt: a Temporal server down for longer than the heartbeat timeout times the attempt out
+ * when it comes back, though the worker and its command are fine. Ending the command then would
+ * throw away work the user approved; reporting it lost would tell the model "unknown" about a
+ * command that finishes a second later. So the command keeps running, and the next attempt of
+ * the same call (the workflow retries a command only on the queue of the worker that holds the
+ * workspace, so the retry comes here) attaches to it and returns its result.
+ *
+ * At most once still holds, across processes too: before a command starts, its call is
+ * recorded in a journal on the worker's disk, and its result when it ends. A retry that finds
+ * no live run reads the journal: a result is returned as it was; a start with no result means
+ * the process that ran it died, and the call is reported lost (its effect unknown), never run
+ * again. Only a call with no record at all, on this worker's own queue, was never started and
+ * runs now; on any other queue an earlier attempt may have run it elsewhere, so it is reported
+ * lost too. A command that changes nothing (a known read-only one) is not recorded: it simply
+ * runs again.
+ *
+ * The cost: two small files written per command that may change the workspace, the first of
+ * them synced to disk before the command starts (about 2 ms here). The second is not synced: a
+ * machine that crashes before it reaches the disk leaves "started", and a retry reports the
+ * command lost, which is the conservative answer.
+ *
+ * An interrupt or a cancelled session still ends the command, whichever attempt it reaches.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { z } from 'zod';
+import { ActivityFailureType } from '../../shared/boundary/failure-types.js';
+import type { ToolActivityResult } from '../../shared/tools/shell-output.js';
+import type { ToolContext } from './context.js';
+import { readJournalFile, stateJournalDir, writeJournalFile } from './journal-file.js';
+
+/** How long a finished run stays in memory for a retry (it is on disk as well). */
+const KEEP_FINISHED_MS = 10 * 60_000;
+
+/** The call a command belongs to. */
+export interface CommandKey {
+  sessionId: string;
+  callId: string;
+  /** The call's arguments as run, so a reused call id never picks up another command. */
+  command: string;
+}
+
+/** Where command journals live when the worker names no directory. */
+export function defaultCommandJournalDir(env: NodeJS.ProcessEnv = process.env): string {
+  return stateJournalDir('command-journal', env);
+}
+
+/** A journal entry: written before the command starts, and again with its result. */
+function commandRecord() {
+  return z.discriminatedUnion('state', [
+    z.object({ version: z.literal(1), state: z.literal('started'), startedAt: z.string() }),
+    z.object({
+      version: z.literal(1),
+      state: z.literal('done'),
+      startedAt: z.string(),
+      result: z.custom<ToolActivityResult>((value) => typeof value === 'object' && value !== null),
+    }),
+  ]);
+}
+type CommandRecord = z.infer<ReturnType<typeof commandRecord>>;
+
+interface LiveRun {
+  result: Promise<ToolActivityResult>;
+  /** Ends the command (an interrupt, a cancelled session). */
+  stop: AbortController;
+  /** Where the command's progress goes: the attempt attached to it now. */
+  progress: { to: (details: Record<string, unknown>) => void };
+}
+
+/**
+ * Whether a cancellation only says the server no longer knows this attempt (it timed the
+ * attempt out, or the activity is gone): the command should go on for a retry to collect.
+ */
+function attemptAbandoned(activity: Context): boolean {
+  const details = activity.cancellationDetails;
+  if (details?.notFound || details?.timedOut) return true;
+  const reason = (activity.cancellationSignal.reason as Error | undefined)?.message;
+  return reason === 'NOT_FOUND' || reason === 'TIMED_OUT';
+}
+
+/**
+ * A command that threw after it was recorded as started is not retried: a retry could only
+ * report it lost, and would hide why it failed.
+ */
+function finalFailure(err: unknown): never {
+  if (err instanceof ApplicationFailure && err.nonRetryable) throw err;
+  const message = err instanceof Error ? err.message : String(err);
+  throw ApplicationFailure.create({
+    message,
+    type: ActivityFailureType.CommandFailed,
+    nonRetryable: true,
+    cause: err as Error,
+  });
+}
+
+export class CommandRuns {
+  private readonly live = new Map<string, LiveRun>();
+
+  constructor(
+    private readonly dir: string,
+    /** This worker's own task queue: a retry there can trust this worker's journal. */
+    private readonly toolQueue: string | undefined,
+  ) {}
+
+  /** Commands still running (or kept for a retry) in this process. */
+  get size(): number {
+    return this.live.size;
+  }
+
+  /**
+   * The command's result, from its live run, from the journal, or by starting it; `start` runs
+   * the command under the context it is given. `rerunnable`: the command changes nothing, so a
+   * lost attempt is simply run again.
+   */
+  async run(
+    key: CommandKey,
+    context: ToolContext,
+    rerunnable: boolean,
+    start: (context: ToolContext) => Promise<ToolActivityResult>,
+  ): Promise<ToolActivityResult> {
+    if (rerunnable) return start(context);
+    const activity = Context.current();
+    const id = createHash('sha256')
+      .update(`${key.sessionId}\0${key.callId}\0${key.command}`)
+      .digest('hex')
+      .slice(0, 32);
+    let run = this.live.get(id);
+    if (run === undefined) {
+      const file = path.join(this.dir, `${id}.json`);
+      const record = await this.load(file);
+      if (record === 'unreadable' || record?.state === 'started') {
+        const when = record === 'unreadable' ? '' : ` (started ${record.startedAt})`;
+        throw ApplicationFailure.nonRetryable(
+          `the worker running it stopped before it reported a result${when}`,
+          ActivityFailureType.CommandLost,
+        );
+      }
+      if (record?.state === 'done') return record.result;
+      const attempt = activity.info.attempt;
+      if (attempt > 1 && (activity.info.isLocal || activity.info.taskQueue !== this.toolQueue)) {
+        throw ApplicationFailure.nonRetryable(
+          `attempt ${attempt} cannot tell whether an earlier attempt ran it on another worker`,
+          ActivityFailureType.CommandLost,
+        );
+      }
+      const startedAt = new Date().toISOString();
+      await writeJournalFile(this.dir, file, JSON.stringify({ version: 1, state: 'started', startedAt }));
+      run = this.begin(id, file, startedAt, context.workspace, start);
+    }
+    return this.attach(run, activity, context);
+  }
+
+  /** The call's record; one that cannot be read counts as started, never as absent. */
+  private async load(file: string): Promise<CommandRecord | 'unreadable' | undefined> {
+    const text = await readJournalFile(file);
+    if (text === undefined) return undefined;
+    try {
+      const parsed = commandRecord().safeParse(JSON.parse(text));
+      return parsed.success ? parsed.data : 'unreadable';
+    } catch {
+      return 'unreadable';
+    }
+  }
+
+  private begin(
+    id: string,
+    file: string,
+    startedAt: string,
+    workspace: string,
+    start: (context: ToolContext) => Promise<ToolActivityResult>,
+  ): LiveRun {
+    const stop = new AbortController();
+    const progress = { to: (_details: Record<string, unknown>): void => {} };
+    const result = (async () => {
+      try {
+        const outcome = await start({
+          workspace,
+          signal: stop.signal,
+          heartbeat: (details) => progress.to(details),
+        });
+        // Not synced: see the header. A result that cannot be recorded is still returned to
+        // whoever waits; a retry in another process would then report the call lost.
+        const record = JSON.stringify({ version: 1, state: 'done', startedAt, result: outcome });
+        await writeJournalFile(this.dir, file, record, false).catch(() => undefined);
+        return outcome;
+      } finally {
+        setTimeout(() => {
+          if (this.live.get(id) === run) this.live.delete(id);
+        }, KEEP_FINISHED_MS).unref();
+      }
+    })();
+    const run: LiveRun = { result, stop, progress };
+    // Nobody may be attached when it ends (its attempt was abandoned and no retry came).
+    run.result.catch(() => undefined);
+    this.live.set(id, run);
+    return run;
+  }
+
+  private async attach(run: LiveRun, activity: Context, context: ToolContext): Promise<ToolActivityResult> {
+    run.progress.to = context.heartbeat;
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        if (!attemptAbandoned(activity)) run.stop.abort(context.signal.reason);
+        reject(context.signal.reason as Error);
+      };
+    });
+    context.signal.addEventListener('abort', onAbort!, { once: true });
+    if (context.signal.aborted) onAbort!();
+    try {
+      return await Promise.race([run.result.catch(finalFailure), aborted]);
+    } finally {
+      context.signal.removeEventListener('abort', onAbort!);
+      if (run.progress.to === context.heartbeat) run.progress.to = () => {};
+    }
+  }
+}
