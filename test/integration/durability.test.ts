@@ -119,6 +119,47 @@ describe('a worker killed during a tool', () => {
     model.assertDone();
   });
 
+  it('a command whose worker died and never came back: "may have run", not "not run"', async () => {
+    await harness.freshModel();
+    const repo = await createTempRepo({ 'a.txt': 'alpha\n' });
+    const { model } = harness;
+    model.call('shell', { command: ['bash', '-lc', 'echo ran >> runs.log; sleep 20'] }, 'c_gone');
+    const child = await startChildWorker({
+      address: harness.address,
+      taskQueue: harness.taskQueue,
+      modelBaseUrl: model.baseUrl,
+      env: { RATCHET_WORKER_ID: 'box-gone' },
+    });
+    const handle = await harness.start({
+      task: 'Run the slow script',
+      workspace: repo.dir,
+      approvalPolicy: 'never',
+      worker: 'box-gone',
+      limits: { toolScheduleToStartTimeoutMs: 3000 },
+    });
+    await untilOutput(child.output, 'shell started');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    child.process.kill('SIGKILL');
+    await child.process;
+
+    // Another worker runs the session; nobody polls box-gone's queue again. The retried attempt
+    // waits there, is not picked up, and the call's first attempt had started.
+    const { worker } = await harness.worker({ workerId: 'box-other' });
+    const { idle, output } = await worker.runUntil(async () => {
+      const idle = await waitForStatus(handle, (s) => s.status === 'idle', 60_000);
+      const page = await harness.ratchet.transcript(handle.workflowId, 0);
+      const entry = page.entries.find((e) => e.item.type === 'function_call_output')!;
+      return { idle, output: entry.item as { output: string } };
+    });
+    expect(idle.notice).toMatch(/did not take a tool call for 3 s/);
+    expect(output.output).toMatch(
+      /^The shell call was interrupted before it reported a result \(the worker running it stopped, and did not take the call up again within 3 s\).*effect on the workspace is unknown/s,
+    );
+    expect(output.output).not.toMatch(/^The shell call was not run/);
+    expect(await readFile(path.join(repo.dir, 'runs.log'), 'utf8')).toBe('ran\n');
+    await handle.terminate('test over');
+  });
+
   it('re-applies a patch that was applied before the worker died, without applying it twice', async () => {
     await harness.freshModel();
     const repo = await createTempRepo({ 'list.txt': 'one\ntwo\n' });
