@@ -35,8 +35,8 @@ const STATUS_SILENCE_MS = 45_000;
 
 export interface ChaosServer {
   address: string;
-  /** Stops the server and starts it again on the same database and port. */
-  restart(): Promise<void>;
+  /** Stops the server and starts it again on the same database and port, `downMs` later. */
+  restart(downMs?: number): Promise<void>;
 }
 
 export interface BatchOptions {
@@ -45,6 +45,12 @@ export interface BatchOptions {
   taskQueue: string;
   /** SIGKILL and replace the worker, restart the server, at random moments. */
   faults: boolean;
+  /**
+   * Half the server restarts keep it down for 4–7 s, longer than the sessions' 3 s heartbeat
+   * timeout, so the server times running attempts out as it comes back. Drawn from a sequence
+   * of their own: the kills and restart moments are the same with or without.
+   */
+  outages?: boolean;
   log?: (line: string) => void;
   /** Where to write what a session with a problem saw (its requests and transcript), if anywhere. */
   dumpDir?: string;
@@ -277,6 +283,7 @@ async function faults(
   worker: { current: ReadyProcess; start: () => Promise<ReadyProcess> },
   done: () => boolean,
 ): Promise<void> {
+  const outage = new Rng(options.seeds[0]! * 104_729);
   const events: Array<{ at: number; kind: 'kill' | 'restart' }> = [];
   for (let i = rng.int(1, 2); i > 0; i--) events.push({ at: rng.int(500, 10_000), kind: 'kill' });
   if (rng.chance(0.3)) events.push({ at: rng.int(1000, 12_000), kind: 'restart' });
@@ -294,8 +301,9 @@ async function faults(
       await worker.current.process.catch(() => undefined);
       worker.current = await worker.start();
     } else {
-      options.log?.(`  server restart at ${event.at} ms`);
-      await options.server.restart();
+      const downMs = options.outages && outage.chance(0.5) ? outage.int(4000, 7000) : 0;
+      options.log?.(`  server restart at ${event.at} ms${downMs ? `, down for ${downMs} ms` : ''}`);
+      await options.server.restart(downMs);
     }
   }
 }

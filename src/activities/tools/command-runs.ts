@@ -32,9 +32,6 @@ import type { ToolActivityResult } from '../../shared/tools/shell-output.js';
 import type { ToolContext } from './context.js';
 import { readJournalFile, stateJournalDir, writeJournalFile } from './journal-file.js';
 
-/** How long a finished run stays in memory for a retry (it is on disk as well). */
-const KEEP_FINISHED_MS = 10 * 60_000;
-
 /** The call a command belongs to. */
 export interface CommandKey {
   sessionId: string;
@@ -105,7 +102,7 @@ export class CommandRuns {
     private readonly toolQueue: string | undefined,
   ) {}
 
-  /** Commands still running (or kept for a retry) in this process. */
+  /** Commands running in this process. */
   get size(): number {
     return this.live.size;
   }
@@ -176,20 +173,18 @@ export class CommandRuns {
     const progress = { to: (_details: Record<string, unknown>): void => {} };
     const result = (async () => {
       try {
-        const outcome = await start({
-          workspace,
-          signal: stop.signal,
-          heartbeat: (details) => progress.to(details),
-        });
+        // Started a tick later, so that the run is in the table before it can leave it.
+        const outcome = await Promise.resolve().then(() =>
+          start({ workspace, signal: stop.signal, heartbeat: (details) => progress.to(details) }),
+        );
         // Not synced: see the header. A result that cannot be recorded is still returned to
         // whoever waits; a retry in another process would then report the call lost.
         const record = JSON.stringify({ version: 1, state: 'done', startedAt, result: outcome });
         await writeJournalFile(this.dir, file, record, false).catch(() => undefined);
         return outcome;
       } finally {
-        setTimeout(() => {
-          if (this.live.get(id) === run) this.live.delete(id);
-        }, KEEP_FINISHED_MS).unref();
+        // A retry from now on finds the result in the journal (written just above).
+        this.live.delete(id);
       }
     })();
     const run: LiveRun = { result, stop, progress };
