@@ -205,7 +205,7 @@ export function createWorkspaceActivities(deps: WorkspaceDeps) {
       agentsMd,
       shell: path.basename(process.env.SHELL ?? 'bash'),
       sandbox: await sandboxFor(root, deps.sandbox),
-      ...(deps.toolQueue ? { toolQueue: deps.toolQueue } : {}),
+      ...(deps.toolQueue ? { toolQueue: deps.toolQueue, commandJournal: true } : {}),
     };
   }
 

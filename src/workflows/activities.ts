@@ -90,24 +90,30 @@ export function createSessionActivities(limits: SessionLimits, guard: TaskGuard)
     return { taskQueue: queue, scheduleToStartTimeout: seconds(limits.toolScheduleToStartTimeoutMs) };
   }
 
-  function toolOptions(call: ToolCall, queue: string | null | undefined): ActivityOptions {
+  function toolOptions(
+    call: ToolCall,
+    queue: string | null | undefined,
+    journaled: boolean,
+  ): ActivityOptions {
     const options: ActivityOptions = { summary: call.summary, ...routed(queue) };
     if (call.tool === 'shell') {
       const timeoutMs = (call.args as { timeout_ms?: number }).timeout_ms ?? limits.commandTimeoutMs;
       options.startToCloseTimeout = seconds(timeoutMs + 60_000);
       // A command that may change the workspace runs at most once (DESIGN.md §4). On the queue of
-      // the worker that holds the workspace a lost attempt is tried again: that worker's command
-      // journal tells a retry whether the command still runs (it attaches), ended (its result),
-      // or was lost with its process (reported, never run again); see command-runs.ts. A server
-      // down for longer than the heartbeat timeout then costs nothing.
+      // the worker that holds the workspace, when that worker said it keeps a command journal, a
+      // lost attempt is tried again: the journal tells the retry whether the command still runs
+      // (it attaches), ended (its result), or was lost with its process (reported, never run
+      // again); see command-runs.ts. A server down for longer than the heartbeat timeout then
+      // costs nothing. An older worker would simply run the command again: never retried there.
       if (!call.readOnly) {
-        options.retry = queue
-          ? {
-              maximumAttempts: 3,
-              initialInterval: '1s',
-              nonRetryableErrorTypes: [ActivityFailureType.CommandLost, ActivityFailureType.CommandFailed],
-            }
-          : { maximumAttempts: 1 };
+        options.retry =
+          queue && journaled
+            ? {
+                maximumAttempts: 3,
+                initialInterval: '1s',
+                nonRetryableErrorTypes: [ActivityFailureType.CommandLost, ActivityFailureType.CommandFailed],
+              }
+            : { maximumAttempts: 1 };
       }
     }
     return options;
@@ -141,11 +147,21 @@ export function createSessionActivities(limits: SessionLimits, guard: TaskGuard)
           [input],
         ),
       ),
-    runTool: (call: ToolCall, input: ToolCallInput, queue?: string | null): Promise<ToolOutcome> =>
-      guard.settled(runTool(call, input, queue)),
+    /** `journaled`: the worker on `queue` keeps a command journal (a lost command may be retried there). */
+    runTool: (
+      call: ToolCall,
+      input: ToolCallInput,
+      queue?: string | null,
+      journaled = false,
+    ): Promise<ToolOutcome> => guard.settled(runTool(call, input, queue, journaled)),
   };
 
-  async function runTool(call: ToolCall, input: ToolCallInput, queue?: string | null): Promise<ToolOutcome> {
+  async function runTool(
+    call: ToolCall,
+    input: ToolCallInput,
+    queue: string | null | undefined,
+    journaled: boolean,
+  ): Promise<ToolOutcome> {
     if (
       LOCAL_READS.has(call.tool) &&
       input.arguments !== undefined &&
@@ -166,7 +182,9 @@ export function createSessionActivities(limits: SessionLimits, guard: TaskGuard)
     }
     // The shell returns its output's parts (or, recorded by earlier workers, the text): the
     // model reads the same text either way (src/shared/tools/shell-output.ts).
-    return toolOutcome(await tools[call.tool].executeWithOptions(toolOptions(call, queue), [input]));
+    return toolOutcome(
+      await tools[call.tool].executeWithOptions(toolOptions(call, queue, journaled), [input]),
+    );
   }
 }
 export type SessionActivities = ReturnType<typeof createSessionActivities>;

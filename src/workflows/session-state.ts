@@ -182,9 +182,19 @@ export class SessionState {
     );
   }
 
-  /** Tool calls go to this worker's queue from now on. */
-  routeToolsTo(queue: string): void {
+  /**
+   * Tool calls go to this worker's queue from now on. `journals`: the worker said it keeps a
+   * command journal (it prepared the workspace); a worker moved to by hand has not said so.
+   */
+  routeToolsTo(queue: string, journals = false): void {
     this.s.toolQueue = queue;
+    if (journals) this.s.commandJournal = true;
+    else delete this.s.commandJournal;
+  }
+
+  /** Whether a command's lost attempt may be retried on the holder's queue (its journal decides). */
+  get holderJournals(): boolean {
+    return this.s.toolQueue !== null && this.s.commandJournal === true;
   }
 
   setNotice(notice: string): void {

@@ -269,7 +269,7 @@ export class ToolScheduler {
       ...(inlineArguments(prepared.call.arguments) ? { arguments: prepared.call.arguments } : {}),
     };
     try {
-      const outcome = await activities.runTool(prepared, input, state.toolQueue);
+      const outcome = await activities.runTool(prepared, input, state.toolQueue, state.holderJournals);
       return { output: outcome.output, display: outcome.display, success: outcome.success };
     } catch (err) {
       if (err instanceof ActivityFailure && isWorkerLost(err) && state.toolQueue) {

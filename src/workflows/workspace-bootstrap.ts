@@ -39,7 +39,9 @@ export async function bootstrapWorkspace({ config, state, view, activities }: Se
   state.workspacePrepared(prepared.info);
   // The worker that prepared the workspace holds it: tool calls go to its own queue.
   // Sessions recorded before workers had queues of their own run tools on the session's queue.
-  if (prepared.toolQueue && patched(Patch.workerTaskQueue)) state.routeToolsTo(prepared.toolQueue);
+  if (prepared.toolQueue && patched(Patch.workerTaskQueue)) {
+    state.routeToolsTo(prepared.toolQueue, prepared.commandJournal === true);
+  }
   // Sessions recorded before workers reported their sandbox replay without the fallback.
   if (
     patched(Patch.sandboxFallback) &&

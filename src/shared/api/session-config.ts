@@ -293,6 +293,8 @@ export const carriedStateSchema = () =>
       unconfined: z.string().nullable().default(null),
       /** Task queue of the worker that holds the workspace (tool calls go there); null: the session's queue. */
       toolQueue: z.string().nullable().default(null),
+      /** The worker on `toolQueue` said it keeps a command journal: commands may be retried there. */
+      commandJournal: z.boolean().optional(),
       /**
        * With `providerState`: the last response the provider stored, and how many transcript
        * entries (of this epoch) it covers.

@@ -93,6 +93,12 @@ export interface PreparedWorkspace {
   sandbox: { available: boolean; detail: string };
   /** This worker's own task queue: the session's tool calls are routed there. */
   toolQueue?: string;
+  /**
+   * This worker keeps a command journal (src/activities/tools/command-runs.ts), so a command's
+   * attempt retried on its queue never runs the command twice. Workers from before it do not
+   * say so, and their commands are never retried.
+   */
+  commandJournal?: boolean;
 }
 
 export interface ToolCallInput extends TranscriptRef {
