@@ -51,6 +51,8 @@ export interface ToolDeps {
   patchJournalDir?: string;
   /** Where the shell records the commands it starts and their results (default: the same). */
   commandJournalDir?: string;
+  /** How long a command whose attempt was abandoned runs on with no attempt waiting (default a minute). */
+  commandOrphanGraceMs?: number;
 }
 
 /**
@@ -118,7 +120,11 @@ function bounded(result: ToolActivityResult): ToolActivityResult {
 }
 
 export function createToolActivities(deps: ToolDeps) {
-  const commands = new CommandRuns(deps.commandJournalDir ?? defaultCommandJournalDir(), deps.toolQueue);
+  const commands = new CommandRuns(
+    deps.commandJournalDir ?? defaultCommandJournalDir(),
+    deps.toolQueue,
+    deps.commandOrphanGraceMs,
+  );
 
   async function argumentsOf(input: ToolCallInput): Promise<string> {
     if (input.arguments !== undefined) return input.arguments;

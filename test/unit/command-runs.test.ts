@@ -21,8 +21,9 @@ let workspace: string;
 let journals: string;
 
 /** One worker process's tool activities; a second call is another process on the same disk. */
-function worker() {
+function worker(commandOrphanGraceMs?: number) {
   return createToolActivities({
+    ...(commandOrphanGraceMs === undefined ? {} : { commandOrphanGraceMs }),
     transcript: createTranscriptSource(() => Promise.reject(new Error('no transcript in this test'))),
     commandEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
     sandbox: { available: false, kind: 'none', detail: 'not needed here' },
@@ -135,6 +136,24 @@ describe('an attempt the server gave up on (a server down for longer than the he
     expect(await readFile(path.join(workspace, 'out.txt'), 'utf8').catch(() => 'never written')).toBe(
       'never written',
     );
+    expect(await runs()).toBe(1);
+  });
+
+  it('ends a command no attempt comes back for (an interrupt that landed between attempts)', async () => {
+    const acts = worker(300);
+    const input = shellInput(slow(3));
+    const first = attempt(1);
+    const firstRun = shell(first, acts, input).catch((err: unknown) => err);
+    await until(async () => (await runs()) === 1);
+    abandoned(first);
+    await firstRun;
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    expect(await readFile(path.join(workspace, 'out.txt'), 'utf8').catch(() => 'never written')).toBe(
+      'never written',
+    );
+    // A retry that comes after all finds the call started and never finished: lost, not run.
+    const late = await shell(attempt(2), acts, input).catch((err: unknown) => err);
+    expect(late).toMatchObject({ type: 'CommandLost' });
     expect(await runs()).toBe(1);
   });
 

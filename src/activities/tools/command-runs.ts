@@ -21,7 +21,10 @@
  * machine that crashes before it reaches the disk leaves "started", and a retry reports the
  * command lost, which is the conservative answer.
  *
- * An interrupt or a cancelled session still ends the command, whichever attempt it reaches.
+ * An interrupt or a cancelled session still ends the command, whichever attempt it reaches. One
+ * that lands between attempts (the workflow cancels a retry not yet started) finds no attempt
+ * to reach: a command that no attempt has waited for during the orphan grace (a minute) is
+ * ended, so it cannot run on unseen after its session stopped waiting.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
@@ -59,12 +62,22 @@ function commandRecord() {
 }
 type CommandRecord = z.infer<ReturnType<typeof commandRecord>>;
 
-interface LiveRun {
-  result: Promise<ToolActivityResult>;
-  /** Ends the command (an interrupt, a cancelled session). */
+/** A command running in this process, and the attempts waiting for it. */
+interface RunControl {
+  /** Ends the command (an interrupt, a cancelled session, no attempt waiting). */
   stop: AbortController;
   /** Where the command's progress goes: the attempt attached to it now. */
   progress: { to: (details: Record<string, unknown>) => void };
+  /** Attempts waiting for it now. */
+  attached: number;
+  /** It has ended (its result is in the journal). */
+  ended: boolean;
+  /** Ends it if no attempt attaches in time, while none waits. */
+  orphaned?: NodeJS.Timeout;
+}
+
+interface LiveRun extends RunControl {
+  result: Promise<ToolActivityResult>;
 }
 
 /**
@@ -100,6 +113,8 @@ export class CommandRuns {
     private readonly dir: string,
     /** This worker's own task queue: a retry there can trust this worker's journal. */
     private readonly toolQueue: string | undefined,
+    /** How long a command no attempt waits for keeps running (for the retry to come). */
+    private readonly orphanGraceMs = 60_000,
   ) {}
 
   /** Commands running in this process. */
@@ -169,13 +184,21 @@ export class CommandRuns {
     workspace: string,
     start: (context: ToolContext) => Promise<ToolActivityResult>,
   ): LiveRun {
-    const stop = new AbortController();
-    const progress = { to: (_details: Record<string, unknown>): void => {} };
+    const control: RunControl = {
+      stop: new AbortController(),
+      progress: { to: () => {} },
+      attached: 0,
+      ended: false,
+    };
     const result = (async () => {
       try {
         // Started a tick later, so that the run is in the table before it can leave it.
         const outcome = await Promise.resolve().then(() =>
-          start({ workspace, signal: stop.signal, heartbeat: (details) => progress.to(details) }),
+          start({
+            workspace,
+            signal: control.stop.signal,
+            heartbeat: (details) => control.progress.to(details),
+          }),
         );
         // Not synced: see the header. A result that cannot be recorded is still returned to
         // whoever waits; a retry in another process would then report the call lost.
@@ -185,17 +208,21 @@ export class CommandRuns {
       } finally {
         // A retry from now on finds the result in the journal (written just above).
         this.live.delete(id);
+        control.ended = true;
+        clearTimeout(control.orphaned);
       }
     })();
-    const run: LiveRun = { result, stop, progress };
     // Nobody may be attached when it ends (its attempt was abandoned and no retry came).
-    run.result.catch(() => undefined);
+    result.catch(() => undefined);
+    const run: LiveRun = Object.assign(control, { result });
     this.live.set(id, run);
     return run;
   }
 
   private async attach(run: LiveRun, activity: Context, context: ToolContext): Promise<ToolActivityResult> {
     run.progress.to = context.heartbeat;
+    run.attached += 1;
+    clearTimeout(run.orphaned);
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
       onAbort = () => {
@@ -210,6 +237,13 @@ export class CommandRuns {
     } finally {
       context.signal.removeEventListener('abort', onAbort!);
       if (run.progress.to === context.heartbeat) run.progress.to = () => {};
+      run.attached -= 1;
+      if (run.attached === 0 && !run.ended && !run.stop.signal.aborted) {
+        run.orphaned = setTimeout(() => {
+          run.stop.abort(new Error(`no attempt waited for the command for ${this.orphanGraceMs} ms`));
+        }, this.orphanGraceMs);
+        run.orphaned.unref();
+      }
     }
   }
 }
