@@ -239,6 +239,28 @@ describe('a retry that finds no live run', () => {
     }
   });
 
+  it('does not run a command it cannot record, and says why (a journal directory not writable)', async () => {
+    const blocked = path.join(journals, 'not-a-directory');
+    await writeFile(blocked, 'a file where the journal directory should be');
+    const acts = createToolActivities({
+      transcript: createTranscriptSource(() => Promise.reject(new Error('no transcript in this test'))),
+      commandEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      sandbox: { available: false, kind: 'none', detail: 'not needed here' },
+      toolQueue: HOLDER,
+      commandJournalDir: path.join(blocked, 'journal'),
+    });
+    const outcome = await shell(attempt(1), acts, shellInput(slow(0)));
+    expect(outcome.success).toBe(false);
+    expect(outcome.output).toMatch(
+      /^The command was not run: this worker cannot record it in its command journal \(.*not-a-directory\/journal: .*\).*XDG_STATE_HOME/s,
+    );
+    expect(await runs()).toBe(0);
+    // A retry cannot tell whether the first attempt ran it: lost, not "not run".
+    const retried = await shell(attempt(2), acts, shellInput(slow(0))).catch((err: unknown) => err);
+    expect(retried).toMatchObject({ type: 'CommandLost' });
+    expect(await runs()).toBe(0);
+  });
+
   it('fails a command that cannot be started for a reason other than its own result, without a retry', async () => {
     const acts = worker();
     const input = {

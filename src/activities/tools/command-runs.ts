@@ -32,6 +32,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ActivityFailureType } from '../../shared/boundary/failure-types.js';
 import type { ToolActivityResult } from '../../shared/tools/shell-output.js';
+import type { ToolOutcome } from '../../shared/tools/specs.js';
+import { toolFailure } from '../../shared/tools/specs.js';
 import type { ToolContext } from './context.js';
 import { readJournalFile, stateJournalDir, writeJournalFile } from './journal-file.js';
 
@@ -92,6 +94,21 @@ function attemptAbandoned(activity: Context): boolean {
 }
 
 /**
+ * The answer when the journal cannot take the record a command needs before it starts: the
+ * command is not run (a retry could not tell whether it had), and the model and the operator
+ * read why.
+ */
+function notRecorded(dir: string, err: unknown): ToolOutcome {
+  return toolFailure(
+    'shell',
+    `The command was not run: this worker cannot record it in its command journal (${dir}: ` +
+      `${(err as Error).message}), which keeps a command from running twice. Tell the user: the operator ` +
+      'must make that directory writable (XDG_STATE_HOME) on the worker.',
+    'not run: no command journal',
+  );
+}
+
+/**
  * A command that threw after it was recorded as started is not retried: a retry could only
  * report it lost, and would hide why it failed.
  */
@@ -142,7 +159,18 @@ export class CommandRuns {
     let run = this.live.get(id);
     if (run === undefined) {
       const file = path.join(this.dir, `${id}.json`);
-      const record = await this.load(file);
+      const attempt = activity.info.attempt;
+      let record: Awaited<ReturnType<CommandRuns['load']>>;
+      try {
+        record = await this.load(file);
+      } catch (err) {
+        // The first attempt: nothing can have run yet. A later one cannot tell.
+        if (attempt === 1) return notRecorded(this.dir, err);
+        throw ApplicationFailure.nonRetryable(
+          `the command journal cannot be read (${(err as Error).message}), so whether an earlier attempt ran it is unknown`,
+          ActivityFailureType.CommandLost,
+        );
+      }
       if (record === 'unreadable' || record?.state === 'started') {
         const when = record === 'unreadable' ? '' : ` (started ${record.startedAt})`;
         throw ApplicationFailure.nonRetryable(
@@ -151,7 +179,6 @@ export class CommandRuns {
         );
       }
       if (record?.state === 'done') return record.result;
-      const attempt = activity.info.attempt;
       if (attempt > 1 && (activity.info.isLocal || activity.info.taskQueue !== this.toolQueue)) {
         throw ApplicationFailure.nonRetryable(
           `attempt ${attempt} cannot tell whether an earlier attempt ran it on another worker`,
@@ -159,7 +186,11 @@ export class CommandRuns {
         );
       }
       const startedAt = new Date().toISOString();
-      await writeJournalFile(this.dir, file, JSON.stringify({ version: 1, state: 'started', startedAt }));
+      try {
+        await writeJournalFile(this.dir, file, JSON.stringify({ version: 1, state: 'started', startedAt }));
+      } catch (err) {
+        return notRecorded(this.dir, err);
+      }
       run = this.begin(id, file, startedAt, context.workspace, start);
     }
     return this.attach(run, activity, context);
