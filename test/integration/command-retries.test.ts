@@ -6,6 +6,7 @@
  * retries a command; nor does a session moved to a worker by hand (it has not said).
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import type { WorkerGroup } from '../../src/worker.js';
 import { describe, expect, it } from 'vitest';
 import { createWorkspaceActivities } from '../../src/activities/workspace.js';
 import { detectSandbox } from '../../src/activities/tools/sandbox-detect.js';
@@ -26,6 +27,15 @@ async function shellAttemptsAllowed(handle: WorkflowHandle): Promise<number[]> {
   });
 }
 
+/** A session with no approvals on `worker`, to its end; what each shell call was allowed. */
+async function sessionOn(worker: WorkerGroup, workspace: string): Promise<number[]> {
+  return worker.runUntil(async () => {
+    const handle = await suite.harness.start({ task: 'write', workspace, approvalPolicy: 'never' });
+    expect(((await handle.result()) as SessionResult).finalMessage).toBe('Done.');
+    return shellAttemptsAllowed(handle);
+  });
+}
+
 function scriptOneWriteAndOneRead(): void {
   suite.harness.model
     .call('shell', { command: ['bash', '-lc', 'echo x >> out.txt'] })
@@ -38,15 +48,7 @@ describe('a command that may change the workspace', () => {
     const repo = await suite.tempRepo();
     scriptOneWriteAndOneRead();
     const { worker } = await suite.harness.worker();
-    const allowed = await worker.runUntil(async () => {
-      const handle = await suite.harness.start({
-        task: 'write',
-        workspace: repo.dir,
-        approvalPolicy: 'never',
-      });
-      expect(((await handle.result()) as SessionResult).finalMessage).toBe('Done.');
-      return shellAttemptsAllowed(handle);
-    });
+    const allowed = await sessionOn(worker, repo.dir);
     // The write: 3 attempts, its journal deciding; the read (cat): the tools' own 3, run again.
     expect(allowed).toEqual([3, 3]);
     suite.harness.model.assertDone();
@@ -72,15 +74,7 @@ describe('a command that may change the workspace', () => {
         },
       },
     });
-    const allowed = await worker.runUntil(async () => {
-      const handle = await suite.harness.start({
-        task: 'write',
-        workspace: repo.dir,
-        approvalPolicy: 'never',
-      });
-      expect(((await handle.result()) as SessionResult).finalMessage).toBe('Done.');
-      return shellAttemptsAllowed(handle);
-    });
+    const allowed = await sessionOn(worker, repo.dir);
     expect(allowed).toEqual([1, 3]);
   });
 

@@ -79,23 +79,39 @@ async function shell(env: MockActivityEnvironment, acts: ReturnType<typeof worke
   return toolOutcome(await env.run(acts.shell, input));
 }
 
+/** The server no longer knows the attempt (it timed it out while it was down). */
 const abandoned = (env: MockActivityEnvironment): void =>
   env.cancel('NOT_FOUND', new ActivityCancellationDetails({ notFound: true }));
+const timedOut = (env: MockActivityEnvironment): void =>
+  env.cancel('TIMED_OUT', new ActivityCancellationDetails({ timedOut: true }));
+/** The workflow asked for the cancel (an interrupt, a cancelled session). */
+const interrupted = (env: MockActivityEnvironment): void =>
+  env.cancel('CANCELLED', new ActivityCancellationDetails({ cancelRequested: true }));
+
+/** Attempt 1 of the call, once its command has started; `ended` settles with what it returned or threw. */
+async function firstAttempt(acts: ReturnType<typeof worker>, input: ToolCallInput) {
+  const env = attempt(1);
+  const ended = shell(env, acts, input).catch((err: unknown) => err);
+  await until(async () => (await runs()) === 1);
+  return { env, ended };
+}
+
+const outText = (): Promise<string> =>
+  readFile(path.join(workspace, 'out.txt'), 'utf8').catch(() => 'never written');
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('an attempt the server gave up on (a server down for longer than the heartbeat timeout)', () => {
   it('leaves its command running; the retry attaches and returns its result, and it ran once', async () => {
     const acts = worker();
     const input = shellInput(slow(1));
-    const first = attempt(1);
-    const firstRun = shell(first, acts, input).catch((err: unknown) => err);
-    await until(async () => (await runs()) === 1);
+    const { env: first, ended: firstRun } = await firstAttempt(acts, input);
     abandoned(first);
     expect(await firstRun).toBeInstanceOf(CancelledFailure);
 
     const retried = await shell(attempt(2), acts, input);
     expect(retried).toMatchObject({ success: true });
     expect(retried.output).toContain('all done');
-    expect(await readFile(path.join(workspace, 'out.txt'), 'utf8')).toBe('finished\n');
+    expect(await outText()).toBe('finished\n');
     expect(await runs()).toBe(1);
 
     // Another process on the same disk (the worker restarted) reads the result from the journal.
@@ -107,12 +123,10 @@ describe('an attempt the server gave up on (a server down for longer than the he
   it('a timed-out attempt is the same: the command goes on', async () => {
     const acts = worker();
     const input = shellInput(slow(0.5));
-    const first = attempt(1);
-    const firstRun = shell(first, acts, input).catch((err: unknown) => err);
-    await until(async () => (await runs()) === 1);
-    first.cancel('TIMED_OUT', new ActivityCancellationDetails({ timedOut: true }));
+    const { env: first, ended: firstRun } = await firstAttempt(acts, input);
+    timedOut(first);
     await firstRun;
-    await until(async () => (await readFile(path.join(workspace, 'out.txt'), 'utf8').catch(() => '')) !== '');
+    await until(async () => (await outText()) !== 'never written');
     // The retry arrives after the command ended: its result is kept for it.
     expect(await shell(attempt(2), acts, input)).toMatchObject({ success: true });
     expect(await runs()).toBe(1);
@@ -121,36 +135,28 @@ describe('an attempt the server gave up on (a server down for longer than the he
   it('an interrupt still ends the command, whichever attempt it reaches', async () => {
     const acts = worker();
     const input = shellInput(slow(3));
-    const first = attempt(1);
-    const firstRun = shell(first, acts, input).catch((err: unknown) => err);
-    await until(async () => (await runs()) === 1);
+    const { env: first, ended: firstRun } = await firstAttempt(acts, input);
     abandoned(first);
     await firstRun;
 
     const second = attempt(2);
     const secondRun = shell(second, acts, input).catch((err: unknown) => err);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    second.cancel('CANCELLED', new ActivityCancellationDetails({ cancelRequested: true }));
+    await pause(200);
+    interrupted(second);
     expect(await secondRun).toBeInstanceOf(CancelledFailure);
-    await new Promise((resolve) => setTimeout(resolve, 3500));
-    expect(await readFile(path.join(workspace, 'out.txt'), 'utf8').catch(() => 'never written')).toBe(
-      'never written',
-    );
+    await pause(3500);
+    expect(await outText()).toBe('never written');
     expect(await runs()).toBe(1);
   });
 
   it('ends a command no attempt comes back for (an interrupt that landed between attempts)', async () => {
     const acts = worker(300);
     const input = shellInput(slow(3));
-    const first = attempt(1);
-    const firstRun = shell(first, acts, input).catch((err: unknown) => err);
-    await until(async () => (await runs()) === 1);
+    const { env: first, ended: firstRun } = await firstAttempt(acts, input);
     abandoned(first);
     await firstRun;
-    await new Promise((resolve) => setTimeout(resolve, 3500));
-    expect(await readFile(path.join(workspace, 'out.txt'), 'utf8').catch(() => 'never written')).toBe(
-      'never written',
-    );
+    await pause(3500);
+    expect(await outText()).toBe('never written');
     // A retry that comes after all finds the call started and never finished: lost, not run.
     const late = await shell(attempt(2), acts, input).catch((err: unknown) => err);
     expect(late).toMatchObject({ type: 'CommandLost' });
@@ -160,15 +166,11 @@ describe('an attempt the server gave up on (a server down for longer than the he
   it('a cancel asked for by the workflow on the first attempt ends it there', async () => {
     const acts = worker();
     const input = shellInput(slow(3));
-    const first = attempt(1);
-    const firstRun = shell(first, acts, input).catch((err: unknown) => err);
-    await until(async () => (await runs()) === 1);
-    first.cancel('CANCELLED', new ActivityCancellationDetails({ cancelRequested: true }));
+    const { env: first, ended: firstRun } = await firstAttempt(acts, input);
+    interrupted(first);
     expect(await firstRun).toBeInstanceOf(CancelledFailure);
-    await new Promise((resolve) => setTimeout(resolve, 3500));
-    expect(await readFile(path.join(workspace, 'out.txt'), 'utf8').catch(() => 'never written')).toBe(
-      'never written',
-    );
+    await pause(3500);
+    expect(await outText()).toBe('never written');
   });
 });
 
@@ -176,9 +178,7 @@ describe('a retry that finds no live run', () => {
   it('reports a command whose process died lost, and never runs it again', async () => {
     const dying = worker();
     const input = shellInput(slow(1));
-    const first = attempt(1);
-    const firstRun = shell(first, dying, input).catch((err: unknown) => err);
-    await until(async () => (await runs()) === 1);
+    const { env: first, ended: firstRun } = await firstAttempt(dying, input);
     // A new process (the first one's memory is gone): only the journal's "started" is left.
     const lost = await shell(attempt(2), worker(), input).catch((err: unknown) => err);
     expect(lost).toBeInstanceOf(ApplicationFailure);
@@ -186,7 +186,7 @@ describe('a retry that finds no live run', () => {
     expect((lost as Error).message).toMatch(
       /^the worker running it stopped before it reported a result \(started /,
     );
-    first.cancel('CANCELLED', new ActivityCancellationDetails({ cancelRequested: true }));
+    interrupted(first);
     await firstRun;
     expect(await runs()).toBe(1);
   });
