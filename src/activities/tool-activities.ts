@@ -122,7 +122,6 @@ function bounded(result: ToolActivityResult): ToolActivityResult {
 export function createToolActivities(deps: ToolDeps) {
   const commands = new CommandRuns(
     deps.commandJournalDir ?? defaultCommandJournalDir(),
-    deps.toolQueue,
     deps.commandOrphanGraceMs,
   );
 

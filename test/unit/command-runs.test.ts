@@ -191,21 +191,33 @@ describe('a retry that finds no live run', () => {
     expect(await runs()).toBe(1);
   });
 
-  it('runs a command never started, on the queue of the worker that holds the workspace', async () => {
-    const outcome = await shell(attempt(2), worker(), shellInput(slow(0)));
-    expect(outcome).toMatchObject({ success: true });
-    expect(await runs()).toBe(1);
+  it('reports a call with no record lost, on any queue: only a first attempt starts a command', async () => {
+    // A worker sharing this id (and a filesystem) but not this journal may have run it.
+    for (const queue of [HOLDER, 'ratchet-session-queue']) {
+      const lost = await shell(attempt(2, queue), worker(), shellInput(slow(0))).catch((err: unknown) => err);
+      expect(lost).toMatchObject({ type: 'CommandLost', nonRetryable: true });
+      expect((lost as Error).message).toBe(
+        'attempt 2 found no record of it on this worker (an earlier attempt may have run it elsewhere)',
+      );
+    }
+    expect(await runs()).toBe(0);
   });
 
-  it('on any other queue, reports it lost: an earlier attempt may have run it on another worker', async () => {
-    const lost = await shell(attempt(2, 'ratchet-session-queue'), worker(), shellInput(slow(0))).catch(
-      (err: unknown) => err,
-    );
-    expect(lost).toMatchObject({ type: 'CommandLost', nonRetryable: true });
-    expect((lost as Error).message).toBe(
-      'attempt 2 cannot tell whether an earlier attempt ran it on another worker',
-    );
-    expect(await runs()).toBe(0);
+  it('runs the command of a first attempt, whatever an earlier run of the session recorded', async () => {
+    // A rewound session reuses the call id and the command: the old result must not stand in.
+    const input = shellInput(slow(0));
+    const acts = worker();
+    const inRun = (runId: string, n: number) =>
+      new MockActivityEnvironment(
+        { attempt: n, taskQueue: HOLDER, workflowExecution: { workflowId: 's', runId } },
+        { logger: new DefaultLogger('ERROR') },
+      );
+    expect(await shell(inRun('run-1', 1), acts, input)).toMatchObject({ success: true });
+    expect(await shell(inRun('run-2', 1), acts, input)).toMatchObject({ success: true });
+    expect(await runs()).toBe(2);
+    // Each run's retry finds its own result.
+    expect(await shell(inRun('run-1', 2), worker(), input)).toMatchObject({ success: true });
+    expect(await runs()).toBe(2);
   });
 
   it('does not record a read-only command: a lost attempt of it simply runs again', async () => {

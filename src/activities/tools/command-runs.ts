@@ -7,14 +7,15 @@
  * the same call (the workflow retries a command only on the queue of the worker that holds the
  * workspace, so the retry comes here) attaches to it and returns its result.
  *
- * At most once still holds, across processes too: before a command starts, its call is
- * recorded in a journal on the worker's disk, and its result when it ends. A retry that finds
- * no live run reads the journal: a result is returned as it was; a start with no result means
- * the process that ran it died, and the call is reported lost (its effect unknown), never run
- * again. Only a call with no record at all, on this worker's own queue, was never started and
- * runs now; on any other queue an earlier attempt may have run it elsewhere, so it is reported
- * lost too. A command that changes nothing (a known read-only one) is not recorded: it simply
- * runs again.
+ * At most once holds because **only a call's first attempt ever starts its command**. Before it
+ * starts, the call is recorded in a journal on the worker's disk, and its result when it ends. A
+ * retry that finds no live run reads the journal: a result is returned as it was; anything else
+ * (a start with no result: the process that ran it died; an unreadable record; no record at all:
+ * the first attempt ran elsewhere, on a worker of the same id with a journal of its own, or died
+ * before recording) is reported lost, its effect unknown. A first attempt never reads the
+ * journal: a record from an earlier run of the session (a rewind) can reuse a call id and a
+ * command, and must not stand in for running it now; the run id is part of the key as well. A
+ * command that changes nothing (a known read-only one) is not recorded: it simply runs again.
  *
  * The cost: two small files written per command that may change the workspace, the first of
  * them synced to disk before the command starts (about 2 ms here). The second is not synced: a
@@ -128,8 +129,6 @@ export class CommandRuns {
 
   constructor(
     private readonly dir: string,
-    /** This worker's own task queue: a retry there can trust this worker's journal. */
-    private readonly toolQueue: string | undefined,
     /** How long a command no attempt waits for keeps running (for the retry to come). */
     private readonly orphanGraceMs = 60_000,
   ) {}
@@ -152,59 +151,59 @@ export class CommandRuns {
   ): Promise<ToolActivityResult> {
     if (rerunnable) return start(context);
     const activity = Context.current();
+    // The workflow run too: a rewound or continued session may reuse a call id.
+    const runId = activity.info.workflowExecution?.runId ?? '';
     const id = createHash('sha256')
-      .update(`${key.sessionId}\0${key.callId}\0${key.command}`)
+      .update(`${key.sessionId}\0${runId}\0${key.callId}\0${key.command}`)
       .digest('hex')
       .slice(0, 32);
+    const file = path.join(this.dir, `${id}.json`);
+    const attempt = activity.info.attempt;
     let run = this.live.get(id);
+    if (run === undefined && attempt > 1) return this.recorded(file, attempt);
     if (run === undefined) {
-      const file = path.join(this.dir, `${id}.json`);
-      const attempt = activity.info.attempt;
-      let record: Awaited<ReturnType<CommandRuns['load']>>;
-      try {
-        record = await this.load(file);
-      } catch (err) {
-        // The first attempt: nothing can have run yet. A later one cannot tell.
-        if (attempt === 1) return notRecorded(this.dir, err);
-        throw ApplicationFailure.nonRetryable(
-          `the command journal cannot be read (${(err as Error).message}), so whether an earlier attempt ran it is unknown`,
-          ActivityFailureType.CommandLost,
-        );
-      }
-      if (record === 'unreadable' || record?.state === 'started') {
-        const when = record === 'unreadable' ? '' : ` (started ${record.startedAt})`;
-        throw ApplicationFailure.nonRetryable(
-          `the worker running it stopped before it reported a result${when}`,
-          ActivityFailureType.CommandLost,
-        );
-      }
-      if (record?.state === 'done') return record.result;
-      if (attempt > 1 && (activity.info.isLocal || activity.info.taskQueue !== this.toolQueue)) {
-        throw ApplicationFailure.nonRetryable(
-          `attempt ${attempt} cannot tell whether an earlier attempt ran it on another worker`,
-          ActivityFailureType.CommandLost,
-        );
-      }
       const startedAt = new Date().toISOString();
       try {
         await writeJournalFile(this.dir, file, JSON.stringify({ version: 1, state: 'started', startedAt }));
       } catch (err) {
         return notRecorded(this.dir, err);
       }
+      // Another attempt of the call cannot have started it meanwhile: only a first one starts.
       run = this.begin(id, file, startedAt, context.workspace, start);
     }
     return this.attach(run, activity, context);
   }
 
+  /** A retry with no live run: the result the journal kept, or the call is lost. */
+  private async recorded(file: string, attempt: number): Promise<ToolActivityResult> {
+    let record: Awaited<ReturnType<CommandRuns['load']>>;
+    try {
+      record = await this.load(file);
+    } catch (err) {
+      record = { problem: `the command journal cannot be read (${(err as Error).message})` };
+    }
+    if (record !== undefined && 'state' in record && record.state === 'done') return record.result;
+    const why =
+      record === undefined
+        ? `attempt ${attempt} found no record of it on this worker (an earlier attempt may have run it elsewhere)`
+        : 'problem' in record
+          ? record.problem
+          : `the worker running it stopped before it reported a result (started ${record.startedAt})`;
+    throw ApplicationFailure.nonRetryable(why, ActivityFailureType.CommandLost);
+  }
+
   /** The call's record; one that cannot be read counts as started, never as absent. */
-  private async load(file: string): Promise<CommandRecord | 'unreadable' | undefined> {
+  private async load(file: string): Promise<CommandRecord | { problem: string } | undefined> {
     const text = await readJournalFile(file);
     if (text === undefined) return undefined;
+    const unreadable = {
+      problem: 'the worker running it stopped before it reported a result (its record is cut short)',
+    };
     try {
       const parsed = commandRecord().safeParse(JSON.parse(text));
-      return parsed.success ? parsed.data : 'unreadable';
+      return parsed.success ? parsed.data : unreadable;
     } catch {
-      return 'unreadable';
+      return unreadable;
     }
   }
 
