@@ -5,8 +5,8 @@
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { ActivityCancellationDetails } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
+import type { MockActivityEnvironment } from '@temporalio/testing';
+import { activityContext, toolCall } from '../helpers/tool-calls.js';
 import { mkdtemp, readdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -43,15 +43,7 @@ afterEach(async () => {
 });
 
 function shellInput(script: string, callId = 'call_1'): ToolCallInput {
-  return {
-    sessionId: 's',
-    epoch: 0,
-    workspace,
-    callId,
-    itemIndex: 0,
-    sandbox: 'danger-full-access',
-    arguments: JSON.stringify({ command: ['bash', '-c', script] }),
-  };
+  return toolCall(workspace, { command: ['bash', '-c', script] }, { callId, sandbox: 'danger-full-access' });
 }
 
 /** A script that records each run, works for `seconds`, then reports. */
@@ -72,7 +64,7 @@ async function until(check: () => Promise<boolean>, ms = 10_000): Promise<void> 
 }
 
 function attempt(n: number, taskQueue = HOLDER): MockActivityEnvironment {
-  return new MockActivityEnvironment({ attempt: n, taskQueue }, { logger: new DefaultLogger('ERROR') });
+  return activityContext({ attempt: n, taskQueue });
 }
 
 async function shell(env: MockActivityEnvironment, acts: ReturnType<typeof worker>, input: ToolCallInput) {
@@ -208,10 +200,7 @@ describe('a retry that finds no live run', () => {
     const input = shellInput(slow(0));
     const acts = worker();
     const inRun = (runId: string, n: number) =>
-      new MockActivityEnvironment(
-        { attempt: n, taskQueue: HOLDER, workflowExecution: { workflowId: 's', runId } },
-        { logger: new DefaultLogger('ERROR') },
-      );
+      activityContext({ attempt: n, taskQueue: HOLDER, workflowExecution: { workflowId: 's', runId } });
     expect(await shell(inRun('run-1', 1), acts, input)).toMatchObject({ success: true });
     expect(await shell(inRun('run-2', 1), acts, input)).toMatchObject({ success: true });
     expect(await runs()).toBe(2);
@@ -221,7 +210,7 @@ describe('a retry that finds no live run', () => {
   });
 
   it('does not record a read-only command: a lost attempt of it simply runs again', async () => {
-    const input: ToolCallInput = { ...shellInput(''), arguments: JSON.stringify({ command: ['ls'] }) };
+    const input = toolCall(workspace, { command: ['ls'] }, { sandbox: 'danger-full-access' });
     expect(await shell(attempt(1), worker(), input)).toMatchObject({ success: true });
     expect(await readdir(journals).catch(() => [])).toEqual([]);
     const again = await shell(attempt(2, 'ratchet-session-queue'), worker(), input);

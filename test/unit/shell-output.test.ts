@@ -7,8 +7,7 @@
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
+import { activityContext, toolCall } from '../helpers/tool-calls.js';
 import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,7 +15,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createToolActivities } from '../../src/activities/tool-activities.js';
 import { commandEnvironment } from '../../src/activities/tools/env.js';
 import { executeShell } from '../../src/activities/tools/shell.js';
-import type { ToolCallInput } from '../../src/shared/boundary/activity-types.js';
 import type { ShellMetadata, ShellOutcome, ToolActivityResult } from '../../src/shared/tools/shell-output.js';
 import { shellOutputText, toolOutcome } from '../../src/shared/tools/shell-output.js';
 import type { ToolOutcome } from '../../src/shared/tools/specs.js';
@@ -170,16 +168,8 @@ describe('the shell activity', () => {
       commandEnv: commandEnvironment(process.env),
       sandbox: { available: false, kind: 'none', detail: 'not used' },
     });
-    const input: ToolCallInput = {
-      sessionId: 's',
-      epoch: 0,
-      workspace,
-      callId: 'call_1',
-      itemIndex: 0,
-      arguments: JSON.stringify({ command: ['bash', '-c', script] }),
-      sandbox: 'danger-full-access',
-    };
-    const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
+    const input = toolCall(workspace, { command: ['bash', '-c', script] }, { sandbox: 'danger-full-access' });
+    const env = activityContext();
     const result: ToolActivityResult = await env.run(activities.shell, input);
     expect(proposed).toBeDefined();
     return { proposed: proposed!, result };

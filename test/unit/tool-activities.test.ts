@@ -3,15 +3,13 @@
  * worker that does not hold the session's workspace, so the workflow sends it to the holder.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
+import { activityContext, toolCall } from '../helpers/tool-calls.js';
 import { mkdir, mkdtemp, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_TOOL_OUTPUT_BYTES, createToolActivities } from '../../src/activities/tool-activities.js';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
-import type { ToolCallInput } from '../../src/shared/boundary/activity-types.js';
 import type { ToolOutcome } from '../../src/shared/tools/specs.js';
 import { toolOutcome } from '../../src/shared/tools/shell-output.js';
 
@@ -38,16 +36,8 @@ afterEach(async () => {
 });
 
 async function readA(holder?: string): Promise<ToolOutcome> {
-  const input: ToolCallInput = {
-    sessionId: 's',
-    epoch: 0,
-    workspace,
-    callId: 'call_1',
-    itemIndex: 0,
-    arguments: JSON.stringify({ file_path: 'a.txt' }),
-    ...(holder ? { holder } : {}),
-  };
-  const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
+  const input = toolCall(workspace, { file_path: 'a.txt' }, holder ? { holder } : {});
+  const env = activityContext();
   return toolOutcome(await env.run(activities.read_file, input));
 }
 
@@ -77,15 +67,8 @@ describe('apply_patch', () => {
   );
 
   async function patchCall(args: unknown, attempt = 1): Promise<ToolOutcome> {
-    const input: ToolCallInput = {
-      sessionId: 's',
-      epoch: 0,
-      workspace,
-      callId: 'call_7',
-      itemIndex: 0,
-      arguments: JSON.stringify(args),
-    };
-    const env = new MockActivityEnvironment({ attempt }, { logger: new DefaultLogger('ERROR') });
+    const input = toolCall(workspace, args, { callId: 'call_7' });
+    const env = activityContext({ attempt });
     return toolOutcome(await env.run(activities.apply_patch, input));
   }
 
@@ -126,15 +109,8 @@ describe('any tool output', () => {
         writeFile(path.join(dir, `${String(i).padStart(5, '0')}${'n'.repeat(195)}`), ''),
       ),
     );
-    const input: ToolCallInput = {
-      sessionId: 's',
-      epoch: 0,
-      workspace,
-      callId: 'call_1',
-      itemIndex: 0,
-      arguments: JSON.stringify({ dir_path: 'many', limit: 100_000 }),
-    };
-    const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
+    const input = toolCall(workspace, { dir_path: 'many', limit: 100_000 });
+    const env = activityContext();
     const outcome: ToolOutcome = toolOutcome(await env.run(activities.list_dir, input));
     expect(Buffer.byteLength(outcome.output)).toBeLessThanOrEqual(MAX_TOOL_OUTPUT_BYTES);
     expect(outcome.output).toMatch(/bytes \(.* lines\) omitted/);
