@@ -180,6 +180,9 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       }
 
       const outcome = await runTurn(ctx, scheduler);
+      // The baseline begun beside the first model call is the state every later one builds on.
+      const baseline = checkpoints.pendingBaseline;
+      if (baseline) await baseline;
       if (outcome !== 'overflow') await checkpoints.afterTurn(view.lastTurnSummary);
       if (outcome === 'overflow') {
         if (state.lastCompactionTurn === state.turn) {
@@ -198,7 +201,9 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   try {
     if (!state.workspace) {
       await bootstrapWorkspace(ctx);
-      await checkpoints.baseline();
+      // The first model call cannot change the workspace: the baseline is taken beside it.
+      if (patched(Patch.baselineBesideModel)) checkpoints.startBaseline();
+      else await checkpoints.baseline();
     }
     await checkpoints.restoreRewound();
     view.publish();
@@ -254,6 +259,8 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
     else state.end('failed', rootMessage(err));
     await CancellationScope.nonCancellable(async () => {
       view.publish();
+      // A failed session can still be rewound to its baseline: it is recorded before the end.
+      await checkpoints.pendingBaseline?.catch(() => undefined);
       if (agents?.hasChildren) await agents.closeAll();
       parentLink?.report({
         status: state.ended === 'cancelled' ? 'shutdown' : 'errored',

@@ -47,6 +47,10 @@ function rootMessage(err: unknown): string {
   return current instanceof Error ? current.message : String(current);
 }
 
+function copyCarried(state: CarriedState): CarriedState {
+  return JSON.parse(JSON.stringify(state)) as CarriedState;
+}
+
 export interface CheckpointHooks {
   sessionId: string;
   config: SessionConfig;
@@ -61,8 +65,17 @@ export interface CheckpointHooks {
   guard: TaskGuard;
 }
 
+/** How a checkpoint is taken beside other work (the baseline beside the first model call). */
+interface TakeOptions {
+  /** Leave the session's current step alone: the model call running beside it owns it. */
+  quiet?: boolean;
+  /** The state a replay hands the sink (`ratchet fork`), copied when the checkpoint began. */
+  carried?: CarriedState;
+}
+
 export class SessionCheckpoints {
   private wrote = false;
+  private baselineRun: Promise<void> | null = null;
   private readonly sinks = proxySinks<CheckpointSinks>();
 
   /** @param rewind what the run that `ratchet rewind` started must restore first, if it is one */
@@ -110,6 +123,26 @@ export class SessionCheckpoints {
     await this.take(0, NO_DESCRIPTION);
   }
 
+  /**
+   * The baseline, begun beside the session's first model call (which cannot change the
+   * workspace) instead of before it: the first request does not wait for a snapshot of the whole
+   * workspace (two git processes, seconds in a large repository). Nothing that may write runs
+   * before it has settled: the turn's calls, the checkpoint after the turn and a continue-as-new
+   * wait for `pendingBaseline`.
+   */
+  startBaseline(): void {
+    const carried = workflowInfo().unsafe.isReplaying ? copyCarried(this.hooks.state.carry()) : undefined;
+    const run = this.take(0, NO_DESCRIPTION, { quiet: true, carried });
+    // Awaited where it matters; a cancellation of the whole session reaches those awaits too.
+    run.catch(() => undefined);
+    this.baselineRun = run;
+  }
+
+  /** The baseline begun beside the first model call; null in a session that took it before. */
+  get pendingBaseline(): Promise<void> | null {
+    return this.baselineRun;
+  }
+
   /** After a turn: a checkpoint when it ran something that may have written. */
   async afterTurn(did: string): Promise<void> {
     const wrote = this.wrote;
@@ -134,10 +167,10 @@ export class SessionCheckpoints {
     }
   }
 
-  private async take(turn: number, did: string): Promise<void> {
+  private async take(turn: number, did: string, how: TakeOptions = {}): Promise<void> {
     const { state, config, sessionId } = this.hooks;
     if (!state.workspace || !this.enabled()) return;
-    this.hooks.setCurrent(`checkpoint · turn ${turn}`);
+    if (!how.quiet) this.hooks.setCurrent(`checkpoint · turn ${turn}`);
     let record: CheckpointRecord;
     try {
       record = await this.hooks.guard.settled(
@@ -161,17 +194,18 @@ export class SessionCheckpoints {
         );
       return;
     } finally {
-      state.clearCurrent();
-      this.hooks.publish();
+      if (!how.quiet) {
+        state.clearCurrent();
+        this.hooks.publish();
+      }
     }
     state.recordCheckpoint(turn, record.commit);
     // A copy: sink calls are delivered after the activation, by when the state has moved on.
     if (workflowInfo().unsafe.isReplaying) {
-      this.sinks.ratchetCheckpoints.reached(
-        turn,
-        record.commit,
-        JSON.parse(JSON.stringify(state.carry())) as CarriedState,
-      );
+      const carried = how.carried
+        ? { ...how.carried, lastCheckpoint: { turn, commit: record.commit } }
+        : copyCarried(state.carry());
+      this.sinks.ratchetCheckpoints.reached(turn, record.commit, carried);
     }
   }
 

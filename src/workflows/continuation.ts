@@ -48,6 +48,9 @@ export function honourStop({ state, control }: SessionContext): boolean {
 
 export async function continueAsNewNow(ctx: SessionContext): Promise<never> {
   const { config, state, notifier } = ctx;
+  // The next run carries the baseline's record (it may still be running beside the first turn).
+  const baseline = ctx.checkpoints.pendingBaseline;
+  if (baseline) await baseline;
   await notifier.flush();
   await ctx.parentLink?.flush();
   await condition(allHandlersFinished);

@@ -74,4 +74,9 @@ export const Patch = {
    * activity (before: a second activity after the merge). Asked only for such a merge.
    */
   mergeThenRemove: 'merge-then-remove',
+  /**
+   * The baseline checkpoint (turn 0) runs beside the first model call, and the turn's calls wait
+   * for it (before: the first model call waited for the baseline).
+   */
+  baselineBesideModel: 'baseline-beside-model',
 } as const;

@@ -5,6 +5,7 @@
  * commit, extracted independently by `git archive`; the user's HEAD, index, branches and stash
  * are compared before and after.
  */
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { lstat, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -18,6 +19,8 @@ import type { CliResult } from '../helpers/cli.js';
 import { harnessCliEnv, runCli } from '../helpers/cli.js';
 import { useHarness } from '../helpers/harness.js';
 import { recordHistory } from '../helpers/histories.js';
+import { until } from '../helpers/waiting.js';
+import { createCheckpointActivities } from '../../src/activities/checkpoint-activities.js';
 
 const suite = useHarness();
 const bundle = () => ({ codePath: inject('workflowBundlePath') });
@@ -295,6 +298,75 @@ describe('checkpoints in a session', () => {
       expect(attempts).toBe(2); // turn 0 and turn 1, each once (non-retryable)
       expect((await sessionCheckpoints(harness.ratchet, handle.workflowId)).checkpoints).toEqual([]);
     });
+  });
+
+  it('takes the baseline beside the first model call, and nothing writes before the baseline has settled', async () => {
+    const { harness } = suite;
+    const repo = await suite.tempRepo({ 'a.txt': 'alpha\n' });
+    harness.model.call('apply_patch', { input: ADD_C }).reply('done');
+    // The baseline is held until the model has answered and the session has taken in its patch:
+    // the worst order for "turn 0 is the workspace as the session found it".
+    const real = createCheckpointActivities();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { worker } = await harness.worker({
+      activityOverrides: {
+        checkpoint: async (input) => {
+          if (input.turn === 0) {
+            const beat = setInterval(() => Context.current().heartbeat(), 300);
+            await held.finally(() => clearInterval(beat));
+          }
+          return real.checkpoint(input);
+        },
+      },
+    });
+    const handle = await harness.start({ task: 'Add c', workspace: repo.dir, approvalPolicy: 'never' });
+    await worker.runUntil(async () => {
+      const events = async () => (await handle.fetchHistory()).events ?? [];
+      // The model's reply has been handled by a workflow task while the baseline is still held.
+      await until(() => harness.model.requests.length === 1, 20_000);
+      for (;;) {
+        const history = await events();
+        const replied = history.findIndex((e) => e.activityTaskCompletedEventAttributes);
+        if (replied >= 0 && history.slice(replied).some((e) => e.workflowTaskCompletedEventAttributes)) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await expect(lstat(path.join(repo.dir, 'c.txt'))).rejects.toThrow(/ENOENT/);
+      // Only the baseline and the model call were scheduled beside each other; the patch waits.
+      expect(
+        (await events()).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []),
+      ).toEqual(['prepareWorkspace', 'checkpoint', 'model']);
+      release();
+      const result = (await handle.result()) as SessionResult;
+      expect(result.finalMessage).toBe('done');
+      await recordHistory(handle, 'checkpoint-baseline-beside-model');
+    });
+    const { checkpoints } = await sessionCheckpoints(harness.ratchet, handle.workflowId);
+    expect(checkpoints.map((c) => c.turn)).toEqual([0, 1]);
+    expect(Object.keys(await archived(repo.dir, checkpoints[0]!.commit))).toEqual(['a.txt']);
+    expect(checkpoints[1]!.files).toEqual([{ path: 'c.txt', status: 'A' }]);
+
+    // Rewound to turn 0, the conversation is the one the first request carried, though the
+    // session had taken in the first reply before the baseline's result came.
+    harness.model.reply('again');
+    const { worker: second } = await harness.worker();
+    await second.runUntil(async () => {
+      await rewindSession(harness.ratchet, handle.workflowId, 0, {
+        force: false,
+        by: 'test',
+        workflowBundle: bundle(),
+      });
+      await rewoundTo(suite.harness, handle.workflowId, 0);
+      await expect(lstat(path.join(repo.dir, 'c.txt'))).rejects.toThrow(/ENOENT/);
+      await handle.signal(userMessageSignal, { text: 'start over' });
+      expect(((await handle.result()) as SessionResult).finalMessage).toBe('again');
+    });
+    const first = (harness.model.requests[0]!.body as Body).input;
+    const resumed = (harness.model.requests.at(-1)!.body as Body).input;
+    expect(resumed.slice(0, first.length)).toEqual(first);
+    expect(resumed.length).toBe(first.length + 1);
+    harness.model.assertDone();
   });
 
   it('forks a session at a turn onto a second worker, in a new worktree, leaving the original untouched', async () => {

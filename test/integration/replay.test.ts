@@ -91,9 +91,10 @@ const EXPECTED_FIXTURES = [
   'budget-directives-child',
   // background mode: a model call re-attached to after its worker was killed
   'background-reattached-after-kill',
-  // checkpoints: one per writing turn, a rewound run that restores first, and one rewound to
-  // before a compaction
+  // checkpoints: one per writing turn, the baseline taken beside the first model call and a
+  // rewind to it, a rewound run that restores first, and one rewound to before a compaction
   'checkpoints-session',
+  'checkpoint-baseline-beside-model',
   'checkpoint-rewound',
   'checkpoint-rewound-before-compaction',
   // the first release, and before reads ran locally
