@@ -68,3 +68,31 @@ export async function recordHistory(
     await rm(stale);
   }
 }
+
+/**
+ * Waits until an activity of the given type has completed in the session's current run: for a
+ * test that must not race it (the baseline checkpoint writes into the repository's .git beside the
+ * first turns).
+ */
+export async function untilActivityCompleted(
+  handle: WorkflowHandle,
+  activityType: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const events = (await handle.fetchHistory()).events ?? [];
+    const scheduled = new Set(
+      events
+        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activityType)
+        .map((e) => String(e.eventId)),
+    );
+    const done = events.some((e) => {
+      const id = e.activityTaskCompletedEventAttributes?.scheduledEventId;
+      return id != null && scheduled.has(String(id));
+    });
+    if (done) return;
+    if (Date.now() > deadline) throw new Error(`no ${activityType} activity completed in ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -15,7 +15,7 @@ import type { TranscriptEntry } from '../../src/shared/api/session-config.js';
 import type { RecordedRequest } from '../../src/testing/scripted-model.js';
 import { useHarness, waitForStatus } from '../helpers/harness.js';
 import type { Harness } from '../helpers/harness.js';
-import { recordHistory } from '../helpers/histories.js';
+import { recordHistory, untilActivityCompleted } from '../helpers/histories.js';
 
 interface RequestBody {
   input: Array<Record<string, unknown>>;
@@ -550,6 +550,9 @@ describe('tool faults', () => {
         approvalPolicy: 'never',
       });
       await model.waitForRequest(1);
+      // The baseline checkpoint runs beside the first model call and writes into .git; the
+      // workspace goes once it has settled, while the model call is still held.
+      await untilActivityCompleted(handle, 'checkpoint');
       await repo.remove();
       expect(model.release()).toBe(1);
       const result = (await handle.result()) as SessionResult;
