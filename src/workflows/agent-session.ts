@@ -180,9 +180,6 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       }
 
       const outcome = await runTurn(ctx, scheduler);
-      // The baseline begun beside the first model call is the state every later one builds on.
-      const baseline = checkpoints.pendingBaseline;
-      if (baseline) await baseline;
       if (outcome !== 'overflow') await checkpoints.afterTurn(view.lastTurnSummary);
       if (outcome === 'overflow') {
         if (state.lastCompactionTurn === state.turn) {
@@ -201,7 +198,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   try {
     if (!state.workspace) {
       await bootstrapWorkspace(ctx);
-      // The first model call cannot change the workspace: the baseline is taken beside it.
+      // A model call cannot change the workspace: the baseline is taken beside the first.
       if (patched(Patch.baselineBesideModel)) checkpoints.startBaseline();
       else await checkpoints.baseline();
     }
