@@ -161,6 +161,9 @@ export function markdownReport(
       `| worker CPU while busy | ${b.workerCpuCores} cores |`,
       `| worker peak RSS | ${b.workerPeakRssMiB} MiB (${k.workerStartRssMiB} MiB at start) |`,
       `| false retries under this load (activity attempts after the first; timeouts) | **${b.retries}**; ${b.timeouts} |`,
+      ...Object.entries(b.retryCauses ?? {}).map(
+        ([cause, count]) => `| — retried after: ${cause.replaceAll('|', '\\|')} | ${count} |`,
+      ),
       `| ${p.sessions} sessions parked awaiting approval | parked in ${p.secondsToPark} s |`,
       `| worker CPU while they wait (${p.idleSeconds} s) | ${p.idleCpuCores} cores |`,
       `| worker RSS while they wait | ${p.workerRssMiB} MiB (peak ${p.workerPeakRssMiB} MiB); **${round(p.workerRssMiB - k.workerStartRssMiB, 1)} MiB above the idle worker** |`,

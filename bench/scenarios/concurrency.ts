@@ -39,6 +39,8 @@ export interface ConcurrencyResult {
      * late from a busy worker).
      */
     retries: number;
+    /** Those retries by activity type and the failure of the attempt before ("model: …"), counted. */
+    retryCauses: Record<string, number>;
     /** Activity timeouts (heartbeat or start-to-close) in those histories. */
     timeouts: number;
   };
@@ -193,15 +195,28 @@ export async function concurrency(
       const busyCpu = (await cpuSeconds(worker.pid)) - cpu0;
       let retries = 0;
       let timeouts = 0;
+      const retryCauses: Record<string, number> = {};
       await pool(ids, 20, async (id) => {
         const history = await env.client.workflow.getHandle(id).fetchHistory();
+        const types = new Map<string, string>();
         for (const event of history.events ?? []) {
-          if ((event.activityTaskStartedEventAttributes?.attempt ?? 1) > 1) retries += 1;
+          const scheduled = event.activityTaskScheduledEventAttributes;
+          if (scheduled) types.set(String(event.eventId), scheduled.activityType?.name ?? '?');
+          const started = event.activityTaskStartedEventAttributes;
+          if ((started?.attempt ?? 1) > 1) {
+            retries += 1;
+            // The attempt before failed with this (its first line: a cause, not a stack).
+            const failure =
+              started?.lastFailure?.message?.split('\n')[0]?.slice(0, 160) ?? 'no failure recorded';
+            const cause = `${types.get(String(started?.scheduledEventId)) ?? '?'}: ${failure}`;
+            retryCauses[cause] = (retryCauses[cause] ?? 0) + 1;
+          }
           if (event.activityTaskTimedOutEventAttributes) timeouts += 1;
         }
       });
       const busy = {
         retries,
+        retryCauses,
         timeouts,
         sessions: options.sessions,
         turnsEach: options.turns,
