@@ -13,24 +13,31 @@ import { errorMessage } from './client-errors.js';
 /** What a query refused by the task guard says (src/workflows/task-guard.ts). */
 const AHEAD_OF_TASK = 'applied without a workflow task';
 
+/** How long a query the task guard refuses is asked again by default. */
+export const QUERY_AHEAD_WAIT_MS = 10_000;
+
 /**
- * The status query. Right after a worker restart, a worker that has not cached the session
- * refuses it while a workflow task is pending (src/workflows/task-guard.ts); that task runs
- * within moments, so the query is asked again until the deadline.
+ * Asks a query again while a worker's task guard refuses it (src/workflows/task-guard.ts): a
+ * worker that has not cached the session refuses while a workflow task is pending, and that task
+ * runs within moments. Any other error, or a refusal that outlasts the deadline, is thrown.
  */
-export async function queryStatus(
-  client: Client,
-  handle: WorkflowHandle,
-  deadline: number,
-): Promise<StatusView> {
+export async function askWhileAhead<T>(ask: () => Promise<T>, deadline: number, everyMs = 200): Promise<T> {
   for (;;) {
     try {
-      return await client.connection.withDeadline(deadline, () => handle.query(statusQuery));
+      return await ask();
     } catch (err) {
-      if (!errorMessage(err).includes(AHEAD_OF_TASK) || Date.now() + 250 > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      if (!errorMessage(err).includes(AHEAD_OF_TASK) || Date.now() + everyMs + 50 > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, everyMs));
     }
   }
+}
+
+/** The status query, asked again while the task guard refuses it (right after a worker restart). */
+export function queryStatus(client: Client, handle: WorkflowHandle, deadline: number): Promise<StatusView> {
+  return askWhileAhead(
+    () => client.connection.withDeadline(deadline, () => handle.query(statusQuery)),
+    deadline,
+  );
 }
 
 /** The session configuration a run was started with, read from its first event; null if unreadable. */

@@ -60,7 +60,7 @@ import {
 import { RatchetError, errorMessage } from './client-errors.js';
 import type { TreeClient } from './session-tree.js';
 import { locateInTree, treeApprovals, treeBudget, treeRoot } from './session-tree.js';
-import { queryStatus, startedConfig } from './client-status.js';
+import { QUERY_AHEAD_WAIT_MS, askWhileAhead, queryStatus, startedConfig } from './client-status.js';
 import { decisionUpdateId, newSessionId } from './session-ids.js';
 
 export { RatchetError } from './client-errors.js';
@@ -244,7 +244,11 @@ export class RatchetClient {
 
   async transcript(sessionId: string, fromIndex = 0): Promise<TranscriptPage> {
     const handle = this.client.workflow.getHandle(sessionId);
-    return handle.query(transcriptQuery, { fromIndex });
+    // Refused while a workflow task is pending on a worker without the session cached: asked again.
+    return askWhileAhead(
+      () => handle.query(transcriptQuery, { fromIndex }),
+      Date.now() + QUERY_AHEAD_WAIT_MS,
+    );
   }
 
   async result(sessionId: string): Promise<SessionResult> {

@@ -20,9 +20,13 @@ import { endpointFromEnv, openaiClientFactory, outputTokenCap } from './activiti
 import { commandEnvironment } from './activities/tools/env.js';
 import type { SandboxInfo } from './activities/tools/sandbox.js';
 import { detectSandbox } from './activities/tools/sandbox-detect.js';
-import type { TranscriptSource } from './activities/transcript-source.js';
+import type { FetchTranscriptPage, TranscriptSource } from './activities/transcript-source.js';
 import { createTranscriptSource } from './activities/transcript-source.js';
+import { askWhileAhead } from './client-status.js';
 import { DEFAULT_TASK_QUEUE, transcriptQuery, workerTaskQueue } from './shared/api/session-api.js';
+
+/** How long an activity asks again for a transcript the task guard refuses (then it fails and retries). */
+const TRANSCRIPT_AHEAD_WAIT_MS = 10_000;
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
 
@@ -183,12 +187,31 @@ export function allowedRootsFromEnv(env: NodeJS.ProcessEnv = process.env): strin
     .map((root) => path.resolve(root));
 }
 
+/**
+ * How activities read a session's transcript: the `transcript` query. A retried activity first
+ * unsticks the session (its last worker may be dead). A worker that has not cached the session
+ * refuses the query while a workflow task is pending (src/workflows/task-guard.ts): another
+ * activity of the session, run beside this one, has just completed. That task runs within
+ * moments, so the query is asked again rather than failing the attempt (a false retry).
+ */
+export function transcriptPages(
+  client: Client,
+  namespace: string,
+  waitMs = TRANSCRIPT_AHEAD_WAIT_MS,
+): FetchTranscriptPage {
+  return async (sessionId, request) => {
+    if (retriedActivity()) await unstick(client, namespace, sessionId);
+    return askWhileAhead(
+      () => client.workflow.getHandle(sessionId).query(transcriptQuery, request),
+      Date.now() + waitMs,
+      50,
+    );
+  };
+}
+
 export async function createRatchetWorker(options: RatchetWorkerOptions): Promise<RatchetWorker> {
   const namespace = options.namespace ?? 'default';
-  const transcript = createTranscriptSource(async (sessionId, request) => {
-    if (retriedActivity()) await unstick(options.client, namespace, sessionId);
-    return options.client.workflow.getHandle(sessionId).query(transcriptQuery, request);
-  });
+  const transcript = createTranscriptSource(transcriptPages(options.client, namespace));
   const sandbox = options.sandbox ?? (await detectSandbox());
   if (!sandbox.available) {
     Runtime.instance().logger.warn(

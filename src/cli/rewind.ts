@@ -10,6 +10,7 @@
  */
 import type { RatchetClient } from '../client.js';
 import { RatchetError } from '../client.js';
+import { QUERY_AHEAD_WAIT_MS, askWhileAhead } from '../client-status.js';
 import { changesSince } from '../activities/checkpoint.js';
 import { describeFiles } from '../activities/checkpoint-activities.js';
 import type { StatusView } from '../shared/api/session-api.js';
@@ -48,7 +49,9 @@ export async function rewindSession(
   );
   const description = await handle.describe();
   const running = description.status.name === 'RUNNING';
-  const view = running ? await handle.query(statusQuery).catch(() => null) : null;
+  const view = running
+    ? await askWhileAhead(() => handle.query(statusQuery), Date.now() + QUERY_AHEAD_WAIT_MS).catch(() => null)
+    : null;
   if (view?.status === 'running' && !options.force) {
     throw new RatchetError(
       `session ${sessionId} is in the middle of turn ${view.turn}${view.current ? ` (${view.current.label})` : ''}; ` +

@@ -4,8 +4,10 @@
  * fetch the same pages at once. Found by the randomized harness (issue 11): a model request
  * carried one call and its output twice.
  */
-import { describe, expect, it } from 'vitest';
+import type { Client } from '@temporalio/client';
+import { describe, expect, it, vi } from 'vitest';
 import { createTranscriptSource } from '../../src/activities/transcript-source.js';
+import { transcriptPages } from '../../src/worker.js';
 import { userMessage } from '../../src/shared/prompt/items.js';
 import type { TranscriptPage, TranscriptRequest } from '../../src/shared/api/session-api.js';
 import type { TranscriptEntry } from '../../src/shared/api/session-config.js';
@@ -62,5 +64,56 @@ describe('transcript source', () => {
     expect(await source.entries(ref, 6)).toEqual(entries);
     run = 'run-2';
     expect(await source.entries(ref, 3)).toEqual(lines['run-2']);
+  });
+
+  describe('as the worker reads it (the transcript query)', () => {
+    // What a worker without the session cached answers while a workflow task is pending: the
+    // task guard's refusal (src/workflows/task-guard.ts), as the query's caller sees it.
+    const refused = new Error(
+      'Unhandled Promise rejection: AheadOfWorkflowTask: history events 15–30 were applied without a ' +
+        'workflow task (a query on a worker that had not cached this session); ask again once the ' +
+        'pending workflow task has run',
+    );
+    const clientWith = (query: () => Promise<TranscriptPage>) => {
+      const spy = vi.fn(query);
+      const client = { workflow: { getHandle: () => ({ query: spy }) } } as unknown as Client;
+      return { client, query: spy };
+    };
+    const whole: TranscriptPage = { epoch: 0, fromIndex: 0, entries, nextIndex: 6, total: 6 };
+
+    it('asks again while the task guard refuses: the pending task runs, and the attempt does not fail', async () => {
+      // Found by the concurrency benchmark: with the baseline checkpoint beside the first model
+      // call, its result and the model activity's query met on a worker that had evicted the
+      // session; 20 model attempts of 2,000 failed and were retried.
+      let calls = 0;
+      const { client, query } = clientWith(() => {
+        calls += 1;
+        return calls <= 3 ? Promise.reject(refused) : Promise.resolve(whole);
+      });
+      const source = createTranscriptSource(transcriptPages(client, 'default'));
+      expect(await source.entries({ sessionId: 's', epoch: 0 }, 6)).toEqual(entries);
+      expect(query).toHaveBeenCalledTimes(4);
+    });
+
+    it('fails the attempt on any other error at once, and on a refusal that outlasts its wait', async () => {
+      const other = clientWith(() => Promise.reject(new Error('14 UNAVAILABLE: no worker')));
+      await expect(
+        createTranscriptSource(transcriptPages(other.client, 'default')).entries(
+          { sessionId: 's', epoch: 0 },
+          6,
+        ),
+      ).rejects.toThrow(/UNAVAILABLE/);
+      expect(other.query).toHaveBeenCalledTimes(1);
+
+      const stuck = clientWith(() => Promise.reject(refused));
+      await expect(
+        createTranscriptSource(transcriptPages(stuck.client, 'default', 300)).entries(
+          { sessionId: 's', epoch: 0 },
+          6,
+        ),
+      ).rejects.toThrow(/applied without a workflow task/);
+      expect(stuck.query.mock.calls.length).toBeGreaterThan(1);
+      expect(stuck.query.mock.calls.length).toBeLessThan(10);
+    });
   });
 });
