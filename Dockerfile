@@ -1,9 +1,15 @@
 # The Ratchet worker as a container. The workspaces it may serve are mounted under /workspaces.
 FROM node:20-bookworm-slim
 
+# jemalloc returns what a burst of sessions allocated; glibc's malloc keeps most of it, so a worker
+# holding a thousand sessions that await approval stays smaller on jemalloc (docs/PERFORMANCE.md,
+# "Parked sessions: the allocator"). It is preloaded from a path that is the same on every
+# architecture. Model-requested commands get an environment built from an allowlist, without it.
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends git ca-certificates bash bubblewrap tini \
+  && apt-get install -y --no-install-recommends git ca-certificates bash bubblewrap tini libjemalloc2 \
+  && ln -s "$(ldconfig -p | awk '/libjemalloc\.so\.2/ { print $NF; exit }')" /usr/local/lib/libjemalloc.so.2 \
   && rm -rf /var/lib/apt/lists/*
+ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2
 
 WORKDIR /app
 COPY package.json package-lock.json ./

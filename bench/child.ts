@@ -15,6 +15,8 @@ export function startChildWorker(options: {
   workerOptions?: Record<string, unknown>;
   /** Where the worker answers bench/probe.ts (none: it does not). */
   probeDir?: string;
+  /** A library to preload into the worker (LD_PRELOAD: jemalloc); none: the C library's malloc. */
+  preload?: string | null;
 }): Promise<ChildWorker> {
   return startReadyProcess(
     script,
@@ -25,6 +27,8 @@ export function startChildWorker(options: {
       OPENAI_BASE_URL: options.modelBaseUrl,
       BENCH_WORKER_OPTIONS: JSON.stringify(options.workerOptions ?? {}),
       ...(options.probeDir ? { BENCH_PROBE_DIR: options.probeDir } : {}),
+      // Set either way, so that a bench started with LD_PRELOAD does not pass it on unasked.
+      LD_PRELOAD: options.preload ?? '',
     },
     { label: 'benchmark worker', readyTimeoutMs: 60_000 },
   );

@@ -18,7 +18,14 @@ import { round } from './stats.js';
 export interface BenchResults {
   startedAt: string;
   machine: Record<string, unknown>;
-  options: { quick: boolean; runs: number; scenarios: string[]; workerOptions?: Record<string, unknown> };
+  options: {
+    quick: boolean;
+    runs: number;
+    scenarios: string[];
+    workerOptions?: Record<string, unknown>;
+    /** The concurrency scenario's worker: on jemalloc (preloaded) or glibc malloc; older runs: malloc. */
+    allocator?: 'jemalloc' | 'malloc';
+  };
   overhead?: OverheadResult;
   history?: HistorySeries[];
   recovery?: RecoveryResult;
@@ -154,7 +161,11 @@ export function markdownReport(
   if (k) {
     const b = k.busy;
     const p = k.parked;
-    lines.push('## 4. Concurrency (one worker, in a process of its own)', '');
+    const allocator =
+      results.options.allocator === 'jemalloc'
+        ? 'jemalloc (preloaded, as the Docker image runs it)'
+        : 'glibc malloc';
+    lines.push(`## 4. Concurrency (one worker, in a process of its own, on ${allocator})`, '');
     lines.push('| | |', '|---|---|');
     lines.push(
       `| ${b.sessions} sessions × ${b.turnsEach} turns started at once | ${b.seconds} s, **${b.turnsPerSecond} turns/s** |`,

@@ -5,6 +5,7 @@
  *
  *   npm run bench -- --only overhead,history --quick
  */
+import { jemallocLibrary } from '../src/allocator.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Command, Option } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -76,6 +77,13 @@ const program = new Command('bench')
     '--heap-snapshots <dir>',
     'concurrency: write heap snapshots of the worker with the sessions parked',
   )
+  .addOption(
+    new Option(
+      '--allocator <allocator>',
+      'concurrency: the worker on jemalloc (preloaded, as the Docker image runs it) or on glibc malloc ' +
+        '(default: jemalloc when installed)',
+    ).choices(['jemalloc', 'malloc']),
+  )
   .option('--out <dir>', 'where results go', fileURLToPath(new URL('./results', import.meta.url)))
   .option('--name <name>', 'file name for the results (default: the date and time)');
 
@@ -94,7 +102,13 @@ const opts = program.opts<{
   parked?: number;
   floor?: number;
   heapSnapshots?: string;
+  allocator?: 'jemalloc' | 'malloc';
 }>();
+const jemalloc = jemallocLibrary();
+const allocator = opts.allocator ?? (jemalloc ? 'jemalloc' : 'malloc');
+if (allocator === 'jemalloc' && !jemalloc) {
+  program.error('--allocator jemalloc: no libjemalloc.so.2 on this machine (apt-get install libjemalloc2)');
+}
 const historyOutputs = opts.historyOutput ?? ['4.5', '20'];
 for (const kb of historyOutputs) {
   if (!HISTORY_FILES[kb]) program.error(`--history-output: expected 4.5 or 20, not "${kb}"`);
@@ -128,7 +142,7 @@ const results: BenchResults = {
     platform: `${os.platform()} ${os.release()}`,
     loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
   },
-  options: { quick, runs, scenarios: [...selected], workerOptions: opts.workerOptions ?? {} },
+  options: { quick, runs, scenarios: [...selected], workerOptions: opts.workerOptions ?? {}, allocator },
 };
 try {
   if (selected.has('checkpoints')) {
@@ -169,6 +183,7 @@ try {
       floor: opts.floor ?? parked,
       ...(opts.heapSnapshots ? { heapSnapshotDir: path.resolve(opts.heapSnapshots) } : {}),
       workerOptions: opts.workerOptions,
+      preload: allocator === 'jemalloc' ? jemalloc : null,
       log,
     });
   }

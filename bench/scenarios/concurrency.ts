@@ -127,6 +127,7 @@ async function startProbedWorker(
   modelBaseUrl: string,
   probeDir: string,
   workerOptions: Record<string, unknown> | undefined,
+  preload: string | null | undefined,
 ): Promise<ChildWorker> {
   await mkdir(probeDir, { recursive: true });
   return startChildWorker({
@@ -136,6 +137,7 @@ async function startProbedWorker(
     modelBaseUrl,
     workerOptions,
     probeDir,
+    preload: preload ?? null,
   });
 }
 
@@ -161,6 +163,8 @@ export async function concurrency(
     /** Write heap snapshots of both threads here, with 1,000 parked after the GC. */
     heapSnapshotDir?: string;
     workerOptions?: Record<string, unknown>;
+    /** A library to preload into the worker (jemalloc); none: glibc malloc. */
+    preload?: string | null;
     log: (m: string) => void;
   },
 ): Promise<ConcurrencyResult> {
@@ -170,7 +174,14 @@ export async function concurrency(
     const ratchet = env.ratchet(taskQueue);
     const probeRoot = await mkdtemp(path.join(os.tmpdir(), 'ratchet-bench-probe-'));
     const probeDir = path.join(probeRoot, 'sessions');
-    const worker = await startProbedWorker(env, taskQueue, model.baseUrl, probeDir, options.workerOptions);
+    const worker = await startProbedWorker(
+      env,
+      taskQueue,
+      model.baseUrl,
+      probeDir,
+      options.workerOptions,
+      options.preload,
+    );
     try {
       await sleep(1000);
       const idle = await probeWorker(worker.pid, probeDir);
@@ -340,12 +351,24 @@ export async function concurrency(
 async function parkedFloor(
   env: BenchEnv,
   modelBaseUrl: string,
-  options: { floor: number; workerOptions?: Record<string, unknown>; log: (m: string) => void },
+  options: {
+    floor: number;
+    workerOptions?: Record<string, unknown>;
+    preload?: string | null;
+    log: (m: string) => void;
+  },
   probeRoot: string,
 ): Promise<NonNullable<ConcurrencyResult['floor']>> {
   const taskQueue = `bench-floor-${randomUUID()}`;
   const probeDir = path.join(probeRoot, 'floor');
-  const worker = await startProbedWorker(env, taskQueue, modelBaseUrl, probeDir, options.workerOptions);
+  const worker = await startProbedWorker(
+    env,
+    taskQueue,
+    modelBaseUrl,
+    probeDir,
+    options.workerOptions,
+    options.preload,
+  );
   const ids: string[] = [];
   try {
     await sleep(1000);

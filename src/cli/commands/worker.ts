@@ -3,6 +3,7 @@
  * down gracefully on SIGTERM or SIGINT.
  */
 import type { Command } from 'commander';
+import { allocatorNotice } from '../../allocator.js';
 import type { WorkerGroup } from '../../worker.js';
 import { workerSettings } from '../from-settings.js';
 import type { Io } from '../io.js';
@@ -80,6 +81,8 @@ export function registerWorker(program: Command, io: Io): void {
         `worker polling task queue ${services.ratchet.taskQueue} (tools: ${toolQueue}) at ${services.target.address} (Ctrl-C stops it)`,
       );
       if (metricsUrl) print(io, `metrics at ${metricsUrl}`);
+      const allocator = allocatorNotice();
+      if (allocator) print(io, allocator);
       const dispose = shutdownOnSignals(io, worker, grace);
       try {
         await run;
