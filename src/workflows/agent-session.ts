@@ -180,6 +180,9 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
       }
 
       const outcome = await runTurn(ctx, scheduler);
+      // The baseline begun beside the first model call is the state every later one builds on.
+      const baseline = checkpoints.pendingBaseline;
+      if (baseline) await baseline;
       if (outcome !== 'overflow') await checkpoints.afterTurn(view.lastTurnSummary);
       if (outcome === 'overflow') {
         if (state.lastCompactionTurn === state.turn) {
@@ -198,7 +201,7 @@ export async function agentSession(input: SessionInput): Promise<SessionResult> 
   try {
     if (!state.workspace) {
       await bootstrapWorkspace(ctx);
-      // A model call cannot change the workspace: the baseline is taken beside the first.
+      // The first model call cannot change the workspace: the baseline is taken beside it.
       if (patched(Patch.baselineBesideModel)) checkpoints.startBaseline();
       else await checkpoints.baseline();
     }

@@ -124,12 +124,11 @@ export class SessionCheckpoints {
   }
 
   /**
-   * The baseline, begun beside the session's first model call instead of before it: neither a
-   * model call nor a read changes the workspace, so the first request, and the reads of the turns
-   * after it, do not wait for a snapshot of the whole workspace (several git processes; seconds
-   * in a large repository). Whatever may change the workspace, or needs the baseline's record,
-   * waits for it first (`pendingBaseline`): a call that may write, the checkpoint after a turn, a
-   * continue-as-new, the session's end.
+   * The baseline, begun beside the session's first model call (which cannot change the
+   * workspace) instead of before it: the first request does not wait for a snapshot of the whole
+   * workspace (two git processes, seconds in a large repository). Nothing that may write runs
+   * before it has settled: the turn's calls, the checkpoint after the turn and a continue-as-new
+   * wait for `pendingBaseline`.
    */
   startBaseline(): void {
     const carried = workflowInfo().unsafe.isReplaying ? copyCarried(this.hooks.state.carry()) : undefined;
@@ -139,12 +138,7 @@ export class SessionCheckpoints {
     this.baselineRun = run;
   }
 
-  /**
-   * The baseline begun beside the first model call (settles once taken, or failed with a notice);
-   * null in a session that took it before. Awaited only when there is one: an await of nothing
-   * would still move the session's code on by a tick, and a history recorded before could then
-   * replay its commands in another order.
-   */
+  /** The baseline begun beside the first model call; null in a session that took it before. */
   get pendingBaseline(): Promise<void> | null {
     return this.baselineRun;
   }
@@ -154,13 +148,11 @@ export class SessionCheckpoints {
     const wrote = this.wrote;
     this.wrote = false;
     if (!wrote) return;
-    if (this.baselineRun) await this.baselineRun;
     await this.take(this.hooks.state.turn, did);
   }
 
   /** When the session completes: prune every checkpoint if the settings say so. */
   async atEnd(): Promise<void> {
-    if (this.baselineRun) await this.baselineRun;
     const { state, config, sessionId } = this.hooks;
     if (config.checkpoints.afterEnd !== 'prune' || !state.workspace || !this.enabled()) return;
     try {

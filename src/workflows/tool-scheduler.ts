@@ -218,8 +218,6 @@ export class ToolScheduler {
         // Agent tools (agents.ts) run in order with the calls that may change the workspace; the
         // consecutive spawns of one reply run together, as one of them.
         await lock.write();
-        const baseline = this.ctx.checkpoints.pendingBaseline;
-        if (baseline) await baseline;
         const group = this.ctx.agents.spawnGroup(prepared.slice(i).map((q) => q.call));
         for (const call of group) book.executing(call.call_id);
         const results = await this.ctx.agents.runGroup(group);
@@ -248,9 +246,6 @@ export class ToolScheduler {
         await lock.write();
         if (skipLost(p)) continue;
         const verdict = p.decision.action === 'ask' ? await this.awaitDecision(p, book) : 'run';
-        // Nothing changes the workspace before its baseline has been taken (checkpoints.ts).
-        const baseline = verdict === 'run' ? this.ctx.checkpoints.pendingBaseline : null;
-        if (baseline) await baseline;
         land(id, verdict === 'run' ? await this.runTool(p, indexOf.get(id)!, book) : verdict);
       }
     }

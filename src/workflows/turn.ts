@@ -112,6 +112,9 @@ export async function runTurn(ctx: SessionContext, scheduler: ToolScheduler): Pr
       output.forEach((item, i) => {
         if (isFunctionCall(item)) indexOf.set(item.call_id, firstIndex + i);
       });
+      // Nothing may change the workspace before its baseline (begun beside the first model call).
+      const baseline = ctx.checkpoints.pendingBaseline;
+      if (baseline) await baseline;
       await scheduler.runCalls(calls, indexOf, book);
       const lost = control.takeWorkerLost();
       if (lost !== null) {
