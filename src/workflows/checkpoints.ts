@@ -31,6 +31,14 @@ import type { TaskGuard } from './task-guard.js';
 
 type Activities = ReturnType<typeof createActivities>;
 
+/**
+ * A checkpoint whose worker stops heartbeating for this long is taken again (at most the tools'
+ * heartbeat timeout). A snapshot is safe to repeat, unlike a command, and the first turn's calls
+ * wait for the baseline: a worker lost while it runs, beside the first model call, would otherwise
+ * hold the session up for a command's 15 s.
+ */
+const CHECKPOINT_HEARTBEAT_TIMEOUT_MS = 3_000;
+
 /** The sink a replay on the client (`ratchet fork`) gives the state at each checkpoint. */
 export interface CheckpointSinks extends Sinks {
   ratchetCheckpoints: {
@@ -104,7 +112,7 @@ export class SessionCheckpoints {
     return {
       summary,
       startToCloseTimeout: `${Math.ceil(checkpoints.timeoutMs / 1000)}s`,
-      heartbeatTimeout: `${Math.ceil(limits.toolHeartbeatTimeoutMs / 1000)}s`,
+      heartbeatTimeout: `${Math.ceil(Math.min(limits.toolHeartbeatTimeoutMs, CHECKPOINT_HEARTBEAT_TIMEOUT_MS) / 1000)}s`,
       retry: { initialInterval: '1s', maximumAttempts: 2 },
       ...(queue
         ? {

@@ -320,7 +320,14 @@ describe('checkpoints in a session', () => {
         },
       },
     });
-    const handle = await harness.start({ task: 'Add c', workspace: repo.dir, approvalPolicy: 'never' });
+    // The first turn's calls wait for the baseline, so a worker lost while it runs must be
+    // noticed by its own short heartbeat timeout, not a command's.
+    const handle = await harness.start({
+      task: 'Add c',
+      workspace: repo.dir,
+      approvalPolicy: 'never',
+      limits: { toolHeartbeatTimeoutMs: 15_000 },
+    });
     await worker.runUntil(async () => {
       const events = async () => (await handle.fetchHistory()).events ?? [];
       // The model's reply has been handled by a workflow task while the baseline is still held.
@@ -337,6 +344,13 @@ describe('checkpoints in a session', () => {
       expect(
         (await events()).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []),
       ).toEqual(['prepareWorkspace', 'checkpoint', 'model']);
+      const heartbeatOf = async (type: string) =>
+        (await events())
+          .map((e) => e.activityTaskScheduledEventAttributes)
+          .filter((a) => a?.activityType?.name === type)
+          .map((a) => Number(a?.heartbeatTimeout?.seconds ?? 0));
+      expect(await heartbeatOf('checkpoint')).toEqual([3]);
+      expect(await heartbeatOf('prepareWorkspace')).toEqual([15]);
       release();
       const result = (await handle.result()) as SessionResult;
       expect(result.finalMessage).toBe('done');
