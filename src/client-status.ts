@@ -19,17 +19,39 @@ export const QUERY_AHEAD_WAIT_MS = 10_000;
 /**
  * Asks a query again while a worker's task guard refuses it (src/workflows/task-guard.ts): a
  * worker that has not cached the session refuses while a workflow task is pending, and that task
- * runs within moments. Any other error, or a refusal that outlasts the deadline, is thrown.
+ * runs within moments. Each refusal costs that worker a replay of the whole history, so the waits
+ * grow from `firstWaitMs` to a second. Any other error, a refusal that outlasts the deadline, or
+ * `signal` aborting (an activity cancelled while it waits: its reason) ends it.
  */
-export async function askWhileAhead<T>(ask: () => Promise<T>, deadline: number, everyMs = 200): Promise<T> {
-  for (;;) {
+export async function askWhileAhead<T>(
+  ask: () => Promise<T>,
+  deadline: number,
+  { firstWaitMs = 200, signal }: { firstWaitMs?: number; signal?: AbortSignal } = {},
+): Promise<T> {
+  for (let waitMs = firstWaitMs; ; waitMs = Math.min(waitMs * 2, 1000)) {
     try {
       return await ask();
     } catch (err) {
-      if (!errorMessage(err).includes(AHEAD_OF_TASK) || Date.now() + everyMs + 50 > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, everyMs));
+      if (!errorMessage(err).includes(AHEAD_OF_TASK) || Date.now() + waitMs + 50 > deadline) throw err;
+      await pause(waitMs, signal);
     }
   }
+}
+
+/** Waits `ms`, or rejects with the signal's reason once it aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /** The status query, asked again while the task guard refuses it (right after a worker restart). */

@@ -22,11 +22,8 @@ import type { SandboxInfo } from './activities/tools/sandbox.js';
 import { detectSandbox } from './activities/tools/sandbox-detect.js';
 import type { FetchTranscriptPage, TranscriptSource } from './activities/transcript-source.js';
 import { createTranscriptSource } from './activities/transcript-source.js';
-import { askWhileAhead } from './client-status.js';
+import { QUERY_AHEAD_WAIT_MS, askWhileAhead } from './client-status.js';
 import { DEFAULT_TASK_QUEUE, transcriptQuery, workerTaskQueue } from './shared/api/session-api.js';
-
-/** How long an activity asks again for a transcript the task guard refuses (then it fails and retries). */
-const TRANSCRIPT_AHEAD_WAIT_MS = 10_000;
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
 
@@ -197,16 +194,26 @@ export function allowedRootsFromEnv(env: NodeJS.ProcessEnv = process.env): strin
 export function transcriptPages(
   client: Client,
   namespace: string,
-  waitMs = TRANSCRIPT_AHEAD_WAIT_MS,
+  waitMs = QUERY_AHEAD_WAIT_MS,
 ): FetchTranscriptPage {
   return async (sessionId, request) => {
     if (retriedActivity()) await unstick(client, namespace, sessionId);
+    const signal = activitySignal();
     return askWhileAhead(
       () => client.workflow.getHandle(sessionId).query(transcriptQuery, request),
       Date.now() + waitMs,
-      50,
+      { firstWaitMs: 50, ...(signal ? { signal } : {}) },
     );
   };
+}
+
+/** The running activity's cancellation signal (an interrupt stops the wait), if in one. */
+function activitySignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined; // not in an activity
+  }
 }
 
 export async function createRatchetWorker(options: RatchetWorkerOptions): Promise<RatchetWorker> {

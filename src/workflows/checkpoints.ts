@@ -32,10 +32,12 @@ import type { TaskGuard } from './task-guard.js';
 type Activities = ReturnType<typeof createActivities>;
 
 /**
- * A checkpoint whose worker stops heartbeating for this long is taken again (at most the tools'
- * heartbeat timeout). A snapshot is safe to repeat, unlike a command, and the first turn's calls
- * wait for the baseline: a worker lost while it runs, beside the first model call, would otherwise
- * hold the session up for a command's 15 s.
+ * A checkpoint (or a prune) whose worker stops heartbeating for this long is taken again (at most
+ * the tools' heartbeat timeout). A snapshot is safe to repeat, unlike a command, and the first
+ * turn's calls wait for the baseline: a worker lost while it runs, beside the first model call,
+ * would otherwise hold the session up for a command's 15 s. A restore writes the user's working
+ * tree, so it keeps the tools' timeout: a second attempt must not start beside a first that is
+ * only slow.
  */
 const CHECKPOINT_HEARTBEAT_TIMEOUT_MS = 3_000;
 
@@ -106,13 +108,16 @@ export class SessionCheckpoints {
     return this.hooks.config.checkpoints.enabled && patched(Patch.checkpoints);
   }
 
-  private options(summary: string): ActivityOptions {
+  private options(summary: string, writesWorkspace = false): ActivityOptions {
     const { limits, checkpoints } = this.hooks.config;
     const queue = this.hooks.state.toolQueue;
+    const heartbeatMs = writesWorkspace
+      ? limits.toolHeartbeatTimeoutMs
+      : Math.min(limits.toolHeartbeatTimeoutMs, CHECKPOINT_HEARTBEAT_TIMEOUT_MS);
     return {
       summary,
       startToCloseTimeout: `${Math.ceil(checkpoints.timeoutMs / 1000)}s`,
-      heartbeatTimeout: `${Math.ceil(Math.min(limits.toolHeartbeatTimeoutMs, CHECKPOINT_HEARTBEAT_TIMEOUT_MS) / 1000)}s`,
+      heartbeatTimeout: `${Math.ceil(heartbeatMs / 1000)}s`,
       retry: { initialInterval: '1s', maximumAttempts: 2 },
       ...(queue
         ? {
@@ -231,7 +236,7 @@ export class SessionCheckpoints {
     try {
       const restored = await this.hooks.guard.settled(
         this.activities.restoreSessionCheckpoint.executeWithOptions(
-          this.options(`workspace · restore turn ${turn}`),
+          this.options(`workspace · restore turn ${turn}`, true),
           [
             {
               workspace: state.workspace,

@@ -72,7 +72,7 @@ export async function recordHistory(
 /**
  * Waits until an activity of the given type has completed in the session's current run: for a
  * test that must not race it (the baseline checkpoint writes into the repository's .git beside the
- * first turns).
+ * first model call).
  */
 export async function untilActivityCompleted(
   handle: WorkflowHandle,

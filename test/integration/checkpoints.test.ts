@@ -373,6 +373,13 @@ describe('checkpoints in a session', () => {
       });
       await rewoundTo(suite.harness, handle.workflowId, 0);
       await expect(lstat(path.join(repo.dir, 'c.txt'))).rejects.toThrow(/ENOENT/);
+      // A restore writes the working tree: it keeps the tools' heartbeat timeout, so no second
+      // attempt starts beside a first that is only slow.
+      const restores = ((await handle.fetchHistory()).events ?? [])
+        .map((e) => e.activityTaskScheduledEventAttributes)
+        .filter((a) => a?.activityType?.name === 'restoreSessionCheckpoint')
+        .map((a) => Number(a?.heartbeatTimeout?.seconds ?? 0));
+      expect(restores).toEqual([15]);
       await handle.signal(userMessageSignal, { text: 'start over' });
       expect(((await handle.result()) as SessionResult).finalMessage).toBe('again');
     });

@@ -6,6 +6,7 @@
 import type { Client } from '@temporalio/client';
 import { describe, expect, it, vi } from 'vitest';
 import { RatchetClient } from '../../src/client.js';
+import { askWhileAhead } from '../../src/client-status.js';
 
 const refused = new Error(
   'Unhandled Promise rejection: AheadOfWorkflowTask: history events 13–22 were applied without a ' +
@@ -44,5 +45,33 @@ describe('status after a worker restart', () => {
     const { ratchet, query } = clientWith(() => Promise.reject(new Error('14 UNAVAILABLE: no worker')));
     await expect(ratchet.status('s1')).rejects.toThrow(/did not answer \(14 UNAVAILABLE: no worker\)/);
     expect(query).toHaveBeenCalledTimes(1);
+  });
+
+  it('waits longer after each refusal (each costs the worker a replay), up to a second', async () => {
+    const at: number[] = [];
+    const started = Date.now();
+    await expect(
+      askWhileAhead(
+        () => {
+          at.push(Date.now() - started);
+          return Promise.reject(refused);
+        },
+        started + 1200,
+        { firstWaitMs: 50 },
+      ),
+    ).rejects.toThrow(/applied without a workflow task/);
+    // 50, 100, 200, 400 ms apart; a fixed 50 ms would have asked over twenty times.
+    expect(at.length).toBeGreaterThanOrEqual(3);
+    expect(at.length).toBeLessThanOrEqual(6);
+  });
+
+  it('stops waiting as soon as its signal aborts (an interrupted activity), with the reason', async () => {
+    const controller = new AbortController();
+    const ask = vi.fn(() => Promise.reject(refused));
+    const asking = askWhileAhead(ask, Date.now() + 10_000, { firstWaitMs: 1000, signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('activity cancelled')), 20);
+    // Not the refusal after the deadline, and not asked again after the first wait.
+    await expect(asking).rejects.toThrow('activity cancelled');
+    expect(ask).toHaveBeenCalledTimes(1);
   });
 });
