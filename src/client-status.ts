@@ -17,25 +17,69 @@ const AHEAD_OF_TASK = 'applied without a workflow task';
 export const QUERY_AHEAD_WAIT_MS = 10_000;
 
 /**
- * Asks a query again while a worker's task guard refuses it (src/workflows/task-guard.ts): a
- * worker that has not cached the session refuses while a workflow task is pending, and that task
- * runs within moments. Each refusal costs that worker a replay of the whole history, so the waits
- * grow from `firstWaitMs` to a second. Any other error, a refusal that outlasts the deadline, or
+ * How long the first ask waits for its answer. A worker can drop a query it was handed: the SDK's
+ * core buffers a query that arrives while the session's workflow task is being processed, and
+ * when it then evicts the session (a worker that caches no workflows, or the task guard failing
+ * an activation) the buffered query goes with it, unanswered. Without a deadline of its own, the
+ * ask would wait out the server's (30 s) and whatever waits on it, a model call's transcript
+ * fetch or a person's `ratchet status`, with it.
+ */
+export const QUERY_ANSWER_WAIT_MS = 3_000;
+
+/**
+ * Asks a query until it is answered. Asked again:
+ * - while a worker's task guard refuses it (src/workflows/task-guard.ts): a worker that has not
+ *   cached the session refuses while a workflow task is pending, and that task runs within
+ *   moments. Each refusal costs that worker a replay of the whole history, so the waits grow from
+ *   `firstWaitMs` to a second;
+ * - at once, when no answer came within the ask's own deadline (a query the worker dropped).
+ *   That deadline starts at `answerWithinMs` and doubles each time, so a query that is only slow
+ *   (a long history replayed on a busy worker) is still answered.
+ * `ask` gets the deadline of that one ask. Any other error, the overall deadline passing, or
  * `signal` aborting (an activity cancelled while it waits: its reason) ends it.
  */
 export async function askWhileAhead<T>(
-  ask: () => Promise<T>,
+  ask: (askDeadline: number) => Promise<T>,
   deadline: number,
-  { firstWaitMs = 200, signal }: { firstWaitMs?: number; signal?: AbortSignal } = {},
+  {
+    firstWaitMs = 200,
+    answerWithinMs = QUERY_ANSWER_WAIT_MS,
+    signal,
+  }: { firstWaitMs?: number; answerWithinMs?: number; signal?: AbortSignal } = {},
 ): Promise<T> {
-  for (let waitMs = firstWaitMs; ; waitMs = Math.min(waitMs * 2, 1000)) {
+  let waitMs = firstWaitMs;
+  let answerMs = answerWithinMs;
+  for (;;) {
+    const askDeadline = Math.min(deadline, Date.now() + answerMs);
     try {
-      return await ask();
+      return await ask(askDeadline);
     } catch (err) {
+      if (signal?.aborted) throw signal.reason as Error;
+      if (unanswered(err) && askDeadline < deadline) {
+        answerMs *= 2;
+        continue;
+      }
       if (!errorMessage(err).includes(AHEAD_OF_TASK) || Date.now() + waitMs + 50 > deadline) throw err;
       await pause(waitMs, signal);
+      waitMs = Math.min(waitMs * 2, 1000);
     }
   }
+}
+
+/** gRPC's status code for a call that outlived its deadline. */
+const DEADLINE_EXCEEDED = 4;
+
+/** Whether a query failed for want of an answer in time (DEADLINE_EXCEEDED, perhaps wrapped). */
+function unanswered(err: unknown): boolean {
+  for (
+    let e: unknown = err, depth = 0;
+    e instanceof Object && depth < 4;
+    e = (e as { cause?: unknown }).cause
+  ) {
+    if ((e as { code?: unknown }).code === DEADLINE_EXCEEDED) return true;
+    depth += 1;
+  }
+  return false;
 }
 
 /** Waits `ms`, or rejects with the signal's reason once it aborts. */
@@ -57,7 +101,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
 /** The status query, asked again while the task guard refuses it (right after a worker restart). */
 export function queryStatus(client: Client, handle: WorkflowHandle, deadline: number): Promise<StatusView> {
   return askWhileAhead(
-    () => client.connection.withDeadline(deadline, () => handle.query(statusQuery)),
+    (askDeadline) => client.connection.withDeadline(askDeadline, () => handle.query(statusQuery)),
     deadline,
   );
 }

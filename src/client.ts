@@ -246,7 +246,8 @@ export class RatchetClient {
     const handle = this.client.workflow.getHandle(sessionId);
     // Refused while a workflow task is pending on a worker without the session cached: asked again.
     return askWhileAhead(
-      () => handle.query(transcriptQuery, { fromIndex }),
+      (askDeadline) =>
+        this.client.connection.withDeadline(askDeadline, () => handle.query(transcriptQuery, { fromIndex })),
       Date.now() + QUERY_AHEAD_WAIT_MS,
     );
   }

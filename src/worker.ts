@@ -200,7 +200,10 @@ export function transcriptPages(
     if (retriedActivity()) await unstick(client, namespace, sessionId);
     const signal = activitySignal();
     return askWhileAhead(
-      () => client.workflow.getHandle(sessionId).query(transcriptQuery, request),
+      (askDeadline) =>
+        client.connection.withDeadline(askDeadline, () =>
+          client.workflow.getHandle(sessionId).query(transcriptQuery, request),
+        ),
       Date.now() + waitMs,
       { firstWaitMs: 50, ...(signal ? { signal } : {}) },
     );

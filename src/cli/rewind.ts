@@ -50,7 +50,10 @@ export async function rewindSession(
   const description = await handle.describe();
   const running = description.status.name === 'RUNNING';
   const view = running
-    ? await askWhileAhead(() => handle.query(statusQuery), Date.now() + QUERY_AHEAD_WAIT_MS).catch(() => null)
+    ? await askWhileAhead(
+        (askDeadline) => handle.client.withDeadline(askDeadline, () => handle.query(statusQuery)),
+        Date.now() + QUERY_AHEAD_WAIT_MS,
+      ).catch(() => null)
     : null;
   if (view?.status === 'running' && !options.force) {
     throw new RatchetError(

@@ -113,7 +113,11 @@ export async function waitForStatus(
   let last: StatusView | undefined;
   while (Date.now() < deadline) {
     try {
-      last = await handle.query(statusQuery);
+      // A deadline of its own: a worker may drop a query (src/client-status.ts), and the server
+      // would hold this one for 30 s, the whole wait.
+      last = await handle.client.withDeadline(Math.min(deadline, Date.now() + 3_000), () =>
+        handle.query(statusQuery),
+      );
       if (predicate(last)) return last;
     } catch {
       // Not started yet, or between runs.

@@ -74,4 +74,42 @@ describe('status after a worker restart', () => {
     await expect(asking).rejects.toThrow('activity cancelled');
     expect(ask).toHaveBeenCalledTimes(1);
   });
+
+  it('asks again at once when a query goes unanswered (a worker dropped it), with a longer deadline', async () => {
+    const deadlines: number[] = [];
+    const started = Date.now();
+    const answer = await askWhileAhead(
+      (askDeadline) => {
+        deadlines.push(askDeadline - started);
+        if (deadlines.length > 2) return Promise.resolve(view);
+        // As the Temporal client reports it: a ServiceError around the gRPC error.
+        const grpc = Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'), { code: 4 });
+        return Promise.reject(new Error('Failed to query Workflow', { cause: grpc }));
+      },
+      started + 60_000,
+      { answerWithinMs: 1000 },
+    );
+    expect(answer).toBe(view);
+    expect(deadlines).toHaveLength(3);
+    // 1 s, then 2 s, then 4 s for an answer; no pause between (nothing refused it).
+    expect(deadlines[0]).toBeGreaterThanOrEqual(1000);
+    expect(deadlines[0]).toBeLessThan(1500);
+    expect(deadlines[1]).toBeGreaterThanOrEqual(2000);
+    expect(deadlines[1]).toBeLessThan(2500);
+    expect(deadlines[2]).toBeGreaterThanOrEqual(4000);
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
+  it('gives up on an unanswered query once the overall deadline is the one that passed', async () => {
+    const started = Date.now();
+    const ask = vi.fn((_askDeadline: number) =>
+      Promise.reject(Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'), { code: 4 })),
+    );
+    await expect(askWhileAhead(ask, started + 2000, { answerWithinMs: 1000 })).rejects.toThrow(
+      /DEADLINE_EXCEEDED/,
+    );
+    // 1 s, then the rest of the 2 s: the second ask's deadline is the overall one.
+    expect(ask).toHaveBeenCalledTimes(2);
+    expect(ask.mock.calls[1]![0]).toBe(started + 2000);
+  });
 });

@@ -76,7 +76,22 @@ describe('transcript source', () => {
     );
     const clientWith = (query: () => Promise<TranscriptPage>) => {
       const spy = vi.fn(query);
-      const client = { workflow: { getHandle: () => ({ query: spy }) } } as unknown as Client;
+      // As a connection's deadline acts: a call still unanswered when it passes fails with
+      // DEADLINE_EXCEEDED, wrapped as the Temporal client wraps it.
+      const withDeadline = (deadline: number, fn: () => Promise<unknown>) =>
+        new Promise((resolve, reject) => {
+          const timer = setTimeout(() => {
+            const grpc = Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'), { code: 4 });
+            reject(new Error('Failed to query Workflow', { cause: grpc }));
+          }, deadline - Date.now());
+          fn()
+            .then(resolve, reject)
+            .finally(() => clearTimeout(timer));
+        });
+      const client = {
+        workflow: { getHandle: () => ({ query: spy }) },
+        connection: { withDeadline },
+      } as unknown as Client;
       return { client, query: spy };
     };
     const whole: TranscriptPage = { epoch: 0, fromIndex: 0, entries, nextIndex: 6, total: 6 };
@@ -93,6 +108,23 @@ describe('transcript source', () => {
       const source = createTranscriptSource(transcriptPages(client, 'default'));
       expect(await source.entries({ sessionId: 's', epoch: 0 }, 6)).toEqual(entries);
       expect(query).toHaveBeenCalledTimes(4);
+    });
+
+    it('asks again when a query goes unanswered (a worker dropped it) instead of waiting out the server', async () => {
+      // Found by the replay suite's worker that caches no workflows, on a loaded machine: the
+      // SDK's core dropped a query it had buffered during a workflow task when it evicted the
+      // session, and the model call waited 30 s for it before failing its attempt.
+      let calls = 0;
+      const { client, query } = clientWith(() => {
+        calls += 1;
+        return calls === 1 ? new Promise<TranscriptPage>(() => undefined) : Promise.resolve(whole);
+      });
+      const started = Date.now();
+      const source = createTranscriptSource(transcriptPages(client, 'default'));
+      expect(await source.entries({ sessionId: 's', epoch: 0 }, 6)).toEqual(entries);
+      expect(query).toHaveBeenCalledTimes(2);
+      // The first ask's own deadline (3 s), not the 10 s wait for a pending workflow task.
+      expect(Date.now() - started).toBeLessThan(6_000);
     });
 
     it('fails the attempt on any other error at once, and on a refusal that outlasts its wait', async () => {
