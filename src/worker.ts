@@ -243,6 +243,10 @@ export async function createRatchetWorker(options: RatchetWorkerOptions): Promis
       sandbox,
       toolQueue,
       ...(options.notify ? { notify: options.notify } : {}),
+      readTools: {
+        ...(options.activityOverrides?.read_file ? { read_file: options.activityOverrides.read_file } : {}),
+        ...(options.activityOverrides?.list_dir ? { list_dir: options.activityOverrides.list_dir } : {}),
+      },
     }),
     ...options.activityOverrides,
   };

@@ -5,7 +5,13 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
 import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/util/bytes.js';
-import type { ModelCallInput, ModelReply } from '../shared/boundary/activity-types.js';
+import type {
+  ModelCallInput,
+  ModelReply,
+  ReadWithReply,
+  ToolCallInput,
+} from '../shared/boundary/activity-types.js';
+import { INLINE_ARGUMENTS_MAX_BYTES, READS_WITH_REPLY } from '../shared/boundary/activity-types.js';
 import { createCheckpointActivities } from './checkpoint-activities.js';
 import { createCompactActivity } from './compact.js';
 import { createModelActivity } from './model.js';
@@ -16,6 +22,7 @@ import { keepHeartbeating } from './heartbeat.js';
 import { StreamingMemory } from './stream-support.js';
 import { createToolActivities } from './tool-activities.js';
 import type { SandboxInfo } from './tools/sandbox.js';
+import type { ToolActivityResult } from '../shared/tools/shell-output.js';
 import type { TranscriptSource } from './transcript-source.js';
 import { createWorkspaceActivities } from './workspace.js';
 import { createWorktreeActivities } from './worktree.js';
@@ -41,6 +48,8 @@ export interface ActivityDeps {
   worktreeRoot?: string;
   /** Where this worker keeps the sessions' checkpoint indexes (default: the user's state directory). */
   checkpointStateDir?: string;
+  /** The reads run beside a reply, when not this worker's own read activities (tests override them). */
+  readTools?: Partial<Record<'read_file' | 'list_dir', ReadTool>>;
 }
 
 /**
@@ -60,6 +69,63 @@ function refusingOversizedReplies(
       );
     }
     return reply;
+  };
+}
+
+export type ReadTool = (
+  input: ToolCallInput,
+  options?: { heartbeat?: boolean },
+) => Promise<ToolActivityResult>;
+
+/**
+ * Runs a reply's reads beside it (docs/PERFORMANCE.md, "Overhead"): when the input names the
+ * workspace and every call of the reply is a cheap read with inline arguments, this worker, if it
+ * holds the workspace, reads them now, as the local read activity would, and the results go back
+ * with the reply. The workflow uses each for its call (reads are always allowed, and read the
+ * same files moments later) and runs any it has none for as before. Nothing here fails the
+ * reply: a read that throws, another worker's workspace, or results that would not fit the
+ * reply's payload leave the reads to the workflow.
+ */
+export function withReads(
+  model: (input: ModelCallInput) => Promise<ModelReply>,
+  reads: Record<string, ReadTool>,
+): (input: ModelCallInput) => Promise<ModelReply> {
+  return async (input) => {
+    const reply = await model(input);
+    const where = input.reads;
+    if (!where) return reply;
+    const calls = reply.output.filter((item) => item.type === 'function_call');
+    const readable = (call: (typeof calls)[number]) =>
+      READS_WITH_REPLY.has(call.name) && Buffer.byteLength(call.arguments) <= INLINE_ARGUMENTS_MAX_BYTES;
+    if (calls.length === 0 || !calls.every(readable)) return reply;
+    const sessionId = input.sessionId ?? Context.current().info.workflowExecution?.workflowId ?? '';
+    // At once, as the workflow runs a turn's reads.
+    const settled = await Promise.allSettled(
+      calls.map((call) =>
+        reads[call.name]!(
+          {
+            sessionId,
+            epoch: input.epoch,
+            workspace: where.workspace,
+            callId: call.call_id,
+            itemIndex: input.upTo,
+            arguments: call.arguments,
+            ...(where.holder ? { holder: where.holder } : {}),
+          },
+          { heartbeat: false },
+        ),
+      ),
+    );
+    const cancelled = Context.current().cancellationSignal;
+    if (cancelled.aborted) throw cancelled.reason;
+    const results: ReadWithReply[] = [];
+    for (const [i, outcome] of settled.entries()) {
+      // Another worker's workspace, or a read that failed: the workflow runs them.
+      if (outcome.status === 'rejected') return reply;
+      results.push({ callId: calls[i]!.call_id, result: outcome.value });
+    }
+    const withResults = { ...reply, reads: results };
+    return jsonBytes(withResults) <= PAYLOAD_BUDGET_BYTES ? withResults : reply;
   };
 }
 
@@ -84,16 +150,28 @@ export function createActivities(deps: ActivityDeps) {
     sandbox: deps.sandbox,
     toolQueue: deps.toolQueue,
   });
+  const tools = createToolActivities({
+    transcript: deps.transcript,
+    commandEnv: deps.commandEnv,
+    sandbox: deps.sandbox,
+    toolQueue: deps.toolQueue,
+  });
   return {
     model: refusingOversizedReplies(
-      createModelActivity({
-        openai: deps.openai,
-        transcript: deps.transcript,
-        streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
-        api: deps.api,
-        maxOutputTokens: deps.maxOutputTokens,
-        streaming: new StreamingMemory(deps.stream ?? true),
-      }),
+      withReads(
+        createModelActivity({
+          openai: deps.openai,
+          transcript: deps.transcript,
+          streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
+          api: deps.api,
+          maxOutputTokens: deps.maxOutputTokens,
+          streaming: new StreamingMemory(deps.stream ?? true),
+        }),
+        {
+          read_file: deps.readTools?.read_file ?? tools.read_file,
+          list_dir: deps.readTools?.list_dir ?? tools.list_dir,
+        },
+      ),
     ),
     compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript, api: deps.api }),
     prepareWorkspace: heartbeating('prepare', workspace.prepareWorkspace),
@@ -110,12 +188,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createCheckpointActivities({
       ...(deps.checkpointStateDir === undefined ? {} : { stateDir: deps.checkpointStateDir }),
     }),
-    ...createToolActivities({
-      transcript: deps.transcript,
-      commandEnv: deps.commandEnv,
-      sandbox: deps.sandbox,
-      toolQueue: deps.toolQueue,
-    }),
+    ...tools,
   };
 }
 

@@ -139,7 +139,12 @@ export function createToolActivities(deps: ToolDeps) {
   }
 
   function tool<Args>(name: Exclude<ToolName, 'update_plan'>, schema: z.ZodType<Args>, run: Runner<Args>) {
-    return async (input: ToolCallInput): Promise<ToolActivityResult> => {
+    // `heartbeat: false`: run inside another activity (a read beside the model's reply), whose
+    // heartbeat details (a background response to re-attach to) must stay as they are.
+    return async (
+      input: ToolCallInput,
+      options: { heartbeat?: boolean } = {},
+    ): Promise<ToolActivityResult> => {
       if (input.holder !== undefined && input.holder !== deps.toolQueue) {
         throw ApplicationFailure.nonRetryable(
           `this worker (${deps.toolQueue ?? 'no tool queue'}) does not hold the workspace (${input.holder})`,
@@ -150,7 +155,8 @@ export function createToolActivities(deps: ToolDeps) {
       // Heartbeat on a timer as well as on the tool's own progress, so that cancellation is
       // delivered and a lost worker is noticed even when a tool reports nothing.
       let details: Record<string, unknown> = { tool: name };
-      const stopHeartbeat = keepHeartbeating(activity, () => details);
+      const beats = options.heartbeat !== false && !activity.info.isLocal;
+      const stopHeartbeat = beats ? keepHeartbeating(activity, () => details) : () => undefined;
       try {
         let raw: unknown;
         try {
@@ -186,7 +192,7 @@ export function createToolActivities(deps: ToolDeps) {
           signal: activity.cancellationSignal,
           heartbeat: (progress) => {
             details = { tool: name, ...progress };
-            if (!activity.info.isLocal) activity.heartbeat(details);
+            if (beats) activity.heartbeat(details);
           },
         };
         const result = bounded(await run(parsed.data, context, input));

@@ -12,7 +12,8 @@ import {
   proxyLocalActivities,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities/index.js';
-import type { ModelCallInput, ToolCallInput } from '../shared/boundary/activity-types.js';
+import type { ModelCallInput, ReadWithReply, ToolCallInput } from '../shared/boundary/activity-types.js';
+import { READS_WITH_REPLY } from '../shared/boundary/activity-types.js';
 import { ActivityFailureType } from '../shared/boundary/failure-types.js';
 import type { SessionLimits } from '../shared/api/session-config.js';
 import type { ToolOutcome } from '../shared/tools/specs.js';
@@ -119,7 +120,17 @@ export function createSessionActivities(limits: SessionLimits, guard: TaskGuard)
     return options;
   }
 
+  /** The last reply's reads, run beside it (ModelCallInput.reads), by call id; each used once. */
+  let offered = new Map<string, ReadWithReply>();
+
   return {
+    /**
+     * The reads that came with the reply the turn runs: its read calls take these results
+     * instead of running again. Given none (a reply whose call ids the session renamed), they run.
+     */
+    offerReads(reads: readonly ReadWithReply[] | undefined) {
+      offered = new Map((reads ?? []).map((read) => [read.callId, read]));
+    },
     /**
      * The summary is fixed when the call is scheduled, before the reply says how many tools it
      * calls; it shows what is known then: the turn and how much context the model reads. The
@@ -162,6 +173,11 @@ export function createSessionActivities(limits: SessionLimits, guard: TaskGuard)
     queue: string | null | undefined,
     journaled: boolean,
   ): Promise<ToolOutcome> {
+    const ready = READS_WITH_REPLY.has(call.tool) ? offered.get(call.call.call_id) : undefined;
+    if (ready) {
+      offered.delete(call.call.call_id);
+      return toolOutcome(ready.result);
+    }
     if (
       LOCAL_READS.has(call.tool) &&
       input.arguments !== undefined &&

@@ -79,4 +79,9 @@ export const Patch = {
    * for it (before: the first model call waited for the baseline).
    */
   baselineBesideModel: 'baseline-beside-model',
+  /**
+   * A reply whose calls are all cheap reads may come back with their results (READS_WITH_REPLY),
+   * read beside it by the model activity; the workflow then runs no local activity for them.
+   */
+  readsWithReply: 'reads-with-reply',
 } as const;

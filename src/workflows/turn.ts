@@ -88,6 +88,14 @@ export async function runTurn(ctx: SessionContext, scheduler: ToolScheduler): Pr
         ...(config.model.providerState && state.lastResponse ? { previousResponse: state.lastResponse } : {}),
         ...(tail ? { tail } : {}),
         ...(ctx.agents?.offersTools ? { agentTools: true } : {}),
+        ...(state.workspace && patched(Patch.readsWithReply)
+          ? {
+              reads: {
+                workspace: state.workspace.root,
+                ...(state.toolQueue ? { holder: state.toolQueue } : {}),
+              },
+            }
+          : {}),
       });
       state.addUsage(reply.usage);
       const firstIndex = state.entries.length;
@@ -100,6 +108,8 @@ export async function runTurn(ctx: SessionContext, scheduler: ToolScheduler): Pr
         log.warn('renamed repeated call ids', { turn, renamed: unique.renamed });
         output = unique.items;
       }
+      // Reads run beside the reply are keyed by its call ids: none if the session renamed them.
+      activities.offerReads(output === reply.output ? reply.reads : undefined);
       for (const item of output) state.append(item);
       if (config.model.providerState) {
         state.rememberResponse(reply.responseId);

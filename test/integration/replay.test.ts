@@ -97,6 +97,8 @@ const EXPECTED_FIXTURES = [
   'checkpoint-baseline-beside-model',
   'checkpoint-rewound',
   'checkpoint-rewound-before-compaction',
+  // an all-read reply that brought its reads (reads-with-reply), then a reply that writes
+  'reads-with-reply',
   // the first release, and before reads ran locally
   'v0.1/compaction-remote',
   'v0.1/continue-as-new-suggested',

@@ -4,6 +4,7 @@
  * the event history once.
  */
 import type { TranscriptItem } from '../prompt/items.js';
+import type { ToolActivityResult } from '../tools/shell-output.js';
 import type { SandboxMode } from '../policy/sandbox.js';
 import type { ModelSettings, Usage, WorkspaceInfo } from '../api/session-config.js';
 
@@ -60,12 +61,29 @@ export interface ModelCallInput extends Omit<TranscriptRef, 'sessionId'> {
   tail?: { from: number; digest: string };
   /** Offer the multi-agent tools (a session that may fan out); absent: the usual tools only. */
   agentTools?: boolean;
+  /**
+   * The session's workspace, when a reply whose calls are all cheap reads may have them run
+   * beside it (READS_WITH_REPLY): the reads' results come back with the reply, and the workflow
+   * task that takes the reply needs no second activation for them.
+   */
+  reads?: { workspace: string; holder?: string };
+}
+
+/** The cheap reads a reply's calls may be run as beside it (the local reads' tools). */
+export const READS_WITH_REPLY: ReadonlySet<string> = new Set(['read_file', 'list_dir']);
+
+/** A call of the reply run beside it: what its read activity would have returned. */
+export interface ReadWithReply {
+  callId: string;
+  result: ToolActivityResult;
 }
 
 export interface ModelReply {
   output: TranscriptItem[];
   usage: Usage;
   responseId: string | null;
+  /** The reply's reads, run beside it when the input asked for it and all its calls are reads. */
+  reads?: ReadWithReply[];
 }
 
 export interface CompactInput extends TranscriptRef {
