@@ -122,9 +122,12 @@ export function withReads(
     for (const [i, outcome] of settled.entries()) {
       // Another worker's workspace, or a read that failed: the workflow runs them.
       if (outcome.status === 'rejected') return reply;
-      results.push({ callId: calls[i]!.call_id, result: outcome.value });
+      // The summary first: it is what a person reads first in the Web UI's event history.
+      const { display, ...rest } = outcome.value;
+      results.push({ callId: calls[i]!.call_id, result: { display, ...rest } });
     }
-    const withResults = { ...reply, reads: results };
+    // First in the result, for the same reason: the reads are the turn's only events now.
+    const withResults: ModelReply = { reads: results, ...reply };
     return jsonBytes(withResults) <= PAYLOAD_BUDGET_BYTES ? withResults : reply;
   };
 }

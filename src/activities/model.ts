@@ -180,6 +180,10 @@ function createModelCall(deps: ModelDeps, streaming: StreamingMemory, background
           );
         }
       },
+      // Its first beat is the timer's: a beat at once costs every model call an RPC to the server
+      // (~1 ms a turn, docs/PERFORMANCE.md) and tells it nothing; a background response's id is
+      // sent the moment it is known (below).
+      { atStart: false },
     );
     const onEvent = (text: string) => {
       lastEventAt = Date.now();

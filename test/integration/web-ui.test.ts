@@ -233,8 +233,7 @@ describe('the Temporal Web UI', () => {
 
       await openThroughQuery(`RatchetStatus = "completed"`, started.workflowId, 'web-ui-list.png');
 
-      // The timeline labels each activity with its type and summary. (Reads run as local
-      // activities: the timeline names their type only; their summary is in the event history.)
+      // The timeline labels each activity with its type and summary.
       for (const text of [
         'workspace · prepare',
         'model · turn 1 · 2 items in context',
@@ -251,7 +250,6 @@ describe('the Temporal Web UI', () => {
       // details and the current details.
       await page.getByRole('tab', { name: /Event History/ }).click();
       await seen('shell · git status --short');
-      await seen('read_file · README.md');
       await page.getByRole('tab', { name: 'User Metadata' }).click();
       for (const text of [
         'Add a NOTES.md and mention it in the README',
@@ -264,6 +262,24 @@ describe('the Temporal Web UI', () => {
       return started;
     });
     model.assertDone();
+
+    // A reply whose calls are all reads brings their results (reads-with-reply): the read is no
+    // event of its own. Its summary leads the first model call's result, as the event history
+    // shows that result when its row is opened.
+    const events = (await handle.fetchHistory()).events ?? [];
+    const firstModel = events.find(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'model',
+    );
+    const data = events.find(
+      (e) =>
+        Number(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? 0) === Number(firstModel?.eventId),
+    )?.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data;
+    const shown = JSON.parse(Buffer.from(data ?? new Uint8Array()).toString('utf8') || '{}') as {
+      reads?: Array<{ result: Record<string, unknown> }>;
+    };
+    expect(Object.keys(shown)[0]).toBe('reads');
+    expect(Object.keys(shown.reads?.[0]?.result ?? {})[0]).toBe('display');
+    expect(shown.reads?.[0]?.result.display).toMatch(/^read_file · README\.md/);
 
     // Plain JSON throughout: no codec, so nothing in the UI is an opaque blob.
     const encodings = await payloadEncodings(handle);
