@@ -22,7 +22,7 @@ import type { SandboxInfo } from './activities/tools/sandbox.js';
 import { detectSandbox } from './activities/tools/sandbox-detect.js';
 import type { FetchTranscriptPage, TranscriptSource } from './activities/transcript-source.js';
 import { createTranscriptSource } from './activities/transcript-source.js';
-import { QUERY_AHEAD_WAIT_MS, askWhileAhead } from './client-status.js';
+import { askWhileAhead } from './client-status.js';
 import { DEFAULT_TASK_QUEUE, transcriptQuery, workerTaskQueue } from './shared/api/session-api.js';
 
 export const workflowsPath = fileURLToPath(new URL('./workflows/index.ts', import.meta.url));
@@ -185,16 +185,32 @@ export function allowedRootsFromEnv(env: NodeJS.ProcessEnv = process.env): strin
 }
 
 /**
+ * How long a model call or tool waits for the transcript before its attempt fails. A busy worker
+ * (a hundred sessions on one core) answers queries slowly, and each answer it gives is a model
+ * call going on; failing the attempt would only ask again, from the start, with more load.
+ */
+export const TRANSCRIPT_QUERY_WAIT_MS = 60_000;
+
+/**
+ * How long one transcript query is given before it is taken for dropped and asked again
+ * (askWhileAhead). Long enough that a query a busy worker is slow to answer is not asked twice
+ * (each ask is work for that worker), short enough that a dropped one costs seconds, not the
+ * server's 30 s.
+ */
+export const TRANSCRIPT_ANSWER_WAIT_MS = 5_000;
+
+/**
  * How activities read a session's transcript: the `transcript` query. A retried activity first
  * unsticks the session (its last worker may be dead). A worker that has not cached the session
  * refuses the query while a workflow task is pending (src/workflows/task-guard.ts): another
  * activity of the session, run beside this one, has just completed. That task runs within
- * moments, so the query is asked again rather than failing the attempt (a false retry).
+ * moments, so the query is asked again rather than failing the attempt (a false retry). So is a
+ * query the worker dropped (src/client-status.ts).
  */
 export function transcriptPages(
   client: Client,
   namespace: string,
-  waitMs = QUERY_AHEAD_WAIT_MS,
+  waitMs = TRANSCRIPT_QUERY_WAIT_MS,
 ): FetchTranscriptPage {
   return async (sessionId, request) => {
     if (retriedActivity()) await unstick(client, namespace, sessionId);
@@ -205,7 +221,7 @@ export function transcriptPages(
           client.workflow.getHandle(sessionId).query(transcriptQuery, request),
         ),
       Date.now() + waitMs,
-      { firstWaitMs: 50, ...(signal ? { signal } : {}) },
+      { firstWaitMs: 50, answerWithinMs: TRANSCRIPT_ANSWER_WAIT_MS, ...(signal ? { signal } : {}) },
     );
   };
 }

@@ -217,8 +217,13 @@ export async function concurrency(
           if ((started?.attempt ?? 1) > 1) {
             retries += 1;
             // The attempt before failed with this (its first line: a cause, not a stack).
+            // …and the innermost cause, when it has one (a gRPC status under "Failed to query Workflow").
+            let root = started?.lastFailure?.cause;
+            while (root?.cause) root = root.cause;
+            const first = (message: string | null | undefined) => message?.split('\n')[0]?.slice(0, 160);
             const failure =
-              started?.lastFailure?.message?.split('\n')[0]?.slice(0, 160) ?? 'no failure recorded';
+              (first(started?.lastFailure?.message) ?? 'no failure recorded') +
+              (root?.message ? ` ← ${first(root.message)}` : '');
             const cause = `${types.get(String(started?.scheduledEventId)) ?? '?'}: ${failure}`;
             retryCauses[cause] = (retryCauses[cause] ?? 0) + 1;
           }

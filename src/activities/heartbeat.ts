@@ -10,15 +10,11 @@ export function keepHeartbeating(
   context: Context,
   details: () => Record<string, unknown>,
   onTick?: () => void,
-  { atStart = true }: { atStart?: boolean } = {},
 ): () => void {
   const everyMs = Math.max(200, Math.floor((context.info.heartbeatTimeoutMs ?? 30_000) / 3));
   // A local activity (cheap reads) has no heartbeat: the server does not know it.
   const beat = context.info.isLocal ? () => {} : () => context.heartbeat(details());
-  // A tool's beat at the start records that the attempt began: a command whose worker never
-  // came back is then reported as one that may have run (startedEarlier). The model call needs
-  // none: the server counts the timeout from the start anyway, and the beat is an RPC.
-  if (atStart) beat();
+  beat();
   const timer = setInterval(() => {
     onTick?.();
     beat();

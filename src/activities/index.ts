@@ -90,8 +90,15 @@ export function withReads(
   model: (input: ModelCallInput) => Promise<ModelReply>,
   reads: Record<string, ReadTool>,
 ): (input: ModelCallInput) => Promise<ModelReply> {
-  return async (input) => {
-    const reply = await model(input);
+  const beside = readsBeside(reads);
+  return async (input) => beside(input, await model(input));
+}
+
+/** The reads of `withReads`, given the reply: run by the model activity while it heartbeats. */
+export function readsBeside(
+  reads: Record<string, ReadTool>,
+): (input: ModelCallInput, reply: ModelReply) => Promise<ModelReply> {
+  return async (input, reply) => {
     const where = input.reads;
     if (!where) return reply;
     const calls = reply.output.filter((item) => item.type === 'function_call');
@@ -161,20 +168,18 @@ export function createActivities(deps: ActivityDeps) {
   });
   return {
     model: refusingOversizedReplies(
-      withReads(
-        createModelActivity({
-          openai: deps.openai,
-          transcript: deps.transcript,
-          streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
-          api: deps.api,
-          maxOutputTokens: deps.maxOutputTokens,
-          streaming: new StreamingMemory(deps.stream ?? true),
-        }),
-        {
+      createModelActivity({
+        openai: deps.openai,
+        transcript: deps.transcript,
+        streamIdleTimeoutMs: deps.streamIdleTimeoutMs ?? 120_000,
+        api: deps.api,
+        maxOutputTokens: deps.maxOutputTokens,
+        streaming: new StreamingMemory(deps.stream ?? true),
+        afterReply: readsBeside({
           read_file: deps.readTools?.read_file ?? tools.read_file,
           list_dir: deps.readTools?.list_dir ?? tools.list_dir,
-        },
-      ),
+        }),
+      }),
     ),
     compact: createCompactActivity({ openai: deps.openai, transcript: deps.transcript, api: deps.api }),
     prepareWorkspace: heartbeating('prepare', workspace.prepareWorkspace),

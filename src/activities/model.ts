@@ -36,6 +36,11 @@ export interface ModelDeps {
   streaming?: StreamingMemory;
   /** Which endpoints refused background mode (shared likewise); default: a fresh memory. */
   backgroundMemory?: BackgroundMemory;
+  /**
+   * Work on the reply before the attempt completes (the reads beside it, index.ts), done while
+   * the activity still heartbeats: a busy worker may take seconds, more than the timeout.
+   */
+  afterReply?: (input: ModelCallInput, reply: ModelReply) => Promise<ModelReply>;
 }
 
 /** Without a stream nothing arrives until the reply is whole: it may take this many idle timeouts. */
@@ -180,10 +185,6 @@ function createModelCall(deps: ModelDeps, streaming: StreamingMemory, background
           );
         }
       },
-      // Its first beat is the timer's: a beat at once costs every model call an RPC to the server
-      // (~1 ms a turn, docs/PERFORMANCE.md) and tells it nothing; a background response's id is
-      // sent the moment it is known (below).
-      { atStart: false },
     );
     const onEvent = (text: string) => {
       lastEventAt = Date.now();
@@ -281,16 +282,20 @@ function createModelCall(deps: ModelDeps, streaming: StreamingMemory, background
       }
       throw classifyModelError(err, endpoint);
     } finally {
-      stopHeartbeat();
+      if (!finished) stopHeartbeat();
       context.cancellationSignal.removeEventListener('abort', onCancel);
     }
 
-    const cut = markCut(assembled, deps.maxOutputTokens);
-    const reply = finishReply(context, input.model.name, {
-      ...cut,
-      output: uniqueCallIds(cut.output, items, input.turn),
-    });
-    deps.transcript.proposeReply(input, input.upTo, reply.output);
-    return reply;
+    try {
+      const cut = markCut(assembled, deps.maxOutputTokens);
+      const reply = finishReply(context, input.model.name, {
+        ...cut,
+        output: uniqueCallIds(cut.output, items, input.turn),
+      });
+      deps.transcript.proposeReply(input, input.upTo, reply.output);
+      return deps.afterReply ? await deps.afterReply(input, reply) : reply;
+    } finally {
+      stopHeartbeat();
+    }
   };
 }
