@@ -4,7 +4,7 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type OpenAI from 'openai';
-import { PAYLOAD_BUDGET_BYTES, jsonBytes } from '../shared/util/bytes.js';
+import { PAYLOAD_BUDGET_BYTES, jsonBytes, utf8Bytes } from '../shared/util/bytes.js';
 import type {
   ModelCallInput,
   ModelReply,
@@ -78,23 +78,14 @@ export type ReadTool = (
 ) => Promise<ToolActivityResult>;
 
 /**
- * Runs a reply's reads beside it (docs/PERFORMANCE.md, "Overhead"): when the input names the
- * workspace and every call of the reply is a cheap read with inline arguments, this worker, if it
+ * Runs a reply's reads beside it (ModelDeps.afterReply, inside the model activity's heartbeat;
+ * docs/PERFORMANCE.md, "Reads ride with the reply"): when the input names the workspace and every call of the reply is a cheap read with inline arguments, this worker, if it
  * holds the workspace, reads them now, as the local read activity would, and the results go back
  * with the reply. The workflow uses each for its call (reads are always allowed, and read the
  * same files moments later) and runs any it has none for as before. Nothing here fails the
  * reply: a read that throws, another worker's workspace, or results that would not fit the
  * reply's payload leave the reads to the workflow.
  */
-export function withReads(
-  model: (input: ModelCallInput) => Promise<ModelReply>,
-  reads: Record<string, ReadTool>,
-): (input: ModelCallInput) => Promise<ModelReply> {
-  const beside = readsBeside(reads);
-  return async (input) => beside(input, await model(input));
-}
-
-/** The reads of `withReads`, given the reply: run by the model activity while it heartbeats. */
 export function readsBeside(
   reads: Record<string, ReadTool>,
 ): (input: ModelCallInput, reply: ModelReply) => Promise<ModelReply> {
@@ -103,7 +94,7 @@ export function readsBeside(
     if (!where) return reply;
     const calls = reply.output.filter((item) => item.type === 'function_call');
     const readable = (call: (typeof calls)[number]) =>
-      READS_WITH_REPLY.has(call.name) && Buffer.byteLength(call.arguments) <= INLINE_ARGUMENTS_MAX_BYTES;
+      READS_WITH_REPLY.has(call.name) && utf8Bytes(call.arguments) <= INLINE_ARGUMENTS_MAX_BYTES;
     if (calls.length === 0 || !calls.every(readable)) return reply;
     const sessionId = input.sessionId ?? Context.current().info.workflowExecution?.workflowId ?? '';
     // At once, as the workflow runs a turn's reads.
@@ -115,7 +106,7 @@ export function readsBeside(
             epoch: input.epoch,
             workspace: where.workspace,
             callId: call.call_id,
-            itemIndex: input.upTo,
+            itemIndex: input.upTo + reply.output.indexOf(call),
             arguments: call.arguments,
             ...(where.holder ? { holder: where.holder } : {}),
           },

@@ -31,7 +31,6 @@ export function modelCallSummary(turn: number, contextItems: number): string {
 }
 
 /** Tools cheap and bounded enough to run as local activities (grep may walk a large tree). */
-const LOCAL_READS = new Set<string>(['read_file', 'list_dir']);
 
 export function createSessionActivities(limits: SessionLimits, guard: TaskGuard) {
   const seconds = (ms: number) => `${Math.ceil(ms / 1000)}s`;
@@ -179,7 +178,7 @@ export function createSessionActivities(limits: SessionLimits, guard: TaskGuard)
       return toolOutcome(ready.result);
     }
     if (
-      LOCAL_READS.has(call.tool) &&
+      READS_WITH_REPLY.has(call.tool) &&
       input.arguments !== undefined &&
       // Sessions recorded before reads ran locally replay with regular activities.
       patched(Patch.localReads)

@@ -1,5 +1,5 @@
 /**
- * The model activity's reads beside the reply (src/activities/index.ts, withReads): a reply
+ * The model activity's reads beside the reply (src/activities/index.ts, readsBeside): a reply
  * whose calls are all cheap reads comes back with their results, and anything else (another
  * worker's workspace, a failed read, a result that would not fit, a write among the calls) leaves
  * the reads to the workflow, never failing the reply.
@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { DefaultLogger } from '@temporalio/worker';
 import { describe, expect, it, vi } from 'vitest';
 import type { ReadTool } from '../../src/activities/index.js';
-import { withReads } from '../../src/activities/index.js';
+import { readsBeside } from '../../src/activities/index.js';
 import type { ModelCallInput, ModelReply, ToolCallInput } from '../../src/shared/boundary/activity-types.js';
 import { ActivityFailureType } from '../../src/shared/boundary/failure-types.js';
 import type { TranscriptItem } from '../../src/shared/prompt/items.js';
@@ -46,10 +46,7 @@ function run(
   const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
   return {
     env,
-    result: env.run(
-      withReads(() => Promise.resolve(reply), reads),
-      given,
-    ),
+    result: env.run(async (given: ModelCallInput) => readsBeside(reads)(given, reply), given),
   };
 }
 
